@@ -1,0 +1,35 @@
+// Command pghook is the one binary Patroni calls as its hooks. It only
+// wires flags to packages: hooks decides, netvip/pgtab/replica act.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/pghook/pghook/internal/applet"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	os.Exit(run(applet.Rewrite(os.Args)))
+}
+
+// run executes the CLI and maps its error to an exit code. It is the
+// single exit point.
+func run(args []string) int {
+	app := newApp()
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "pghook:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(os.Stderr, "pghook:", err)
+	return 1
+}

@@ -1,0 +1,349 @@
+# shellcheck shell=bash
+# lib.sh — helpers for the pghook three-node Patroni lab (network namespaces on one host).
+#
+# Sourced by lab.sh and demo.sh, and by the e2e tests:
+#     source e2e/lab/lib.sh; lab_leader
+# It sets no shell options (the caller's `set -e` etc. stay as they are) and every
+# function returns a status instead of exiting, so it is safe to source anywhere.
+#
+# Layout (fixed, so tests and docs can rely on it):
+#   bridge pghbr0 10.251.77.1/24 in the root namespace
+#   pgh-n1 10.251.77.11, pgh-n2 .12, pgh-n3 .13 (etcd + Patroni + PostgreSQL each)
+#   pgh-cl 10.251.77.50 (client); 10.251.77.100 reserved for the VIP (not configured here)
+# No default routes and no forwarding: nothing leaves 10.251.77.0/24 or loopback.
+
+: "${LAB_DIR:=/var/tmp/pghook-lab}"
+: "${LAB_DCS:=etcd3}"
+: "${LAB_SCOPE:=pglab}"
+# shellcheck disable=SC2034 # several of these are for callers (tests, demo.sh)
+LAB_NODES=(n1 n2 n3)
+LAB_NET=10.251.77
+LAB_BRIDGE=pghbr0
+LAB_BRIDGE_IP=$LAB_NET.1
+LAB_CLIENT=cl
+LAB_VIP=$LAB_NET.100
+LAB_NAMESPACE=/service # Patroni's DCS namespace (its default), keys live in /service/$LAB_SCOPE/
+LAB_PG_BIN=/usr/lib/postgresql/15/bin
+# A fixed PATH for everything started in the lab: the caller's PATH may hold pyenv shims
+# or /work paths that postgres cannot traverse.
+LAB_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# Daemons get their own session so a Ctrl-C or a process-group kill aimed at the caller
+# does not reach them. Only without job control: with it (`set -m`), a background job
+# already leads its own process group and setsid would fork, making $! a dead pid.
+if [[ $- == *m* ]]; then LAB__SETSID=(); else LAB__SETSID=(setsid); fi
+
+lab_log() { printf 'lab: %s\n' "$*" >&2; }
+
+# --- naming ---------------------------------------------------------------------------
+lab_ns() { printf 'pgh-%s\n' "$1"; }          # n1 -> pgh-n1, cl -> pgh-cl
+lab_veth() { printf 'pghv-%s\n' "$1"; }       # root-side end of the node's veth pair
+lab_ip() {
+	case $1 in
+	n1) echo "$LAB_NET.11" ;;
+	n2) echo "$LAB_NET.12" ;;
+	n3) echo "$LAB_NET.13" ;;
+	cl) echo "$LAB_NET.50" ;;
+	*) lab_log "unknown node '$1'"; return 1 ;;
+	esac
+}
+lab_node_dir() { printf '%s/%s\n' "$LAB_DIR" "$1"; }
+lab_patroni_yml() { printf '%s/%s/patroni.yml\n' "$LAB_DIR" "$1"; }
+lab_pghook_yaml() { printf '%s/%s/pghook.yaml\n' "$LAB_DIR" "$1"; }
+lab_etcd_endpoints() {
+	local n out=()
+	for n in "${LAB_NODES[@]}"; do out+=("http://$(lab_ip "$n"):2379"); done
+	(IFS=,; echo "${out[*]}")
+}
+
+# --- running things in namespaces -----------------------------------------------------
+
+# lab_exec NODE CMD... — run CMD as root inside NODE's namespace (n1 n2 n3 cl).
+lab_exec() {
+	local node=$1; shift
+	ip netns exec "$(lab_ns "$node")" "$@"
+}
+
+# lab_exec_pg NODE CMD... — run CMD as postgres inside NODE's namespace with the same
+# environment Patroni gets (HOME, PGHOOK_CONFIG, fixed PATH), from a directory postgres
+# can enter.
+lab_exec_pg() {
+	local node=$1; shift
+	local d; d=$(lab_node_dir "$node")
+	(cd "$d/home" && ip netns exec "$(lab_ns "$node")" \
+		setpriv --reuid=postgres --regid=postgres --init-groups \
+		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" \
+		LANG=C.UTF-8 LC_ALL=C.UTF-8 "$@")
+}
+
+# lab_patronictl [ARGS...] — patronictl with n1's config, run in n1's namespace.
+# Set LAB_CTL_NODE=n2 (or use lab_patronictl_on) when n1 is cut off.
+lab_patronictl() { lab_patronictl_on "${LAB_CTL_NODE:-n1}" "$@"; }
+lab_patronictl_on() {
+	local node=$1; shift
+	(cd / && ip netns exec "$(lab_ns "$node")" env -i HOME=/root PATH="$LAB_PATH" \
+		LANG=C.UTF-8 LC_ALL=C.UTF-8 patronictl -c "$(lab_patroni_yml "$node")" "$@")
+}
+
+# lab_psql NODE [psql args...] — psql as postgres over NODE's unix socket (trust).
+lab_psql() {
+	local node=$1; shift
+	lab_exec_pg "$node" psql -X -q -At -h "$(lab_node_dir "$node")/run" -U postgres -d postgres "$@"
+}
+
+# lab_psql_client NODE_OR_IP [psql args...] — psql over TCP from the client namespace,
+# password from the lab's client pgpass (never on a command line).
+lab_psql_client() {
+	local host=$1; shift
+	[[ $host == n[0-9] ]] && host=$(lab_ip "$host")
+	(cd / && ip netns exec "$(lab_ns "$LAB_CLIENT")" env -i PATH="$LAB_PATH" \
+		PGPASSFILE="$LAB_DIR/secrets/client.pgpass" PGCONNECT_TIMEOUT=3 \
+		psql -X -q -At -h "$host" -p 5432 -U postgres -d postgres "$@")
+}
+
+# --- pid files ------------------------------------------------------------------------
+
+lab_pidfile() { printf '%s/%s/%s.pid\n' "$LAB_DIR" "$1" "$2"; } # NODE etcd|patroni
+
+# lab_pid NODE etcd|patroni — print the pid if the process in the pid file is alive and
+# still is that program (guards against pid reuse).
+lab_pid() {
+	local f pid
+	f=$(lab_pidfile "$1" "$2")
+	[[ -r $f ]] || return 1
+	read -r pid <"$f" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+	echo "$pid"
+}
+
+# lab_postmaster_pid NODE — pid of NODE's running postmaster, from postmaster.pid.
+lab_postmaster_pid() {
+	local f pid
+	f=$(lab_node_dir "$1")/data/postmaster.pid
+	[[ -r $f ]] || return 1
+	read -r pid <"$f" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]] || return 1
+	echo "$pid"
+}
+
+# --- waiting --------------------------------------------------------------------------
+
+# lab_wait TIMEOUT_S DESCRIPTION CMD... — poll CMD every 0.5 s until it succeeds.
+lab_wait() {
+	local timeout=$1 desc=$2; shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			lab_log "timed out after ${timeout}s waiting for $desc"
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+# lab_dump_logs etcd|patroni|postgres|all [LINES] — tail of each node's logs, to stderr.
+lab_dump_logs() {
+	local what=${1:-all} lines=${2:-40} n f
+	for n in "${LAB_NODES[@]}"; do
+		for f in etcd.log patroni.log pglog/postgresql.log; do
+			case $what:$f in
+			all:* | etcd:etcd.log | patroni:patroni.log | postgres:pglog/*) ;;
+			patroni:pglog/*) ;; # PostgreSQL's log explains most Patroni failures
+			*) continue ;;
+			esac
+			[[ -r $LAB_DIR/$n/$f ]] || continue
+			printf '\n===== %s/%s (last %s lines) =====\n' "$n" "$f" "$lines" >&2
+			tail -n "$lines" "$LAB_DIR/$n/$f" >&2
+		done
+	done
+}
+
+# --- etcd -----------------------------------------------------------------------------
+
+lab_etcdctl() {
+	(cd / && env -i PATH="$LAB_PATH" ETCDCTL_API=3 etcdctl --endpoints="$(lab_etcd_endpoints)" \
+		--dial-timeout=1s --command-timeout=2s "$@")
+}
+
+# lab_etcd_healthy — all three members answer and agree there is an etcd leader.
+lab_etcd_healthy() {
+	local out
+	out=$(lab_etcdctl endpoint status -w json 2>/dev/null) || return 1
+	[[ $(jq '[.[] | select(.Status.leader != 0)] | length' <<<"$out") == "${#LAB_NODES[@]}" ]] || return 1
+	lab_etcdctl endpoint health >/dev/null 2>&1
+}
+
+lab_start_etcd() {
+	local node=$1 d ip pid peers=() n extra=()
+	d=$(lab_node_dir "$node"); ip=$(lab_ip "$node")
+	if pid=$(lab_pid "$node" etcd); then return 0; fi
+	for n in "${LAB_NODES[@]}"; do peers+=("$n=http://$(lab_ip "$n"):2380"); done
+	# Patroni's `etcd:` section speaks the v2 API, which etcd 3.4 serves only on request.
+	[[ $LAB_DCS == etcd ]] && extra+=(--enable-v2=true)
+	# env -i: etcd also reads ETCD_* variables (and Debian's /etc/default/etcd is only
+	# sourced by its service, which we do not use) — make flags the only input.
+	# --initial-cluster* are ignored once the member has data, so restarts work as is.
+	(cd "$d/etcd" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" env -i PATH="$LAB_PATH" \
+		etcd --name "$node" --data-dir "$d/etcd/data" \
+		--listen-peer-urls "http://$ip:2380" \
+		--initial-advertise-peer-urls "http://$ip:2380" \
+		--listen-client-urls "http://$ip:2379,http://127.0.0.1:2379" \
+		--advertise-client-urls "http://$ip:2379" \
+		--initial-cluster "$(IFS=,; echo "${peers[*]}")" \
+		--initial-cluster-token "pghook-lab-$LAB_SCOPE" \
+		--initial-cluster-state new \
+		--pre-vote=true \
+		--logger=zap --log-outputs=stderr \
+		"${extra[@]}" \
+		</dev/null >>"$d/etcd.log" 2>&1) &
+	echo $! >"$(lab_pidfile "$node" etcd)"
+}
+
+# lab_stop_etcd NODE [TIMEOUT_S] — SIGTERM, then SIGKILL after the timeout.
+lab_stop_etcd() {
+	local node=$1 timeout=${2:-10} pid
+	if pid=$(lab_pid "$node" etcd); then
+		kill -TERM "$pid" 2>/dev/null || true
+		if ! lab_wait "$timeout" "etcd on $node to stop" lab__gone "$pid"; then
+			kill -KILL "$pid" 2>/dev/null || true
+			lab_wait 5 "etcd on $node to die" lab__gone "$pid" || true
+		fi
+	fi
+	rm -f "$(lab_pidfile "$node" etcd)"
+}
+
+lab__gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# --- Patroni / PostgreSQL -------------------------------------------------------------
+
+# lab_start_patroni NODE — start Patroni as postgres in NODE's namespace (no-op if running).
+# Patroni is exec'ed directly: it starts PostgreSQL through multiprocessing "spawn", which
+# re-imports __main__; a wrapper script would start a second Patroni.
+lab_start_patroni() {
+	local node=$1 d pid
+	d=$(lab_node_dir "$node")
+	if pid=$(lab_pid "$node" patroni); then return 0; fi
+	(cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
+		setpriv --reuid=postgres --regid=postgres --init-groups \
+		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" \
+		LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUNBUFFERED=1 \
+		/usr/bin/patroni "$d/patroni.yml" \
+		</dev/null >>"$d/patroni.log" 2>&1) &
+	echo $! >"$(lab_pidfile "$node" patroni)"
+}
+
+# lab_signal_patroni NODE SIGNAL — signal NODE's Patroni (not PostgreSQL).
+lab_signal_patroni() {
+	local pid
+	pid=$(lab_pid "$1" patroni) || return 0
+	kill "-$2" "$pid" 2>/dev/null || true
+}
+
+# lab_patroni_stopped NODE — neither Patroni nor its postmaster is running.
+lab_patroni_stopped() { ! lab_pid "$1" patroni >/dev/null && ! lab_postmaster_pid "$1" >/dev/null; }
+
+# lab_wait_patroni_stopped NODE [TIMEOUT_S] — wait for an orderly stop; past the timeout
+# stop PostgreSQL with `pg_ctl -m immediate` (which, unlike SIGKILL, frees its SysV
+# shared memory) and SIGKILL Patroni.
+lab_wait_patroni_stopped() {
+	local node=$1 timeout=${2:-30} pid
+	if ! lab_wait "$timeout" "Patroni and PostgreSQL on $node to stop" lab_patroni_stopped "$node"; then
+		lab_signal_patroni "$node" KILL
+		if lab_postmaster_pid "$node" >/dev/null; then
+			lab_exec_pg "$node" "$LAB_PG_BIN/pg_ctl" -D "$(lab_node_dir "$node")/data" -m immediate -w -t 10 stop >&2 || true
+		fi
+		if pid=$(lab_postmaster_pid "$node"); then kill -KILL "$pid" 2>/dev/null || true; fi
+		lab_wait 10 "$node to die" lab_patroni_stopped "$node" || true
+	fi
+	rm -f "$(lab_pidfile "$node" patroni)"
+}
+
+# lab_stop_patroni NODE [TIMEOUT_S] — orderly stop (Patroni stops PostgreSQL, runs on_stop).
+lab_stop_patroni() {
+	lab_signal_patroni "$1" TERM
+	lab_wait_patroni_stopped "$@"
+}
+
+# lab_kill_node NODE — crash a node: SIGKILL Patroni and the postmaster (no callbacks run).
+# PostgreSQL's backends exit on their own once the postmaster is gone.
+lab_kill_node() {
+	local pid
+	if pid=$(lab_pid "$1" patroni); then kill -KILL "$pid" 2>/dev/null || true; fi
+	if pid=$(lab_postmaster_pid "$1"); then kill -KILL "$pid" 2>/dev/null || true; fi
+}
+
+# lab_link_down NODE / lab_link_up NODE — cut / restore NODE's only link (root-side veth).
+lab_link_down() { ip link set "$(lab_veth "$1")" down; }
+lab_link_up() { ip link set "$(lab_veth "$1")" up; }
+
+# lab_role NODE — Patroni's role for NODE from its REST API (master|replica|...).
+lab_role() {
+	curl -fsS --max-time 2 "http://$(lab_ip "$1"):8008/patroni" 2>/dev/null | jq -r '.role // empty'
+}
+
+# lab_leader — print the node whose Patroni REST API answers 200 on /primary (the one
+# holding the leader lock and running as primary). Returns 1 if none, 2 (printing all of
+# them) if more than one claims it.
+lab_leader() {
+	local n code found=()
+	for n in "${LAB_NODES[@]}"; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(lab_ip "$n"):8008/primary" 2>/dev/null) || true
+		[[ $code == 200 ]] && found+=("$n")
+	done
+	case ${#found[@]} in
+	0) return 1 ;;
+	1) echo "${found[0]}" ;;
+	*) echo "${found[*]}"; return 2 ;;
+	esac
+}
+
+# lab_dcs_leader — the member name in the DCS leader key (works for both LAB_DCS values).
+lab_dcs_leader() {
+	local key=$LAB_NAMESPACE/$LAB_SCOPE/leader v
+	if [[ $LAB_DCS == etcd ]]; then
+		v=$(curl -fsS --max-time 2 "http://$(lab_ip n1):2379/v2/keys$key?quorum=true" 2>/dev/null ||
+			curl -fsS --max-time 2 "http://$(lab_ip n2):2379/v2/keys$key?quorum=true" 2>/dev/null) || return 1
+		v=$(jq -r '.node.value // empty' <<<"$v")
+	else
+		v=$(lab_etcdctl get --print-value-only "$key" 2>/dev/null) || return 1
+	fi
+	[[ -n $v ]] || return 1
+	echo "$v"
+}
+
+# lab_streaming_count NODE — replicas streaming from NODE (pg_stat_replication).
+lab_streaming_count() {
+	lab_psql "$1" -c "select count(*) from pg_stat_replication where state = 'streaming'"
+}
+
+# lab_members_running — Patroni's /cluster view (from NODE, default: the leader) lists
+# every node as running. Patroni 3.0.2 says "running" for streaming replicas too, hence
+# lab_streaming_count for the real check.
+lab_members_running() {
+	local node=${1:-} out
+	[[ -n $node ]] || node=$(lab_leader) || return 1
+	out=$(curl -fsS --max-time 2 "http://$(lab_ip "$node"):8008/cluster" 2>/dev/null) || return 1
+	[[ $(jq '[.members[] | select(.state == "running")] | length' <<<"$out") == "${#LAB_NODES[@]}" ]]
+}
+
+# lab_healthy — one leader, every other node streaming from it, all members running.
+lab_healthy() {
+	local l c
+	l=$(lab_leader) || return 1
+	c=$(lab_streaming_count "$l") || return 1
+	[[ $c == $((${#LAB_NODES[@]} - 1)) ]] || return 1
+	lab_members_running "$l"
+}
+
+# lab_wait_healthy [TIMEOUT_S] — wait for lab_healthy; on timeout say what is missing.
+lab_wait_healthy() {
+	local timeout=${1:-90}
+	lab_wait "$timeout" "a leader with $((${#LAB_NODES[@]} - 1)) streaming replicas" lab_healthy
+}
+
+# lab_pgtab NODE — NODE's roster as JSON (pghook pgtab --json), as postgres.
+lab_pgtab() {
+	lab_exec_pg "$1" "$LAB_DIR/bin/pghook" pgtab --config "$(lab_pghook_yaml "$1")" --json
+}

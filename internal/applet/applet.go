@@ -1,0 +1,57 @@
+// Package applet maps the name pghook was invoked under (argv[0]) to the
+// subcommand form, so that a symlink named after an old shell script
+// (callback.sh, create_replica.sh, post_init.sh) runs the right command.
+//
+// It is pure: it only rewrites argument vectors, and never looks at the
+// file system.
+package applet
+
+import "path/filepath"
+
+// names maps a base name of argv[0] to the pghook subcommand it stands for.
+var names = map[string]string{
+	"callback.sh":           "callback",
+	"pghook-callback":       "callback",
+	"create_replica.sh":     "create-replica",
+	"pghook-create-replica": "create-replica",
+	"post_init.sh":          "post-init",
+	"pghook-post-init":      "post-init",
+	"pghook-backup":         "backup",
+	"pghook-env":            "env",
+	"pghook-pgtab":          "pgtab",
+	"pghook-vip":            "vip",
+	"pghook-install":        "install",
+	"pghook-version":        "version",
+}
+
+// Rewrite returns args in the subcommand form: when the base name of
+// args[0] is a known applet name, the subcommand is inserted after it and
+// args[0] becomes "pghook". Other argument vectors are returned unchanged.
+func Rewrite(args []string) []string {
+	if len(args) == 0 {
+		return []string{"pghook"}
+	}
+	cmd, ok := Command(args[0])
+	if !ok {
+		return args
+	}
+	out := make([]string, 0, len(args)+1)
+	out = append(out, "pghook", cmd)
+	return append(out, args[1:]...)
+}
+
+// Command reports the subcommand that argv0 stands for, and whether it is
+// a known applet name.
+func Command(argv0 string) (string, bool) {
+	c, ok := names[filepath.Base(argv0)]
+	return c, ok
+}
+
+// Names lists every applet name, for packaging (symlinks) and docs.
+func Names() map[string]string {
+	out := make(map[string]string, len(names))
+	for k, v := range names {
+		out[k] = v
+	}
+	return out
+}

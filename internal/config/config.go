@@ -1,0 +1,138 @@
+// Package config reads pghook's own settings, /etc/pghook/pghook.yaml: a
+// few global keys and one section per Patroni scope (a host can run several
+// clusters). Every setting can also be given as a flag or a PGHOOK_…
+// variable; those are applied by the CLI on top of what Load returns.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultPath is where install writes the file.
+const DefaultPath = "/etc/pghook/pghook.yaml"
+
+// File is pghook.yaml.
+type File struct {
+	Path      string            `yaml:"-"`
+	LogLevel  string            `yaml:"log_level"`
+	LogFormat string            `yaml:"log_format"`
+	Pgtab     string            `yaml:"pgtab"`
+	Scopes    map[string]*Scope `yaml:"scopes"`
+}
+
+// Scope holds the settings of one Patroni cluster.
+type Scope struct {
+	// PatroniConfig is the path of this scope's patroni.yml.
+	PatroniConfig string `yaml:"patroni_config"`
+	// StandbyLeaderVIP makes a standby cluster's leader hold the VIP.
+	StandbyLeaderVIP bool `yaml:"standby_leader_vip"`
+	VIP              VIP  `yaml:"vip"`
+}
+
+// VIP configures the virtual IP of a scope.
+type VIP struct {
+	// Backend is none, netlink or pcs.
+	Backend   string `yaml:"backend"`
+	Address   string `yaml:"address"`   // CIDR, e.g. 10.0.0.100/24
+	Interface string `yaml:"interface"` // e.g. eth0
+	Label     string `yaml:"label"`     // e.g. eth0:vip
+	Resource  string `yaml:"resource"`  // pcs resource name
+	// Announcements is how many gratuitous ARP / NA rounds to send.
+	Announcements int `yaml:"announcements"`
+}
+
+// ErrUnknownScope is returned by File.Scope for a scope with no section.
+var ErrUnknownScope = errors.New("config: unknown scope")
+
+// Load reads path. A missing file is an error only when required is true
+// (the user named it); otherwise an empty configuration is returned, so a
+// bare `pghook callback` still keeps the roster.
+func Load(path string, required bool) (*File, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !required {
+		return &File{Path: path, Scopes: map[string]*Scope{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading pghook config: %w", err)
+	}
+	f, err := Parse(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("pghook config %s: %w", path, err)
+	}
+	f.Path = path
+	return f, nil
+}
+
+// Parse decodes pghook.yaml and checks it; unknown keys are errors (a typo
+// must not silently disable the VIP).
+func Parse(r io.Reader) (*File, error) {
+	var f File
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if f.Scopes == nil {
+		f.Scopes = map[string]*Scope{}
+	}
+	for name, s := range f.Scopes {
+		if s == nil {
+			f.Scopes[name] = &Scope{}
+			continue
+		}
+		if err := s.VIP.Validate(); err != nil {
+			return nil, fmt.Errorf("key scopes.%s.vip: %w", name, err)
+		}
+	}
+	return &f, nil
+}
+
+// Validate checks the VIP settings for the chosen backend.
+func (v VIP) Validate() error {
+	switch v.Backend {
+	case "", "none":
+	case "netlink":
+		if v.Address == "" || v.Interface == "" {
+			return errors.New("backend netlink needs address (CIDR) and interface")
+		}
+		if !strings.Contains(v.Address, "/") {
+			return fmt.Errorf("address %q needs a prefix length, e.g. %s/24", v.Address, v.Address)
+		}
+	case "pcs":
+		if v.Resource == "" {
+			return errors.New("backend pcs needs resource (the Pacemaker IPaddr2 resource name)")
+		}
+	default:
+		return fmt.Errorf("backend %q: want none, netlink or pcs", v.Backend)
+	}
+	if v.Announcements < 0 {
+		return fmt.Errorf("announcements %d: must be >= 0", v.Announcements)
+	}
+	return nil
+}
+
+// Scope returns the section of name. With no section for it, a File that
+// configures other scopes returns ErrUnknownScope naming the file and the
+// key; an empty File returns an empty Scope (all defaults).
+func (f *File) Scope(name string) (*Scope, error) {
+	if s, ok := f.Scopes[name]; ok {
+		return s, nil
+	}
+	if len(f.Scopes) == 0 {
+		return &Scope{}, nil
+	}
+	known := make([]string, 0, len(f.Scopes))
+	for k := range f.Scopes {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	return &Scope{}, fmt.Errorf("%w %q: %s has no key scopes.%s (it configures %s)", ErrUnknownScope, name, f.Path, name, strings.Join(known, ", "))
+}

@@ -1,0 +1,86 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		wantErr string
+	}{
+		{"empty", "", ""},
+		{"two scopes like the seed", `
+pgtab: /var/lib/postgresql/.pgtab
+scopes:
+  postgres:
+    patroni_config: /etc/patroni/postgres.yml
+    vip: {backend: netlink, address: 10.0.0.100/24, interface: eth0}
+  standalondb:
+    patroni_config: /etc/patroni/standalondb.yml
+`, ""},
+		{"typo is an error", "scopes:\n  s:\n    patroni_conf: x\n", "patroni_conf"},
+		{"bad backend", "scopes:\n  s:\n    vip: {backend: keepalived}\n", "scopes.s.vip"},
+		{"netlink without address", "scopes:\n  s:\n    vip: {backend: netlink, interface: eth0}\n", "address"},
+		{"address without prefix", "scopes:\n  s:\n    vip: {backend: netlink, interface: eth0, address: 10.0.0.1}\n", "prefix"},
+		{"pcs without resource", "scopes:\n  s:\n    vip: {backend: pcs}\n", "resource"},
+		{"not yaml", "scopes: [", "yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tt.in))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want mention of %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadMissing(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "nope.yaml")
+	if f, err := Load(p, false); err != nil || len(f.Scopes) != 0 {
+		t.Fatalf("optional missing file: %v", err)
+	}
+	if _, err := Load(p, true); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("required missing file: err %v should name %s", err, p)
+	}
+}
+
+func TestLoadErrorNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pghook.yaml")
+	os.WriteFile(p, []byte("scopes:\n  s:\n    vip: {backend: magic}\n"), 0o600)
+	_, err := Load(p, true)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "scopes.s.vip") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestScope(t *testing.T) {
+	f, _ := Parse(strings.NewReader("scopes:\n  a: {patroni_config: /a.yml}\n  b:\n"))
+	f.Path = "/etc/pghook/pghook.yaml"
+	if s, err := f.Scope("a"); err != nil || s.PatroniConfig != "/a.yml" {
+		t.Fatalf("a: %+v %v", s, err)
+	}
+	if _, err := f.Scope("b"); err != nil {
+		t.Fatalf("empty section: %v", err)
+	}
+	_, err := f.Scope("zz")
+	if !errors.Is(err, ErrUnknownScope) || !strings.Contains(err.Error(), "scopes.zz") || !strings.Contains(err.Error(), f.Path) {
+		t.Fatalf("unknown scope: %v", err)
+	}
+	empty, _ := Parse(strings.NewReader(""))
+	if _, err := empty.Scope("anything"); err != nil {
+		t.Fatalf("an empty config accepts any scope: %v", err)
+	}
+}

@@ -1,0 +1,139 @@
+package pgtab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/pghook/pghook/internal/fsutil"
+	"golang.org/x/sys/unix"
+)
+
+// Mode is the permission of the roster and its lock file.
+const Mode os.FileMode = 0o640
+
+// File is a roster on disk.
+type File struct {
+	Path string
+	// LockTimeout bounds the wait for the exclusive lock; zero means 10s.
+	LockTimeout time.Duration
+}
+
+// Read returns the rows of the roster; a missing file is an empty roster.
+func (f File) Read() ([]Row, error) {
+	b, err := os.ReadFile(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading roster %s: %w", f.Path, err)
+	}
+	rows, err := Parse(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("roster %s: %w", f.Path, err)
+	}
+	return rows, nil
+}
+
+// Upsert inserts row, or updates the stored row of the same (scope, node),
+// under an exclusive lock, and writes the roster atomically with mode 0640
+// and the owner of the existing file (or of its directory).
+func (f File) Upsert(ctx context.Context, row Row) error {
+	if err := row.Validate(); err != nil {
+		return err
+	}
+	if row.UpdatedAt.IsZero() {
+		row.UpdatedAt = time.Now()
+	}
+	unlock, err := f.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rows, err := f.Read()
+	if err != nil {
+		// A roster pghook cannot parse is kept aside, never silently lost.
+		aside := fmt.Sprintf("%s.unreadable-%d", f.Path, time.Now().Unix())
+		if rerr := os.Rename(f.Path, aside); rerr != nil {
+			return fmt.Errorf("%w (and moving it aside failed: %v)", err, rerr)
+		}
+		rows = nil
+	}
+	rows = Merge(rows, row)
+	var buf bytes.Buffer
+	if err := Encode(&buf, rows); err != nil {
+		return fmt.Errorf("encoding roster %s: %w", f.Path, err)
+	}
+	if err := fsutil.WriteFile(f.Path, buf.Bytes(), Mode, ownerFor(f.Path)); err != nil {
+		return fmt.Errorf("writing roster: %w", err)
+	}
+	return nil
+}
+
+// lock takes an exclusive flock on Path+".lock". The lock file is never
+// renamed, so all writers agree on one inode; the kernel drops the lock of
+// a SIGKILLed holder.
+func (f File) lock(ctx context.Context) (func(), error) {
+	lp := f.Path + ".lock"
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating roster directory: %w", err)
+	}
+	lf, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, Mode)
+	if err != nil {
+		return nil, fmt.Errorf("opening roster lock %s: %w", lp, err)
+	}
+	o := ownerFor(f.Path)
+	if o.UID >= 0 {
+		_ = lf.Chown(o.UID, o.GID)
+	}
+	timeout := f.LockTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; ; {
+		err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { lf.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			lf.Close()
+			return nil, fmt.Errorf("locking roster %s: %w", lp, err)
+		}
+		if time.Now().After(deadline) {
+			lf.Close()
+			return nil, fmt.Errorf("locking roster %s: still held by another writer after %s", lp, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			lf.Close()
+			return nil, fmt.Errorf("locking roster %s: %w", lp, ctx.Err())
+		case <-time.After(delay):
+		}
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// ownerFor returns the owner a rewritten roster must keep: that of the
+// existing file, else that of its directory. Only root can give a file
+// away, so for anyone else the owner is left as created.
+func ownerFor(path string) fsutil.Owner {
+	if os.Geteuid() != 0 {
+		return fsutil.Keep
+	}
+	for _, p := range []string{path, filepath.Dir(path)} {
+		if fi, err := os.Stat(p); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				return fsutil.Owner{UID: int(st.Uid), GID: int(st.Gid)}
+			}
+		}
+	}
+	return fsutil.Keep
+}
