@@ -24,7 +24,12 @@ func TestUpsertKeepsOwner(t *testing.T) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	dir := t.TempDir()
+	dir, err := os.MkdirTemp("", "pghook-owner-") // traversable by postgres, unlike t.TempDir's parent
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
 	os.Chown(dir, uid, gid)
 	path := filepath.Join(dir, ".pgtab")
 	if err := (File{Path: path}).Upsert(context.Background(), Row{Scope: "s", Node: "n", Role: "replica"}); err != nil {
