@@ -14,7 +14,7 @@ GO      ?= go
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pghook
+	$(GO) build -trimpath -tags urfave_cli_no_docs -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pghook
 
 deps:
 	bash scripts/deps.sh

@@ -55,6 +55,7 @@ func (f File) Upsert(ctx context.Context, row Row) error {
 		return err
 	}
 	defer unlock()
+	old, rerr := os.ReadFile(f.Path)
 	rows, err := f.Read()
 	if err != nil {
 		// A roster pghook cannot parse is kept aside, never silently lost.
@@ -63,6 +64,9 @@ func (f File) Upsert(ctx context.Context, row Row) error {
 			return fmt.Errorf("%w (and moving it aside failed: %v)", err, rerr)
 		}
 		rows = nil
+	}
+	if rerr == nil && err == nil && unchanged(old, rows, row) {
+		return nil // the state already holds: no write, no fsync
 	}
 	rows = Merge(rows, row)
 	var buf bytes.Buffer
@@ -73,6 +77,28 @@ func (f File) Upsert(ctx context.Context, row Row) error {
 		return fmt.Errorf("writing roster: %w", err)
 	}
 	return nil
+}
+
+// unchanged reports whether upserting row would only move its UpdatedAt:
+// the file is already in pghook's format and holds these exact facts.
+// UPDATED_AT is thus the time the row last changed.
+func unchanged(old []byte, rows []Row, row Row) bool {
+	for _, r := range rows {
+		if r.Key() != row.Key() {
+			continue
+		}
+		m := overlay(r, row)
+		m.UpdatedAt = r.UpdatedAt
+		if m != r {
+			return false
+		}
+		var buf bytes.Buffer
+		if Encode(&buf, rows) != nil {
+			return false
+		}
+		return bytes.Equal(buf.Bytes(), old)
+	}
+	return false
 }
 
 // lock takes an exclusive flock on Path+".lock". The lock file is never

@@ -2,6 +2,8 @@ package pgtab
 
 import (
 	"bytes"
+	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +110,40 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (Row{Scope: "s", Node: "n"}).Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestUpsertSkipsUnchangedRow(t *testing.T) {
+	path := t.TempDir() + "/.pgtab"
+	f := File{Path: path}
+	ctx := context.Background()
+	row := Row{Scope: "s", Node: "n", DataDir: "/d", Role: "replica"}
+	if err := f.Upsert(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	fi1, _ := os.Stat(path)
+	time.Sleep(20 * time.Millisecond)
+	if err := f.Upsert(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	fi2, _ := os.Stat(path)
+	if !fi1.ModTime().Equal(fi2.ModTime()) || os.SameFile(fi1, fi2) == false {
+		t.Fatal("an unchanged row rewrote the file")
+	}
+	row.Role = "primary"
+	if err := f.Upsert(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := f.Read()
+	if rows[0].Role != "primary" {
+		t.Fatalf("changed role not written: %+v", rows)
+	}
+	// A seed-format file holding the same facts is still rewritten (drops PWD).
+	os.WriteFile(path, []byte("SCOPE,NODENAME,DATA_DIR,LISTEN,BIN_DIR,PWD,ROLE\ns,n,/d,,,pw,primary\n"), 0o640)
+	if err := f.Upsert(ctx, row); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "pw") {
+		t.Fatalf("legacy file not rewritten: %s", b)
 	}
 }

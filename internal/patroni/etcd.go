@@ -1,25 +1,47 @@
 package patroni
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // ErrNoEtcd3 is returned when patroni.yml has no etcd3 section, so the v3
-// client cannot see Patroni's keys (the v2 keyspace is separate).
+// API cannot see Patroni's keys (the v2 keyspace is separate).
 var ErrNoEtcd3 = errors.New("patroni: DCS is not etcd3")
 
-// EtcdClient builds an etcd v3 client from the etcd3 section: endpoints,
-// basic auth and TLS. The caller closes it.
-func (c *Config) EtcdClient(dialTimeout time.Duration) (*clientv3.Client, error) {
+// Etcd3 is a small client of etcd's v3 API over its JSON gateway — the
+// same transport Patroni's own etcd3 code uses, so any etcd Patroni can
+// reach, pghook can. It is deliberately not the gRPC client: linking
+// grpc and etcd's protobuf packages costs ~2.7 ms of start-up on every
+// callback (docs/BENCHMARKS.md), for a process that reads one key.
+//
+// Safe for concurrent use.
+type Etcd3 struct {
+	endpoints []string
+	user      string
+	password  string
+	http      *http.Client
+
+	mu     sync.Mutex
+	token  string
+	prefix string // "/v3", "/v3beta" or "/v3alpha", found on first use
+}
+
+// EtcdClient builds a v3 client from the etcd3 section of patroni.yml:
+// endpoints, basic auth and TLS. timeout bounds each HTTP request.
+func (c *Config) EtcdClient(timeout time.Duration) (*Etcd3, error) {
 	if c.Etcd3 == nil {
 		return nil, fmt.Errorf("%w (it is %q in %s)", ErrNoEtcd3, c.DCS(), c.Path)
 	}
@@ -27,25 +49,19 @@ func (c *Config) EtcdClient(dialTimeout time.Duration) (*clientv3.Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("key etcd3 in %s: %w", c.Path, err)
 	}
-	cfg := clientv3.Config{
-		Endpoints:   eps,
-		DialTimeout: dialTimeout,
-		Username:    c.Etcd3.Username,
-		Password:    c.Etcd3.Password,
-		Logger:      zap.NewNop(),
-	}
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
 	if c.Etcd3.CACert != "" || c.Etcd3.Cert != "" {
 		tc, err := tlsConfig(c.Etcd3)
 		if err != nil {
 			return nil, fmt.Errorf("key etcd3 in %s: %w", c.Path, err)
 		}
-		cfg.TLS = tc
+		tr.TLSClientConfig = tc
 	}
-	cli, err := clientv3.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("etcd client for %v: %w", eps, err)
+	if timeout <= 0 {
+		timeout = 2 * time.Second
 	}
-	return cli, nil
+	return &Etcd3{endpoints: eps, user: c.Etcd3.Username, password: c.Etcd3.Password,
+		http: &http.Client{Transport: tr, Timeout: timeout}}, nil
 }
 
 func tlsConfig(e *Etcd) (*tls.Config, error) {
@@ -75,16 +91,174 @@ func tlsConfig(e *Etcd) (*tls.Config, error) {
 	return tc, nil
 }
 
-// Leader reads the leader key with the etcd v3 client and returns the
-// member name it holds, or "" when no member holds the lock. The call is
-// bounded by ctx.
-func (c *Config) Leader(ctx context.Context, cli *clientv3.Client) (string, error) {
-	resp, err := cli.Get(clientv3.WithRequireLeader(ctx), c.LeaderKey())
-	if err != nil {
-		return "", fmt.Errorf("reading %s from etcd: %w", c.LeaderKey(), err)
+// Close releases idle connections.
+func (e *Etcd3) Close() { e.http.CloseIdleConnections() }
+
+// Endpoints returns the endpoints tried, in order.
+func (e *Etcd3) Endpoints() []string { return append([]string(nil), e.endpoints...) }
+
+// Get reads key with a linearizable range (it fails rather than answer
+// from a member cut off from the quorum). found is false when the key does
+// not exist.
+func (e *Etcd3) Get(ctx context.Context, key string) (value string, found bool, err error) {
+	req := map[string]any{"key": base64.StdEncoding.EncodeToString([]byte(key))}
+	var resp struct {
+		Kvs []struct {
+			Value string `json:"value"`
+		} `json:"kvs"`
+	}
+	if err := e.call(ctx, "/kv/range", req, &resp); err != nil {
+		return "", false, fmt.Errorf("reading %s from etcd: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return "", nil
+		return "", false, nil
 	}
-	return string(resp.Kvs[0].Value), nil
+	v, err := base64.StdEncoding.DecodeString(resp.Kvs[0].Value)
+	if err != nil {
+		return "", false, fmt.Errorf("reading %s from etcd: value is not base64: %w", key, err)
+	}
+	return string(v), true, nil
+}
+
+// Leader returns the member name in the leader key, or "" when no member
+// holds the lock. The call is bounded by ctx.
+func (c *Config) Leader(ctx context.Context, e *Etcd3) (string, error) {
+	v, _, err := e.Get(ctx, c.LeaderKey())
+	return v, err
+}
+
+// statusError is a non-2xx answer from the gateway.
+type statusError struct {
+	code int
+	body string
+}
+
+func (s *statusError) Error() string {
+	return fmt.Sprintf("HTTP %d: %s", s.code, strings.TrimSpace(s.body))
+}
+
+// call POSTs a JSON request to each endpoint in turn until one answers.
+func (e *Etcd3) call(ctx context.Context, path string, in, out any) error {
+	var errs []error
+	for _, ep := range e.endpoints {
+		err := e.callOne(ctx, ep, path, in, out)
+		if err == nil {
+			return nil
+		}
+		var se *statusError
+		if errors.As(err, &se) && se.code < 500 && se.code != http.StatusNotFound {
+			return fmt.Errorf("%s: %w", ep, err) // an answer, not an outage: do not try others
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Etcd3) callOne(ctx context.Context, ep, path string, in, out any) error {
+	prefixes := []string{"/v3", "/v3beta", "/v3alpha"}
+	e.mu.Lock()
+	if e.prefix != "" {
+		prefixes = []string{e.prefix}
+	}
+	e.mu.Unlock()
+	var last error
+	for _, p := range prefixes {
+		err := e.post(ctx, ep, p, path, in, out, true)
+		var se *statusError
+		if errors.As(err, &se) && se.code == http.StatusNotFound {
+			last = err
+			continue // older etcd: try the next API prefix, as Patroni does
+		}
+		if err == nil {
+			e.mu.Lock()
+			e.prefix = p
+			e.mu.Unlock()
+		}
+		return err
+	}
+	return last
+}
+
+func (e *Etcd3) post(ctx context.Context, ep, prefix, path string, in, out any, retryAuth bool) error {
+	if e.user != "" {
+		if err := e.authenticate(ctx, ep, prefix); err != nil {
+			return err
+		}
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(ep, "/")+prefix+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	e.mu.Lock()
+	if e.token != "" {
+		req.Header.Set("Authorization", e.token)
+	}
+	e.mu.Unlock()
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		if retryAuth && e.user != "" && strings.Contains(string(b), "invalid auth token") {
+			e.mu.Lock()
+			e.token = ""
+			e.mu.Unlock()
+			return e.post(ctx, ep, prefix, path, in, out, false)
+		}
+		return &statusError{code: resp.StatusCode, body: string(b)}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decoding answer of %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// authenticate gets a token for user/password once (never logged).
+func (e *Etcd3) authenticate(ctx context.Context, ep, prefix string) error {
+	e.mu.Lock()
+	have := e.token != ""
+	e.mu.Unlock()
+	if have {
+		return nil
+	}
+	body, _ := json.Marshal(map[string]string{"name": e.user, "password": e.password})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(ep, "/")+prefix+"/auth/authenticate", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := e.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("authenticating as %s: %w", e.user, &statusError{code: resp.StatusCode, body: string(b)})
+	}
+	var r struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.Token == "" {
+		return fmt.Errorf("authenticating as %s: no token in the answer", e.user)
+	}
+	e.mu.Lock()
+	e.token = r.Token
+	e.mu.Unlock()
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pghook/pghook/internal/testenv"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 func TestLeaderFromRealEtcd(t *testing.T) {
@@ -33,6 +35,25 @@ func TestLeaderFromRealEtcd(t *testing.T) {
 	e.Ctl(t, "put", "/service/pg/leader", "n2")
 	if l, err := c.Leader(ctx, cli); err != nil || l != "n2" {
 		t.Fatalf("leader %q err %v, want n2", l, err)
+	}
+	// A key written through etcd's own gRPC client (the official
+	// go.etcd.io/etcd/client/v3, as an independent oracle) reads the same.
+	grpc, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grpc.Close()
+	if _, err := grpc.Put(ctx, "/service/pg/leader", "n-\u00e9\x00bin"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.Leader(ctx, cli); err != nil || l != "n-\u00e9\x00bin" {
+		t.Fatalf("leader %q err %v after a gRPC put", l, err)
+	}
+	if _, err := grpc.Delete(ctx, "/service/pg/leader"); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.Leader(ctx, cli); err != nil || l != "" {
+		t.Fatalf("leader %q err %v after delete", l, err)
 	}
 }
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Side-by-side wall time of one callback (roster upsert) — pghook against the seed's
+# shell callback doing the same job — in one hyperfine run, >= 30 runs each.
+# Usage: make bench   (PGHOOK_BIN=path/to/pghook bash bench/run.sh)
+# Writes bench/results/callback.json and .md; copy the table into docs/BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${PGHOOK_BIN:?set PGHOOK_BIN to the built pghook}"
+RUNS=${RUNS:-50}
+command -v hyperfine >/dev/null || { echo "bench: hyperfine missing (make deps)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p bench/results
+# A roster of a realistic size: a few clusters on the host, this node's row present,
+# so both tools do a lookup and (pghook) a rewrite.
+export HOME=$work PGTAB=$work/seed.pgtab PGHOOK_PGTAB=$work/pghook.pgtab PGHOOK_CONFIG=$work/pghook.yaml
+: > "$work/pghook.yaml"
+args=(postgres node1 /var/lib/postgresql/15/main 0.0.0.0:5432 /usr/lib/postgresql/15/bin pw on_role_change replica postgres)
+for s in other1 other2 other3; do
+  "$PGHOOK_BIN" callback "$s" node1 /d 0.0.0.0:5433 /b pw on_start replica "$s" 2>/dev/null
+  bench/seed-callback.sh "$s" node1 /d 0.0.0.0:5433 /b pw on_start replica "$s"
+done
+hyperfine -N --warmup 5 --runs "$RUNS" --style basic \
+  --export-json bench/results/callback.json --export-markdown bench/results/callback.md \
+  -n "pghook callback (atomic upsert under flock)" "$PGHOOK_BIN --log-level error callback ${args[*]}" \
+  -n "seed callback.sh (grep + append)" "bench/seed-callback.sh ${args[*]}"
+# Medians, which the goal is stated in.
+python3 - <<'PY'
+import json
+d = json.load(open("bench/results/callback.json"))
+for r in d["results"]:
+    print(f'{r["command"]}: median {r["median"]*1000:.2f} ms, mean {r["mean"]*1000:.2f} ms ± {r["stddev"]*1000:.2f}, runs {len(r["times"])}')
+PY
