@@ -1,0 +1,126 @@
+package patroni
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Rest is a client of one member's Patroni REST API.
+type Rest struct {
+	base string
+	http *http.Client
+	auth *BasicAuth
+}
+
+// RestClient returns a client of this member's REST API (restapi section:
+// connect_address or listen, TLS when certfile is set). timeout bounds
+// each request.
+func (c *Config) RestClient(timeout time.Duration) (*Rest, error) {
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second}
+	if c.RestAPI.CertFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.RestAPI.CAFile != "" {
+			pem, err := os.ReadFile(c.RestAPI.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("key restapi.cafile in %s: %w", c.Path, err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			tc.RootCAs = pool
+		} else {
+			// The member's own API, addressed by IP: the certificate names
+			// the host, not the address we dial.
+			tc.InsecureSkipVerify = true //nolint:gosec // local member, read-only GET
+		}
+		tr.TLSClientConfig = tc
+	}
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	return &Rest{base: c.RestURL(), http: &http.Client{Transport: tr, Timeout: timeout}, auth: c.RestAPI.Auth}, nil
+}
+
+// Base is the base URL.
+func (r *Rest) Base() string { return r.base }
+
+// Close releases idle connections.
+func (r *Rest) Close() { r.http.CloseIdleConnections() }
+
+// ErrNoAnswer wraps a REST call that got no HTTP answer (Patroni down,
+// hung, or unreachable).
+var ErrNoAnswer = errors.New("patroni: REST API did not answer")
+
+// IsPrimary asks GET /primary: 200 means this member holds the leader lock
+// and runs as a read-write primary; 503 means it does not. Any other
+// outcome is an error wrapping ErrNoAnswer (no answer) or naming the code.
+func (r *Rest) IsPrimary(ctx context.Context) (bool, error) {
+	code, _, err := r.get(ctx, "/primary")
+	if err != nil {
+		return false, err
+	}
+	switch code {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusServiceUnavailable:
+		return false, nil
+	}
+	return false, fmt.Errorf("GET %s/primary: unexpected HTTP %d", r.base, code)
+}
+
+// Status is the part of GET /patroni that pghook reads.
+type Status struct {
+	State   string `json:"state"`
+	Role    string `json:"role"`
+	Patroni struct {
+		Version string `json:"version"`
+		Scope   string `json:"scope"`
+		Name    string `json:"name"`
+	} `json:"patroni"`
+	SystemID string `json:"database_system_identifier"`
+	Timeline int    `json:"timeline"`
+}
+
+// Status returns GET /patroni.
+func (r *Rest) Status(ctx context.Context) (*Status, error) {
+	code, body, err := r.get(ctx, "/patroni")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/patroni: HTTP %d", r.base, code)
+	}
+	var s Status
+	if err := json.Unmarshal(body, &s); err != nil {
+		return nil, fmt.Errorf("GET %s/patroni: %w", r.base, err)
+	}
+	return &s, nil
+}
+
+func (r *Rest) get(ctx context.Context, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if r.auth != nil && r.auth.Username != "" {
+		req.SetBasicAuth(r.auth.Username, r.auth.Password)
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: GET %s%s: %v", ErrNoAnswer, r.base, path, strings.TrimPrefix(err.Error(), "Get "))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: GET %s%s: %v", ErrNoAnswer, r.base, path, err)
+	}
+	return resp.StatusCode, b, nil
+}

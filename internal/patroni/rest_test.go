@@ -1,0 +1,86 @@
+package patroni
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakePatroni answers like Patroni's REST API for the given state.
+func fakePatroni(t *testing.T, primary *bool, hang time.Duration) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang > 0 {
+			time.Sleep(hang)
+		}
+		role := "replica"
+		if *primary {
+			role = "master"
+		}
+		switch r.URL.Path {
+		case "/primary":
+			if !*primary {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		case "/patroni":
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Write([]byte(`{"state":"running","role":"` + role + `","patroni":{"version":"3.0.2","scope":"pg"},"database_system_identifier":"7300000000000000001","timeline":2}`))
+	}))
+}
+
+func restFor(t *testing.T, url string, timeout time.Duration) *Rest {
+	c, err := Parse([]byte("name: n1\nscope: pg\npostgresql: {data_dir: /d}\nrestapi: {connect_address: '" + strings.TrimPrefix(url, "http://") + "'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.RestClient(timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRestIsPrimary(t *testing.T) {
+	primary := true
+	srv := fakePatroni(t, &primary, 0)
+	defer srv.Close()
+	r := restFor(t, srv.URL, time.Second)
+	ctx := context.Background()
+	if ok, err := r.IsPrimary(ctx); err != nil || !ok {
+		t.Fatalf("primary: %v %v", ok, err)
+	}
+	primary = false
+	if ok, err := r.IsPrimary(ctx); err != nil || ok {
+		t.Fatalf("replica: %v %v", ok, err)
+	}
+	st, err := r.Status(ctx)
+	if err != nil || st.Role != "replica" || st.SystemID != "7300000000000000001" || st.Patroni.Scope != "pg" {
+		t.Fatalf("status %+v %v", st, err)
+	}
+}
+
+func TestRestNoAnswer(t *testing.T) {
+	primary := true
+	hung := fakePatroni(t, &primary, 700*time.Millisecond)
+	defer hung.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	for name, url := range map[string]string{"hung": hung.URL, "down": down.URL} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			ok, err := restFor(t, url, 200*time.Millisecond).IsPrimary(context.Background())
+			if ok || !errors.Is(err, ErrNoAnswer) {
+				t.Fatalf("ok %v err %v, want ErrNoAnswer", ok, err)
+			}
+			if time.Since(start) > time.Second {
+				t.Fatal("not bounded by the timeout")
+			}
+		})
+	}
+}
