@@ -1,14 +1,24 @@
 // Package netvip makes the virtual IP match a desired state: held on this
-// node or released. Backends: none (VIP handling disabled), and the
-// netlink and Pacemaker backends (separate issue). Every operation is
-// idempotent and safe to interrupt: "already there" and "already gone" are
-// success, because Patroni SIGKILLs a callback when the next one arrives.
+// node or released. Backends: none (VIP handling disabled), netlink (the
+// address on a local interface, announced with gratuitous ARP or
+// unsolicited neighbour advertisements; Linux only) and Pacemaker (not
+// built yet). Every operation is idempotent and safe to interrupt:
+// "already there" and "already gone" are success, because Patroni SIGKILLs
+// a callback when the next one arrives.
+//
+// For the CLI, besides New: Spawner, SpawnDetached and RunDetached run the
+// announcement rounds in a process that survives the callback (the hidden
+// `pghook vip announce` command: RunDetached, then ParseAnnounceArgs and
+// Announce); Probe asks who holds an address; HaveCaps tells whether this
+// process may add addresses (CAP_NET_ADMIN) and send announcements
+// (CAP_NET_RAW).
 package netvip
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -31,25 +41,41 @@ type Status struct {
 	Detail string `json:"detail"`
 }
 
-// Settings select and configure a backend.
+// Settings select and configure a backend. Zero values mean the defaults.
 type Settings struct {
-	Backend       string // none, netlink, pcs
-	Address       string // CIDR
-	Interface     string
-	Label         string
-	Resource      string
+	Backend   string // none, netlink, pcs
+	Address   string // CIDR such as 192.0.2.10/24 or 2001:db8::10/64
+	Interface string
+	// Label is the IPv4 address label: "eth0:vip", or "vip", which means
+	// "<Interface>:vip". Empty means no label; ignored for IPv6, which
+	// has no labels.
+	Label    string
+	Resource string
+	// Announcements is the number of rounds of gratuitous ARP (a request
+	// and a reply) or unsolicited neighbour advertisements: 0 means 5.
 	Announcements int
+	// AnnounceInterval is the time between rounds: 0 means 1s. Linux
+	// peers ignore ARP updates that are not gratuitous within about 1s
+	// (neigh locktime) of the last one.
+	AnnounceInterval time.Duration
+	// TakeoverWait bounds how long Hold waits while another host still
+	// answers for the VIP before taking it anyway: 0 means 3s, negative
+	// means take it at once without probing.
+	TakeoverWait time.Duration
 }
 
 // ErrNotBuilt is returned for a backend this build does not have yet.
 var ErrNotBuilt = errors.New("netvip: backend not built yet")
 
-// New returns the backend that s names.
-func New(s Settings, log zerolog.Logger) (Backend, error) {
+// New returns the backend that s names. Options apply to the netlink
+// backend.
+func New(s Settings, log zerolog.Logger, opts ...Option) (Backend, error) {
 	switch s.Backend {
 	case "", "none":
 		return None{}, nil
-	case "netlink", "pcs":
+	case "netlink":
+		return NewNetlink(s, log, opts...)
+	case "pcs":
 		return nil, fmt.Errorf("%w: %q (use backend none for now)", ErrNotBuilt, s.Backend)
 	}
 	return nil, fmt.Errorf("netvip: unknown backend %q: want none, netlink or pcs", s.Backend)

@@ -1,0 +1,468 @@
+package netvip
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		s       Settings
+		want    vip
+		wantErr string
+	}{
+		{
+			name: "ipv4 defaults",
+			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0"},
+			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second},
+		},
+		{
+			name: "full label kept",
+			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "eth0:vip", Announcements: 2, AnnounceInterval: 2 * time.Second, TakeoverWait: -1},
+			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", label: "eth0:vip", rounds: 2, interval: 2 * time.Second, takeoverWait: -1},
+		},
+		{
+			name: "short label gets the interface name",
+			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "vip"},
+			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", label: "eth0:vip", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second},
+		},
+		{
+			name: "ipv6 ignores the label",
+			s:    Settings{Address: "2001:db8::10/64", Interface: "eth0", Label: "vip"},
+			want: vip{prefix: netip.MustParsePrefix("2001:db8::10/64"), ifname: "eth0", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second},
+		},
+		{name: "no address", s: Settings{Interface: "eth0"}, wantErr: "no vip address configured"},
+		{name: "not a cidr", s: Settings{Address: "192.0.2.10", Interface: "eth0"}, wantErr: `parsing vip address "192.0.2.10"`},
+		{name: "garbage", s: Settings{Address: "192.0.2.300/24", Interface: "eth0"}, wantErr: `parsing vip address "192.0.2.300/24"`},
+		{name: "multicast", s: Settings{Address: "224.0.0.1/24", Interface: "eth0"}, wantErr: "224.0.0.1/24 is not a unicast"},
+		{name: "link-local v6", s: Settings{Address: "fe80::1/64", Interface: "eth0"}, wantErr: "fe80::1/64 is not a unicast"},
+		{name: "no interface", s: Settings{Address: "192.0.2.10/24"}, wantErr: "vip 192.0.2.10/24: no interface configured"},
+		{name: "bad interface", s: Settings{Address: "192.0.2.10/24", Interface: "eth0:vip"}, wantErr: `interface name "eth0:vip" is not valid`},
+		{name: "long interface", s: Settings{Address: "192.0.2.10/24", Interface: "abcdefghijklmnop"}, wantErr: "longer than 15"},
+		{name: "long label", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "averylonglabel"}, wantErr: `label "eth0:averylonglabel" is longer`},
+		{name: "negative announcements", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: -1}, wantErr: "announcements -1 is negative"},
+		{name: "negative interval", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", AnnounceInterval: -time.Second}, wantErr: "interval -1s is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSettings(tt.s)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewNetlinkBackend(t *testing.T) {
+	b, err := New(Settings{Backend: "netlink", Address: "192.0.2.10/24", Interface: "eth0"}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Name() != "netlink" {
+		t.Errorf("Name() = %q", b.Name())
+	}
+	if _, err := New(Settings{Backend: "netlink", Address: "nope", Interface: "eth0"}, testLogger(t)); err == nil {
+		t.Error("New accepted a bad address")
+	}
+}
+
+var otherMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}
+
+func TestHold(t *testing.T) {
+	v4 := Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "vip"}
+	tests := []struct {
+		name    string
+		s       Settings
+		setup   func(f *fakeSystem)
+		want    string // ops
+		wantErr string
+	}{
+		{
+			name: "ipv4",
+			s:    v4,
+			want: `probe 192.0.2.10 dev eth0
+addr replace 192.0.2.10/24 dev eth0 label eth0:vip noprefixroute
+announce 192.0.2.10 dev eth0
+announcer --interface eth0 --address 192.0.2.10 --rounds 4 --interval 1s --delay 1s`,
+		},
+		{
+			name: "ipv6",
+			s:    Settings{Address: "2001:db8::10/64", Interface: "eth0", Announcements: 3, AnnounceInterval: 2 * time.Second},
+			want: `probe 2001:db8::10 dev eth0
+addr replace 2001:db8::10/64 dev eth0 noprefixroute nodad
+announce 2001:db8::10 dev eth0
+announcer --interface eth0 --address 2001:db8::10 --rounds 2 --interval 2s --delay 2s`,
+		},
+		{
+			name:  "already held: no probe, refresh and announce",
+			s:     v4,
+			setup: func(f *fakeSystem) { f.setAddr("eth0", addrInfo{Prefix: netip.MustParsePrefix("192.0.2.10/24")}) },
+			want: `addr replace 192.0.2.10/24 dev eth0 label eth0:vip noprefixroute
+announce 192.0.2.10 dev eth0
+announcer --interface eth0 --address 192.0.2.10 --rounds 4 --interval 1s --delay 1s`,
+		},
+		{
+			name: "waits while the old holder answers",
+			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 1},
+			setup: func(f *fakeSystem) {
+				f.probeFn = func(n int) (net.HardwareAddr, bool, error) { return otherMAC, n < 3, nil }
+			},
+			want: `probe 192.0.2.10 dev eth0
+probe 192.0.2.10 dev eth0
+probe 192.0.2.10 dev eth0
+addr replace 192.0.2.10/24 dev eth0 noprefixroute
+announce 192.0.2.10 dev eth0`,
+		},
+		{
+			name: "probe failure does not block the takeover",
+			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 1},
+			setup: func(f *fakeSystem) {
+				f.probeFn = func(int) (net.HardwareAddr, bool, error) { return nil, false, errors.New("operation not permitted") }
+			},
+			want: `probe 192.0.2.10 dev eth0
+addr replace 192.0.2.10/24 dev eth0 noprefixroute
+announce 192.0.2.10 dev eth0`,
+		},
+		{
+			name: "negative takeover wait skips the probe",
+			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 1, TakeoverWait: -1},
+			want: `addr replace 192.0.2.10/24 dev eth0 noprefixroute
+announce 192.0.2.10 dev eth0`,
+		},
+		{
+			name:    "missing interface",
+			s:       Settings{Address: "192.0.2.10/24", Interface: "eth9"},
+			wantErr: "adding vip 192.0.2.10/24 to eth9: interface eth9: no such interface",
+		},
+		{
+			name:  "address does not stick",
+			s:     v4,
+			setup: func(f *fakeSystem) { f.hideAdds = true },
+			want: `probe 192.0.2.10 dev eth0
+addr replace 192.0.2.10/24 dev eth0 label eth0:vip noprefixroute`,
+			wantErr: "not usable: 192.0.2.10/24 not on eth0",
+		},
+		{
+			name:  "dad failed",
+			s:     Settings{Address: "2001:db8::10/64", Interface: "eth0"},
+			setup: func(f *fakeSystem) { f.addFlags = ifaDADFailed },
+			want: `probe 2001:db8::10 dev eth0
+addr replace 2001:db8::10/64 dev eth0 noprefixroute nodad`,
+			wantErr: "duplicate address detection failed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			n := newTestBackend(t, tt.s, f)
+			err := n.Hold(context.Background())
+			checkErr(t, err, tt.wantErr)
+			if got := f.Ops(); got != tt.want {
+				t.Errorf("ops:\n%s\nwant:\n%s", got, tt.want)
+			}
+			if tt.wantErr == "" {
+				st, err := n.Status(context.Background())
+				if err != nil || !st.Held {
+					t.Errorf("Status after Hold = %+v, %v; want held", st, err)
+				}
+			}
+		})
+	}
+}
+
+func TestHoldTakesOverAfterTheBound(t *testing.T) {
+	f := newFake()
+	f.probeFn = func(int) (net.HardwareAddr, bool, error) { return otherMAC, true, nil }
+	n := newTestBackend(t, Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 1, TakeoverWait: 50 * time.Millisecond}, f)
+	start := time.Now()
+	if err := n.Hold(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 50*time.Millisecond || took > 2*time.Second {
+		t.Errorf("Hold took %v, want about the 50ms takeover wait", took)
+	}
+	ops := f.Ops()
+	if f.probes < 2 || !strings.HasSuffix(ops, "addr replace 192.0.2.10/24 dev eth0 noprefixroute\nannounce 192.0.2.10 dev eth0") {
+		t.Errorf("%d probes, ops:\n%s", f.probes, ops)
+	}
+}
+
+func TestHoldStopsWaitingWhenCancelled(t *testing.T) {
+	f := newFake()
+	f.probeFn = func(int) (net.HardwareAddr, bool, error) { return otherMAC, true, nil }
+	n := newTestBackend(t, Settings{Address: "192.0.2.10/24", Interface: "eth0", TakeoverWait: time.Hour}, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	err := n.Hold(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Hold = %v, want deadline exceeded", err)
+	}
+	if strings.Contains(f.Ops(), "addr replace") {
+		t.Errorf("added the vip after the context ended:\n%s", f.Ops())
+	}
+}
+
+func TestRelease(t *testing.T) {
+	held := func(f *fakeSystem) {
+		f.setAddr("eth0", addrInfo{Prefix: netip.MustParsePrefix("192.0.2.10/24"), Label: "eth0:vip"})
+	}
+	tests := []struct {
+		name    string
+		s       Settings
+		setup   func(f *fakeSystem)
+		want    string
+		wantErr string
+	}{
+		{name: "held", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "vip"}, setup: held, want: "addr del 192.0.2.10/24 dev eth0"},
+		{name: "not held", s: Settings{Address: "192.0.2.10/24", Interface: "eth0"}, want: ""},
+		{
+			name: "other prefix length is not the vip",
+			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0"},
+			setup: func(f *fakeSystem) {
+				f.setAddr("eth0", addrInfo{Prefix: netip.MustParsePrefix("192.0.2.10/32")})
+			},
+			want: "",
+		},
+		{
+			name:  "kernel says already gone",
+			s:     Settings{Address: "192.0.2.10/24", Interface: "eth0"},
+			setup: func(f *fakeSystem) { held(f); f.delErr = errEADDRNOTAVAIL },
+			want:  "addr del 192.0.2.10/24 dev eth0",
+		},
+		{
+			name:    "kernel refuses",
+			s:       Settings{Address: "192.0.2.10/24", Interface: "eth0"},
+			setup:   func(f *fakeSystem) { held(f); f.delErr = errors.New("operation not permitted") },
+			want:    "addr del 192.0.2.10/24 dev eth0",
+			wantErr: "removing vip 192.0.2.10/24 from eth0: operation not permitted",
+		},
+		{name: "interface gone", s: Settings{Address: "192.0.2.10/24", Interface: "eth9"}, want: ""},
+		{
+			name:  "ipv6",
+			s:     Settings{Address: "2001:db8::10/64", Interface: "eth0"},
+			setup: func(f *fakeSystem) { f.setAddr("eth0", addrInfo{Prefix: netip.MustParsePrefix("2001:db8::10/64")}) },
+			want:  "addr del 2001:db8::10/64 dev eth0",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			n := newTestBackend(t, tt.s, f)
+			checkErr(t, n.Release(context.Background()), tt.wantErr)
+			if got := f.Ops(); got != tt.want {
+				t.Errorf("ops:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHoldReleaseTwice(t *testing.T) {
+	f := newFake()
+	n := newTestBackend(t, Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 1}, f)
+	ctx := context.Background()
+	for _, step := range []struct {
+		do   func(context.Context) error
+		held bool
+	}{{n.Hold, true}, {n.Hold, true}, {n.Release, false}, {n.Release, false}, {n.Hold, true}} {
+		if err := step.do(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, err := n.Status(ctx)
+		if err != nil || st.Held != step.held {
+			t.Fatalf("Status = %+v, %v; want held %t", st, err, step.held)
+		}
+	}
+	want := `probe 192.0.2.10 dev eth0
+addr replace 192.0.2.10/24 dev eth0 noprefixroute
+announce 192.0.2.10 dev eth0
+addr replace 192.0.2.10/24 dev eth0 noprefixroute
+announce 192.0.2.10 dev eth0
+addr del 192.0.2.10/24 dev eth0
+probe 192.0.2.10 dev eth0
+addr replace 192.0.2.10/24 dev eth0 noprefixroute
+announce 192.0.2.10 dev eth0`
+	if got := f.Ops(); got != want {
+		t.Errorf("ops:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	tests := []struct {
+		name  string
+		s     Settings
+		addrs []addrInfo
+		want  Status
+	}{
+		{name: "held with label", s: Settings{Address: "192.0.2.10/24", Interface: "eth0"},
+			addrs: []addrInfo{{Prefix: netip.MustParsePrefix("192.0.2.1/24")}, {Prefix: netip.MustParsePrefix("192.0.2.10/24"), Label: "eth0:vip"}},
+			want:  Status{Held: true, Detail: "192.0.2.10/24 on eth0 label eth0:vip"}},
+		{name: "not held", s: Settings{Address: "192.0.2.10/24", Interface: "eth0"},
+			addrs: []addrInfo{{Prefix: netip.MustParsePrefix("192.0.2.1/24")}},
+			want:  Status{Detail: "192.0.2.10/24 not on eth0"}},
+		{name: "tentative", s: Settings{Address: "2001:db8::10/64", Interface: "eth0"},
+			addrs: []addrInfo{{Prefix: netip.MustParsePrefix("2001:db8::10/64"), Flags: ifaTentative}},
+			want:  Status{Detail: "2001:db8::10/64 on eth0 but tentative (duplicate address detection running)"}},
+		{name: "no interface", s: Settings{Address: "192.0.2.10/24", Interface: "eth9"},
+			want: Status{Detail: "192.0.2.10/24 not held: interface eth9 does not exist"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			for _, a := range tt.addrs {
+				f.setAddr("eth0", a)
+			}
+			got, err := newTestBackend(t, tt.s, f).Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAnnounceStopsWhenAddressGone(t *testing.T) {
+	f := newFake()
+	p := netip.MustParsePrefix("192.0.2.10/24")
+	f.setAddr("eth0", addrInfo{Prefix: p})
+	f.onAnnounce = func(f *fakeSystem) {
+		if f.announces == 2 {
+			f.dropAddr("eth0", p)
+		}
+	}
+	r := AnnounceRequest{Interface: "eth0", Addr: p.Addr(), Rounds: 10, Interval: time.Millisecond}
+	if err := announce(context.Background(), f, r, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if f.announces != 2 {
+		t.Errorf("%d rounds sent, want 2 (stop once the address is gone)", f.announces)
+	}
+}
+
+func TestAnnounceRounds(t *testing.T) {
+	f := newFake()
+	f.setAddr("eth0", addrInfo{Prefix: netip.MustParsePrefix("2001:db8::10/64")})
+	r := AnnounceRequest{Interface: "eth0", Addr: netip.MustParseAddr("2001:db8::10"), Rounds: 3, Interval: 20 * time.Millisecond, Delay: 10 * time.Millisecond}
+	start := time.Now()
+	if err := (InProcess{Log: testLogger(t), sys: f}).Announce(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 50*time.Millisecond {
+		t.Errorf("3 rounds took %v, want at least delay + 2 intervals = 50ms", took)
+	}
+	want := "announce 2001:db8::10 dev eth0\nannounce 2001:db8::10 dev eth0\nannounce 2001:db8::10 dev eth0"
+	if got := f.Ops(); got != want {
+		t.Errorf("ops:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestBackgroundAnnouncer(t *testing.T) {
+	f := newFake()
+	f.setAddr("eth0", addrInfo{Prefix: netip.MustParsePrefix("192.0.2.10/24")})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := AnnounceRequest{Interface: "eth0", Addr: vip4, Rounds: 2, Interval: 50 * time.Millisecond, Delay: 50 * time.Millisecond}
+	if err := (Background{Ctx: ctx, Log: testLogger(t), sys: f}).Announce(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Ops(); got != "" {
+		t.Errorf("Announce did not return before the first round: %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Ops() != "announce 192.0.2.10 dev eth0\nannounce 192.0.2.10 dev eth0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("rounds after 5s: %q", f.Ops())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAnnounceArgsRoundTrip(t *testing.T) {
+	r := AnnounceRequest{Interface: "eth0", Addr: netip.MustParseAddr("2001:db8::10"), Rounds: 4, Interval: 1500 * time.Millisecond, Delay: time.Second}
+	got, err := ParseAnnounceArgs(r.Args())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != r {
+		t.Errorf("got %+v, want %+v", got, r)
+	}
+	for _, bad := range [][]string{
+		{"--interface", "eth0"},
+		{"--interface", "eth0", "--address", "192.0.2.300"},
+		{"--address", "192.0.2.10"},
+		{"--interface", "eth0", "--address", "192.0.2.10", "--rounds", "-1"},
+		{"--interface", "eth0", "--address", "192.0.2.10", "extra"},
+		{"--nope"},
+	} {
+		if _, err := ParseAnnounceArgs(bad); err == nil {
+			t.Errorf("ParseAnnounceArgs(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestCapEff(t *testing.T) {
+	tests := []struct {
+		name, status string
+		want         uint64
+		wantErr      bool
+	}{
+		{name: "root", status: "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n", want: 0x1ffffffffff},
+		{name: "net admin and raw", status: "CapEff:\t0000000000003000\n", want: 0x3000},
+		{name: "none", status: "CapEff:\t0000000000000000\n"},
+		{name: "missing", status: "Name:\tx\n", wantErr: true},
+		{name: "garbage", status: "CapEff:\tzz\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := capEff(strings.NewReader(tt.status))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("capEff = %#x, %v; want %#x, error %t", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	HaveCaps() // must not panic wherever it runs
+}
+
+func newTestBackend(t *testing.T, s Settings, f *fakeSystem) *Netlink {
+	t.Helper()
+	v, err := parseSettings(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNetlink(v, f, testLogger(t))
+	n.ann = recAnnouncer{f}
+	n.probeEvery = time.Millisecond
+	return n
+}
+
+func checkErr(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("error = %v, want one containing %q", err, want)
+	}
+}
