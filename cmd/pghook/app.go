@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pghook/pghook/internal/applet"
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/logging"
 	"github.com/pghook/pghook/internal/version"
@@ -30,10 +31,13 @@ func usageErr(format string, a ...any) error {
 type app struct {
 	log zerolog.Logger
 	cfg *config.File
+	// privileged is set when running as the VIP helper (file capabilities):
+	// only VIP commands, only a root-owned config.
+	privileged bool
 }
 
-func newApp() *cli.App {
-	a := &app{log: zerolog.Nop()}
+func newApp(privileged bool) *cli.App {
+	a := &app{log: zerolog.Nop(), privileged: privileged}
 	return &cli.App{
 		Name:  "pghook",
 		Usage: "Patroni's hooks in one binary: VIP, roster, replica restore, post_init, install",
@@ -102,6 +106,17 @@ func (a *app) withGlobals(cmds []*cli.Command) []*cli.Command {
 	return cmds
 }
 
+// topCommand is the name of the first-level command being run, or "".
+func topCommand(c *cli.Context) string {
+	top := ""
+	for _, cc := range c.Lineage() {
+		if cc.Command != nil && cc.Command.Name != "" && cc.Command.Name != c.App.Name {
+			top = cc.Command.Name
+		}
+	}
+	return top
+}
+
 // global returns the value of a global flag from the innermost command
 // where it was set (or its env var/default).
 func global(c *cli.Context, name string) (string, bool) {
@@ -125,6 +140,11 @@ func (a *app) before(c *cli.Context) error {
 		return cli.Exit(err.Error(), exitUsage)
 	}
 	a.cfg = cfg
+	if a.privileged {
+		if top := topCommand(c); top != "" && top != "vip" && top != "version" && top != "help" {
+			return usageErr("%s runs only vip commands, not %q", applet.VIPHelper, top)
+		}
+	}
 	lv, _ := global(c, "log-level")
 	lf, _ := global(c, "log-format")
 	level := firstNonEmpty(lv, cfg.LogLevel)

@@ -84,10 +84,12 @@ func (a *app) callback(c *cli.Context) error {
 	if pcfg == nil && settings.PatroniConfig != "" {
 		log.Warn().Str("patroni_config", settings.PatroniConfig).Msg("Patroni config unreadable: roster row from the arguments only")
 	}
-	vip, err := netvip.New(vipSettings(settings.VIP), log)
-	if err != nil {
-		log.Error().Err(err).Msg("VIP backend unusable: VIP left alone")
-		vip = netvip.None{}
+	var vip netvip.Backend = netvip.None{}
+	if serr == nil {
+		if vip, err = a.vipFor(c, ev.Scope, true); err != nil {
+			log.Error().Err(err).Msg("VIP backend unusable: VIP left alone")
+			vip = netvip.None{}
+		}
 	}
 	path, err := a.pgtabPath(c)
 	if err != nil {
@@ -110,7 +112,8 @@ func (a *app) callback(c *cli.Context) error {
 }
 
 func vipSettings(v config.VIP) netvip.Settings {
-	return netvip.Settings{Backend: v.Backend, Address: v.Address, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Announcements: v.Announcements}
+	return netvip.Settings{Backend: v.Backend, Address: v.Address, Interface: v.Interface, Label: v.Label, Resource: v.Resource,
+		Announcements: v.Announcements, AnnounceInterval: v.AnnounceInterval, TakeoverWait: v.TakeoverWait}
 }
 
 // nodeFacts builds this node's roster row from patroni.yml when it can be

@@ -12,14 +12,15 @@ import (
 )
 
 func main() {
-	os.Exit(run(applet.Rewrite(os.Args)))
+	os.Exit(run(os.Args))
 }
 
 // run executes the CLI and maps its error to an exit code. It is the
 // single exit point.
-func run(args []string) int {
-	app := newApp()
-	err := app.Run(args)
+func run(argv []string) int {
+	privileged := len(argv) > 0 && applet.Privileged(argv[0])
+	app := newApp(privileged)
+	err := app.Run(applet.Rewrite(argv))
 	if err == nil {
 		return 0
 	}

@@ -3,10 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
+	"github.com/pghook/pghook/hooks"
+	"github.com/pghook/pghook/internal/applet"
+	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -18,7 +27,11 @@ func (a *app) vipCommand() *cli.Command {
 			Usage: usage,
 			Flags: append([]cli.Flag{scopeFlag}, scopeFlags()...),
 			Action: func(c *cli.Context) error {
-				b, err := a.vipBackend(c)
+				scope, err := requireScope(c)
+				if err != nil {
+					return err
+				}
+				b, err := a.vipFor(c, scope, true)
 				if err != nil {
 					return err
 				}
@@ -30,7 +43,7 @@ func (a *app) vipCommand() *cli.Command {
 				if err != nil {
 					ev = a.log.Error().Err(err)
 				}
-				ev.Str("scope", c.String("scope")).Str("action", "vip "+name).Str("vip_backend", b.Name()).Dur("took_ms", time.Since(start)).Msg("vip")
+				ev.Str("scope", scope).Str("action", "vip "+name).Str("vip_backend", b.Name()).Dur("took_ms", time.Since(start)).Msg("vip")
 				if err != nil {
 					return cli.Exit("", exitFailure)
 				}
@@ -40,16 +53,26 @@ func (a *app) vipCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "vip",
-		Usage: "the VIP operations by hand, with the same backends as the callback",
+		Usage: "the VIP by hand (same backends and checks as the callback), and its reconciler",
+		Description: "Adding an address needs CAP_NET_ADMIN and announcing it CAP_NET_RAW. An\n" +
+			"unprivileged pghook (a callback run by Patroni as postgres) runs the VIP\n" +
+			"helper for these operations: a copy of pghook with those two file\n" +
+			"capabilities that only group postgres may execute (vip_helper in\n" +
+			"pghook.yaml, default " + config.DefaultVIPHelper + "). The helper takes VIP\n" +
+			"settings only from a root-owned pghook.yaml.",
 		Subcommands: []*cli.Command{
-			op("up", "hold the VIP on this node", func(ctx context.Context, b netvip.Backend) error { return b.Hold(ctx) }),
+			op("up", "hold the VIP on this node (refused when the DCS names another leader)", func(ctx context.Context, b netvip.Backend) error { return b.Hold(ctx) }),
 			op("down", "release the VIP from this node", func(ctx context.Context, b netvip.Backend) error { return b.Release(ctx) }),
 			{
 				Name:  "status",
 				Usage: "report whether this node holds the VIP",
 				Flags: append([]cli.Flag{scopeFlag, &cli.BoolFlag{Name: "json"}}, scopeFlags()...),
 				Action: func(c *cli.Context) error {
-					b, err := a.vipBackend(c)
+					scope, err := requireScope(c)
+					if err != nil {
+						return err
+					}
+					b, err := a.vipFor(c, scope, false)
 					if err != nil {
 						return err
 					}
@@ -66,21 +89,201 @@ func (a *app) vipCommand() *cli.Command {
 					return nil
 				},
 			},
+			{
+				Name:  "watch",
+				Usage: "hold the VIP exactly while this node is the primary (the safety net behind callbacks)",
+				Description: "Every watch_interval (300ms) it asks the local Patroni's REST API /primary;\n" +
+					"when Patroni does not answer, the DCS leader key decides; when neither\n" +
+					"answers it keeps the current state for watch_grace (3s), then releases.\n" +
+					"A healthy primary keeps the VIP while etcd is unreachable. Stopping the\n" +
+					"watcher leaves the VIP as it is. Run it as a service (install writes one).",
+				Flags: append([]cli.Flag{scopeFlag}, scopeFlags()...),
+				Action: func(c *cli.Context) error {
+					scope, err := requireScope(c)
+					if err != nil {
+						return err
+					}
+					return a.vipWatch(c, scope)
+				},
+			},
+			{
+				Name:            "announce",
+				Usage:           "(internal) send the remaining gratuitous ARP / NA rounds, detached from the callback",
+				Hidden:          true,
+				SkipFlagParsing: true,
+				Action: func(c *cli.Context) error {
+					self, err := os.Executable()
+					if err != nil {
+						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+					}
+					if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
+						if err != nil {
+							return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+						}
+						return nil
+					}
+					r, err := netvip.ParseAnnounceArgs(c.Args().Slice())
+					if err != nil {
+						return usageErr("vip announce: %v", err)
+					}
+					ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+					defer stop()
+					if err := netvip.Announce(ctx, r, a.log); err != nil {
+						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+					}
+					return nil
+				},
+			},
 		},
 	}
 }
 
-func (a *app) vipBackend(c *cli.Context) (netvip.Backend, error) {
-	if c.String("scope") == "" {
-		return nil, usageErr("vip %s: --scope is required (the Patroni scope whose VIP to act on)", c.Command.Name)
+func requireScope(c *cli.Context) (string, error) {
+	s := c.String("scope")
+	if s == "" {
+		return "", usageErr("vip %s: --scope is required (the Patroni scope whose VIP to act on)", c.Command.Name)
 	}
-	s, err := a.scopeSettings(c, c.String("scope"))
+	return s, nil
+}
+
+// vipFor builds the VIP backend stack for scope, as the callback and the
+// vip commands use it:
+//
+//   - backend none: nothing to do;
+//   - netlink without CAP_NET_ADMIN/CAP_NET_RAW (and not root): the
+//     privileged helper, which applies the same stack on its side;
+//   - otherwise the backend itself, guarded by the DCS leader key when
+//     guard is set, announcing through a detached process.
+func (a *app) vipFor(c *cli.Context, scope string, guard bool) (netvip.Backend, error) {
+	s, err := a.scopeSettings(c, scope)
 	if err != nil {
 		return nil, usageErr("vip: %v", err)
 	}
-	b, err := netvip.New(vipSettings(s.VIP), a.log)
+	if a.privileged {
+		if err := a.checkPrivilegedInputs(c); err != nil {
+			return nil, err
+		}
+	}
+	log := a.log.With().Str("scope", scope).Logger()
+	backend := s.VIP.Backend
+	if backend == "" || backend == "none" {
+		return netvip.None{}, nil
+	}
+	if admin, raw := netvip.HaveCaps(); !(admin && raw) && !a.privileged {
+		helper := firstNonEmpty(a.cfg.VIPHelper, config.DefaultVIPHelper)
+		if _, err := os.Stat(helper); err != nil {
+			return nil, cli.Exit(fmt.Sprintf("vip: this process lacks CAP_NET_ADMIN/CAP_NET_RAW and the VIP helper %s is not usable: %v (install the package, or set vip_helper)", helper, err), exitFailure)
+		}
+		args := []string{"--scope", scope}
+		if a.cfg.Path != "" {
+			args = append(args, "--config", a.cfg.Path)
+		}
+		if p := s.PatroniConfig; p != "" {
+			args = append(args, "--patroni-config", p)
+		}
+		return netvip.Helper{Path: helper, Args: args, Backend: backend}, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("vip: %v", err), exitFailure)
+	}
+	// The announcer must hold CAP_NET_RAW too: it is this same file (the
+	// helper when privileged), and the helper's own name already means "vip".
+	cmd := []string{"vip", "announce"}
+	if applet.Privileged(self) {
+		cmd = []string{"announce"}
+	}
+	b, err := netvip.New(vipSettings(s.VIP), log, netvip.WithAnnouncer(netvip.Spawner{Self: self, Command: cmd}))
 	if err != nil {
 		return nil, usageErr("vip: %v", err)
 	}
-	return b, nil
+	if !guard {
+		return b, nil
+	}
+	me, view := a.leaderView(scope, s, log)
+	return hooks.GuardedVIP{Backend: b, Me: me, View: view, Log: log}, nil
+}
+
+// leaderView returns this member's name and the view of the leader lock,
+// from the scope's patroni.yml; nil view when it cannot be read (the guard
+// then relies on Patroni's decision and the address probe).
+func (a *app) leaderView(scope string, s *config.Scope, log zerolog.Logger) (string, hooks.LeaderView) {
+	pc := patroni.FindConfig(scope, s.PatroniConfig, os.Getppid())
+	if pc == "" {
+		log.Warn().Msg("no patroni.yml found: the VIP is taken without a DCS check")
+		return "", nil
+	}
+	cfg, err := patroni.Load(pc)
+	if err != nil {
+		log.Warn().Err(err).Msg("the VIP is taken without a DCS check")
+		return "", nil
+	}
+	view, err := cfg.NewLeaderReader(time.Second)
+	if err != nil {
+		log.Warn().Err(err).Msg("the VIP is taken without a DCS check")
+		return cfg.Name, nil
+	}
+	return cfg.Name, view
+}
+
+// checkPrivilegedInputs enforces what the capability-holding helper trusts:
+// VIP settings only from a config file that root owns and nobody else can
+// write, never from flags or the environment of an unprivileged caller.
+func (a *app) checkPrivilegedInputs(c *cli.Context) error {
+	for _, f := range []string{"vip-backend", "vip-address", "vip-interface", "vip-label", "vip-resource"} {
+		if c.IsSet(f) {
+			return usageErr("%s: --%s (or its PGHOOK_ variable) is refused: the VIP helper takes VIP settings only from a root-owned pghook.yaml", applet.VIPHelper, f)
+		}
+	}
+	if a.cfg.Path == "" {
+		return usageErr("%s: no config file", applet.VIPHelper)
+	}
+	fi, err := os.Stat(a.cfg.Path)
+	if err != nil {
+		return usageErr("%s: %v", applet.VIPHelper, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+		return usageErr("%s: refusing %s: it must be owned by root and writable by root alone (chown root:postgres, chmod 0640)", applet.VIPHelper, a.cfg.Path)
+	}
+	return nil
+}
+
+// vipWatch runs the reconciler until SIGTERM/SIGINT.
+func (a *app) vipWatch(c *cli.Context, scope string) error {
+	s, err := a.scopeSettings(c, scope)
+	if err != nil {
+		return usageErr("vip watch: %v", err)
+	}
+	b, err := a.vipFor(c, scope, true)
+	if err != nil {
+		return err
+	}
+	log := a.log.With().Str("scope", scope).Logger()
+	pc := patroni.FindConfig(scope, s.PatroniConfig, 0)
+	if pc == "" {
+		return usageErr("vip watch: no patroni.yml for scope %s: set scopes.%s.patroni_config or --patroni-config", scope, scope)
+	}
+	cfg, err := patroni.Load(pc)
+	if err != nil {
+		return usageErr("vip watch: %v", err)
+	}
+	rest, err := cfg.RestClient(time.Second)
+	if err != nil {
+		return usageErr("vip watch: %v", err)
+	}
+	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log}
+	if view, err := cfg.NewLeaderReader(time.Second); err == nil {
+		w.DCS = view
+	} else {
+		log.Warn().Err(err).Msg("no DCS view: Patroni's REST API alone decides")
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Msg("watching")
+	if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
+	}
+	log.Info().Str("action", "vip watch").Msg("stopped; VIP left as it is")
+	return nil
 }

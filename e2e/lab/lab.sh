@@ -14,7 +14,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=e2e/lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$HERE/lib.sh"
 
 : "${LAB_TIMEOUT:=90}"
@@ -25,7 +25,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -84,6 +84,13 @@ make_secrets() {
 	read -r rep <"$LAB_DIR/secrets/replication.password"
 	printf '*:5432:*:postgres:%s\n*:5432:*:replicator:%s\n' "$su" "$rep" |
 		write_file "$LAB_DIR/secrets/client.pgpass" postgres:postgres 0600
+	# The same as ~/.pgpass of each node's postgres user (HOME=nX/home), as on a real host:
+	# `pghook env` and psql over TCP as postgres find the password there. (Patroni uses its
+	# own postgresql.pgpass file and is not affected.)
+	local n
+	for n in "${LAB_NODES[@]}"; do
+		write_file "$LAB_DIR/$n/home/.pgpass" postgres:postgres 0600 <"$LAB_DIR/secrets/client.pgpass"
+	done
 }
 
 make_dirs() {
@@ -420,8 +427,15 @@ cmd_down() {
 		# which Patroni needs to release its leader key cleanly.
 		for n in "${LAB_NODES[@]}"; do lab_signal_patroni "$n" TERM; done
 		for n in "${LAB_NODES[@]}"; do lab_wait_patroni_stopped "$n" 30; done
-		for n in "${LAB_NODES[@]}"; do lab_signal_etcd_term "$n"; done
-		for n in "${LAB_NODES[@]}"; do lab_stop_etcd "$n" 10; done
+		lab_log "Patroni and PostgreSQL stopped after $((SECONDS - t0))s"
+		# etcd followers first, the etcd leader last: stopped all at once, the leader spends
+		# ~7 s trying to hand its leadership to members that are going away too.
+		local eleader
+		eleader=$(lab_etcd_leader_node 2>/dev/null) || eleader=
+		for n in "${LAB_NODES[@]}"; do [[ $n == "$eleader" ]] || lab_signal_etcd_term "$n"; done
+		for n in "${LAB_NODES[@]}"; do [[ $n == "$eleader" ]] || lab_stop_etcd "$n" 10; done
+		[[ -n $eleader ]] && lab_stop_etcd "$eleader" 10
+		lab_log "etcd stopped after $((SECONDS - t0))s"
 	fi
 	net_down
 	if [[ -d $LAB_DIR ]]; then
@@ -478,7 +492,14 @@ cmd_env() {
 		dcs=$(sed -n 's/^LAB_DCS=//p' "$LAB_DIR/lab.env")
 		scope=$(sed -n 's/^LAB_SCOPE=//p' "$LAB_DIR/lab.env")
 	fi
-	kv() { printf '%s=%q\n' "$1" "$2"; }
+	# Plain KEY=value when the value is shell-safe (easy to parse from Go), else quoted.
+	kv() {
+		if [[ $2 =~ ^[A-Za-z0-9_./:,=@+-]*$ ]]; then
+			printf '%s=%s\n' "$1" "$2"
+		else
+			printf '%s=%q\n' "$1" "$2"
+		fi
+	}
 	kv LAB_DIR "$LAB_DIR"
 	kv LAB_DCS "$dcs"
 	kv LAB_SCOPE "$scope"

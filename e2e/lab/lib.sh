@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the LAB_* settings are for callers (lab.sh, demo.sh, tests)
 # lib.sh — helpers for the pghook three-node Patroni lab (network namespaces on one host).
 #
 # Sourced by lab.sh and demo.sh, and by the e2e tests:
@@ -13,9 +14,12 @@
 # No default routes and no forwarding: nothing leaves 10.251.77.0/24 or loopback.
 
 : "${LAB_DIR:=/var/tmp/pghook-lab}"
+# A running lab records its DCS choice; callers that did not set LAB_DCS follow it.
+if [[ -z ${LAB_DCS:-} && -r $LAB_DIR/lab.env ]]; then
+	LAB_DCS=$(sed -n 's/^LAB_DCS=//p' "$LAB_DIR/lab.env")
+fi
 : "${LAB_DCS:=etcd3}"
 : "${LAB_SCOPE:=pglab}"
-# shellcheck disable=SC2034 # several of these are for callers (tests, demo.sh)
 LAB_NODES=(n1 n2 n3)
 LAB_NET=10.251.77
 LAB_BRIDGE=pghbr0
@@ -32,6 +36,17 @@ LAB_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # does not reach them. Only without job control: with it (`set -m`), a background job
 # already leads its own process group and setsid would fork, making $! a dead pid.
 if [[ $- == *m* ]]; then LAB__SETSID=(); else LAB__SETSID=(setsid); fi
+
+# lab__close_fds — close every fd above 2 in the current (sub)shell. Daemons must not
+# inherit lab.sh's lock fd (they would hold the lock forever) or a caller's pipes (a Go
+# test's cmd.Wait would then wait for the daemon).
+lab__close_fds() {
+	local fd
+	for fd in /proc/"$BASHPID"/fd/*; do
+		fd=${fd##*/}
+		if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+	done
+}
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }
 
@@ -113,7 +128,8 @@ lab_pid() {
 	[[ -r $f ]] || return 1
 	read -r pid <"$f" || return 1
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+	lab__alive "$pid" || return 1
+	{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$2" || return 1
 	echo "$pid"
 }
 
@@ -124,6 +140,7 @@ lab_postmaster_pid() {
 	[[ -r $f ]] || return 1
 	read -r pid <"$f" || return 1
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	lab__alive "$pid" || return 1
 	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]] || return 1
 	echo "$pid"
 }
@@ -175,6 +192,18 @@ lab_etcd_healthy() {
 	lab_etcdctl endpoint health >/dev/null 2>&1
 }
 
+# lab_etcd_leader_node — the node whose etcd member is the raft leader.
+lab_etcd_leader_node() {
+	local ep n
+	ep=$(lab_etcdctl endpoint status -w json 2>/dev/null |
+		jq -r '.[] | select(.Status.leader == .Status.header.member_id) | .Endpoint' | head -n1)
+	[[ -n $ep ]] || return 1
+	for n in "${LAB_NODES[@]}"; do
+		[[ $ep == "http://$(lab_ip "$n"):2379" ]] && { echo "$n"; return 0; }
+	done
+	return 1
+}
+
 lab_start_etcd() {
 	local node=$1 d ip pid peers=() n extra=()
 	d=$(lab_node_dir "$node"); ip=$(lab_ip "$node")
@@ -185,7 +214,7 @@ lab_start_etcd() {
 	# env -i: etcd also reads ETCD_* variables (and Debian's /etc/default/etcd is only
 	# sourced by its service, which we do not use) — make flags the only input.
 	# --initial-cluster* are ignored once the member has data, so restarts work as is.
-	(cd "$d/etcd" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" env -i PATH="$LAB_PATH" \
+	(lab__close_fds && cd "$d/etcd" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" env -i PATH="$LAB_PATH" \
 		etcd --name "$node" --data-dir "$d/etcd/data" \
 		--listen-peer-urls "http://$ip:2380" \
 		--initial-advertise-peer-urls "http://$ip:2380" \
@@ -214,7 +243,16 @@ lab_stop_etcd() {
 	rm -f "$(lab_pidfile "$node" etcd)"
 }
 
-lab__gone() { ! kill -0 "$1" 2>/dev/null; }
+# lab__alive PID — the process exists and is not a zombie. Daemons outlive lab.sh and are
+# reparented to PID 1, which on some hosts (this VM's init) reaps only now and then, so
+# kill -0 alone would wait out every timeout on a zombie.
+lab__alive() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	[[ -n $st && ${st%% *} != Z ]]
+}
+lab__gone() { ! lab__alive "$1"; }
 
 # --- Patroni / PostgreSQL -------------------------------------------------------------
 
@@ -225,7 +263,7 @@ lab_start_patroni() {
 	local node=$1 d pid
 	d=$(lab_node_dir "$node")
 	if pid=$(lab_pid "$node" patroni); then return 0; fi
-	(cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
+	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
 		setpriv --reuid=postgres --regid=postgres --init-groups \
 		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" \
 		LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUNBUFFERED=1 \
@@ -346,4 +384,10 @@ lab_wait_healthy() {
 # lab_pgtab NODE — NODE's roster as JSON (pghook pgtab --json), as postgres.
 lab_pgtab() {
 	lab_exec_pg "$1" "$LAB_DIR/bin/pghook" pgtab --config "$(lab_pghook_yaml "$1")" --json
+}
+
+# lab_switchover OLD NEW — planned switchover from OLD to NEW (Patroni 3.0.2 syntax),
+# run from NEW's namespace so it works whoever leads.
+lab_switchover() {
+	LAB_CTL_NODE=$2 lab_patronictl switchover --master "$1" --candidate "$2" --force
 }

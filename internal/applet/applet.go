@@ -19,10 +19,18 @@ var names = map[string]string{
 	"pghook-backup":         "backup",
 	"pghook-env":            "env",
 	"pghook-pgtab":          "pgtab",
-	"pghook-vip":            "vip",
+	VIPHelper:               "vip",
 	"pghook-install":        "install",
 	"pghook-version":        "version",
 }
+
+// VIPHelper is the name of the privileged copy of pghook that holds
+// CAP_NET_ADMIN and CAP_NET_RAW as file capabilities; invoked under this
+// name, pghook runs only VIP commands and trusts only a root-owned config.
+const VIPHelper = "pghook-vip"
+
+// Privileged reports whether argv0 names the privileged VIP helper.
+func Privileged(argv0 string) bool { return filepath.Base(argv0) == VIPHelper }
 
 // Rewrite returns args in the subcommand form: when the base name of
 // args[0] is a known applet name, the subcommand is inserted after it and

@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -21,12 +22,18 @@ const DefaultPath = "/etc/pghook/pghook.yaml"
 
 // File is pghook.yaml.
 type File struct {
-	Path      string            `yaml:"-"`
-	LogLevel  string            `yaml:"log_level"`
-	LogFormat string            `yaml:"log_format"`
-	Pgtab     string            `yaml:"pgtab"`
+	Path      string `yaml:"-"`
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+	Pgtab     string `yaml:"pgtab"`
+	// VIPHelper is the file-capability copy of pghook that performs VIP
+	// operations for an unprivileged callback.
+	VIPHelper string            `yaml:"vip_helper"`
 	Scopes    map[string]*Scope `yaml:"scopes"`
 }
+
+// DefaultVIPHelper is where the .deb installs the privileged VIP helper.
+const DefaultVIPHelper = "/usr/lib/pghook/pghook-vip"
 
 // Scope holds the settings of one Patroni cluster.
 type Scope struct {
@@ -45,8 +52,18 @@ type VIP struct {
 	Interface string `yaml:"interface"` // e.g. eth0
 	Label     string `yaml:"label"`     // e.g. eth0:vip
 	Resource  string `yaml:"resource"`  // pcs resource name
-	// Announcements is how many gratuitous ARP / NA rounds to send.
+	// Announcements is how many gratuitous ARP / NA rounds to send (0: 5).
 	Announcements int `yaml:"announcements"`
+	// AnnounceInterval is the time between rounds (0: 1s).
+	AnnounceInterval time.Duration `yaml:"announce_interval"`
+	// TakeoverWait bounds the wait while another host still answers for
+	// the VIP (0: 3s; negative: do not probe).
+	TakeoverWait time.Duration `yaml:"takeover_wait"`
+	// WatchInterval is the period of `pghook vip watch` (0: 300ms).
+	WatchInterval time.Duration `yaml:"watch_interval"`
+	// WatchGrace is how long `vip watch` keeps the VIP when neither
+	// Patroni nor the DCS answers (0: 3s).
+	WatchGrace time.Duration `yaml:"watch_grace"`
 }
 
 // ErrUnknownScope is returned by File.Scope for a scope with no section.
@@ -115,6 +132,9 @@ func (v VIP) Validate() error {
 	}
 	if v.Announcements < 0 {
 		return fmt.Errorf("announcements %d: must be >= 0", v.Announcements)
+	}
+	if v.AnnounceInterval < 0 || v.WatchInterval < 0 || v.WatchGrace < 0 {
+		return errors.New("announce_interval, watch_interval and watch_grace must be >= 0")
 	}
 	return nil
 }

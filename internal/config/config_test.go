@@ -84,3 +84,16 @@ func TestScope(t *testing.T) {
 		t.Fatalf("an empty config accepts any scope: %v", err)
 	}
 }
+
+func TestDurations(t *testing.T) {
+	f, err := Parse(strings.NewReader("scopes:\n  s:\n    vip: {backend: netlink, address: 10.0.0.1/24, interface: eth0, takeover_wait: 1500ms, watch_interval: 200ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := f.Scopes["s"].VIP; v.TakeoverWait.Milliseconds() != 1500 || v.WatchInterval.Milliseconds() != 200 {
+		t.Fatalf("%+v", v)
+	}
+	if _, err := Parse(strings.NewReader("scopes:\n  s:\n    vip: {watch_grace: soon}\n")); err == nil {
+		t.Fatal("bad duration accepted")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,27 @@ func TestLeaderUnreachableIsBounded(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "etcd") {
 		t.Logf("error: %v", err)
+	}
+}
+
+func TestLeaderReaderEtcdV2(t *testing.T) {
+	e := testenv.StartEtcd(t, "--enable-v2=true")
+	host := strings.TrimPrefix(e.Endpoint, "http://")
+	c, _ := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\npostgresql: {data_dir: /d}\netcd: {host: %s}\n", host)))
+	r, err := c.NewLeaderReader(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if l, err := r.Leader(ctx); err != nil || l != "" {
+		t.Fatalf("no key: %q %v", l, err)
+	}
+	out, err := exec.CommandContext(ctx, "curl", "-fsS", "-X", "PUT", e.Endpoint+"/v2/keys/service/pg/leader", "-d", "value=n2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if l, err := r.Leader(ctx); err != nil || l != "n2" {
+		t.Fatalf("leader %q %v", l, err)
 	}
 }

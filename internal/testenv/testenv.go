@@ -53,7 +53,7 @@ type Etcd struct {
 }
 
 // StartEtcd runs /usr/bin/etcd on loopback until the test ends.
-func StartEtcd(t testing.TB) *Etcd {
+func StartEtcd(t testing.TB, extra ...string) *Etcd {
 	t.Helper()
 	RequireBinary(t, "/usr/bin/etcd")
 	dir := t.TempDir()
@@ -64,6 +64,7 @@ func StartEtcd(t testing.TB) *Etcd {
 		"--listen-client-urls", ep, "--advertise-client-urls", ep,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "t="+peer, "--pre-vote=true", "--logger=zap", "--log-outputs", filepath.Join(dir, "etcd.log"))
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

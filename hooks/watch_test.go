@@ -1,0 +1,137 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pghook/pghook/netvip"
+	"github.com/rs/zerolog"
+)
+
+type fakeProbe struct {
+	primary bool
+	err     error
+}
+
+func (f *fakeProbe) IsPrimary(context.Context) (bool, error) { return f.primary, f.err }
+
+type fakeLeader struct {
+	name string
+	err  error
+}
+
+func (f *fakeLeader) Leader(context.Context) (string, error) { return f.name, f.err }
+func (f *fakeLeader) Source() string                        { return "fake" }
+
+// stateVIP is a VIP backend holding real state, recording operations.
+type stateVIP struct {
+	held bool
+	ops  []string
+}
+
+func (s *stateVIP) Name() string { return "state" }
+func (s *stateVIP) Hold(context.Context) error {
+	s.ops = append(s.ops, "hold")
+	s.held = true
+	return nil
+}
+func (s *stateVIP) Release(context.Context) error {
+	s.ops = append(s.ops, "release")
+	s.held = false
+	return nil
+}
+func (s *stateVIP) Status(context.Context) (netvip.Status, error) {
+	return netvip.Status{Held: s.held}, nil
+}
+
+var errDown = errors.New("connection refused")
+
+func TestWatcherDecides(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		probe    fakeProbe
+		dcs      *fakeLeader
+		answered time.Duration // how long ago Patroni last answered; <0 never
+		holding  *bool
+		want     bool
+	}{
+		{"primary holds", fakeProbe{primary: true}, nil, -1, nil, true},
+		{"replica releases", fakeProbe{}, &fakeLeader{name: "n1"}, -1, nil, false},
+		{"primary keeps VIP while etcd is down", fakeProbe{primary: true}, &fakeLeader{err: errDown}, -1, nil, true},
+		{"patroni silent, lock ours", fakeProbe{err: errDown}, &fakeLeader{name: "me"}, time.Second, nil, true},
+		{"patroni killed, lock moved", fakeProbe{err: errDown}, &fakeLeader{name: "n2"}, time.Second, nil, false},
+		{"patroni killed, lock expired", fakeProbe{err: errDown}, &fakeLeader{name: ""}, time.Second, nil, false},
+		{"both silent within grace keeps holding", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, time.Second, ptr(true), true},
+		{"both silent past grace releases", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, 10 * time.Second, ptr(true), false},
+		{"both silent, never answered", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, -1, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &Watcher{Patroni: &tt.probe, Me: "me", Grace: 3 * time.Second, Log: zerolog.Nop(), holding: tt.holding}
+			if tt.dcs != nil {
+				w.DCS = tt.dcs
+			}
+			if tt.answered >= 0 {
+				w.lastAnswer = t0.Add(-tt.answered)
+			}
+			got, reason := w.Desired(context.Background(), t0)
+			if got != tt.want {
+				t.Fatalf("hold = %v (%s), want %v", got, reason, tt.want)
+			}
+		})
+	}
+}
+
+func ptr(b bool) *bool { return &b }
+
+func TestWatcherStepConverges(t *testing.T) {
+	probe := &fakeProbe{primary: true}
+	vip := &stateVIP{}
+	w := &Watcher{VIP: vip, Patroni: probe, Me: "me", Log: zerolog.Nop()}
+	ctx := context.Background()
+	w.Step(ctx)
+	w.Step(ctx) // already held: no second hold
+	vip.held = false
+	w.Step(ctx) // someone removed it: re-added
+	probe.primary = false
+	w.Step(ctx)
+	w.Step(ctx)
+	if got := strings.Join(vip.ops, ","); got != "hold,hold,release" {
+		t.Fatalf("ops %s", got)
+	}
+}
+
+func TestGuardedVIP(t *testing.T) {
+	tests := []struct {
+		name    string
+		view    LeaderView
+		wantErr bool
+		held    bool
+	}{
+		{"leader is me", &fakeLeader{name: "me"}, false, true},
+		{"no leader yet", &fakeLeader{name: ""}, false, true},
+		{"dcs unreachable does not block", &fakeLeader{err: errDown}, false, true},
+		{"another leader refuses", &fakeLeader{name: "n2"}, true, false},
+		{"no view", nil, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := &stateVIP{}
+			g := GuardedVIP{Backend: vip, Me: "me", View: tt.view, Log: zerolog.Nop()}
+			err := g.Hold(context.Background())
+			if (err != nil) != tt.wantErr || vip.held != tt.held {
+				t.Fatalf("err %v held %v", err, vip.held)
+			}
+			if tt.wantErr && !errors.Is(err, ErrOtherLeader) {
+				t.Fatalf("err %v not ErrOtherLeader", err)
+			}
+			if err := g.Release(context.Background()); err != nil || vip.held {
+				t.Fatal("release guarded")
+			}
+		})
+	}
+}
