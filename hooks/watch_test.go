@@ -24,7 +24,7 @@ type fakeLeader struct {
 }
 
 func (f *fakeLeader) Leader(context.Context) (string, error) { return f.name, f.err }
-func (f *fakeLeader) Source() string                        { return "fake" }
+func (f *fakeLeader) Source() string                         { return "fake" }
 
 // stateVIP is a VIP backend holding real state, recording operations.
 type stateVIP struct {

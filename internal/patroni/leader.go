@@ -58,7 +58,7 @@ type etcd3Leader struct {
 }
 
 func (l *etcd3Leader) Leader(ctx context.Context) (string, error) { return l.cfg.Leader(ctx, l.cli) }
-func (l *etcd3Leader) Source() string                            { return "etcd3 " + l.cfg.LeaderKey() }
+func (l *etcd3Leader) Source() string                             { return "etcd3 " + l.cfg.LeaderKey() }
 
 // etcd2Leader reads the leader key through etcd's v2 keys API (Patroni's
 // etcd: section), with a quorum read.
