@@ -271,16 +271,20 @@ func TestCallbackKilledMidWrite(t *testing.T) {
 	bin := filepath.Join(labDir, "bin", "pghook")
 	conf := filepath.Join(labDir, node, "pghook.yaml")
 	rnd := rand.New(rand.NewSource(time.Now().UnixNano()))
-	killed := 0
-	for i := 0; i < 40; i++ {
+	killed, completed := 0, 0
+	home := filepath.Join(labDir, node, "home")
+	for i := 0; i < 60; i++ {
 		role := []string{"master", "replica"}[i%2]
-		cmd := exec.Command("bash", "-c", fmt.Sprintf("source %q; lab_exec_pg %s %s callback --config %s on_role_change %s killtest",
-			filepath.Join(repo, "e2e/lab/lib.sh"), node, bin, conf, role))
+		// As Patroni runs it: as postgres, in the node, the seed's legacy
+		// argument form (with a password that must be dropped).
+		cmd := exec.Command("ip", "netns", "exec", "pgh-"+node, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+			"env", "-i", "HOME="+home, "PATH=/usr/bin:/bin", bin, "callback", "--config", conf,
+			"killtest", node, "/d", "0.0.0.0:5432", "/b", "killtest-pw", "on_role_change", role, "killtest")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rnd.Intn(15000)) * time.Microsecond)
+		time.Sleep(time.Duration(rnd.Intn(12000)) * time.Microsecond)
 		pg := -cmd.Process.Pid
 		syscall.Kill(pg, syscall.SIGSTOP)
 		if syscall.Kill(pg, syscall.SIGKILL) == nil {
@@ -296,9 +300,13 @@ func TestCallbackKilledMidWrite(t *testing.T) {
 				t.Fatalf("after kill %d: row %s lost", i, k)
 			}
 		}
+		want := map[string]string{"master": "primary", "replica": "replica"}[role]
+		if r := rs["killtest/"+node]; r != nil && r["role"] == want {
+			completed++
+		}
 	}
 	// The next callback completes the roster.
-	out, err := lib(t, "lab_exec_pg", node, bin, "callback", "--config", conf, "on_role_change", "demoted", "killtest")
+	out, err := lib(t, "lab_exec_pg", node, bin, "callback", "--config", conf, "killtest", node, "/d", "0.0.0.0:5432", "/b", "killtest-pw", "on_role_change", "demoted", "killtest")
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -312,10 +320,13 @@ func TestCallbackKilledMidWrite(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(labDir, node, "home"))
 	for _, e := range ents {
 		if strings.Contains(e.Name(), ".tmp-") {
-			t.Logf("note: a temp file of a killed writer remains: %s", e.Name())
+			t.Errorf("a killed writer's temp file outlived the next callback: %s", e.Name())
 		}
 	}
-	t.Logf("killed %d callbacks mid-flight; roster valid throughout", killed)
+	if b, _ := os.ReadFile(filepath.Join(home, ".pgtab")); strings.Contains(string(b), "killtest-pw") {
+		t.Fatal("the legacy password reached the roster")
+	}
+	t.Logf("SIGKILLed %d callbacks at random points (%d had already written their row); roster valid after every kill", killed, completed)
 }
 
 // TestNoPasswordInLogs: pghook never logs a password; the lab's passwords
@@ -351,5 +362,28 @@ func TestNoPasswordInLogs(t *testing.T) {
 	}
 	if lines == 0 {
 		t.Fatal("no pghook callback lines in Patroni's logs: callbacks did not run")
+	}
+}
+
+// TestEnvInLab: a DBA on a node runs eval "$(pghook env SCOPE)" and psql
+// reaches this node's server, whose recovery state matches the export.
+func TestEnvInLab(t *testing.T) {
+	l := rolesFollow(t, 60*time.Second)
+	bin := filepath.Join(labDir, "bin", "pghook")
+	for _, n := range nodes {
+		conf := filepath.Join(labDir, n, "pghook.yaml")
+		script := fmt.Sprintf(`eval "$(%s env --config %s %s 2>/dev/null)" && printf '%%s|%%s|' "$PG_IN_RECOVERY" "$PGDATA" && psql -XAtc 'select pg_is_in_recovery()'`, bin, conf, scope)
+		out, err := lib(t, "lab_exec_pg", n, "/bin/sh", "-c", script)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		wantRec := "true"
+		if n == l {
+			wantRec = "false"
+		}
+		want := wantRec + "|" + filepath.Join(labDir, n, "data") + "|" + map[string]string{"true": "t", "false": "f"}[wantRec]
+		if out != want {
+			t.Fatalf("%s: got %q, want %q", n, out, want)
+		}
 	}
 }

@@ -55,6 +55,7 @@ func (f File) Upsert(ctx context.Context, row Row) error {
 		return err
 	}
 	defer unlock()
+	removeStaleTemps(f.Path)
 	old, rerr := os.ReadFile(f.Path)
 	rows, err := f.Read()
 	if err != nil {
@@ -77,6 +78,16 @@ func (f File) Upsert(ctx context.Context, row Row) error {
 		return fmt.Errorf("writing roster: %w", err)
 	}
 	return nil
+}
+
+// removeStaleTemps deletes temporary files a SIGKILLed writer left. Writers
+// create them only while holding the lock, so under the lock any that
+// exist belong to a dead writer.
+func removeStaleTemps(path string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	for _, m := range matches {
+		os.Remove(m)
+	}
 }
 
 // unchanged reports whether upserting row would only move its UpdatedAt:

@@ -122,6 +122,7 @@ func TestUpsertSurvivesSIGKILL(t *testing.T) {
 			t.Fatalf("round %d: next upsert: %v", round, err)
 		}
 	}
+	assertNoTemp(t, filepath.Dir(path))
 	rows, _ := f.Read()
 	for round := 0; round < 15; round++ {
 		if len(Select(rows, "s", fmt.Sprintf("next-%d", round))) != 1 {

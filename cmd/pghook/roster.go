@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -74,6 +75,11 @@ func (a *app) envCommand() *cli.Command {
 			"prints a password: libpq finds it in ~/.pgpass or PGPASSFILE.",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "no-query", Usage: "do not ask the running server"}, &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no summary on stderr"}},
 		Action: func(c *cli.Context) error {
+			for _, arg := range c.Args().Slice() {
+				if strings.HasPrefix(arg, "-") {
+					return usageErr("env: flag %q after SCOPE: flags go first, e.g. pghook env %s SCOPE", arg, arg)
+				}
+			}
 			if c.NArg() > 2 {
 				return usageErr("env: at most SCOPE and NODE, got %d arguments", c.NArg())
 			}

@@ -37,9 +37,9 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// HostPort derives PGHOST and PGPORT from Listen. A wildcard listen
-// address (0.0.0.0, *, ::, empty) becomes the socket directory, or
-// localhost when that is unknown.
+// HostPort derives PGHOST and PGPORT. The socket directory wins when it
+// is known (peer authentication, no password needed); otherwise the first
+// listen address, with a wildcard (0.0.0.0, *, ::, empty) meaning localhost.
 func (t Target) HostPort() (string, int) {
 	host, port := t.Listen, 5432
 	if i := strings.LastIndex(t.Listen, ":"); i >= 0 && !strings.HasSuffix(t.Listen, "]") {
@@ -51,13 +51,13 @@ func (t Target) HostPort() (string, int) {
 	if t.Port != 0 {
 		port = t.Port
 	}
+	if t.SocketDir != "" {
+		return t.SocketDir, port
+	}
 	host = strings.TrimSpace(strings.Split(host, ",")[0])
 	host = strings.Trim(host, "[]")
 	switch host {
 	case "", "0.0.0.0", "*", "::":
-		if t.SocketDir != "" {
-			return t.SocketDir, port
-		}
 		return "localhost", port
 	}
 	return host, port
