@@ -22,15 +22,6 @@ func (a *app) createReplicaCommand() *cli.Command {
 	}
 }
 
-func (a *app) postInitCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "post-init",
-		Usage:     "[not built yet] Patroni bootstrap.post_init: one-time cluster setup",
-		ArgsUsage: "DSN",
-		Action:    notBuilt("post-init", "issue #5"),
-	}
-}
-
 func (a *app) backupCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "backup",

@@ -42,6 +42,28 @@ type Scope struct {
 	// StandbyLeaderVIP makes a standby cluster's leader hold the VIP.
 	StandbyLeaderVIP bool `yaml:"standby_leader_vip"`
 	VIP              VIP  `yaml:"vip"`
+	// PostInit is the one-time setup run by `pghook post-init`.
+	PostInit PostInit `yaml:"post_init"`
+}
+
+// PostInit configures `pghook post-init`.
+type PostInit struct {
+	// RewindUser gets the grants pg_rewind needs; default: the rewind
+	// user of patroni.yml. "-" skips it.
+	RewindUser string `yaml:"rewind_user"`
+	Roles      []struct {
+		Name         string   `yaml:"name"`
+		Login        bool     `yaml:"login"`
+		Options      []string `yaml:"options"`
+		InRoles      []string `yaml:"in_roles"`
+		PasswordFile string   `yaml:"password_file"`
+	} `yaml:"roles"`
+	Databases []struct {
+		Name  string `yaml:"name"`
+		Owner string `yaml:"owner"`
+	} `yaml:"databases"`
+	// SQLDir holds *.sql files applied once each, in name order.
+	SQLDir string `yaml:"sql_dir"`
 }
 
 // VIP configures the virtual IP of a scope.
