@@ -10,7 +10,8 @@
 # Layout (fixed, so tests and docs can rely on it):
 #   bridge pghbr0 10.251.77.1/24 in the root namespace
 #   pgh-n1 10.251.77.11, pgh-n2 .12, pgh-n3 .13 (etcd + Patroni + PostgreSQL each)
-#   pgh-cl 10.251.77.50 (client); 10.251.77.100 reserved for the VIP (not configured here)
+#   pgh-cl 10.251.77.50 (client); 10.251.77.100 the VIP (LAB_VIP=netlink: pghook moves it
+#   between the nodes' eth0; LAB_VIP=none: unused)
 # No default routes and no forwarding: nothing leaves 10.251.77.0/24 or loopback.
 
 : "${LAB_DIR:=/var/tmp/pghook-lab}"
@@ -19,13 +20,21 @@ if [[ -z ${LAB_DCS:-} && -r $LAB_DIR/lab.env ]]; then
 	LAB_DCS=$(sed -n 's/^LAB_DCS=//p' "$LAB_DIR/lab.env")
 fi
 : "${LAB_DCS:=etcd3}"
+# LAB_VIP: netlink (pghook's netlink backend through the pghook-vip helper, plus one
+# `pghook-vip watch` per node) or none. A running lab records it like LAB_DCS.
+if [[ -z ${LAB_VIP:-} && -r $LAB_DIR/lab.env ]]; then
+	LAB_VIP=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
+fi
+: "${LAB_VIP:=netlink}"
 : "${LAB_SCOPE:=pglab}"
 LAB_NODES=(n1 n2 n3)
 LAB_NET=10.251.77
 LAB_BRIDGE=pghbr0
 LAB_BRIDGE_IP=$LAB_NET.1
 LAB_CLIENT=cl
-LAB_VIP=$LAB_NET.100
+LAB_VIP_ADDR=$LAB_NET.100 # the VIP's address; LAB_VIP is the backend setting
+LAB_VIP_PREFIX=24
+LAB_VIP_IF=eth0
 LAB_NAMESPACE=/service # Patroni's DCS namespace (its default), keys live in /service/$LAB_SCOPE/
 LAB_PG_BIN=/usr/lib/postgresql/15/bin
 # A fixed PATH for everything started in the lab: the caller's PATH may hold pyenv shims
@@ -118,9 +127,9 @@ lab_psql_client() {
 
 # --- pid files ------------------------------------------------------------------------
 
-lab_pidfile() { printf '%s/%s/%s.pid\n' "$LAB_DIR" "$1" "$2"; } # NODE etcd|patroni
+lab_pidfile() { printf '%s/%s/%s.pid\n' "$LAB_DIR" "$1" "$2"; } # NODE etcd|patroni|pghook-vip
 
-# lab_pid NODE etcd|patroni — print the pid if the process in the pid file is alive and
+# lab_pid NODE etcd|patroni|pghook-vip — print the pid if the process in the pid file is alive and
 # still is that program (guards against pid reuse).
 lab_pid() {
 	local f pid
@@ -390,4 +399,90 @@ lab_pgtab() {
 # run from NEW's namespace so it works whoever leads.
 lab_switchover() {
 	LAB_CTL_NODE=$2 lab_patronictl switchover --master "$1" --candidate "$2" --force
+}
+
+# --- the VIP (LAB_VIP=netlink) --------------------------------------------------------
+
+lab_vip_helper() { printf '%s/bin/pghook-vip\n' "$LAB_DIR"; }
+
+# lab_vip_holders — print (one line, space-separated) the nodes whose eth0 holds the VIP;
+# an empty line when none does. Reads the kernel of each node's namespace, so it sees an
+# isolated node too.
+lab_vip_holders() {
+	local n out=()
+	for n in "${LAB_NODES[@]}"; do
+		if ip -n "$(lab_ns "$n")" -4 -o addr show dev "$LAB_VIP_IF" 2>/dev/null |
+			grep -q "inet $LAB_VIP_ADDR/"; then
+			out+=("$n")
+		fi
+	done
+	echo "${out[*]}"
+}
+
+# lab_vip_holder — print the single node holding the VIP; 1 if none, 2 (printing them)
+# if more than one does.
+lab_vip_holder() {
+	local h
+	h=$(lab_vip_holders)
+	read -ra h <<<"$h"
+	case ${#h[@]} in
+	0) return 1 ;;
+	1) echo "${h[0]}" ;;
+	*) echo "${h[*]}"; return 2 ;;
+	esac
+}
+
+# lab_vip_on_leader — the VIP is held by exactly one node, and it is Patroni's leader.
+lab_vip_on_leader() {
+	local l h
+	l=$(lab_leader) || return 1
+	h=$(lab_vip_holder) || return 1
+	[[ $h == "$l" ]]
+}
+
+# lab_vip_probe — from the client namespace, through the VIP: print the answering
+# server's pg_is_in_recovery() (f on a primary). Fails when nothing answers.
+lab_vip_probe() { lab_psql_client "$LAB_VIP_ADDR" -c 'select pg_is_in_recovery()'; }
+
+# lab_vip_status NODE — `pghook-vip status --json` on NODE, as postgres (as a DBA would).
+lab_vip_status() {
+	lab_exec_pg "$1" "$(lab_vip_helper)" status --json --scope "$LAB_SCOPE" --config "$(lab_pghook_yaml "$1")"
+}
+
+# lab_start_vipwatch NODE — start `pghook-vip watch` in NODE's namespace as postgres (the
+# helper's file capabilities give it CAP_NET_ADMIN/CAP_NET_RAW); no-op if running.
+lab_start_vipwatch() {
+	local node=$1 d pid
+	d=$(lab_node_dir "$node")
+	if pid=$(lab_pid "$node" pghook-vip); then return 0; fi
+	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
+		setpriv --reuid=postgres --regid=postgres --init-groups \
+		env -i HOME="$d/home" PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+		"$(lab_vip_helper)" watch --scope "$LAB_SCOPE" --config "$d/pghook.yaml" --log-format json \
+		</dev/null >>"$d/vipwatch.log" 2>&1) &
+	echo $! >"$(lab_pidfile "$node" pghook-vip)"
+}
+
+# lab_stop_vipwatch NODE — SIGTERM the watcher (it leaves the VIP as it is), SIGKILL
+# after 5 s.
+lab_stop_vipwatch() {
+	local node=$1 pid
+	if pid=$(lab_pid "$node" pghook-vip); then
+		kill -TERM "$pid" 2>/dev/null || true
+		if ! lab_wait 5 "pghook-vip watch on $node to stop" lab__gone "$pid"; then
+			kill -KILL "$pid" 2>/dev/null || true
+			lab_wait 5 "pghook-vip watch on $node to die" lab__gone "$pid" || true
+		fi
+	fi
+	rm -f "$(lab_pidfile "$node" pghook-vip)"
+}
+
+# lab_vip_del NODE — remove the VIP from NODE's eth0 by hand (root), if there.
+lab_vip_del() {
+	local ns
+	ns=$(lab_ns "$1")
+	[[ -e /run/netns/$ns ]] || return 0
+	if ip -n "$ns" -4 -o addr show dev "$LAB_VIP_IF" 2>/dev/null | grep -q "inet $LAB_VIP_ADDR/"; then
+		ip -n "$ns" addr del "$LAB_VIP_ADDR/$LAB_VIP_PREFIX" dev "$LAB_VIP_IF" 2>/dev/null || true
+	fi
 }

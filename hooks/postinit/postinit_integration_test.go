@@ -94,4 +94,3 @@ func TestRunAgainstRealServer(t *testing.T) {
 		t.Fatal("fixed file not applied")
 	}
 }
-
