@@ -1,0 +1,76 @@
+// Package archtest holds tests of the package boundaries: the folders say
+// who decides and who acts, and these tests keep it true.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func deps(t *testing.T, pkg string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "github.com/pghook/pghook/"+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Fields(string(out)) {
+		m[l] = true
+	}
+	return m
+}
+
+// TestDirectImports: deciding packages reach the OS only through the
+// acting packages' interfaces.
+func TestDirectImports(t *testing.T) {
+	for _, pkg := range []string{"hooks", "pgtab"} {
+		out, err := exec.Command("go", "list", "-f", "{{join .Imports \" \"}}", "github.com/pghook/pghook/"+pkg).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range strings.Fields(string(out)) {
+			if imp == "github.com/vishvananda/netlink" || imp == "golang.org/x/sys/unix" && pkg == "hooks" {
+				t.Errorf("%s imports %s directly", pkg, imp)
+			}
+		}
+	}
+}
+
+func TestPackageBoundaries(t *testing.T) {
+	tests := []struct {
+		pkg       string
+		forbidden []string
+		why       string
+	}{
+		{"pgtab", []string{"github.com/vishvananda/netlink", "github.com/urfave/cli/v2", "github.com/jackc/pgx/v5"}, "the roster is plain files"},
+		{"hooks", []string{"github.com/urfave/cli/v2"}, "hooks decides; the CLI wires"},
+		{"netvip", []string{"github.com/urfave/cli/v2", "github.com/jackc/pgx/v5"}, "the VIP backends know no CLI or SQL"},
+		{"internal/patroni", []string{"github.com/urfave/cli/v2", "github.com/vishvananda/netlink"}, "a read-only view of Patroni"},
+		// Start-up cost of every callback: gRPC and etcd's protobufs cost ~2.7 ms
+		// of init per invocation (docs/ARCHITECTURE.md), so the binary must not link them.
+		{"cmd/pghook", []string{"google.golang.org/grpc", "go.etcd.io/etcd/client/v3", "github.com/russross/blackfriday/v2"}, "callback start-up time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pkg, func(t *testing.T) {
+			var d map[string]bool
+			if tt.pkg == "cmd/pghook" {
+				out, err := exec.Command("go", "list", "-tags", "urfave_cli_no_docs", "-deps", "github.com/pghook/pghook/cmd/pghook").Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				d = map[string]bool{}
+				for _, l := range strings.Fields(string(out)) {
+					d[l] = true
+				}
+			} else {
+				d = deps(t, tt.pkg)
+			}
+			for _, f := range tt.forbidden {
+				if d[f] {
+					t.Errorf("%s imports %s (%s)", tt.pkg, f, tt.why)
+				}
+			}
+		})
+	}
+}
