@@ -54,3 +54,34 @@ bench: build
 
 clean:
 	rm -rf bin dist
+
+# ---- Debian package (issue #5) ------------------------------------------------
+# `make deb` builds dist/pghook_<version>_<arch>.deb with nfpm (nfpm.yaml). The man
+# page and bash completion are generated from the CLI definitions by a second
+# build of cmd/pghook with -tags pghook_gendocs (cmd/pghook/gendocs.go) and
+# without urfave_cli_no_docs; the shipped binary stays the lean `make build` one.
+DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/+/; s/-/./g'); \
+                 echo $${v:-0.0.0~git$$(date -u +%Y%m%d).$(COMMIT)})
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+DEB         := dist/pghook_$(DEB_VERSION)_$(DEB_ARCH).deb
+NFPM        := bin/tools/nfpm
+
+.PHONY: deb lint-deb
+
+$(NFPM):
+	GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+
+deb: build $(NFPM)
+	$(GO) build -trimpath -tags pghook_gendocs -o bin/pghook-gendocs ./cmd/pghook
+	rm -rf dist/docs && bin/pghook-gendocs gen-docs dist/docs
+	gzip -9nf dist/docs/pghook.1
+	printf 'pghook (%s) unstable; urgency=medium\n\n  * Built from commit %s; see README.md, Changelog.\n\n -- pghook maintainers <pghook@example.org>  %s\n' \
+	  '$(DEB_VERSION)' '$(COMMIT)' "$$(date -u -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" | gzip -9n > dist/docs/changelog.gz
+	rm -f dist/pghook_*.deb
+	DEB_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' $(NFPM) pkg --config nfpm.yaml --packager deb --target $(DEB)
+	@echo built $(DEB)
+
+# lintian must report no errors; tags suppressed with their reasons in
+# packaging/deb/lintian-suppress.
+lint-deb: deb
+	lintian --fail-on error --suppress-tags-from-file packaging/deb/lintian-suppress $(DEB)

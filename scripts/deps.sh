@@ -2,7 +2,7 @@
 # Installs what building, testing and the demo lab need on a Debian 12 machine (root).
 # Idempotent: a second run installs nothing.
 set -euo pipefail
-pkgs=(postgresql-15 postgresql-client-15 patroni etcd-server etcd-client iproute2 procps util-linux hyperfine curl jq)
+pkgs=(postgresql-15 postgresql-client-15 patroni etcd-server etcd-client iproute2 procps util-linux hyperfine curl jq lintian libcap2-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,18 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pghook/pghook/internal/logging"
+	"github.com/pghook/pghook/internal/patroni"
+	"github.com/pghook/pghook/replica"
 	"github.com/urfave/cli/v2"
 )
 
@@ -12,30 +24,152 @@ func notBuilt(name, issue string) cli.ActionFunc {
 	}
 }
 
+const createReplicaHelp = `Patroni runs it as a create_replica method:
+
+  postgresql:
+    create_replica_methods: [pghook, basebackup]
+    pghook:
+      command: pghook create-replica
+      backup_dir: /var/lib/pghook/backups   # optional, default shown
+      keep_data: true                       # optional: adopt a copy of this cluster already there
+
+Patroni appends --key=value for every key of the section, then --scope,
+--role, --datadir and --connstring; unknown keys are ignored. pghook picks
+the newest published backup of the scope (pghook backup) and, before
+touching the data directory, checks the manifest's checksum, that the
+backup is of this cluster (DCS initialize key, leader's IDENTIFY_SYSTEM)
+and that the leader still has the WAL after it. It extracts through an
+os.Root with the manifest as allow-list, verifies sizes, CRC32C and
+pg_control, syncs, and leaves PostgreSQL stopped. The password comes from
+PGPASSFILE (Patroni sets it). Global flags go before the command name;
+--patroni_config=FILE and --backup_dir=DIR are also read here
+(PGHOOK_BACKUP_DIR too).
+
+After a non-zero exit the data directory is as Patroni left it (absent, or
+empty but for dotfiles and lost+found), so Patroni's next method can run.
+
+Exit codes:
+`
+
 func (a *app) createReplicaCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "create-replica",
-		Usage:           "[not built yet] Patroni create_replica method: restore from a shared-storage backup",
+		Usage:           "Patroni create_replica method: restore from a shared-storage backup",
 		ArgsUsage:       "--scope=S --datadir=D --role=R --connstring=C [--k=v…]",
+		Description:     createReplicaHelp + replica.ExitCodeHelp(),
 		SkipFlagParsing: true, // Patroni passes --key=value for every key of the method section
-		Action:          notBuilt("create-replica", "issue #4"),
+		Action:          a.createReplica,
 	}
+}
+
+func (a *app) createReplica(c *cli.Context) error {
+	argv := c.Args().Slice()
+	for _, arg := range argv {
+		if arg == "--help" || arg == "-h" || arg == "help" {
+			return cli.ShowCommandHelp(c.Lineage()[1], c.Command.Name)
+		}
+	}
+	args, err := replica.ParseArgs(argv)
+	if err != nil {
+		return cli.Exit("create-replica: "+err.Error()+" (see pghook create-replica --help)", int(replica.CodeOf(err)))
+	}
+	log := a.log
+	if lv, lf := args.Extra["log_level"], args.Extra["log_format"]; lv != "" || lf != "" {
+		if l, err := logging.New(logging.Options{Level: lv, Format: logging.Format(lf)}); err == nil {
+			log = l
+		}
+	}
+	log = log.With().Str("action", "create_replica").Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	opts := replica.RestoreOptions{Args: args, BackupDir: os.Getenv("PGHOOK_BACKUP_DIR"), Log: log}
+	configured := args.PatroniConfig
+	if configured == "" {
+		if s, err := a.cfg.Scope(args.Scope); err == nil && s != nil {
+			configured = s.PatroniConfig
+		}
+	}
+	if pc := patroni.FindConfig(args.Scope, configured, os.Getppid()); pc != "" {
+		cfg, err := patroni.Load(pc)
+		switch {
+		case err != nil:
+			log.Warn().Err(err).Msg("reading Patroni config; the cluster identity comes from the leader alone")
+		case cfg.Scope != args.Scope:
+			log.Warn().Str("patroni_config", pc).Str("config_scope", cfg.Scope).Msg("Patroni config is for another scope: ignored")
+		case cfg.Etcd3 != nil:
+			opts.ClusterSystemID = func(ctx context.Context) (uint64, bool, error) {
+				cl, err := cfg.EtcdClient(3 * time.Second)
+				if err != nil {
+					return 0, false, err
+				}
+				defer cl.Close()
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				v, found, err := cl.Get(ctx, cfg.Key("initialize"))
+				if err != nil || !found {
+					return 0, found, err
+				}
+				id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return 0, false, fmt.Errorf("initialize key %q is not a system identifier", v)
+				}
+				return id, true, nil
+			}
+		}
+	}
+	log.Info().Str("scope", args.Scope).Str("datadir", args.DataDir).Str("connstring", logging.Redact(args.ConnString)).
+		Bool("keep_data", args.KeepData).Msg("create_replica starting")
+	res, err := replica.Restore(ctx, opts)
+	if err != nil {
+		code := replica.CodeOf(err)
+		log.Error().Err(err).Int("exit_code", int(code)).Str("cause", code.String()).Msg("create_replica failed; Patroni will try its next method")
+		return cli.Exit("create-replica: "+err.Error(), int(code))
+	}
+	if res.Adopted {
+		log.Info().Msg("create_replica done: existing data directory adopted")
+	}
+	return nil
 }
 
 func (a *app) backupCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "backup",
-		Usage:  "[not built yet] take a pg_basebackup into shared storage, published atomically",
-		Flags:  []cli.Flag{&cli.StringFlag{Name: "scope"}},
-		Action: notBuilt("backup", "issue #4"),
-	}
-}
-
-func (a *app) installCommand() *cli.Command {
-	return &cli.Command{
-		Name:            "install",
-		Usage:           "[not built yet] lay down patroni.yml, pghook.yaml and the systemd unit",
-		SkipFlagParsing: true,
-		Action:          notBuilt("install", "issue #5"),
+		Name:  "backup",
+		Usage: "take a pg_basebackup into shared storage, published atomically",
+		Description: "Runs pg_basebackup -F t -X stream -c fast with a CRC32C manifest and client-side\n" +
+			"compression into BACKUP_DIR/SCOPE/ID.partial, checks it, writes pghook.json,\n" +
+			"fsyncs and renames it to BACKUP_DIR/SCOPE/ID, then applies retention (the newest\n" +
+			"backup and any backup a restore is reading are never removed). The password comes\n" +
+			"from PGPASSFILE or ~/.pgpass. Prints the backup's directory.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "scope", Usage: "Patroni scope the backup belongs to", Required: true},
+			&cli.StringFlag{Name: "backup-dir", Usage: "backup root `DIR`", Value: replica.DefaultBackupDir, EnvVars: []string{"PGHOOK_BACKUP_DIR"}},
+			&cli.StringFlag{Name: "host", Usage: "server host or socket directory (default: libpq's)"},
+			&cli.IntFlag{Name: "port", Usage: "server port (default: libpq's)"},
+			&cli.StringFlag{Name: "user", Usage: "replication user (default: libpq's)"},
+			&cli.StringFlag{Name: "dbname", Usage: "libpq connection `STRING` (no password: use PGPASSFILE)"},
+			&cli.StringFlag{Name: "compression", Usage: "zstd, lz4, gzip or none (client-side)", Value: "zstd"},
+			&cli.IntFlag{Name: "keep", Usage: "keep the `N` newest backups of the scope (0: all)"},
+			&cli.DurationFlag{Name: "older-than", Usage: "also remove backups older than this (0: no limit)"},
+			&cli.StringFlag{Name: "pg-basebackup", Usage: "pg_basebackup binary", Value: replica.DefaultPgBaseBackup},
+		},
+		Action: func(c *cli.Context) error {
+			if strings.Contains(strings.ToLower(c.String("dbname")), "password") {
+				return usageErr("backup: put the password in PGPASSFILE, not in --dbname")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			m, err := replica.Backup(ctx, replica.BackupOptions{
+				Dir: c.String("backup-dir"), Scope: c.String("scope"), ConnString: c.String("dbname"),
+				Host: c.String("host"), Port: c.Int("port"), User: c.String("user"),
+				Compression: c.String("compression"), Keep: c.Int("keep"), OlderThan: c.Duration("older-than"),
+				PgBaseBackup: c.String("pg-basebackup"), Log: a.log.With().Str("action", "backup").Logger(),
+			})
+			if err != nil {
+				return cli.Exit("backup: "+err.Error(), int(replica.CodeOf(err)))
+			}
+			fmt.Fprintln(c.App.Writer, m.Dir)
+			return nil
+		},
 	}
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/pghook/pghook/packaging/install"
+	"github.com/urfave/cli/v2"
+)
+
+// installFlag describes one `pghook install` setting: flag name, env var
+// PGHOOK_<NAME>, the --from key of the same name.
+func installFlags() []cli.Flag {
+	env := func(name string) []string {
+		return []string{"PGHOOK_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+	}
+	str := func(name, usage string) cli.Flag {
+		return &cli.StringFlag{Name: name, Usage: usage, EnvVars: env(name), Category: "cluster"}
+	}
+	list := func(name, usage string) cli.Flag {
+		return &cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name), Category: "cluster"}
+	}
+	return []cli.Flag{
+		&cli.StringFlag{Name: "from", Usage: "read the settings from a YAML `FILE` whose keys are the flag names (flags win)", EnvVars: env("from")},
+		str("scope", "Patroni `SCOPE` (cluster name); required"),
+		str("name", "this member's `NAME` (default: the host name)"),
+		str("interface", "`IFACE` whose IPv4 address is this node's (default: the default route's)"),
+		str("address", "this node's `IP` for connect_address (default: the interface's)"),
+		str("network", "`CIDR` allowed in pg_hba (default: the interface's network)"),
+		list("members", "the other members' `IP`s (pg_hba entries when outside --network)"),
+		list("etcd-endpoints", "etcd `HOST:PORT` or URL, comma-separated; required"),
+		str("dcs", "Patroni DCS section: etcd3 (v3 API, default) or etcd (v2 API)"),
+		str("namespace", "Patroni namespace (default /service/)"),
+		str("etcd-user", "etcd user `NAME` for Patroni"),
+		str("etcd-password-file", "`FILE` holding the etcd user's password (never a password on the command line)"),
+		str("etcd-cacert", "CA certificate `FILE` for etcd TLS"),
+		str("etcd-cert", "client certificate `FILE` for etcd TLS"),
+		str("etcd-key", "client key `FILE` for etcd TLS"),
+		str("vip", "virtual IP as `CIDR`, e.g. 10.0.0.100/24 (enables the VIP and its reconciler unit)"),
+		str("vip-backend", "netlink (default with --vip) or none"),
+		str("vip-interface", "`IFACE` to hold the VIP on (default: --interface)"),
+		str("vip-label", "address `LABEL`, e.g. eth0:vip"),
+		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
+		&cli.IntFlag{Name: "port", Usage: "PostgreSQL port (default 5432)", EnvVars: env("port"), Category: "cluster"},
+		&cli.IntFlag{Name: "rest-port", Usage: "Patroni REST API port (default 8008)", EnvVars: env("rest-port"), Category: "cluster"},
+		str("pg-version", "PostgreSQL major `VERSION` (default: the highest in /usr/lib/postgresql)"),
+		str("data-dir", "data `DIR` (default /var/lib/postgresql/<version>/<scope>)"),
+		str("layout", "debian (config_dir in /etc/postgresql/<version>/<scope>, default) or seed (config in the data dir)"),
+		&cli.StringFlag{Name: "patroni-config", Usage: "patroni.yml to write (default /etc/patroni/<scope>.yml)", EnvVars: env("patroni-config"), Category: "cluster"},
+		&cli.StringFlag{Name: "root", Usage: "write under `DIR` instead of / (packaging, tests); no sysctl, systemctl or validation", EnvVars: env("root")},
+		&cli.BoolFlag{Name: "dry-run", Usage: "print a unified diff (passwords masked) and change nothing", EnvVars: env("dry-run")},
+		&cli.BoolFlag{Name: "force", Usage: "overwrite files changed by hand since pghook wrote them (a backup is kept)", EnvVars: env("force")},
+	}
+}
+
+func (a *app) installCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "install",
+		Usage: "lay down patroni.yml, pghook.yaml and the systemd units for a scope on this node",
+		Description: "Gathers this node's facts (host name, the interface's IPv4 address and network,\n" +
+			"PostgreSQL version and bin dir, the installed patroni) and writes, for --scope S:\n" +
+			"/etc/patroni/S.yml (postgres, 0600), the scope's section of /etc/pghook/pghook.yaml\n" +
+			"(root:postgres, 0640; other scopes are kept), /etc/systemd/system/patroni@S.service\n" +
+			"(enabled), with --vip the enabled pghook-vip-watch@S.service and an arp_announce\n" +
+			"sysctl drop-in, and the directories. Passwords are generated once and kept in\n" +
+			"/etc/pghook/secrets/S/ (postgres, 0600). A second run changes nothing; a file\n" +
+			"changed by hand since pghook wrote it is refused unless --force (a backup is\n" +
+			"kept). When patroni is installed, the rendered patroni.yml must pass\n" +
+			"`patroni --validate-config` before anything is written (an unreachable etcd, or\n" +
+			"ports held by this scope's running Patroni, are warnings).\n" +
+			"Every flag is also a PGHOOK_<FLAG> variable and a key of the --from file.",
+		Flags: installFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErr("install: unexpected argument %q (settings are flags)", c.Args().First())
+			}
+			var o install.Options
+			if f := c.String("from"); f != "" {
+				fh, err := os.Open(f)
+				if err != nil {
+					return usageErr("install: --from: %v", err)
+				}
+				o, err = install.ReadFrom(fh)
+				fh.Close()
+				if err != nil {
+					return usageErr("install: --from %s: %v", f, err)
+				}
+			}
+			str := map[string]*string{
+				"scope": &o.Scope, "name": &o.Name, "interface": &o.Interface, "address": &o.Address,
+				"network": &o.Network, "dcs": &o.DCS, "namespace": &o.Namespace, "etcd-user": &o.EtcdUser,
+				"etcd-password-file": &o.EtcdPasswordFile, "etcd-cacert": &o.EtcdCACert, "etcd-cert": &o.EtcdCert,
+				"etcd-key": &o.EtcdKey, "vip": &o.VIP, "vip-backend": &o.VIPBackend, "vip-interface": &o.VIPInterface,
+				"vip-label": &o.VIPLabel, "backup-dir": &o.BackupDir, "pg-version": &o.PGVersion,
+				"data-dir": &o.DataDir, "layout": &o.Layout, "patroni-config": &o.PatroniConfig,
+			}
+			for name, dst := range str {
+				if c.IsSet(name) {
+					*dst = c.String(name)
+				}
+			}
+			if c.IsSet("members") {
+				o.Members = c.StringSlice("members")
+			}
+			if c.IsSet("etcd-endpoints") {
+				o.EtcdEndpoints = c.StringSlice("etcd-endpoints")
+			}
+			if c.IsSet("port") {
+				o.Port = c.Int("port")
+			}
+			if c.IsSet("rest-port") {
+				o.RestPort = c.Int("rest-port")
+			}
+			o.Root, o.DryRun, o.Force = c.String("root"), c.Bool("dry-run"), c.Bool("force")
+			_, err := install.Run(o, c.App.Writer)
+			switch {
+			case err == nil:
+				return nil
+			case install.IsUsage(err):
+				return usageErr("install: %v", err)
+			default:
+				return cli.Exit(fmt.Sprintf("install: %v", err), exitFailure)
+			}
+		},
+	}
+}

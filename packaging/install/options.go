@@ -1,0 +1,252 @@
+// Package install implements `pghook install`: it gathers a node's facts,
+// renders patroni.yml, pghook.yaml, the Patroni systemd unit and a sysctl
+// drop-in, and writes them idempotently. Passwords are generated once and
+// kept under /etc/pghook/secrets/<scope>/; a file changed by hand since
+// pghook wrote it is not overwritten without Force (which keeps a backup).
+package install
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Fixed paths of the installed package (the .deb).
+const (
+	PghookBin       = "/usr/bin/pghook"
+	VIPHelper       = "/usr/lib/pghook/pghook-vip"
+	PghookYAML      = "/etc/pghook/pghook.yaml"
+	SecretsDir      = "/etc/pghook/secrets"
+	StateFile       = "/var/lib/pghook/install-state.json"
+	SystemdEtc      = "/etc/systemd/system"
+	VIPWatchUnit    = "/lib/systemd/system/pghook-vip-watch@.service"
+	SysctlDir       = "/etc/sysctl.d"
+	DefaultNS       = "/service/"
+	SuperuserName   = "postgres"
+	ReplicationName = "replicator"
+	RewindName      = "rewind_user"
+	RestAPIName     = "patroni"
+)
+
+// Options are the cluster-wide settings of `pghook install`. The yaml
+// names are the flag names, so a --from file reads like the command line.
+type Options struct {
+	Scope            string   `yaml:"scope"`
+	Name             string   `yaml:"name"`
+	Interface        string   `yaml:"interface"`
+	Address          string   `yaml:"address"`
+	Network          string   `yaml:"network"`
+	Members          []string `yaml:"members"`
+	EtcdEndpoints    []string `yaml:"etcd-endpoints"`
+	DCS              string   `yaml:"dcs"`
+	Namespace        string   `yaml:"namespace"`
+	EtcdUser         string   `yaml:"etcd-user"`
+	EtcdPasswordFile string   `yaml:"etcd-password-file"`
+	EtcdCACert       string   `yaml:"etcd-cacert"`
+	EtcdCert         string   `yaml:"etcd-cert"`
+	EtcdKey          string   `yaml:"etcd-key"`
+	VIP              string   `yaml:"vip"`
+	VIPBackend       string   `yaml:"vip-backend"`
+	VIPInterface     string   `yaml:"vip-interface"`
+	VIPLabel         string   `yaml:"vip-label"`
+	BackupDir        string   `yaml:"backup-dir"`
+	Port             int      `yaml:"port"`
+	RestPort         int      `yaml:"rest-port"`
+	PGVersion        string   `yaml:"pg-version"`
+	DataDir          string   `yaml:"data-dir"`
+	Layout           string   `yaml:"layout"`
+	PatroniConfig    string   `yaml:"patroni-config"`
+
+	// Not settable from a --from file.
+	Root   string `yaml:"-"`
+	DryRun bool   `yaml:"-"`
+	Force  bool   `yaml:"-"`
+	// NoValidate skips `patroni --validate-config` (tests).
+	NoValidate bool `yaml:"-"`
+}
+
+// UsageError is a bad setting; Flag names it (without dashes).
+type UsageError struct {
+	Flag string
+	Msg  string
+}
+
+func (e *UsageError) Error() string { return "--" + e.Flag + ": " + e.Msg }
+
+func usage(flag, format string, a ...any) error {
+	return &UsageError{Flag: flag, Msg: fmt.Sprintf(format, a...)}
+}
+
+// IsUsage reports whether err is a UsageError.
+func IsUsage(err error) bool {
+	var u *UsageError
+	return errors.As(err, &u)
+}
+
+// ReadFrom decodes a --from file; unknown keys are errors.
+func ReadFrom(r io.Reader) (Options, error) {
+	var o Options
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return o, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&o); err != nil && !errors.Is(err, io.EOF) {
+		return o, err
+	}
+	return o, nil
+}
+
+var (
+	scopeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	ifRE    = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
+)
+
+// normalize fills defaults and checks the settings that need no facts.
+func (o *Options) normalize() error {
+	if o.Scope == "" {
+		return usage("scope", "is required (the Patroni scope, i.e. the cluster name)")
+	}
+	if !scopeRE.MatchString(o.Scope) || strings.Contains(o.Scope, "..") {
+		return usage("scope", "%q is not a valid name: use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 63)", o.Scope)
+	}
+	if o.Name != "" && (!scopeRE.MatchString(o.Name) || strings.Contains(o.Name, "..")) {
+		return usage("name", "%q is not a valid member name: use letters, digits, '_', '-' and '.'", o.Name)
+	}
+	if o.Interface != "" && !ifRE.MatchString(o.Interface) {
+		return usage("interface", "%q is not an interface name", o.Interface)
+	}
+	if o.DCS == "" {
+		o.DCS = "etcd3"
+	}
+	if o.DCS != "etcd3" && o.DCS != "etcd" {
+		return usage("dcs", "%q: want etcd3 or etcd", o.DCS)
+	}
+	if o.Namespace == "" {
+		o.Namespace = DefaultNS
+	}
+	if !strings.HasPrefix(o.Namespace, "/") {
+		return usage("namespace", "%q must start with /", o.Namespace)
+	}
+	if len(o.EtcdEndpoints) == 0 {
+		return usage("etcd-endpoints", "is required (host:port or URL of each etcd member, comma-separated)")
+	}
+	for _, e := range o.EtcdEndpoints {
+		if _, _, err := splitEndpoint(e); err != nil {
+			return usage("etcd-endpoints", "%v", err)
+		}
+	}
+	if o.EtcdUser != "" && o.EtcdPasswordFile == "" {
+		return usage("etcd-password-file", "is required with --etcd-user (a file holding the password; never a password on the command line)")
+	}
+	if o.EtcdUser == "" && o.EtcdPasswordFile != "" {
+		return usage("etcd-user", "is required with --etcd-password-file")
+	}
+	if (o.EtcdCert == "") != (o.EtcdKey == "") {
+		return usage("etcd-cert", "--etcd-cert and --etcd-key go together")
+	}
+	if o.Address != "" {
+		if _, err := netip.ParseAddr(o.Address); err != nil {
+			return usage("address", "%q is not an IP address", o.Address)
+		}
+	}
+	if o.Network != "" {
+		if _, err := netip.ParsePrefix(o.Network); err != nil {
+			return usage("network", "%q is not a CIDR network, e.g. 10.0.0.0/24", o.Network)
+		}
+	}
+	for _, m := range o.Members {
+		if _, err := netip.ParseAddr(m); err != nil {
+			return usage("members", "%q is not an IP address", m)
+		}
+	}
+	if o.VIP != "" {
+		p, err := netip.ParsePrefix(o.VIP)
+		if err != nil || !p.Addr().Is4() {
+			return usage("vip", "%q is not an IPv4 CIDR, e.g. 10.0.0.100/24", o.VIP)
+		}
+		if o.VIPBackend == "" {
+			o.VIPBackend = "netlink"
+		}
+	}
+	switch o.VIPBackend {
+	case "", "none":
+		if o.VIP != "" {
+			return usage("vip-backend", "%q with --vip: want netlink", o.VIPBackend)
+		}
+	case "netlink":
+		if o.VIP == "" {
+			return usage("vip", "is required with --vip-backend netlink")
+		}
+	default:
+		return usage("vip-backend", "%q: want netlink or none (pcs: edit pghook.yaml by hand)", o.VIPBackend)
+	}
+	if o.VIPInterface != "" && !ifRE.MatchString(o.VIPInterface) {
+		return usage("vip-interface", "%q is not an interface name", o.VIPInterface)
+	}
+	if o.Port == 0 {
+		o.Port = 5432
+	}
+	if o.RestPort == 0 {
+		o.RestPort = 8008
+	}
+	if o.Port < 1 || o.Port > 65535 {
+		return usage("port", "%d is not in 1..65535", o.Port)
+	}
+	if o.RestPort < 1 || o.RestPort > 65535 || o.RestPort == o.Port {
+		return usage("rest-port", "%d is not in 1..65535 or equals --port", o.RestPort)
+	}
+	if o.PGVersion != "" && !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(o.PGVersion) {
+		return usage("pg-version", "%q: want a major version such as 15", o.PGVersion)
+	}
+	if o.Layout == "" {
+		o.Layout = "debian"
+	}
+	if o.Layout != "debian" && o.Layout != "seed" {
+		return usage("layout", "%q: want debian or seed", o.Layout)
+	}
+	for flag, p := range map[string]string{"data-dir": o.DataDir, "patroni-config": o.PatroniConfig, "backup-dir": o.BackupDir, "etcd-cacert": o.EtcdCACert, "etcd-cert": o.EtcdCert, "etcd-key": o.EtcdKey, "etcd-password-file": o.EtcdPasswordFile} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return usage(flag, "%q must be an absolute path", p)
+		}
+	}
+	if o.PatroniConfig == "" {
+		o.PatroniConfig = "/etc/patroni/" + o.Scope + ".yml"
+	}
+	if o.Root != "" {
+		if !strings.HasPrefix(o.Root, "/") {
+			return usage("root", "%q must be an absolute path", o.Root)
+		}
+		if fi, err := os.Stat(o.Root); err != nil || !fi.IsDir() {
+			return usage("root", "%q is not a directory", o.Root)
+		}
+	}
+	return nil
+}
+
+// splitEndpoint returns the scheme ("" when none) and host:port of an etcd
+// endpoint given as host:port or URL.
+func splitEndpoint(e string) (scheme, hostport string, err error) {
+	hostport = e
+	if i := strings.Index(e, "://"); i >= 0 {
+		scheme, hostport = e[:i], strings.TrimSuffix(e[i+3:], "/")
+		if scheme != "http" && scheme != "https" {
+			return "", "", fmt.Errorf("%q: scheme must be http or https", e)
+		}
+	}
+	if !strings.Contains(hostport, ":") {
+		hostport += ":2379"
+	}
+	if strings.ContainsAny(hostport, "/ ,") {
+		return "", "", fmt.Errorf("%q is not host:port or a URL", e)
+	}
+	return scheme, hostport, nil
+}

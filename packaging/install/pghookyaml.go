@@ -1,0 +1,114 @@
+package install
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/pghook/pghook/internal/config"
+	"gopkg.in/yaml.v3"
+)
+
+// scopeSettings are the keys install manages in pghook.yaml for a scope.
+type scopeSettings struct {
+	PatroniConfig string
+	VIPBackend    string
+	VIPAddress    string
+	VIPInterface  string
+	VIPLabel      string
+}
+
+// mergePghookYAML returns existing pghook.yaml with this scope's managed
+// keys set. Everything else (other scopes, keys and comments the user
+// added) is kept. Without a VIP, an existing vip section is left alone.
+func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, error) {
+	var doc yaml.Node
+	if len(bytes.TrimSpace(existing)) > 0 {
+		if err := yaml.Unmarshal(existing, &doc); err != nil {
+			return nil, fmt.Errorf("existing pghook.yaml is not valid YAML: %w", err)
+		}
+	}
+	if doc.Kind == 0 {
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode,
+			HeadComment: "pghook's settings (see `pghook callback --help`). `pghook install` manages\n" +
+				"scopes.<scope>.patroni_config and .vip; other keys and scopes are kept."}}}
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("existing pghook.yaml is not a mapping")
+	}
+	root := doc.Content[0]
+	if s.VIPBackend == "netlink" && lookup(root, "vip_helper") == nil {
+		setScalar(root, "vip_helper", VIPHelper)
+	}
+	scopes, err := mapping(root, "scopes")
+	if err != nil {
+		return nil, err
+	}
+	sec, err := mapping(scopes, scope)
+	if err != nil {
+		return nil, err
+	}
+	setScalar(sec, "patroni_config", s.PatroniConfig)
+	if s.VIPBackend != "" {
+		vip, err := mapping(sec, "vip")
+		if err != nil {
+			return nil, err
+		}
+		setScalar(vip, "backend", s.VIPBackend)
+		setScalar(vip, "address", s.VIPAddress)
+		setScalar(vip, "interface", s.VIPInterface)
+		if s.VIPLabel != "" {
+			setScalar(vip, "label", s.VIPLabel)
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	if _, err := config.Parse(bytes.NewReader(buf.Bytes())); err != nil {
+		return nil, fmt.Errorf("pghook.yaml after the update would not load: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func lookup(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// mapping returns the mapping at key, creating it when absent or null.
+func mapping(m *yaml.Node, key string) (*yaml.Node, error) {
+	v := lookup(m, key)
+	if v == nil {
+		v = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+		return v, nil
+	}
+	if v.Kind == yaml.ScalarNode && (v.Tag == "!!null" || v.Value == "") {
+		*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	}
+	if v.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("pghook.yaml: key %s is not a mapping", key)
+	}
+	v.Style = 0
+	return v, nil
+}
+
+func setScalar(m *yaml.Node, key, value string) {
+	if v := lookup(m, key); v != nil {
+		if v.Kind == yaml.ScalarNode && v.Value == value {
+			return
+		}
+		*v = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, LineComment: v.LineComment}
+		return
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value})
+}

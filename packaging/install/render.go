@@ -1,0 +1,310 @@
+package install
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Secrets are the generated (or adopted) passwords of one scope.
+type Secrets struct {
+	Superuser, Replication, Rewind, RestAPI string
+	// Etcd is read from --etcd-password-file.
+	Etcd string
+}
+
+// secretKinds name the files under /etc/pghook/secrets/<scope>/.
+var secretKinds = []string{"superuser", "replication", "rewind", "restapi"}
+
+func (s *Secrets) ptr(kind string) *string {
+	switch kind {
+	case "superuser":
+		return &s.Superuser
+	case "replication":
+		return &s.Replication
+	case "rewind":
+		return &s.Rewind
+	case "restapi":
+		return &s.RestAPI
+	}
+	panic("unknown secret " + kind)
+}
+
+func (s *Secrets) values() []string {
+	var v []string
+	for _, x := range []string{s.Superuser, s.Replication, s.Rewind, s.RestAPI, s.Etcd} {
+		if x != "" {
+			v = append(v, x)
+		}
+	}
+	return v
+}
+
+// Layout is where things go for one scope.
+type Layout struct {
+	DataDir   string
+	ConfigDir string // debian only
+	Pgpass    string
+}
+
+func layoutFor(o *Options, f *Facts) Layout {
+	l := Layout{DataDir: o.DataDir}
+	if l.DataDir == "" {
+		l.DataDir = filepath.Join("/var/lib/postgresql", f.PGVersion, o.Scope)
+	}
+	if o.Layout == "debian" {
+		l.ConfigDir = filepath.Join("/etc/postgresql", f.PGVersion, o.Scope)
+		l.Pgpass = "/var/lib/postgresql/" + f.PGVersion + "-" + o.Scope + ".pgpass"
+	} else {
+		l.Pgpass = "/var/lib/postgresql/.pgpass_" + o.Scope
+	}
+	return l
+}
+
+type auth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+type etcdSection struct {
+	Hosts    []string `yaml:"hosts"`
+	Protocol string   `yaml:"protocol,omitempty"`
+	Username string   `yaml:"username,omitempty"`
+	Password string   `yaml:"password,omitempty"`
+	CACert   string   `yaml:"cacert,omitempty"`
+	Cert     string   `yaml:"cert,omitempty"`
+	Key      string   `yaml:"key,omitempty"`
+}
+
+type patroniYAML struct {
+	Scope     string       `yaml:"scope"`
+	Namespace string       `yaml:"namespace"`
+	Name      string       `yaml:"name"`
+	RestAPI   restapi      `yaml:"restapi"`
+	Etcd3     *etcdSection `yaml:"etcd3,omitempty"`
+	Etcd      *etcdSection `yaml:"etcd,omitempty"`
+	Bootstrap bootstrap    `yaml:"bootstrap"`
+	Postgres  postgresql   `yaml:"postgresql"`
+	Tags      tags         `yaml:"tags"`
+}
+
+type restapi struct {
+	Listen         string `yaml:"listen"`
+	ConnectAddress string `yaml:"connect_address"`
+	Authentication auth   `yaml:"authentication"`
+}
+
+type bootstrap struct {
+	DCS      dcs      `yaml:"dcs"`
+	Initdb   []any    `yaml:"initdb"`
+	PgHBA    []string `yaml:"pg_hba"`
+	PostInit string   `yaml:"post_init"`
+}
+
+type dcs struct {
+	TTL                  int         `yaml:"ttl"`
+	LoopWait             int         `yaml:"loop_wait"`
+	RetryTimeout         int         `yaml:"retry_timeout"`
+	MaximumLagOnFailover int         `yaml:"maximum_lag_on_failover"`
+	Postgresql           dcsPostgres `yaml:"postgresql"`
+}
+
+type dcsPostgres struct {
+	UsePgRewind bool           `yaml:"use_pg_rewind"`
+	UseSlots    bool           `yaml:"use_slots"`
+	Parameters  map[string]any `yaml:"parameters"`
+}
+
+type postgresql struct {
+	Listen               string            `yaml:"listen"`
+	ConnectAddress       string            `yaml:"connect_address"`
+	DataDir              string            `yaml:"data_dir"`
+	BinDir               string            `yaml:"bin_dir"`
+	ConfigDir            string            `yaml:"config_dir,omitempty"`
+	Pgpass               string            `yaml:"pgpass"`
+	UseUnixSocket        bool              `yaml:"use_unix_socket"`
+	Authentication       map[string]auth   `yaml:"authentication"`
+	Parameters           map[string]any    `yaml:"parameters"`
+	Callbacks            map[string]string `yaml:"callbacks"`
+	CreateReplicaMethods []string          `yaml:"create_replica_methods"`
+	Pghook               map[string]any    `yaml:"pghook"`
+	Basebackup           map[string]any    `yaml:"basebackup"`
+}
+
+type tags struct {
+	NoFailover    bool `yaml:"nofailover"`
+	NoLoadBalance bool `yaml:"noloadbalance"`
+	CloneFrom     bool `yaml:"clonefrom"`
+	NoSync        bool `yaml:"nosync"`
+}
+
+// renderPatroni renders this node's patroni.yml.
+func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
+	l := layoutFor(o, f)
+	addr := f.Address.String()
+	hp := func(port int) string { return net.JoinHostPort(addr, strconv.Itoa(port)) }
+	y := patroniYAML{
+		Scope:     o.Scope,
+		Namespace: o.Namespace,
+		Name:      f.Hostname,
+		RestAPI: restapi{
+			Listen:         "0.0.0.0:" + strconv.Itoa(o.RestPort),
+			ConnectAddress: hp(o.RestPort),
+			Authentication: auth{RestAPIName, s.RestAPI},
+		},
+		Bootstrap: bootstrap{
+			DCS: dcs{TTL: 30, LoopWait: 10, RetryTimeout: 10, MaximumLagOnFailover: 1048576,
+				Postgresql: dcsPostgres{UsePgRewind: true, UseSlots: true, Parameters: map[string]any{
+					"wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on",
+					"max_wal_senders": 10, "max_replication_slots": 10, "wal_keep_size": "128MB",
+				}}},
+			Initdb:   []any{map[string]string{"encoding": "UTF8"}, map[string]string{"locale": "C.UTF-8"}, "data-checksums"},
+			PgHBA:    pgHBA(o, f),
+			PostInit: PghookBin + " post-init",
+		},
+		Postgres: postgresql{
+			Listen:         "0.0.0.0:" + strconv.Itoa(o.Port),
+			ConnectAddress: hp(o.Port),
+			DataDir:        l.DataDir,
+			BinDir:         f.BinDir,
+			ConfigDir:      l.ConfigDir,
+			Pgpass:         l.Pgpass,
+			UseUnixSocket:  true,
+			Authentication: map[string]auth{
+				"superuser":   {SuperuserName, s.Superuser},
+				"replication": {ReplicationName, s.Replication},
+				"rewind":      {RewindName, s.Rewind},
+			},
+			Parameters:           map[string]any{"unix_socket_directories": "/var/run/postgresql"},
+			Callbacks:            map[string]string{},
+			CreateReplicaMethods: []string{"pghook", "basebackup"},
+			Pghook:               map[string]any{"command": PghookBin + " create-replica", "keep_data": true},
+			Basebackup:           map[string]any{"checkpoint": "fast"},
+		},
+	}
+	if o.BackupDir != "" {
+		y.Postgres.Pghook["backup_dir"] = o.BackupDir
+	}
+	for _, cb := range []string{"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"} {
+		y.Postgres.Callbacks[cb] = PghookBin + " callback"
+	}
+	e := &etcdSection{Username: o.EtcdUser, CACert: o.EtcdCACert, Cert: o.EtcdCert, Key: o.EtcdKey}
+	if o.EtcdUser != "" {
+		e.Password = s.Etcd
+	}
+	scheme := ""
+	for _, ep := range o.EtcdEndpoints {
+		sc, hostport, _ := splitEndpoint(ep)
+		if sc != "" {
+			scheme = sc
+		}
+		e.Hosts = append(e.Hosts, hostport)
+	}
+	if scheme == "" && (o.EtcdCACert != "" || o.EtcdCert != "") {
+		scheme = "https"
+	}
+	e.Protocol = scheme
+	if o.DCS == "etcd" {
+		y.Etcd = e
+	} else {
+		y.Etcd3 = e
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Patroni configuration of scope %s on %s, written by `pghook install`.\n", o.Scope, f.Hostname)
+	buf.WriteString("# Re-run `pghook install` to change it. pghook will not overwrite changes made\n")
+	buf.WriteString("# here by hand without --force (which keeps a backup). Passwords: " + SecretsDir + "/" + o.Scope + "/.\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(y); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	return buf.Bytes(), nil
+}
+
+// pgHBA allows the members' network (and members outside it) to connect
+// with a password, replication from loopback too.
+func pgHBA(o *Options, f *Facts) []string {
+	const m = "scram-sha-256"
+	rules := []string{
+		"local all all peer",
+		"host all all 127.0.0.1/32 " + m,
+		"host replication " + ReplicationName + " 127.0.0.1/32 " + m,
+	}
+	nets := []string{f.Network.String()}
+	var extra []string
+	for _, mem := range o.Members {
+		a := netip.MustParseAddr(mem)
+		if !f.Network.Contains(a) {
+			extra = append(extra, netip.PrefixFrom(a, a.BitLen()).String())
+		}
+	}
+	sort.Strings(extra)
+	for _, n := range append(nets, extra...) {
+		rules = append(rules, "host replication "+ReplicationName+" "+n+" "+m, "host all all "+n+" "+m)
+	}
+	return rules
+}
+
+// unitName is the Patroni unit of a scope: an instance of Debian's
+// patroni@.service naming, so that Debian's template can never run a
+// second Patroni on the same file (a unit file for the instance replaces
+// the template's).
+func unitName(scope string) string { return "patroni@" + scope + ".service" }
+
+func vipWatchName(scope string) string { return "pghook-vip-watch@" + scope + ".service" }
+
+// renderUnit renders the Patroni unit of a scope.
+func renderUnit(o *Options, f *Facts) []byte {
+	patroni := f.Patroni
+	if patroni == "" {
+		patroni = "/usr/bin/patroni"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Written by pghook install: Patroni for scope %[1]s.
+[Unit]
+Description=Patroni for PostgreSQL cluster %[1]s (pghook)
+Documentation=man:pghook(1)
+After=network-online.target
+Wants=network-online.target
+ConditionPathExists=%[2]s
+
+[Service]
+Type=simple
+User=postgres
+Group=postgres
+ExecStart=%[3]s %[2]s
+ExecReload=/bin/kill -HUP $MAINPID
+# The callbacks cannot release the VIP once Patroni is gone: do it here.
+ExecStopPost=-%[4]s down --scope %[1]s
+# Only Patroni is killed on stop; it stops PostgreSQL itself.
+KillMode=process
+TimeoutSec=30
+Restart=on-failure
+RestartSec=5s
+
+[Install]
+WantedBy=multi-user.target
+`, o.Scope, o.PatroniConfig, patroni, VIPHelper)
+	return []byte(b.String())
+}
+
+func sysctlName(iface string) string { return "60-pghook-" + iface + ".conf" }
+
+func sysctlKey(iface string) string {
+	return "net.ipv4.conf." + strings.ReplaceAll(iface, ".", "/") + ".arp_announce"
+}
+
+// renderSysctl makes ARP requests use the interface's own address as
+// source, so that neighbours never learn the VIP from a stale holder.
+func renderSysctl(iface string) []byte {
+	return []byte("# Written by pghook install: ARP uses the best local address (VIP hosts).\n" +
+		"net.ipv4.conf.all.arp_announce = 2\n" + sysctlKey(iface) + " = 2\n")
+}

@@ -1,0 +1,121 @@
+package replica
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Args are create-replica's arguments as Patroni passes them: one
+// --key=value for every key of the method's section (keep_data: true
+// becomes --keep_data=True), then --scope, --role, --datadir and
+// --connstring. Unknown keys are kept in Extra and otherwise ignored.
+type Args struct {
+	Scope      string
+	DataDir    string
+	Role       string
+	ConnString string
+	KeepData   bool
+	// BackupDir and PatroniConfig may come from the method section
+	// (backup_dir: …, patroni_config: …); empty means the caller's default.
+	BackupDir     string
+	PatroniConfig string
+	Extra         map[string]string
+}
+
+// knownArgs are keys that take a value; --key value (two argv elements)
+// is accepted for them, for humans. Patroni always sends --key=value.
+var knownArgs = map[string]bool{
+	"scope": true, "datadir": true, "role": true, "connstring": true,
+	"keep_data": true, "backup_dir": true, "patroni_config": true,
+}
+
+// ParseArgs parses Patroni's argv (without the command name). Keys are
+// matched with '-' and '_' treated alike. A bare word, a missing --scope or
+// --datadir, or an unparsable keep_data is a usage error (ExitUsage).
+func ParseArgs(argv []string) (Args, error) {
+	a := Args{Extra: map[string]string{}}
+	seen := map[string]bool{}
+	for i := 0; i < len(argv); i++ {
+		arg := argv[i]
+		if arg == "--" {
+			if i+1 < len(argv) {
+				return a, failf(ExitUsage, "unexpected argument %q", argv[i+1])
+			}
+			break
+		}
+		if !strings.HasPrefix(arg, "-") || arg == "-" {
+			return a, failf(ExitUsage, "unexpected argument %q: create-replica takes only --key=value", arg)
+		}
+		kv := strings.TrimLeft(arg, "-")
+		key, val, hasVal := strings.Cut(kv, "=")
+		key = strings.ReplaceAll(strings.ToLower(key), "-", "_")
+		if key == "" {
+			return a, failf(ExitUsage, "unexpected argument %q", arg)
+		}
+		if !hasVal {
+			switch {
+			case key == "keep_data":
+				val = "true" // a bare --keep-data switch
+			case knownArgs[key] && i+1 < len(argv) && !strings.HasPrefix(argv[i+1], "--"):
+				i++
+				val = argv[i]
+			case knownArgs[key]:
+				return a, failf(ExitUsage, "--%s needs a value", key)
+			default:
+				a.Extra[key] = ""
+				continue
+			}
+		}
+		if knownArgs[key] && seen[key] && key != "keep_data" {
+			return a, failf(ExitUsage, "--%s given twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "scope":
+			a.Scope = val
+		case "datadir":
+			a.DataDir = val
+		case "role":
+			a.Role = val
+		case "connstring":
+			a.ConnString = val
+		case "backup_dir":
+			a.BackupDir = val
+		case "patroni_config":
+			a.PatroniConfig = val
+		case "keep_data":
+			b, err := parseBool(val)
+			if err != nil {
+				return a, failf(ExitUsage, "--keep_data=%s: %v", val, err)
+			}
+			a.KeepData = b
+		default:
+			a.Extra[key] = val
+		}
+	}
+	var missing []string
+	if a.Scope == "" {
+		missing = append(missing, "--scope")
+	}
+	if a.DataDir == "" {
+		missing = append(missing, "--datadir")
+	}
+	if len(missing) > 0 {
+		return a, failf(ExitUsage, "missing %s", strings.Join(missing, " and "))
+	}
+	if strings.ContainsAny(a.Scope, "/\x00") || a.Scope == "." || a.Scope == ".." {
+		return a, failf(ExitUsage, "--scope=%q is not a valid scope name", a.Scope)
+	}
+	return a, nil
+}
+
+// parseBool accepts Python's and YAML's spellings: Patroni sends True/False.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "t", "true", "y", "yes", "on":
+		return true, nil
+	case "0", "f", "false", "n", "no", "off", "", "none":
+		return false, nil
+	}
+	return false, fmt.Errorf("not a boolean")
+}

@@ -1,0 +1,254 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pghook/pghook/internal/fsutil"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// Compressions are the values of BackupOptions.Compression.
+var Compressions = []string{"zstd", "lz4", "gzip", "none"}
+
+// BackupOptions configure Backup.
+type BackupOptions struct {
+	Dir   string // backup root; the backup goes to <Dir>/<Scope>/<id>/
+	Scope string
+	// Source: a libpq connection string and/or host, port, user. The
+	// password comes from PGPASSFILE or ~/.pgpass, never a flag.
+	ConnString string
+	Host       string
+	Port       int
+	User       string
+	// Compression is zstd (default), lz4, gzip or none; client-side.
+	Compression string
+	// Keep is how many backups retention keeps (0: all); OlderThan also
+	// removes backups older than that (0: no age limit). The newest
+	// backup and any backup a restore holds are never removed.
+	Keep      int
+	OlderThan time.Duration
+	// PgBaseBackup is the pg_basebackup binary (default: PostgreSQL 15's).
+	PgBaseBackup string
+	Log          zerolog.Logger
+	// Stderr receives pg_basebackup's messages (default os.Stderr).
+	Stderr *os.File
+}
+
+// DefaultPgBaseBackup is Debian's PostgreSQL 15 pg_basebackup.
+const DefaultPgBaseBackup = "/usr/lib/postgresql/15/bin/pg_basebackup"
+
+// Backup takes a backup with pg_basebackup into <id>.partial, checks it,
+// writes pghook.json, syncs and renames it to <id>, then applies retention.
+// Only one backup of a scope runs at a time.
+func Backup(ctx context.Context, o BackupOptions) (Meta, error) {
+	start := time.Now()
+	comp := o.Compression
+	if comp == "" {
+		comp = "zstd"
+	}
+	method, _, _ := strings.Cut(comp, ":")
+	switch method {
+	case "zstd", "lz4", "gzip", "none":
+	default:
+		return Meta{}, failf(ExitUsage, "compression %q: want zstd, lz4, gzip or none", comp)
+	}
+	sd, err := scopeDir(firstNonEmpty(o.Dir, DefaultBackupDir), o.Scope)
+	if err != nil {
+		return Meta{}, err
+	}
+	if err := os.MkdirAll(sd, 0o750); err != nil {
+		return Meta{}, fail(ExitIO, fmt.Errorf("creating %s: %w", sd, err))
+	}
+	unlock, err := lockScope(sd)
+	if err != nil {
+		return Meta{}, err
+	}
+	defer unlock()
+	cleanStale(sd, o.Log)
+
+	id := start.UTC().Format("20060102T150405Z")
+	for i := 1; exists(filepath.Join(sd, id)) || exists(filepath.Join(sd, id+partialSuffix)); i++ {
+		id = start.UTC().Format("20060102T150405Z") + "-" + strconv.Itoa(i)
+	}
+	partial := filepath.Join(sd, id+partialSuffix)
+	final := filepath.Join(sd, id)
+	log := o.Log.With().Str("scope", o.Scope).Str("backup_id", id).Logger()
+
+	bin := firstNonEmpty(o.PgBaseBackup, DefaultPgBaseBackup)
+	args := []string{"-D", partial, "-F", "t", "-X", "stream", "-c", "fast", "-w",
+		"--manifest-checksums=CRC32C", "-l", "pghook " + o.Scope + " " + id}
+	if method == "none" {
+		args = append(args, "--compress=none")
+	} else {
+		args = append(args, "--compress=client-"+comp)
+	}
+	if o.ConnString != "" {
+		args = append(args, "-d", o.ConnString)
+	}
+	if o.Host != "" {
+		args = append(args, "-h", o.Host)
+	}
+	if o.Port != 0 {
+		args = append(args, "-p", strconv.Itoa(o.Port))
+	}
+	if o.User != "" {
+		args = append(args, "-U", o.User)
+	}
+	log.Info().Str("dir", partial).Str("compression", comp).Msg("backup starting")
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if o.Stderr != nil {
+		cmd.Stdout, cmd.Stderr = o.Stderr, o.Stderr
+	}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(partial)
+		return Meta{}, fmt.Errorf("pg_basebackup: %w", err)
+	}
+	m, err := describe(partial)
+	if err != nil {
+		os.RemoveAll(partial)
+		return Meta{}, fmt.Errorf("checking the new backup: %w", err)
+	}
+	m.ID, m.Scope, m.Compression, m.CreatedAt = id, o.Scope, method, start.UTC()
+	m.Source = describeSource(o)
+	m.TookSeconds = round1(time.Since(start).Seconds())
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := fsutil.WriteFile(filepath.Join(partial, MetaFile), append(b, '\n'), 0o640, fsutil.Keep); err != nil {
+		os.RemoveAll(partial)
+		return Meta{}, fail(ExitIO, err)
+	}
+	if err := syncFiles(partial); err != nil {
+		os.RemoveAll(partial)
+		return Meta{}, fail(ExitIO, err)
+	}
+	if err := os.Rename(partial, final); err != nil {
+		os.RemoveAll(partial)
+		return Meta{}, fail(ExitIO, fmt.Errorf("publishing backup: %w", err))
+	}
+	if err := fsutil.SyncDir(sd); err != nil {
+		return Meta{}, fail(ExitIO, err)
+	}
+	m.Dir = final
+	log.Info().Uint64("system_identifier", m.SystemID).Str("start_lsn", m.StartLSN).Str("end_lsn", m.EndLSN).
+		Int64("data_bytes", m.DataBytes).Int64("stored_bytes", m.StoredBytes).Float64("took_s", m.TookSeconds).
+		Str("dir", final).Msg("backup published")
+	if o.Keep > 0 || o.OlderThan > 0 {
+		removed, err := Prune(firstNonEmpty(o.Dir, DefaultBackupDir), o.Scope, o.Keep, o.OlderThan)
+		if len(removed) > 0 {
+			log.Info().Strs("removed", removed).Msg("retention")
+		}
+		if err != nil {
+			log.Warn().Err(err).Msg("retention")
+		}
+	}
+	return m, nil
+}
+
+func describeSource(o BackupOptions) string {
+	var parts []string
+	if o.Host != "" {
+		parts = append(parts, "host="+o.Host)
+	}
+	if o.Port != 0 {
+		parts = append(parts, "port="+strconv.Itoa(o.Port))
+	}
+	if o.User != "" {
+		parts = append(parts, "user="+o.User)
+	}
+	return strings.Join(parts, " ")
+}
+
+// describe checks a finished pg_basebackup directory the way Restore's
+// pre-flight will and fills the metadata from it.
+func describe(bdir string) (Meta, error) {
+	p, err := preflight(bdir)
+	if err != nil {
+		return Meta{}, err
+	}
+	var m Meta
+	m.SystemID = p.wal.SystemID
+	m.PGVersion = p.wal.MajorVersion()
+	m.WALSegSize = p.wal.SegSize
+	tli, s := p.manifest.Start()
+	m.Timeline = tli
+	m.StartLSN = s.String()
+	m.EndLSN = p.end.String()
+	m.DataBytes = p.manifest.DataSize()
+	m.StoredBytes = p.storedBytes
+	m.FromStandby = p.fromStandby
+	m.Files = []string{filepath.Base(p.base), filepath.Base(p.walTar), "backup_manifest"}
+	return m, nil
+}
+
+// syncFiles fsyncs every file of a backup directory and the directory.
+func syncFiles(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", e.Name(), err)
+		}
+	}
+	return fsutil.SyncDir(dir)
+}
+
+// lockScope takes the scope's exclusive backup lock.
+func lockScope(sd string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(sd, ".backup.lock"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fail(ExitIO, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, failf(ExitFailure, "another backup of this scope is running (%s is locked)", f.Name())
+		}
+		return nil, fail(ExitIO, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// cleanStale removes leftovers of killed runs: .partial (under the scope
+// lock, so no backup is writing it) and .deleting directories.
+func cleanStale(sd string, log zerolog.Logger) {
+	ents, _ := os.ReadDir(sd)
+	for _, e := range ents {
+		if e.IsDir() && (strings.HasSuffix(e.Name(), partialSuffix) || strings.HasSuffix(e.Name(), deletingSuffix)) {
+			if err := os.RemoveAll(filepath.Join(sd, e.Name())); err != nil {
+				log.Warn().Err(err).Str("dir", e.Name()).Msg("removing a stale backup directory")
+			} else {
+				log.Info().Str("dir", e.Name()).Msg("removed a stale backup directory")
+			}
+		}
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}

@@ -1,0 +1,21 @@
+// Package replica takes pg_basebackup backups into shared storage and
+// restores them as Patroni create_replica method.
+//
+// A backup lives in <backup_dir>/<scope>/<id>/: pg_basebackup's tar files
+// (base.tar[.gz|.lz4|.zst], pg_wal.tar[.gz]), its backup_manifest and
+// pghook's metadata, pghook.json. It is written as <id>.partial and renamed
+// once complete and fsynced, so a reader never sees half a backup.
+//
+// Restore picks the newest published backup and, before touching the data
+// directory, checks the manifest's own checksum, that the backup belongs to
+// this cluster (system identifier from the first WAL segment, compared with
+// the DCS initialize key and with the leader's IDENTIFY_SYSTEM) and that the
+// leader still has the WAL right after the backup (a START_REPLICATION
+// probe). It then extracts the tars through an os.Root, with the manifest as
+// an allow-list, verifies sizes, CRC32C and pg_control, and syncs. Any
+// failure removes everything it created and returns an *Error whose Code is
+// the process exit code (see ExitCode).
+//
+// The package never starts PostgreSQL and never writes standby.signal or
+// primary_conninfo: Patroni does that after a successful method.
+package replica

@@ -1,0 +1,491 @@
+package replica
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// ErrUnsafeArchive is wrapped by every refusal of a tar entry: a name
+// that is not local, a type other than file or directory, a file the
+// manifest does not list or lists with another size.
+var ErrUnsafeArchive = errors.New("replica: unsafe or unexpected archive entry")
+
+// ErrChecksum is wrapped when a file's content does not match the manifest.
+var ErrChecksum = errors.New("replica: checksum mismatch")
+
+// compression of a tar file, from its name.
+func compressionOf(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".tar.gz"):
+		return "gzip"
+	case strings.HasSuffix(name, ".tar.lz4"):
+		return "lz4"
+	case strings.HasSuffix(name, ".tar.zst"):
+		return "zstd"
+	case strings.HasSuffix(name, ".tar"):
+		return "none"
+	}
+	return ""
+}
+
+// decompress wraps r according to the tar file's compression.
+func decompress(r io.Reader, comp string) (io.ReadCloser, error) {
+	switch comp {
+	case "none":
+		return io.NopCloser(r), nil
+	case "gzip":
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return zr, nil
+	case "lz4":
+		return io.NopCloser(lz4.NewReader(r)), nil
+	case "zstd":
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
+		if err != nil {
+			return nil, err
+		}
+		return zr.IOReadCloser(), nil
+	}
+	return nil, fmt.Errorf("unknown compression %q", comp)
+}
+
+// limitedReader fails (instead of returning EOF) once more than n bytes
+// are read: the decompression-bomb cap.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, fmt.Errorf("%w: archive larger than its manifest allows", ErrUnsafeArchive)
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// extractor writes tar entries under one os.Root. Safe for concurrent use
+// by one base and one WAL tar.
+type extractor struct {
+	root     *os.Root
+	manifest *Manifest
+	// reserved are top-level names that existed before (dotfiles,
+	// lost+found): no entry may write into them.
+	reserved map[string]bool
+	bufPool  sync.Pool
+
+	mu      sync.Mutex
+	dirs    map[string]bool
+	written map[string]bool // manifest files written
+	wal     map[string]bool // WAL file names written into pg_wal
+	walHdr  *WALHeader      // header of the first WAL segment
+}
+
+func newExtractor(root *os.Root, m *Manifest, reserved map[string]bool) *extractor {
+	return &extractor{
+		root: root, manifest: m, reserved: reserved,
+		dirs: map[string]bool{"": true, ".": true}, written: map[string]bool{}, wal: map[string]bool{},
+		bufPool: sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
+	}
+}
+
+// checkName cleans a tar name and reports whether it is acceptable.
+func (x *extractor) checkName(raw string) (string, error) {
+	n := cleanName(raw)
+	if n == "" {
+		return "", nil // the root itself
+	}
+	if !localName(n) {
+		return "", fmt.Errorf("%w: name %q is not local", ErrUnsafeArchive, raw)
+	}
+	top, _, _ := strings.Cut(n, "/")
+	if x.reserved[top] {
+		return "", fmt.Errorf("%w: %q would write into %q, which was in the data directory before", ErrUnsafeArchive, raw, top)
+	}
+	return n, nil
+}
+
+func (x *extractor) mkdirAll(dir string) error {
+	x.mu.Lock()
+	done := x.dirs[dir]
+	x.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := x.root.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating directory %s: %w", dir, err)
+	}
+	fi, err := x.root.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: %s is not a directory", ErrUnsafeArchive, dir)
+	}
+	x.mu.Lock()
+	x.dirs[dir] = true
+	x.mu.Unlock()
+	return nil
+}
+
+// entryType checks a header's type: only directories and regular files.
+func entryType(h *tar.Header) (dir bool, err error) {
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return true, nil
+	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old tars
+		if h.Size < 0 {
+			return false, fmt.Errorf("%w: %q has a negative size", ErrUnsafeArchive, h.Name)
+		}
+		return false, nil
+	case tar.TypeSymlink, tar.TypeLink:
+		return false, fmt.Errorf("%w: %q is a link (to %q)", ErrUnsafeArchive, h.Name, h.Linkname)
+	}
+	return false, fmt.Errorf("%w: %q has type %q, not a file or directory", ErrUnsafeArchive, h.Name, string(h.Typeflag))
+}
+
+// writeFile creates name (which must not exist), copies size bytes from r
+// into it and returns the bytes it began with (up to 64) and its hash.
+func (x *extractor) writeFile(name string, r io.Reader, size int64, h hash.Hash) (head []byte, err error) {
+	if err := x.mkdirAll(path.Dir(name)); err != nil {
+		return nil, err
+	}
+	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%w: %s already exists", ErrUnsafeArchive, name)
+	}
+	if err != nil {
+		return nil, ioErr{fmt.Errorf("creating %s: %w", name, err)}
+	}
+	bp := x.bufPool.Get().(*[]byte)
+	defer x.bufPool.Put(bp)
+	buf := *bp
+	var left = size
+	for left > 0 {
+		n := int64(len(buf))
+		if n > left {
+			n = left
+		}
+		k, rerr := io.ReadFull(r, buf[:n])
+		if k > 0 {
+			if head == nil {
+				head = append([]byte(nil), buf[:min(k, 64)]...)
+			}
+			if h != nil {
+				h.Write(buf[:k])
+			}
+			if _, werr := f.Write(buf[:k]); werr != nil {
+				f.Close()
+				return nil, ioErr{fmt.Errorf("writing %s: %w", name, werr)}
+			}
+			left -= int64(k)
+		}
+		if rerr != nil {
+			f.Close()
+			if errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, io.EOF) {
+				return nil, fmt.Errorf("%w: %s: archive truncated", ErrUnsafeArchive, name)
+			}
+			return nil, fmt.Errorf("reading %s from archive: %w", name, rerr)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return nil, ioErr{fmt.Errorf("closing %s: %w", name, err)}
+	}
+	return head, nil
+}
+
+func newHash(alg string) (hash.Hash, error) {
+	switch alg {
+	case "CRC32C":
+		return crc32.New(castagnoli), nil
+	case "SHA224":
+		return sha256.New224(), nil
+	case "SHA256":
+		return sha256.New(), nil
+	case "SHA384":
+		return sha512.New384(), nil
+	case "SHA512":
+		return sha512.New(), nil
+	case "NONE":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: checksum algorithm %q not supported", ErrManifest, alg)
+}
+
+func sumOf(alg string, h hash.Hash) []byte {
+	if alg == "CRC32C" {
+		return crc32cBytes(h.(hash.Hash32).Sum32())
+	}
+	return h.Sum(nil)
+}
+
+// extractBase extracts base.tar: every file must be in the manifest with
+// the same size, and its checksum must match.
+func (x *extractor) extractBase(r io.Reader) error {
+	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return archiveErr("base", err)
+		}
+		isDir, err := entryType(h)
+		if err != nil {
+			return err
+		}
+		n, err := x.checkName(h.Name)
+		if err != nil {
+			return err
+		}
+		if n == "" {
+			if !isDir {
+				return fmt.Errorf("%w: %q names the root as a file", ErrUnsafeArchive, h.Name)
+			}
+			continue
+		}
+		if isDir {
+			if _, listed := x.manifest.Files[n]; listed {
+				return fmt.Errorf("%w: %q is a file in the manifest but a directory in the archive", ErrUnsafeArchive, n)
+			}
+			if err := x.mkdirAll(n); err != nil {
+				return err
+			}
+			continue
+		}
+		mf, ok := x.manifest.Files[n]
+		if !ok {
+			return fmt.Errorf("%w: %q is not in the manifest", ErrUnsafeArchive, n)
+		}
+		if mf.Size != h.Size {
+			return fmt.Errorf("%w: %q is %d bytes in the archive, %d in the manifest", ErrUnsafeArchive, n, h.Size, mf.Size)
+		}
+		hs, err := newHash(mf.Algorithm)
+		if err != nil {
+			return err
+		}
+		x.mu.Lock()
+		dup := x.written[n]
+		x.written[n] = true
+		x.mu.Unlock()
+		if dup {
+			return fmt.Errorf("%w: %q appears twice", ErrUnsafeArchive, n)
+		}
+		if _, err := x.writeFile(n, tr, h.Size, hs); err != nil {
+			return err
+		}
+		if hs != nil {
+			if got := sumOf(mf.Algorithm, hs); string(got) != string(mf.Checksum) {
+				return fmt.Errorf("%w: %s: %s %x, manifest says %x", ErrChecksum, n, mf.Algorithm, got, mf.Checksum)
+			}
+		}
+	}
+}
+
+// extractWAL extracts pg_wal.tar into pg_wal/: only segment and history
+// files, segments all of one valid size and of sysid (when non-zero).
+func (x *extractor) extractWAL(r io.Reader, sysid uint64) error {
+	if err := x.mkdirAll("pg_wal"); err != nil {
+		return err
+	}
+	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return archiveErr("WAL", err)
+		}
+		isDir, err := entryType(h)
+		if err != nil {
+			return err
+		}
+		n := cleanName(h.Name)
+		if isDir {
+			if n == "" || n == "archive_status" {
+				if n != "" {
+					if err := x.mkdirAll("pg_wal/" + n); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			return fmt.Errorf("%w: WAL archive has directory %q", ErrUnsafeArchive, h.Name)
+		}
+		if walStatusRE.MatchString(n) && h.Size == 0 {
+			// pg_basebackup marks segments it completed as archived.
+			if err := x.mkdirAll("pg_wal/archive_status"); err != nil {
+				return err
+			}
+			if _, err := x.writeFile("pg_wal/"+n, tr, 0, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		seg := walSegmentRE.MatchString(n)
+		if !seg && !walHistoryRE.MatchString(n) {
+			return fmt.Errorf("%w: %q in the WAL archive is not a WAL segment or history file", ErrUnsafeArchive, h.Name)
+		}
+		if !seg && h.Size > 1<<20 {
+			return fmt.Errorf("%w: history file %q is %d bytes", ErrUnsafeArchive, n, h.Size)
+		}
+		x.mu.Lock()
+		wantSize := int64(0)
+		if x.walHdr != nil {
+			wantSize = int64(x.walHdr.SegSize)
+		}
+		dup := x.wal[n]
+		x.wal[n] = true
+		x.mu.Unlock()
+		if dup {
+			return fmt.Errorf("%w: %q appears twice", ErrUnsafeArchive, n)
+		}
+		if seg && (h.Size < 1<<20 || h.Size > 1<<30 || (wantSize != 0 && h.Size != wantSize)) {
+			return fmt.Errorf("%w: WAL segment %q has size %d", ErrUnsafeArchive, n, h.Size)
+		}
+		head, err := x.writeFile("pg_wal/"+n, tr, h.Size, nil)
+		if err != nil {
+			return err
+		}
+		if !seg {
+			continue
+		}
+		wh, err := ParseWALHeader(head)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrUnsafeArchive, n, err)
+		}
+		if int64(wh.SegSize) != h.Size {
+			return fmt.Errorf("%w: WAL segment %s says segment size %d but is %d bytes", ErrUnsafeArchive, n, wh.SegSize, h.Size)
+		}
+		if sysid != 0 && wh.SystemID != sysid {
+			return fmt.Errorf("%w: WAL segment %s belongs to system %d, not %d", ErrUnsafeArchive, n, wh.SystemID, sysid)
+		}
+		x.mu.Lock()
+		if x.walHdr == nil {
+			x.walHdr = &wh
+		}
+		x.mu.Unlock()
+	}
+}
+
+// archiveErr wraps an error of tar.Reader.Next: a failed read of the file
+// or a cancellation stays what it is; anything else is a bad archive.
+func archiveErr(which string, err error) error {
+	if errors.As(err, new(ioErr)) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("reading %s archive: %w", which, err)
+	}
+	return fmt.Errorf("%w: reading %s archive: %v", ErrUnsafeArchive, which, err)
+}
+
+// missing returns the manifest files not written.
+func (x *extractor) missing() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []string
+	for p := range x.manifest.Files {
+		if !x.written[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// firstWALHeader reads the long header of the first WAL segment in a WAL
+// tar (history files are skipped) without extracting anything.
+func firstWALHeader(r io.Reader) (WALHeader, string, error) {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return WALHeader{}, "", errors.New("WAL archive has no WAL segment")
+		}
+		if err != nil {
+			return WALHeader{}, "", fmt.Errorf("reading WAL archive: %w", err)
+		}
+		n := cleanName(h.Name)
+		if h.Typeflag != tar.TypeReg || !walSegmentRE.MatchString(n) {
+			continue
+		}
+		buf := make([]byte, 40)
+		if _, err := io.ReadFull(tr, buf); err != nil {
+			return WALHeader{}, n, fmt.Errorf("reading WAL segment %s: %w", n, err)
+		}
+		wh, err := ParseWALHeader(buf)
+		return wh, n, err
+	}
+}
+
+// readBackupLabel returns backup_label, the first entry of a base archive,
+// reading no further than the first few entries.
+func readBackupLabel(r io.Reader) ([]byte, error) {
+	tr := tar.NewReader(r)
+	for i := 0; i < 4; i++ {
+		h, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("reading base archive: %w", err)
+		}
+		if cleanName(h.Name) != "backup_label" {
+			continue
+		}
+		if h.Typeflag != tar.TypeReg || h.Size > 64<<10 {
+			return nil, fmt.Errorf("%w: backup_label is not a small regular file", ErrUnsafeArchive)
+		}
+		return io.ReadAll(io.LimitReader(tr, h.Size))
+	}
+	return nil, errors.New("base archive does not start with backup_label")
+}
+
+// BackupLabel is what pghook reads from backup_label.
+type BackupLabel struct {
+	From        string // primary or standby
+	Timeline    uint32
+	Incremental bool
+}
+
+// ParseBackupLabel parses backup_label's "KEY: value" lines.
+func ParseBackupLabel(b []byte) BackupLabel {
+	var l BackupLabel
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "BACKUP FROM":
+			l.From = strings.TrimSpace(v)
+		case "START TIMELINE":
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+				l.Timeline = uint32(n)
+			}
+		case "INCREMENTAL FROM LSN", "INCREMENTAL FROM TLI":
+			l.Incremental = true
+		}
+	}
+	return l
+}

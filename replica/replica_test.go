@@ -1,0 +1,381 @@
+package replica
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		argv []string
+		want Args
+		code ExitCode
+	}{
+		{
+			name: "Patroni with keep_data and an unknown key",
+			argv: []string{"--keep_data=True", "--foo=bar", "--scope=15-main", "--role=replica", "--datadir=/var/lib/postgresql/15/main",
+				"--connstring=dbname=postgres user=replicator host=10.0.0.2 port=5432"},
+			want: Args{Scope: "15-main", Role: "replica", DataDir: "/var/lib/postgresql/15/main", KeepData: true,
+				ConnString: "dbname=postgres user=replicator host=10.0.0.2 port=5432", Extra: map[string]string{"foo": "bar"}},
+		},
+		{
+			name: "no_leader and empty connstring",
+			argv: []string{"--no_leader=1", "--scope=s", "--role=replica", "--datadir=/d", "--connstring="},
+			want: Args{Scope: "s", Role: "replica", DataDir: "/d", Extra: map[string]string{"no_leader": "1"}},
+		},
+		{
+			name: "keep_data False and backup_dir from the method section",
+			argv: []string{"--keep_data=False", "--backup_dir=/mnt/b", "--patroni-config=/etc/p.yml", "--scope=s", "--datadir=/d"},
+			want: Args{Scope: "s", DataDir: "/d", BackupDir: "/mnt/b", PatroniConfig: "/etc/p.yml", Extra: map[string]string{}},
+		},
+		{
+			name: "human form with separate values",
+			argv: []string{"--scope", "s", "--datadir", "/d", "--keep-data"},
+			want: Args{Scope: "s", DataDir: "/d", KeepData: true, Extra: map[string]string{}},
+		},
+		{
+			name: "connstring with escaped spaces stays one value",
+			argv: []string{"--scope=s", "--datadir=/d", `--connstring=host=h user=a\ b sslmode=require`},
+			want: Args{Scope: "s", DataDir: "/d", ConnString: `host=h user=a\ b sslmode=require`, Extra: map[string]string{}},
+		},
+		{name: "missing datadir", argv: []string{"--scope=s"}, code: ExitUsage},
+		{name: "nothing", argv: nil, code: ExitUsage},
+		{name: "bare word", argv: []string{"--scope=s", "--datadir=/d", "clone"}, code: ExitUsage},
+		{name: "bad keep_data", argv: []string{"--scope=s", "--datadir=/d", "--keep_data=maybe"}, code: ExitUsage},
+		{name: "scope with a slash", argv: []string{"--scope=../x", "--datadir=/d"}, code: ExitUsage},
+		{name: "scope twice", argv: []string{"--scope=a", "--scope=b", "--datadir=/d"}, code: ExitUsage},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseArgs(tc.argv)
+			if c := CodeOf(err); c != tc.code {
+				t.Fatalf("exit %d (%v), want %d", c, err, tc.code)
+			}
+			if tc.code == 0 && !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseManifest(t *testing.T) {
+	files := map[string][]byte{"PG_VERSION": []byte("15\n"), "global/pg_control": pgControl(42)}
+	good := makeManifest(files, 1, 0x2000028, 0x2000100)
+	m, err := ParseManifest(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != 2 || m.Files["PG_VERSION"].Size != 3 || m.WAL[0].End != 0x2000100 {
+		t.Fatalf("parsed %+v", m)
+	}
+	tests := []struct {
+		name string
+		edit func([]byte) []byte
+	}{
+		{"size changed", func(b []byte) []byte { return bytes.Replace(b, []byte(`"Size": 3`), []byte(`"Size": 4`), 1) }},
+		{"checksum changed", func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"Manifest-Checksum": "`), []byte(`"Manifest-Checksum": "0`), 1)
+		}},
+		{"no checksum", func(b []byte) []byte { return bytes.Replace(b, []byte(`"Manifest-Checksum"`), []byte(`"X"`), 1) }},
+		{"truncated", func(b []byte) []byte { return b[:len(b)/2] }},
+		{"trailing garbage", func(b []byte) []byte { return append(b, "{}"...) }},
+		{"path escapes", func(b []byte) []byte {
+			fs := map[string][]byte{"../etc/passwd": []byte("x")}
+			return makeManifest(fs, 1, 1, 2)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseManifest(tc.edit(append([]byte(nil), good...)))
+			if !errors.Is(err, ErrManifest) {
+				t.Fatalf("err %v, want ErrManifest", err)
+			}
+		})
+	}
+}
+
+// PostgreSQL memcpys its native uint32: CRC 0x128350a4 appears as "a4508312".
+func TestCRC32CByteOrder(t *testing.T) {
+	if got := fmt.Sprintf("%x", crc32cBytes(0x128350a4)); got != "a4508312" {
+		t.Fatalf("got %s", got)
+	}
+}
+
+func TestControlAndWALHeader(t *testing.T) {
+	cd, err := ParseControl(pgControl(7712150698949318755))
+	if err != nil || cd.SystemID != 7712150698949318755 || cd.ControlVersion != 1300 {
+		t.Fatalf("%+v %v", cd, err)
+	}
+	bad := pgControl(1)
+	bad[0] ^= 1
+	if _, err := ParseControl(bad); err == nil {
+		t.Fatal("corrupt pg_control accepted")
+	}
+	wh, err := ParseWALHeader(walSegment(99, 3, 0x1000000))
+	if err != nil || wh.SystemID != 99 || wh.Timeline != 3 || wh.SegSize != testSegSize || wh.MajorVersion() != 15 {
+		t.Fatalf("%+v %v", wh, err)
+	}
+	if got := SegmentName(1, 0x2000100, 16<<20); got != "000000010000000000000002" {
+		t.Fatalf("segment name %s", got)
+	}
+	if got := SegmentName(2, 0x1_0300_0000, 16<<20); got != "000000020000000100000003" {
+		t.Fatalf("segment name %s", got)
+	}
+	if l, err := ParseLSN("1/A0000028"); err != nil || l.String() != "1/A0000028" {
+		t.Fatalf("LSN %v %v", l, err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	seen := map[ExitCode]bool{}
+	for _, c := range ExitCodes() {
+		if seen[c] || c.String() == "" {
+			t.Fatalf("code %d duplicated or unnamed", c)
+		}
+		seen[c] = true
+		if c != ExitOK && !strings.Contains(ExitCodeHelp(), fmt.Sprintf("%d  %s", int(c), c)) {
+			t.Fatalf("code %d missing from help", c)
+		}
+	}
+	ctx := context.Background()
+	tests := []struct {
+		err  error
+		want ExitCode
+	}{
+		{nil, ExitOK},
+		{errors.New("boom"), ExitFailure},
+		{failf(ExitWALGone, "x"), ExitWALGone},
+		{fmt.Errorf("wrapped: %w", failf(ExitOtherCluster, "x")), ExitOtherCluster},
+		{fail(ExitIO, failf(ExitVerify, "inner wins")), ExitVerify},
+	}
+	for _, tc := range tests {
+		if got := CodeOf(tc.err); got != tc.want {
+			t.Errorf("CodeOf(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	classes := []struct {
+		err  error
+		want ExitCode
+	}{
+		{fmt.Errorf("x: %w", ErrChecksum), ExitVerify},
+		{fmt.Errorf("x: %w", ErrUnsafeArchive), ExitVerify},
+		{ioErr{errors.New("disk")}, ExitIO},
+		{fmt.Errorf("writing: %w", os.NewSyscallError("write", errNoSpace)), ExitIO},
+		{errors.New("zstd: corrupt block"), ExitVerify},
+	}
+	for _, tc := range classes {
+		if got := classify(ctx, tc.err); got != tc.want {
+			t.Errorf("classify(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if got := classify(cctx, errors.New("x")); got != ExitFailure {
+		t.Errorf("cancelled: %d", got)
+	}
+}
+
+func TestExtractRejectsMaliciousTars(t *testing.T) {
+	man := &Manifest{Files: map[string]ManifestFile{
+		"PG_VERSION": {Path: "PG_VERSION", Size: 3, Algorithm: "CRC32C", Checksum: crc32cBytes(0x3)},
+		"a":          {Path: "a", Size: 1, Algorithm: "NONE"},
+	}}
+	body := []byte("evil")
+	tests := []struct {
+		name    string
+		entries []entry
+		wal     bool
+	}{
+		{"dotdot", []entry{{name: "../evil", typ: tar.TypeReg, body: body}}, false},
+		{"nested dotdot", []entry{{name: "base/../../evil", typ: tar.TypeReg, body: body}}, false},
+		{"absolute", []entry{{name: "/tmp/evil", typ: tar.TypeReg, body: body}}, false},
+		{"symlink escape then write through it", []entry{{name: "a", typ: tar.TypeSymlink, linkname: "/tmp"}, {name: "a/evil", typ: tar.TypeReg, body: body}}, false},
+		{"hardlink", []entry{{name: "a", typ: tar.TypeLink, linkname: "/etc/passwd"}}, false},
+		{"char device", []entry{{name: "a", typ: tar.TypeChar}}, false},
+		{"fifo", []entry{{name: "a", typ: tar.TypeFifo}}, false},
+		{"not in the manifest", []entry{{name: "evil", typ: tar.TypeReg, body: body}}, false},
+		{"size differs from the manifest", []entry{{name: "a", typ: tar.TypeReg, body: body}}, false},
+		{"file then directory", []entry{{name: "a", typ: tar.TypeReg, body: []byte("x")}, {name: "a/", typ: tar.TypeDir}}, false},
+		{"file twice", []entry{{name: "a", typ: tar.TypeReg, body: []byte("x")}, {name: "a", typ: tar.TypeReg, body: []byte("x")}}, false},
+		{"checksum mismatch", []entry{{name: "PG_VERSION", typ: tar.TypeReg, body: []byte("16\n")}}, false},
+		{"backslash name", []entry{{name: `..\evil`, typ: tar.TypeReg, body: body}}, false},
+		{"into a pre-existing lost+found", []entry{{name: "lost+found/a", typ: tar.TypeReg, body: []byte("x")}}, false},
+		{"WAL: not a segment name", []entry{{name: "evil", typ: tar.TypeReg, body: body}}, true},
+		{"WAL: dotdot", []entry{{name: "../000000010000000000000001", typ: tar.TypeReg, body: walSegment(1, 1, 0)}}, true},
+		{"WAL: symlink", []entry{{name: "000000010000000000000001", typ: tar.TypeSymlink, linkname: "/etc"}}, true},
+		{"WAL: wrong system", []entry{{name: "000000010000000000000001", typ: tar.TypeReg, body: walSegment(2, 1, 0)}}, true},
+		{"WAL: small segment", []entry{{name: "000000010000000000000001", typ: tar.TypeReg, body: body}}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			data := filepath.Join(parent, "data")
+			os.MkdirAll(filepath.Join(data, "lost+found"), 0o700)
+			root, err := os.OpenRoot(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
+			x := newExtractor(root, man, map[string]bool{"lost+found": true})
+			r := bytes.NewReader(makeTar(t, tc.entries))
+			if tc.wal {
+				err = x.extractWAL(r, 1)
+			} else {
+				err = x.extractBase(r)
+			}
+			t.Log(err)
+			if !errors.Is(err, ErrUnsafeArchive) && !errors.Is(err, ErrChecksum) {
+				t.Fatalf("err %v, want a refusal", err)
+			}
+			ents, _ := os.ReadDir(parent)
+			if len(ents) != 1 || ents[0].Name() != "data" {
+				t.Fatalf("something was written next to the data directory: %v", ents)
+			}
+			if _, err := os.Lstat("/tmp/evil"); err == nil {
+				t.Fatal("/tmp/evil exists")
+			}
+			filepath.Walk(data, func(p string, fi os.FileInfo, err error) error {
+				if err == nil && fi.Mode()&(os.ModeSymlink|os.ModeDevice|os.ModeNamedPipe) != 0 {
+					t.Errorf("%s is %v", p, fi.Mode())
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestDecompressionBombCapped(t *testing.T) {
+	r := &limitedReader{r: bytes.NewReader(make([]byte, 100)), n: 10}
+	buf := make([]byte, 100)
+	n, _ := r.Read(buf)
+	if _, err := r.Read(buf); n != 10 || !errors.Is(err, ErrUnsafeArchive) {
+		t.Fatalf("read %d then %v", n, err)
+	}
+}
+
+func TestRestoreSynthetic(t *testing.T) {
+	const sysid = 7712150698949318755
+	tests := []struct {
+		name    string
+		leader  *fakeLeader
+		dcs     uint64           // 0: no DCS
+		backup  func(dir string) // nil: none
+		prepare func(t *testing.T, data string)
+		keep    bool
+		want    ExitCode
+		adopted bool
+	}{
+		{name: "restores", leader: &fakeLeader{sysid: sysid}, backup: good(sysid)},
+		{name: "restores with DCS agreeing", leader: &fakeLeader{sysid: sysid}, dcs: sysid, backup: good(sysid)},
+		{name: "restores into an empty mount point", leader: &fakeLeader{sysid: sysid}, backup: good(sysid), prepare: mountPoint},
+		{name: "no backup", leader: &fakeLeader{sysid: sysid}, want: ExitNoBackup},
+		{name: "backup of another cluster", leader: &fakeLeader{sysid: sysid}, backup: good(1234), want: ExitOtherCluster, prepare: mountPoint},
+		{name: "DCS and leader disagree", leader: &fakeLeader{sysid: sysid}, dcs: 99, backup: good(sysid), want: ExitOtherCluster},
+		{name: "WAL gone", leader: &fakeLeader{sysid: sysid, walGone: true}, backup: good(sysid), want: ExitWALGone, prepare: mountPoint},
+		{name: "checksum", leader: &fakeLeader{sysid: sysid}, backup: func(dir string) {
+			s := newSynth(sysid)
+			s.base[4].body = bytes.Repeat([]byte("y"), 8192)
+			s.write(t, dir, "s", "b1")
+		}, want: ExitVerify, prepare: mountPoint},
+		{name: "missing file", leader: &fakeLeader{sysid: sysid}, backup: func(dir string) {
+			s := newSynth(sysid)
+			s.base = append(s.base[:7], s.base[8:]...) // drop postgresql.conf
+			s.write(t, dir, "s", "b1")
+		}, want: ExitVerify},
+		{name: "not empty", leader: &fakeLeader{sysid: sysid}, backup: good(sysid), prepare: func(t *testing.T, d string) {
+			os.MkdirAll(d, 0o700)
+			os.WriteFile(filepath.Join(d, "somefile"), nil, 0o600)
+		}, want: ExitNotEmpty},
+		{name: "keep_data adopts this cluster", leader: &fakeLeader{sysid: sysid}, keep: true, prepare: existing(sysid, false), adopted: true},
+		{name: "keep_data refuses another cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(5, false), want: ExitNotEmpty},
+		{name: "keep_data refuses a live postmaster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(sysid, true), want: ExitNotEmpty},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			parent := t.TempDir()
+			data := filepath.Join(parent, "pg", "data")
+			if tc.backup != nil {
+				tc.backup(dir)
+			}
+			if tc.prepare != nil {
+				tc.prepare(t, data)
+			}
+			before := treeOf(t, parent)
+			opts := RestoreOptions{Args: Args{Scope: "s", DataDir: data, ConnString: "host=x", KeepData: tc.keep}, BackupDir: dir,
+				Dial: func(context.Context, string) (Leader, error) { return tc.leader, nil }, Log: zerolog.Nop()}
+			if tc.dcs != 0 {
+				opts.ClusterSystemID = func(context.Context) (uint64, bool, error) { return tc.dcs, true, nil }
+			}
+			res, err := Restore(context.Background(), opts)
+			t.Logf("exit %d: %v", CodeOf(err), err)
+			if got := CodeOf(err); got != tc.want {
+				t.Fatalf("exit %d (%v), want %d", got, err, tc.want)
+			}
+			if res.Adopted != tc.adopted {
+				t.Fatalf("adopted %v", res.Adopted)
+			}
+			if tc.want != 0 || tc.adopted {
+				if after := treeOf(t, parent); after != before {
+					t.Fatalf("data directory changed:\nbefore\n%s\nafter\n%s", before, after)
+				}
+				return
+			}
+			for n, want := range newSynth(sysid).files {
+				got, err := os.ReadFile(filepath.Join(data, n))
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s: %v", n, err)
+				}
+				fi, _ := os.Stat(filepath.Join(data, n))
+				if fi.Mode().Perm() != 0o600 {
+					t.Fatalf("%s mode %v", n, fi.Mode())
+				}
+			}
+			if fi, err := os.Stat(filepath.Join(data, "pg_wal", "000000010000000000000001")); err != nil || fi.Size() != testSegSize {
+				t.Fatalf("WAL segment: %v", err)
+			}
+			if fi, _ := os.Stat(data); fi.Mode().Perm() != 0o700 {
+				t.Fatalf("data dir mode %v", fi.Mode())
+			}
+			// primary backup: the standby next needs the segment after the end LSN's.
+			if len(tc.leader.probed) != 1 || tc.leader.probed[0] != 0x200000 {
+				t.Fatalf("probed %v", tc.leader.probed)
+			}
+		})
+	}
+}
+
+func good(sysid uint64) func(string) {
+	return func(dir string) { newSynth(sysid).write(nil, dir, "s", "b1") }
+}
+
+// mountPoint makes the data directory exist, empty but for lost+found
+// and a dotfile, with mode 0755 (restored on failure).
+func mountPoint(t *testing.T, d string) {
+	os.MkdirAll(filepath.Join(d, "lost+found"), 0o700)
+	os.WriteFile(filepath.Join(d, ".snapshot"), []byte("x"), 0o644)
+	os.Chmod(d, 0o755)
+}
+
+// existing makes a data directory holding system sysid.
+func existing(sysid uint64, live bool) func(*testing.T, string) {
+	return func(t *testing.T, d string) {
+		os.MkdirAll(filepath.Join(d, "global"), 0o700)
+		os.WriteFile(filepath.Join(d, "global", "pg_control"), pgControl(sysid), 0o600)
+		os.WriteFile(filepath.Join(d, "PG_VERSION"), []byte("15\n"), 0o600)
+		if live {
+			os.WriteFile(filepath.Join(d, "postmaster.pid"), []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), d)), 0o600)
+		}
+	}
+}

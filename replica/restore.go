@@ -1,0 +1,631 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
+	Args
+	// BackupDir holds <scope>/<id>/ backups (Args.BackupDir wins if set).
+	BackupDir string
+	// ClusterSystemID reads the cluster's system identifier from the DCS
+	// (Patroni's initialize key); found is false when the key is absent.
+	// Nil when there is no DCS to ask.
+	ClusterSystemID func(ctx context.Context) (id uint64, found bool, err error)
+	// Dial opens the replication connection to the leader; nil: DialLeader.
+	Dial func(ctx context.Context, connstring string) (Leader, error)
+	// ProgressEvery is the period of progress lines (0: 5s).
+	ProgressEvery time.Duration
+	Log           zerolog.Logger
+}
+
+// Result describes a successful Restore.
+type Result struct {
+	Adopted  bool // keep_data: the data directory already held this cluster
+	Backup   Meta
+	SystemID uint64
+	Bytes    int64 // bytes read from the backup files
+	Took     time.Duration
+}
+
+// ioErr marks a failure to read the backup or write the data directory.
+type ioErr struct{ error }
+
+func (e ioErr) Unwrap() error { return e.error }
+
+// classify maps an extraction error to its exit code.
+func classify(ctx context.Context, err error) ExitCode {
+	var re *Error
+	switch {
+	case errors.As(err, &re):
+		return re.Code
+	case ctx.Err() != nil:
+		return ExitFailure
+	case errors.Is(err, ErrUnsafeArchive), errors.Is(err, ErrChecksum), errors.Is(err, ErrManifest):
+		return ExitVerify
+	case errors.As(err, new(ioErr)), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EIO):
+		return ExitIO
+	}
+	return ExitVerify // a corrupt compressed stream
+}
+
+// Restore builds a replica in opts.DataDir from the newest published
+// backup of opts.Scope (see the package doc for the checks). On failure it
+// returns an *Error and the data directory is as it was found: absent, or
+// with the same entries (only dotfiles and lost+found can be there).
+func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
+	start := time.Now()
+	log := opts.Log.With().Str("scope", opts.Scope).Str("datadir", opts.DataDir).Logger()
+	dir := firstNonEmpty(opts.Args.BackupDir, opts.BackupDir, DefaultBackupDir)
+	if opts.Dial == nil {
+		opts.Dial = DialLeader
+	}
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return res, fail(ExitUsage, err)
+	}
+
+	// 1. Who is this cluster? The DCS, and the leader over replication.
+	var leader Leader
+	if opts.ConnString != "" {
+		leader, err = opts.Dial(ctx, opts.ConnString)
+		if err != nil {
+			return res, fail(ExitFailure, err)
+		}
+		defer leader.Close()
+	}
+	sysid, leaderInfo, err := clusterIdentity(ctx, log, opts.ClusterSystemID, leader)
+	if err != nil {
+		return res, err
+	}
+	res.SystemID = sysid
+
+	// 2. The data directory must be empty, or adoptable with keep_data.
+	st, err := inspectDataDir(dataDir)
+	if err != nil {
+		return res, fail(ExitIO, err)
+	}
+	if len(st.significant) > 0 {
+		if opts.KeepData {
+			if why := adoptable(dataDir, sysid); why == "" {
+				log.Info().Uint64("system_identifier", sysid).Msg("keep_data: the data directory already holds this cluster; adopted without copying")
+				res.Adopted, res.Took = true, time.Since(start)
+				return res, nil
+			} else {
+				return res, failf(ExitNotEmpty, "data directory %s is not empty and cannot be adopted: %s", dataDir, why)
+			}
+		}
+		return res, failf(ExitNotEmpty, "data directory %s is not empty (%s…) and keep_data is not set", dataDir, st.significant[0])
+	}
+
+	// 3. The backup: newest published, locked against retention.
+	backup, lock, err := pickBackup(dir, opts.Scope)
+	if err != nil {
+		return res, err
+	}
+	defer lock.Close()
+	res.Backup = backup
+	log = log.With().Str("backup", backup.Dir).Logger()
+	plan, err := preflight(backup.Dir)
+	if err != nil {
+		return res, err
+	}
+	if plan.wal.SystemID != sysid {
+		return res, failf(ExitOtherCluster, "backup %s is of system %d, this cluster is %d", backup.ID, plan.wal.SystemID, sysid)
+	}
+	if plan.manifest.SystemID != 0 && plan.manifest.SystemID != sysid {
+		return res, failf(ExitOtherCluster, "backup %s manifest says system %d, this cluster is %d", backup.ID, plan.manifest.SystemID, sysid)
+	}
+
+	// 4. The leader must still have the WAL after the backup.
+	if leader == nil {
+		return res, failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", backup.ID)
+	}
+	tli, at := plan.nextWAL()
+	if err := leader.ProbeWAL(ctx, tli, at); err != nil {
+		if errors.Is(err, ErrWALGone) {
+			return res, fail(ExitWALGone, fmt.Errorf("backup %s ends at %s: %w", backup.ID, plan.end, err))
+		}
+		return res, fail(ExitFailure, err)
+	}
+	log.Info().Str("backup_id", backup.ID).Uint64("system_identifier", sysid).Uint32("leader_timeline", leaderInfo.Timeline).
+		Str("end_lsn", plan.end.String()).Str("probe_lsn", at.String()).Int64("data_bytes", plan.manifest.DataSize()).
+		Str("compression", plan.compression).Msg("pre-flight passed: extracting")
+
+	// 5. Extract, verify, sync; on any failure undo.
+	undo, err := prepareDataDir(dataDir, st)
+	if err != nil {
+		return res, fail(ExitIO, err)
+	}
+	defer func() {
+		if err != nil {
+			if uerr := undo(); uerr != nil {
+				log.Error().Err(uerr).Msg("cleaning up the data directory")
+			}
+		}
+	}()
+	n, err := extractAll(ctx, log, dataDir, st, plan, sysid, opts.ProgressEvery)
+	res.Bytes = n
+	if err != nil {
+		return res, fail(classify(ctx, err), err)
+	}
+	res.Took = time.Since(start)
+	log.Info().Int64("read_bytes", n).Int64("data_bytes", plan.manifest.DataSize()).Float64("took_s", round1(res.Took.Seconds())).
+		Float64("mb_per_s", round1(float64(plan.manifest.DataSize())/1e6/res.Took.Seconds())).Msg("replica restored and verified; PostgreSQL left stopped")
+	return res, nil
+}
+
+// clusterIdentity returns the cluster's system identifier: from the DCS
+// and from the leader; both must agree, and at least one must answer.
+func clusterIdentity(ctx context.Context, log zerolog.Logger, dcs func(context.Context) (uint64, bool, error), leader Leader) (uint64, SystemInfo, error) {
+	var fromDCS uint64
+	if dcs != nil {
+		id, found, err := dcs(ctx)
+		switch {
+		case err != nil:
+			log.Warn().Err(err).Msg("reading the initialize key from the DCS; relying on the leader")
+		case !found:
+			log.Warn().Msg("no initialize key in the DCS; relying on the leader")
+		default:
+			fromDCS = id
+		}
+	}
+	var si SystemInfo
+	if leader != nil {
+		var err error
+		si, err = leader.IdentifySystem(ctx)
+		if err != nil {
+			return 0, si, fail(ExitFailure, err)
+		}
+		if fromDCS != 0 && si.SystemID != fromDCS {
+			return 0, si, failf(ExitOtherCluster, "the leader in --connstring is system %d but the DCS initialize key says %d", si.SystemID, fromDCS)
+		}
+		return si.SystemID, si, nil
+	}
+	if fromDCS == 0 {
+		return 0, si, failf(ExitOtherCluster, "cannot tell which cluster this is: no DCS initialize key and no --connstring")
+	}
+	return fromDCS, si, nil
+}
+
+// dirState is what a data directory held before pghook touched it.
+type dirState struct {
+	exists      bool
+	mode        os.FileMode
+	entries     map[string]bool // every name in it
+	significant []string        // names other than dotfiles and lost+found
+	createdTop  string          // first missing ancestor (or dataDir itself)
+}
+
+func inspectDataDir(dataDir string) (dirState, error) {
+	st := dirState{entries: map[string]bool{}}
+	fi, err := os.Stat(dataDir)
+	if errors.Is(err, os.ErrNotExist) {
+		top := dataDir
+		for p := filepath.Dir(dataDir); p != top; p = filepath.Dir(p) {
+			if _, err := os.Lstat(p); err == nil {
+				break
+			}
+			top = p
+		}
+		st.createdTop = top
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("data directory %s: %w", dataDir, err)
+	}
+	if !fi.IsDir() {
+		return st, failf(ExitNotEmpty, "data directory %s is not a directory", dataDir)
+	}
+	st.exists, st.mode = true, fi.Mode().Perm()
+	ents, err := os.ReadDir(dataDir)
+	if err != nil {
+		return st, fmt.Errorf("reading data directory: %w", err)
+	}
+	for _, e := range ents {
+		st.entries[e.Name()] = true
+		if !strings.HasPrefix(e.Name(), ".") && e.Name() != "lost+found" {
+			st.significant = append(st.significant, e.Name())
+		}
+	}
+	return st, nil
+}
+
+// adoptable returns "" when dataDir holds a cluster with system identifier
+// sysid and no live postmaster, else the reason it does not.
+func adoptable(dataDir string, sysid uint64) string {
+	b, err := os.ReadFile(filepath.Join(dataDir, "global", "pg_control"))
+	if err != nil {
+		return "no readable global/pg_control"
+	}
+	cd, err := ParseControl(b)
+	if err != nil {
+		return err.Error()
+	}
+	if cd.SystemID != sysid {
+		return fmt.Sprintf("it holds system %d, this cluster is %d", cd.SystemID, sysid)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
+		return "no PG_VERSION"
+	}
+	if pid, ok := postmasterPID(dataDir); ok {
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			return fmt.Sprintf("a postmaster (pid %d) is running on it", pid)
+		}
+	}
+	return ""
+}
+
+func postmasterPID(dataDir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	pid, err := strconv.Atoi(strings.TrimSpace(string(line)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
+}
+
+// pickBackup returns the newest published backup of scope, locked.
+func pickBackup(dir, scope string) (Meta, *os.File, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		all, err := List(dir, scope)
+		if err != nil {
+			return Meta{}, nil, fail(ExitIO, err)
+		}
+		if len(all) == 0 {
+			return Meta{}, nil, failf(ExitNoBackup, "no published backup of scope %s in %s", scope, dir)
+		}
+		lock, err := lockBackup(all[0].Dir)
+		if err == nil {
+			return all[0], lock, nil
+		}
+	}
+	return Meta{}, nil, failf(ExitNoBackup, "backups of scope %s in %s keep disappearing", scope, dir)
+}
+
+// plan is a checked backup, ready to extract.
+type plan struct {
+	manifest     *Manifest
+	base, walTar string // file paths
+	compression  string
+	wal          WALHeader
+	end          LSN
+	endTLI       uint32
+	fromStandby  bool
+	storedBytes  int64
+}
+
+// nextWAL is where a restored standby will ask the leader for WAL: on a
+// primary, pg_backup_stop switches WAL, so the standby next needs the
+// segment after the one holding the end LSN; a backup taken on a standby
+// does not switch, so the standby re-reads the end LSN's segment.
+func (p *plan) nextWAL() (uint32, LSN) {
+	seg := LSN(p.wal.SegSize)
+	at := p.end - p.end%seg
+	if !p.fromStandby {
+		at += seg
+	}
+	return p.endTLI, at
+}
+
+// preflight reads and checks a backup without touching the data directory.
+func preflight(bdir string) (*plan, error) {
+	mb, err := os.ReadFile(filepath.Join(bdir, "backup_manifest"))
+	if err != nil {
+		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+	}
+	m, err := ParseManifest(mb)
+	if err != nil {
+		return nil, fail(ExitVerify, fmt.Errorf("backup %s: %w", bdir, err))
+	}
+	p := &plan{manifest: m, storedBytes: int64(len(mb))}
+	p.endTLI, p.end = m.End()
+	ents, err := os.ReadDir(bdir)
+	if err != nil {
+		return nil, fail(ExitIO, err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		c := compressionOf(n)
+		if c == "" {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil, failf(ExitVerify, "backup %s: %s is not a regular file", bdir, n)
+		}
+		switch {
+		case strings.HasPrefix(n, "base.tar"):
+			if p.base != "" {
+				return nil, failf(ExitVerify, "backup %s has two base archives", bdir)
+			}
+			p.base, p.compression = filepath.Join(bdir, n), c
+		case strings.HasPrefix(n, "pg_wal.tar"):
+			if p.walTar != "" {
+				return nil, failf(ExitVerify, "backup %s has two WAL archives", bdir)
+			}
+			p.walTar = filepath.Join(bdir, n)
+		default:
+			return nil, failf(ExitVerify, "backup %s has %s: tablespaces are not supported yet", bdir, n)
+		}
+		p.storedBytes += fi.Size()
+	}
+	if p.base == "" {
+		return nil, failf(ExitVerify, "backup %s has no base.tar", bdir)
+	}
+	if p.walTar == "" {
+		return nil, failf(ExitVerify, "backup %s has no pg_wal.tar: taken without -X stream, it cannot start on its own", bdir)
+	}
+	for path := range m.Files {
+		if strings.HasPrefix(path, "pg_tblspc/") {
+			return nil, failf(ExitVerify, "backup %s has tablespace files (%s): not supported yet", bdir, path)
+		}
+	}
+	f, err := os.Open(p.walTar)
+	if err != nil {
+		return nil, fail(ExitIO, err)
+	}
+	defer f.Close()
+	zr, err := decompress(f, compressionOf(p.walTar))
+	if err != nil {
+		return nil, failf(ExitVerify, "backup %s: %s: %v", bdir, filepath.Base(p.walTar), err)
+	}
+	defer zr.Close()
+	p.wal, _, err = firstWALHeader(zr)
+	if err != nil {
+		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+	}
+	label, err := labelOf(p.base)
+	if err != nil {
+		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+	}
+	if label.Incremental {
+		return nil, failf(ExitVerify, "backup %s is incremental: it needs pg_combinebackup", bdir)
+	}
+	p.fromStandby = label.From == "standby"
+	return p, nil
+}
+
+// labelOf reads backup_label from the start of a base archive.
+func labelOf(base string) (BackupLabel, error) {
+	f, err := os.Open(base)
+	if err != nil {
+		return BackupLabel{}, err
+	}
+	defer f.Close()
+	zr, err := decompress(f, compressionOf(base))
+	if err != nil {
+		return BackupLabel{}, err
+	}
+	defer zr.Close()
+	b, err := readBackupLabel(zr)
+	if err != nil {
+		return BackupLabel{}, err
+	}
+	return ParseBackupLabel(b), nil
+}
+
+// prepareDataDir creates the data directory (mode 0700) or fixes its mode,
+// and returns the function that puts everything back as it was.
+func prepareDataDir(dataDir string, st dirState) (func() error, error) {
+	if !st.exists {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			os.RemoveAll(st.createdTop)
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+		return func() error { return os.RemoveAll(st.createdTop) }, nil
+	}
+	if st.mode != 0o700 && st.mode != 0o750 {
+		if err := os.Chmod(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("chmod data directory: %w", err)
+		}
+	}
+	return func() error {
+		ents, err := os.ReadDir(dataDir)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, e := range ents {
+			if !st.entries[e.Name()] {
+				errs = append(errs, os.RemoveAll(filepath.Join(dataDir, e.Name())))
+			}
+		}
+		errs = append(errs, os.Chmod(dataDir, st.mode))
+		return errors.Join(errs...)
+	}, nil
+}
+
+// extractAll extracts the base and WAL archives in parallel, verifies the
+// result and syncs the file system. It returns the bytes read.
+func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirState, p *plan, sysid uint64, every time.Duration) (int64, error) {
+	root, err := os.OpenRoot(dataDir)
+	if err != nil {
+		return 0, ioErr{err}
+	}
+	defer root.Close()
+	reserved := map[string]bool{}
+	for n := range st.entries {
+		reserved[n] = true
+	}
+	x := newExtractor(root, p.manifest, reserved)
+	wh := p.wal
+	x.walHdr = &wh
+
+	var total int64
+	for _, f := range []string{p.base, p.walTar} {
+		if fi, err := os.Stat(f); err == nil {
+			total += fi.Size()
+		}
+	}
+	prog := startProgress(log, total, every)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	seg := int64(p.wal.SegSize)
+	_, startLSN := p.manifest.Start()
+	walCap := (int64(p.end-startLSN)/seg+4)*seg + 1<<20
+	baseCap := p.manifest.DataSize() + int64(len(p.manifest.Files)+20000)*2048 + 1<<20
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	run := func(i int, file string, limit int64, do func(io.Reader) error) {
+		defer wg.Done()
+		errs[i] = extractFile(ctx, prog, file, limit, do)
+		if errs[i] != nil {
+			cancel()
+		}
+	}
+	wg.Add(2)
+	go run(0, p.base, baseCap, x.extractBase)
+	go run(1, p.walTar, walCap, func(r io.Reader) error { return x.extractWAL(r, sysid) })
+	wg.Wait()
+	prog.finish()
+	read := prog.done.Load()
+	for _, e := range errs {
+		// the first real cause, not the other side's "context canceled"
+		if e != nil && !errors.Is(e, context.Canceled) {
+			return read, e
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return read, err
+	}
+	if miss := x.missing(); len(miss) > 0 {
+		return read, fmt.Errorf("%w: %d files of the manifest are not in the archive (e.g. %s)", ErrUnsafeArchive, len(miss), miss[0])
+	}
+	if err := checkWALCoverage(p, x.wal); err != nil {
+		return read, err
+	}
+	if err := checkRestored(root, sysid); err != nil {
+		return read, err
+	}
+	if err := syncTree(root, dataDir); err != nil {
+		return read, ioErr{err}
+	}
+	prog.line(log.Info(), "extracted")
+	return read, nil
+}
+
+// extractFile opens one archive, decompresses it and feeds it to do.
+func extractFile(ctx context.Context, prog *progress, file string, limit int64, do func(io.Reader) error) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return ioErr{err}
+	}
+	defer f.Close()
+	// Sequential read-ahead: shared storage is read once, front to back.
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
+	zr, err := decompress(ctxReader{ctx, counting{f, prog}}, compressionOf(file))
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(file), err)
+	}
+	defer zr.Close()
+	if err := do(&limitedReader{r: zr, n: limit}); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(file), err)
+	}
+	return nil
+}
+
+// ctxReader fails reads once ctx is done (SIGTERM, or the other archive
+// failed), and marks read errors of the file as I/O errors.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(b)
+	if err != nil && err != io.EOF {
+		err = ioErr{err}
+	}
+	return n, err
+}
+
+// checkWALCoverage checks that pg_wal holds every segment from the
+// backup's start to its end (single-timeline backups).
+func checkWALCoverage(p *plan, got map[string]bool) error {
+	if len(p.manifest.WAL) != 1 {
+		return nil
+	}
+	w := p.manifest.WAL[0]
+	seg := uint64(p.wal.SegSize)
+	for l := uint64(w.Start) - uint64(w.Start)%seg; l <= uint64(w.End); l += seg {
+		if n := SegmentName(w.Timeline, LSN(l), seg); !got[n] {
+			return fmt.Errorf("%w: WAL segment %s (between %s and %s) is not in the backup", ErrUnsafeArchive, n, w.Start, w.End)
+		}
+	}
+	return nil
+}
+
+// checkRestored reads back pg_control and backup_label.
+func checkRestored(root *os.Root, sysid uint64) error {
+	b, err := root.ReadFile("global/pg_control")
+	if err != nil {
+		return fmt.Errorf("%w: global/pg_control: %v", ErrUnsafeArchive, err)
+	}
+	cd, err := ParseControl(b)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrChecksum, err)
+	}
+	if cd.SystemID != sysid {
+		return &Error{Code: ExitOtherCluster, Err: fmt.Errorf("restored pg_control is of system %d, this cluster is %d", cd.SystemID, sysid)}
+	}
+	label, err := root.ReadFile("backup_label")
+	if err != nil {
+		return fmt.Errorf("%w: backup_label: %v", ErrUnsafeArchive, err)
+	}
+	if bytes.Contains(label, []byte("INCREMENTAL FROM")) {
+		return fmt.Errorf("%w: an incremental backup needs pg_combinebackup", ErrUnsafeArchive)
+	}
+	return nil
+}
+
+// syncTree makes the restored files durable: one syncfs(2) for the data
+// directory's file system, then the data directory's parent.
+func syncTree(root *os.Root, dataDir string) error {
+	d, err := root.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dataDir, err)
+	}
+	if p, err := os.Open(filepath.Dir(dataDir)); err == nil {
+		p.Sync()
+		p.Close()
+	}
+	return nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,186 @@
+package replica
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultBackupDir is where backups live when neither a flag nor the
+// method section names a directory.
+const DefaultBackupDir = "/var/lib/pghook/backups"
+
+// MetaFile is pghook's metadata file in a backup directory. Its presence
+// in a directory without the .partial suffix marks a published backup.
+const MetaFile = "pghook.json"
+
+const (
+	partialSuffix  = ".partial"
+	deletingSuffix = ".deleting"
+)
+
+// Meta is pghook's metadata of one backup.
+type Meta struct {
+	ID          string    `json:"id"`
+	Scope       string    `json:"scope"`
+	SystemID    uint64    `json:"system_identifier,string"`
+	Timeline    uint32    `json:"timeline"`
+	StartLSN    string    `json:"start_lsn"`
+	EndLSN      string    `json:"end_lsn"`
+	PGVersion   int       `json:"pg_version"`
+	WALSegSize  uint32    `json:"wal_segment_size"`
+	Compression string    `json:"compression"`
+	DataBytes   int64     `json:"data_bytes"`   // sum of the manifest's file sizes
+	StoredBytes int64     `json:"stored_bytes"` // bytes on disk, tars + manifest
+	Files       []string  `json:"files"`
+	Source      string    `json:"source,omitempty"`
+	FromStandby bool      `json:"from_standby,omitempty"` // BACKUP FROM: standby (no WAL switch at the end)
+	CreatedAt   time.Time `json:"created_at"`
+	TookSeconds float64   `json:"took_seconds"`
+
+	// Dir is the backup's directory (not stored).
+	Dir string `json:"-"`
+}
+
+// scopeDir is <dir>/<scope>, refusing scope names that leave dir.
+func scopeDir(dir, scope string) (string, error) {
+	if scope == "" || !filepath.IsLocal(scope) || strings.ContainsRune(scope, '/') {
+		return "", failf(ExitUsage, "scope %q is not a valid directory name", scope)
+	}
+	return filepath.Join(dir, scope), nil
+}
+
+// List returns the published backups of scope, newest first. A missing
+// scope directory is an empty list.
+func List(dir, scope string) ([]Meta, error) {
+	sd, err := scopeDir(dir, scope)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(sd)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing backups: %w", err)
+	}
+	var out []Meta
+	for _, e := range ents {
+		n := e.Name()
+		if !e.IsDir() || strings.HasPrefix(n, ".") || strings.HasSuffix(n, partialSuffix) || strings.HasSuffix(n, deletingSuffix) {
+			continue
+		}
+		m, err := readMeta(filepath.Join(sd, n))
+		if err != nil {
+			continue // not a published pghook backup
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out, nil
+}
+
+func readMeta(bdir string) (Meta, error) {
+	b, err := os.ReadFile(filepath.Join(bdir, MetaFile))
+	if err != nil {
+		return Meta{}, err
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", filepath.Join(bdir, MetaFile), err)
+	}
+	m.Dir = bdir
+	return m, nil
+}
+
+// lockBackup takes a shared flock on a backup's metadata file: retention
+// never deletes a backup while a restore holds it. It fails if the backup
+// was removed or renamed meanwhile.
+func lockBackup(bdir string) (*os.File, error) {
+	p := filepath.Join(bdir, MetaFile)
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", p, err)
+	}
+	// Retention renames before deleting: make sure we locked the live file.
+	fi1, err1 := f.Stat()
+	fi2, err2 := os.Stat(p)
+	if err1 != nil || err2 != nil || !os.SameFile(fi1, fi2) {
+		f.Close()
+		return nil, fmt.Errorf("backup %s went away while locking it", bdir)
+	}
+	return f, nil
+}
+
+// Prune keeps the keep newest published backups of scope (keep <= 0 keeps
+// all) and removes the others, except any a restore holds. It returns the
+// ids removed.
+func Prune(dir, scope string, keep int, olderThan time.Duration) ([]string, error) {
+	all, err := List(dir, scope)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for i, m := range all {
+		if i == 0 {
+			continue // never remove the newest
+		}
+		old := keep > 0 && i >= keep
+		if olderThan > 0 && time.Since(m.CreatedAt) > olderThan {
+			old = true
+		}
+		if !old {
+			continue
+		}
+		ok, err := removeBackup(m.Dir)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			removed = append(removed, m.ID)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// removeBackup deletes a backup unless a restore holds its lock: exclusive
+// non-blocking flock, rename to .deleting (List ignores it), RemoveAll.
+func removeBackup(bdir string) (bool, error) {
+	f, err := os.Open(filepath.Join(bdir, MetaFile))
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, nil // a restore is reading it
+		}
+		return false, fmt.Errorf("locking %s: %w", bdir, err)
+	}
+	gone := bdir + deletingSuffix
+	if err := os.Rename(bdir, gone); err != nil {
+		return false, fmt.Errorf("retiring backup %s: %w", bdir, err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return true, fmt.Errorf("removing backup %s: %w", gone, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,5 @@
+package replica
+
+import "syscall"
+
+func syscallENOSPC() error { return syscall.ENOSPC }
