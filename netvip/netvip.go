@@ -1,10 +1,10 @@
 // Package netvip makes the virtual IP match a desired state: held on this
 // node or released. Backends: none (VIP handling disabled), netlink (the
 // address on a local interface, announced with gratuitous ARP or
-// unsolicited neighbour advertisements; Linux only) and Pacemaker (not
-// built yet). Every operation is idempotent and safe to interrupt:
-// "already there" and "already gone" are success, because Patroni SIGKILLs
-// a callback when the next one arrives.
+// unsolicited neighbour advertisements; Linux only) and pcs (Pacemaker
+// moves the resource that carries the VIP; see Pcs). Every operation is
+// idempotent and safe to interrupt: "already there" and "already gone" are
+// success, because Patroni SIGKILLs a callback when the next one arrives.
 //
 // For the CLI, besides New: Spawner, SpawnDetached and RunDetached run the
 // announcement rounds in a process that survives the callback (the hidden
@@ -49,8 +49,13 @@ type Settings struct {
 	// Label is the IPv4 address label: "eth0:vip", or "vip", which means
 	// "<Interface>:vip". Empty means no label; ignored for IPv6, which
 	// has no labels.
-	Label    string
+	Label string
+	// Resource is the Pacemaker resource that carries the VIP (backend
+	// pcs), normally an ocf:heartbeat:IPaddr2 primitive.
 	Resource string
+	// Node is this host's Pacemaker node name (backend pcs): empty means
+	// what `crm_node -n` prints.
+	Node string
 	// Announcements is the number of rounds of gratuitous ARP (a request
 	// and a reply) or unsolicited neighbour advertisements: 0 means 5.
 	Announcements int
@@ -76,7 +81,7 @@ func New(s Settings, log zerolog.Logger, opts ...Option) (Backend, error) {
 	case "netlink":
 		return NewNetlink(s, log, opts...)
 	case "pcs":
-		return nil, fmt.Errorf("%w: %q (use backend none for now)", ErrNotBuilt, s.Backend)
+		return NewPcs(s, log)
 	}
 	return nil, fmt.Errorf("netvip: unknown backend %q: want none, netlink or pcs", s.Backend)
 }

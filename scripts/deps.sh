@@ -3,6 +3,11 @@
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 pkgs=(postgresql-15 postgresql-client-15 patroni etcd-server etcd-client iproute2 procps util-linux hyperfine curl jq lintian libcap2-bin)
+# The Pacemaker stack is only for the pcs VIP backend's integration test, which starts
+# its own two-node cluster in namespaces. PGHOOK_PACEMAKER=0 skips it.
+if [[ ${PGHOOK_PACEMAKER:-1} == 1 ]]; then
+  pkgs+=(pacemaker pacemaker-cli-utils pcs corosync resource-agents)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,7 +19,17 @@ if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Never let a package start a service on this host (corosync, pacemaker, etcd,
+  # postgresql): the tests start their own, in namespaces or on loopback.
+  guard=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
+  if [[ -d /run/systemd/system ]]; then
+    for unit in corosync pacemaker pcsd etcd; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+  fi
 fi
 # Debian's postgresql-common creates a default cluster; the lab never uses it, stop it if running.
 if command -v pg_lsclusters >/dev/null; then
