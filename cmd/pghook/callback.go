@@ -25,6 +25,7 @@ func scopeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "vip-interface", Usage: "interface to hold the VIP on", EnvVars: []string{"PGHOOK_VIP_INTERFACE"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-label", Usage: "address label, e.g. eth0:vip", EnvVars: []string{"PGHOOK_VIP_LABEL"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-resource", Usage: "Pacemaker resource (backend pcs)", EnvVars: []string{"PGHOOK_VIP_RESOURCE"}, Category: "vip"},
+		&cli.StringFlag{Name: "vip-node", Usage: "this node's Pacemaker name (backend pcs; default: crm_node -n)", EnvVars: []string{"PGHOOK_VIP_NODE"}, Category: "vip"},
 		&cli.BoolFlag{Name: "standby-leader-vip", Usage: "a standby cluster's leader holds the VIP", EnvVars: []string{"PGHOOK_STANDBY_LEADER_VIP"}, Category: "vip"},
 	}
 }
@@ -39,7 +40,7 @@ func (a *app) scopeSettings(c *cli.Context, scope string) (*config.Scope, error)
 	if c.IsSet("standby-leader-vip") {
 		s.StandbyLeaderVIP = c.Bool("standby-leader-vip")
 	}
-	for name, dst := range map[string]*string{"vip-backend": &s.VIP.Backend, "vip-address": &s.VIP.Address, "vip-interface": &s.VIP.Interface, "vip-label": &s.VIP.Label, "vip-resource": &s.VIP.Resource} {
+	for name, dst := range map[string]*string{"vip-backend": &s.VIP.Backend, "vip-address": &s.VIP.Address, "vip-interface": &s.VIP.Interface, "vip-label": &s.VIP.Label, "vip-resource": &s.VIP.Resource, "vip-node": &s.VIP.Node} {
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
@@ -112,7 +113,7 @@ func (a *app) callback(c *cli.Context) error {
 }
 
 func vipSettings(v config.VIP) netvip.Settings {
-	return netvip.Settings{Backend: v.Backend, Address: v.Address, Interface: v.Interface, Label: v.Label, Resource: v.Resource,
+	return netvip.Settings{Backend: v.Backend, Address: v.Address, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Node: v.Node,
 		Announcements: v.Announcements, AnnounceInterval: v.AnnounceInterval, TakeoverWait: v.TakeoverWait}
 }
 

@@ -169,7 +169,8 @@ func (a *app) vipFor(c *cli.Context, scope string, guard bool) (netvip.Backend, 
 	if backend == "" || backend == "none" {
 		return netvip.None{}, nil
 	}
-	if admin, raw := netvip.HaveCaps(); !(admin && raw) && !a.privileged {
+	// Only netlink needs capabilities; pcs needs membership of haclient.
+	if admin, raw := netvip.HaveCaps(); backend == "netlink" && !(admin && raw) && !a.privileged {
 		helper := firstNonEmpty(a.cfg.VIPHelper, config.DefaultVIPHelper)
 		if _, err := os.Stat(helper); err != nil {
 			return nil, cli.Exit(fmt.Sprintf("vip: this process lacks CAP_NET_ADMIN/CAP_NET_RAW and the VIP helper %s is not usable: %v (install the package, or set vip_helper)", helper, err), exitFailure)
@@ -230,7 +231,7 @@ func (a *app) leaderView(scope string, s *config.Scope, log zerolog.Logger) (str
 // VIP settings only from a config file that root owns and nobody else can
 // write, never from flags or the environment of an unprivileged caller.
 func (a *app) checkPrivilegedInputs(c *cli.Context) error {
-	for _, f := range []string{"vip-backend", "vip-address", "vip-interface", "vip-label", "vip-resource"} {
+	for _, f := range []string{"vip-backend", "vip-address", "vip-interface", "vip-label", "vip-resource", "vip-node"} {
 		if c.IsSet(f) {
 			return usageErr("%s: --%s (or its PGHOOK_ variable) is refused: the VIP helper takes VIP settings only from a root-owned pghook.yaml", applet.VIPHelper, f)
 		}

@@ -74,6 +74,7 @@ type VIP struct {
 	Interface string `yaml:"interface"` // e.g. eth0
 	Label     string `yaml:"label"`     // e.g. eth0:vip
 	Resource  string `yaml:"resource"`  // pcs resource name
+	Node      string `yaml:"node"`      // pcs: this node's Pacemaker name (default: crm_node -n)
 	// Announcements is how many gratuitous ARP / NA rounds to send (0: 5).
 	Announcements int `yaml:"announcements"`
 	// AnnounceInterval is the time between rounds (0: 1s).
