@@ -9,7 +9,10 @@
 #
 # Settings (environment): LAB_DIR (/var/tmp/pghook-lab), LAB_DCS (etcd3 | etcd),
 # LAB_SCOPE (pglab), PGHOOK_BIN (absolute path of pghook, required by `up`),
-# LAB_TIMEOUT (seconds per wait stage of `up`, default 90).
+# LAB_TIMEOUT (seconds per wait stage of `up`, default 90),
+# LAB_VIP (netlink | none; default netlink: the VIP 10.251.77.100 follows the primary
+# through pghook's callbacks and one `pghook-vip watch` per node; a running lab keeps its
+# setting unless LAB_VIP is given, and `up` switches it in place).
 # Must run as root. Helpers for tests live in lib.sh (source it).
 set -euo pipefail
 
@@ -25,7 +28,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -47,6 +50,8 @@ ns_exists() { [[ -e /run/netns/$1 ]]; }
 
 # write_file PATH OWNER:GROUP MODE — stdin to PATH, replaced atomically and only when the
 # content changed (so a no-op `up` does not touch files a running cluster reads).
+# Appends PATH to CHANGED_FILES when it replaced an existing file.
+CHANGED_FILES=()
 write_file() {
 	local path=$1 owner=$2 mode=$3 tmp
 	tmp=$(mktemp "$path.XXXXXX")
@@ -54,6 +59,7 @@ write_file() {
 	if [[ -f $path ]] && cmp -s "$tmp" "$path"; then
 		rm -f "$tmp"
 	else
+		[[ -f $path ]] && CHANGED_FILES+=("$path")
 		chown "$owner" "$tmp"
 		chmod "$mode" "$tmp"
 		mv -f "$tmp" "$path"
@@ -102,8 +108,8 @@ make_dirs() {
 		install -d -o postgres -g postgres -m 0755 "$d" "$d/run" "$d/pglog"
 		install -d -o postgres -g postgres -m 0700 "$d/data" "$d/home"
 		install -d -o root -g root -m 0700 "$d/etcd"
-		touch "$d/patroni.log" "$d/etcd.log"
-		chown postgres:postgres "$d/patroni.log"
+		touch "$d/patroni.log" "$d/etcd.log" "$d/vipwatch.log"
+		chown postgres:postgres "$d/patroni.log" "$d/vipwatch.log"
 	done
 }
 
@@ -114,6 +120,83 @@ install_pghook() {
 	if [[ -f $dst ]] && cmp -s "$PGHOOK_BIN" "$dst"; then return 0; fi
 	install -o root -g root -m 0755 "$PGHOOK_BIN" "$dst.tmp"
 	mv -f "$dst.tmp" "$dst"
+}
+
+# install_vip_helper — the privileged VIP helper, as the package installs it: a copy of
+# pghook named pghook-vip, root:postgres 0750, file capabilities NET_ADMIN + NET_RAW
+# (only group postgres may run it; Patroni's callbacks and the watchers run as postgres
+# without any capability of their own). Replaced atomically, only when it differs.
+install_vip_helper() {
+	local dst
+	dst=$(lab_vip_helper)
+	if [[ -f $dst ]] && cmp -s "$PGHOOK_BIN" "$dst" &&
+		[[ $(stat -c %U:%G:%a "$dst") == root:postgres:750 ]] &&
+		getcap "$dst" | grep -q 'cap_net_admin,cap_net_raw=ep'; then
+		return 0
+	fi
+	install -o root -g postgres -m 0750 "$PGHOOK_BIN" "$dst.tmp"
+	setcap cap_net_admin,cap_net_raw+ep "$dst.tmp" # after chown, which clears file caps
+	mv -f "$dst.tmp" "$dst"
+}
+
+# vip_watch_stamp NODE — what a watcher is started from (binary, config); a running
+# watcher with another stamp restarts to pick up the change.
+vip_watch_stamp() {
+	cat "$(lab_vip_helper)" "$LAB_DIR/$1/pghook.yaml" | sha256sum | cut -d' ' -f1
+}
+
+# vip_up — LAB_VIP=netlink: helper, arp_announce, one watcher per node (started when dead,
+# restarted when its binary or config changed). LAB_VIP=none: no watcher, no VIP.
+vip_up() {
+	local n stamp f
+	if [[ $LAB_VIP == none ]]; then
+		vip_down
+		for n in "${LAB_NODES[@]}"; do
+			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.eth0.arp_announce=0
+		done
+		rm -f "$(lab_vip_helper)"
+		return 0
+	fi
+	install_vip_helper
+	for n in "${LAB_NODES[@]}"; do
+		# A demoted node must not ARP with the VIP as sender (lab-notes.md, failure mode 3).
+		lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2
+		f=$LAB_DIR/$n/vipwatch.stamp
+		stamp=$(vip_watch_stamp "$n")
+		if lab_pid "$n" pghook-vip >/dev/null && [[ ! -r $f || $(<"$f") != "$stamp" ]]; then
+			lab_log "restarting pghook-vip watch on $n (binary or config changed)"
+			lab_stop_vipwatch "$n"
+		fi
+		if ! lab_pid "$n" pghook-vip >/dev/null; then
+			lab_start_vipwatch "$n"
+			echo "$stamp" >"$f"
+		fi
+	done
+	sleep 0.3
+	for n in "${LAB_NODES[@]}"; do
+		if ! lab_pid "$n" pghook-vip >/dev/null; then
+			tail -n 20 "$LAB_DIR/$n/vipwatch.log" >&2
+			die "pghook-vip watch on $n exited right after start (see $LAB_DIR/$n/vipwatch.log)"
+		fi
+	done
+}
+
+# vip_down — stop the watchers and make sure no node holds the VIP.
+vip_down() {
+	local n
+	for n in "${LAB_NODES[@]}"; do lab_stop_vipwatch "$n"; done
+	for n in "${LAB_NODES[@]}"; do lab_vip_del "$n"; done
+	rm -f "$LAB_DIR"/n*/vipwatch.stamp
+}
+
+# wait_vip — LAB_VIP=netlink: the VIP is on the leader alone and answers from the client.
+wait_vip() {
+	[[ $LAB_VIP == netlink ]] || return 0
+	lab_wait "$LAB_TIMEOUT" "the VIP on the leader alone" lab_vip_on_leader ||
+		fail_up all "VIP not on the leader alone (holders: '$(lab_vip_holders)', leader $(lab_leader || echo none))"
+	lab_wait 30 "the VIP to answer from the client namespace" lab_vip_probe ||
+		fail_up all "the VIP $LAB_VIP_ADDR does not answer from $(lab_ns "$LAB_CLIENT")"
+	lab_log "VIP $LAB_VIP_ADDR on $(lab_vip_holders)"
 }
 
 write_node_config() {
@@ -175,7 +258,8 @@ bootstrap:
   - data-checksums
 
 postgresql:
-  listen: $ip:5432
+  # All addresses of the node's namespace: its own and the VIP when it holds it.
+  listen: 0.0.0.0:5432
   connect_address: $ip:5432
   data_dir: $d/data
   bin_dir: $LAB_PG_BIN
@@ -215,7 +299,22 @@ postgresql:
     on_role_change: $cb
 EOF
 
-	write_file "$d/pghook.yaml" root:postgres 0640 <<EOF
+	# The VIP helper trusts only a config owned by root and writable by root alone.
+	if [[ $LAB_VIP == netlink ]]; then
+		write_file "$d/pghook.yaml" root:postgres 0640 <<EOF
+pgtab: $d/home/.pgtab
+vip_helper: $(lab_vip_helper)
+scopes:
+  $LAB_SCOPE:
+    patroni_config: $d/patroni.yml
+    vip:
+      backend: netlink
+      address: $LAB_VIP_ADDR/$LAB_VIP_PREFIX
+      interface: $LAB_VIP_IF
+      label: vip
+EOF
+	else
+		write_file "$d/pghook.yaml" root:postgres 0640 <<EOF
 pgtab: $d/home/.pgtab
 scopes:
   $LAB_SCOPE:
@@ -223,12 +322,14 @@ scopes:
     vip:
       backend: none
 EOF
+	fi
 }
 
 write_lab_env() {
 	write_file "$LAB_DIR/lab.env" root:root 0644 <<EOF
 LAB_DCS=$LAB_DCS
 LAB_SCOPE=$LAB_SCOPE
+LAB_VIP=$LAB_VIP
 EOF
 }
 
@@ -332,11 +433,15 @@ cmd_up() {
 	[[ $PGHOOK_BIN == /* ]] || die "PGHOOK_BIN must be an absolute path: $PGHOOK_BIN"
 	[[ -f $PGHOOK_BIN && -x $PGHOOK_BIN ]] || die "PGHOOK_BIN is not an executable file: $PGHOOK_BIN"
 	case $LAB_DCS in etcd | etcd3) ;; *) die "LAB_DCS must be etcd3 or etcd, not '$LAB_DCS'" ;; esac
+	case $LAB_VIP in netlink | none) ;; *) die "LAB_VIP must be netlink or none, not '$LAB_VIP'" ;; esac
 	[[ $LAB_SCOPE =~ ^[A-Za-z0-9_-]+$ ]] || die "LAB_SCOPE must be [A-Za-z0-9_-]+"
-	for n in etcd etcdctl patroni patronictl setpriv psql curl jq; do
+	for n in etcd etcdctl patroni patronictl setpriv psql curl jq sysctl; do
 		command -v "$n" >/dev/null || die "$n not found (run scripts/deps.sh)"
 	done
 	[[ -x $LAB_PG_BIN/postgres ]] || die "PostgreSQL 15 not found in $LAB_PG_BIN"
+	if [[ $LAB_VIP == netlink ]] && ! command -v setcap >/dev/null; then
+		die "setcap not found (run scripts/deps.sh: libcap2-bin)"
+	fi
 
 	if [[ -r $LAB_DIR/lab.env ]]; then
 		prev_dcs=$(sed -n 's/^LAB_DCS=//p' "$LAB_DIR/lab.env")
@@ -345,15 +450,29 @@ cmd_up() {
 			die "the lab in $LAB_DIR runs LAB_DCS=$prev_dcs LAB_SCOPE=$prev_scope; run '$0 down' first to switch"
 	fi
 
-	# Fast path: everything runs and is healthy — only refresh the pghook copy.
+	# Fast path: everything runs and is healthy — only refresh the pghook copies, the
+	# configs (rewritten only when they differ) and the VIP watchers.
 	if lab_all_running && lab_etcd_healthy && lab_healthy; then
 		install_pghook
-		lab_log "already up (LAB_DCS=$LAB_DCS, leader $(lab_leader))"
+		write_lab_env
+		for n in "${LAB_NODES[@]}"; do write_node_config "$n"; done
+		if [[ " ${CHANGED_FILES[*]} " == *patroni.yml* ]]; then
+			# A lab from an older lab.sh: apply the new patroni.yml (listen needs a restart,
+			# done in place by Patroni, leader first, no failover).
+			lab_log "patroni.yml changed: reloading and restarting the cluster in place"
+			lab_patronictl reload "$LAB_SCOPE" --force >&2
+			sleep 3
+			lab_patronictl restart "$LAB_SCOPE" --force >&2
+			lab_wait_healthy "$LAB_TIMEOUT" || fail_up patroni "unhealthy after the restart"
+		fi
+		vip_up
+		wait_vip
+		lab_log "already up (LAB_DCS=$LAB_DCS, LAB_VIP=$LAB_VIP, leader $(lab_leader))"
 		print_list
 		return 0
 	fi
 
-	lab_log "bringing the lab up in $LAB_DIR (LAB_DCS=$LAB_DCS, scope $LAB_SCOPE)"
+	lab_log "bringing the lab up in $LAB_DIR (LAB_DCS=$LAB_DCS, LAB_VIP=$LAB_VIP, scope $LAB_SCOPE)"
 	make_dirs
 	make_secrets
 	write_lab_env
@@ -366,6 +485,8 @@ cmd_up() {
 	lab_wait "$LAB_TIMEOUT" "3 healthy etcd members" lab_etcd_healthy ||
 		fail_up etcd "etcd did not become healthy"
 	lab_log "etcd healthy after $((SECONDS - t0))s"
+	# Watchers before Patroni: the VIP follows the very first leader too.
+	vip_up
 
 	# Patroni races for the initialize key; the winner runs initdb, the others clone.
 	for n in "${LAB_NODES[@]}"; do lab_start_patroni "$n"; done
@@ -378,6 +499,7 @@ cmd_up() {
 	lab_log "leader $(lab_leader) after $((SECONDS - t0))s"
 	lab_wait_healthy "$LAB_TIMEOUT" ||
 		fail_up patroni "replicas are not streaming (leader $(lab_leader || echo none): $(lab_streaming_count "$(lab_leader)" 2>/dev/null || echo '?') streaming)"
+	wait_vip
 	lab_log "up in $((SECONDS - t0))s"
 	print_list
 }
@@ -428,6 +550,9 @@ cmd_down() {
 		for n in "${LAB_NODES[@]}"; do lab_signal_patroni "$n" TERM; done
 		for n in "${LAB_NODES[@]}"; do lab_wait_patroni_stopped "$n" 30; done
 		lab_log "Patroni and PostgreSQL stopped after $((SECONDS - t0))s"
+		# Patroni's on_stop released the VIP; then the watchers (they leave the VIP as it
+		# is) and whatever is left of it.
+		vip_down
 		# etcd followers first, the etcd leader last: stopped all at once, the leader spends
 		# ~7 s trying to hand its leadership to members that are going away too.
 		local eleader
@@ -457,10 +582,10 @@ cmd_status() {
 		echo "lab is down"
 		exit 3
 	fi
-	echo "LAB_DIR=$LAB_DIR LAB_DCS=$LAB_DCS LAB_SCOPE=$LAB_SCOPE"
+	echo "LAB_DIR=$LAB_DIR LAB_DCS=$LAB_DCS LAB_SCOPE=$LAB_SCOPE LAB_VIP=$LAB_VIP"
 	ip -br addr show "$LAB_BRIDGE" 2>/dev/null || { echo "bridge $LAB_BRIDGE: missing"; rc=1; }
 	for ns in $(all_ns); do ns_exists "$ns" || { echo "namespace $ns: missing"; rc=1; }; done
-	printf '%-4s %-8s %-8s %-10s %-8s\n' NODE ETCD PATRONI POSTMASTER ROLE
+	printf '%-4s %-8s %-8s %-10s %-10s %-8s\n' NODE ETCD PATRONI POSTMASTER VIPWATCH ROLE
 	for n in "${LAB_NODES[@]}"; do
 		line=$(printf '%-4s' "$n")
 		for pid in "$(lab_pid "$n" etcd || echo -)" "$(lab_pid "$n" patroni || echo -)"; do
@@ -468,6 +593,9 @@ cmd_status() {
 			[[ $pid == - ]] && rc=1
 		done
 		line+=$(printf ' %-10s' "$(lab_postmaster_pid "$n" || echo -)")
+		pid=$(lab_pid "$n" pghook-vip || echo -)
+		[[ $LAB_VIP == netlink && $pid == - ]] && rc=1
+		line+=$(printf ' %-10s' "$pid")
 		role=$(lab_role "$n" || true)
 		line+=" ${role:--}"
 		echo "$line"
@@ -476,6 +604,10 @@ cmd_status() {
 	lab_etcdctl endpoint status -w table 2>&1 || rc=1
 	echo
 	print_list
+	if [[ $LAB_VIP == netlink ]]; then
+		echo "VIP $LAB_VIP_ADDR held by: $(lab_vip_holders)"
+		lab_vip_on_leader || rc=1
+	fi
 	if lab_healthy; then
 		echo "healthy: leader $(lab_leader), $(lab_streaming_count "$(lab_leader)") replicas streaming"
 	else
@@ -486,11 +618,13 @@ cmd_status() {
 }
 
 cmd_env() {
-	local n dcs=$LAB_DCS scope=$LAB_SCOPE N
+	local n dcs=$LAB_DCS scope=$LAB_SCOPE vip=$LAB_VIP N
 	# A running lab's own settings win over the caller's environment.
 	if [[ -r $LAB_DIR/lab.env ]]; then
 		dcs=$(sed -n 's/^LAB_DCS=//p' "$LAB_DIR/lab.env")
 		scope=$(sed -n 's/^LAB_SCOPE=//p' "$LAB_DIR/lab.env")
+		vip=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
+		vip=${vip:-none} # a lab from before LAB_VIP existed
 	fi
 	# Plain KEY=value when the value is shell-safe (easy to parse from Go), else quoted.
 	kv() {
@@ -508,7 +642,10 @@ cmd_env() {
 	kv LAB_NET "$LAB_NET.0/24"
 	kv LAB_BRIDGE "$LAB_BRIDGE"
 	kv LAB_BRIDGE_IP "$LAB_BRIDGE_IP"
-	kv LAB_VIP "$LAB_VIP"
+	kv LAB_VIP "$vip"
+	kv LAB_VIP_ADDR "$LAB_VIP_ADDR"
+	kv LAB_VIP_CIDR "$LAB_VIP_ADDR/$LAB_VIP_PREFIX"
+	kv LAB_PGHOOK_VIP "$(lab_vip_helper)"
 	kv LAB_CLIENT_NS "$(lab_ns "$LAB_CLIENT")"
 	kv LAB_CLIENT_IP "$(lab_ip "$LAB_CLIENT")"
 	kv LAB_PG_BIN "$LAB_PG_BIN"
@@ -523,6 +660,7 @@ cmd_env() {
 		kv "LAB_${N}_PATRONI_CONFIG" "$LAB_DIR/$n/patroni.yml"
 		kv "LAB_${N}_PGHOOK_CONFIG" "$LAB_DIR/$n/pghook.yaml"
 		kv "LAB_${N}_PGTAB" "$LAB_DIR/$n/home/.pgtab"
+		kv "LAB_${N}_VIPWATCH_LOG" "$LAB_DIR/$n/vipwatch.log"
 	done
 }
 

@@ -458,7 +458,7 @@ lab_start_vipwatch() {
 	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
 		setpriv --reuid=postgres --regid=postgres --init-groups \
 		env -i HOME="$d/home" PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-		"$(lab_vip_helper)" watch --scope "$LAB_SCOPE" --config "$d/pghook.yaml" --log-format json \
+		"$(lab_vip_helper)" watch --scope "$LAB_SCOPE" --config "$d/pghook.yaml" \
 		</dev/null >>"$d/vipwatch.log" 2>&1) &
 	echo $! >"$(lab_pidfile "$node" pghook-vip)"
 }
