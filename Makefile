@@ -14,7 +14,7 @@ GO      ?= go
 all: build
 
 build:
-	$(GO) build -trimpath -tags urfave_cli_no_docs -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pghook
+	CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pghook
 
 deps:
 	bash scripts/deps.sh
@@ -24,7 +24,7 @@ vet:
 	$(GO) vet -tags integration,e2e ./...
 
 # The README's test command: everything, from a fresh Debian 12 machine, as root.
-test: deps build vet unit integration e2e
+test: deps build vet unit integration deb-test e2e
 
 unit:
 	$(GO) test -count=1 ./...
@@ -66,7 +66,7 @@ DEB_ARCH    ?= $(shell $(GO) env GOARCH)
 DEB         := dist/pghook_$(DEB_VERSION)_$(DEB_ARCH).deb
 NFPM        := bin/tools/nfpm
 
-.PHONY: deb lint-deb
+.PHONY: deb lint-deb deb-test
 
 $(NFPM):
 	GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
@@ -85,3 +85,7 @@ deb: build $(NFPM)
 # packaging/deb/lintian-suppress.
 lint-deb: deb
 	lintian --fail-on error --suppress-tags-from-file packaging/deb/lintian-suppress $(DEB)
+
+# Install the .deb here, check capabilities, entry points and unit, remove and purge.
+deb-test: lint-deb
+	bash packaging/test-deb.sh $(DEB)
