@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"regexp"
+	"sync"
 )
 
 // ControlData is what pghook reads from global/pg_control.
@@ -83,7 +84,9 @@ var walMagicMajor = map[uint16]int{0xD106: 13, 0xD10D: 14, 0xD110: 15, 0xD113: 1
 func (h WALHeader) MajorVersion() int { return walMagicMajor[h.Magic] }
 
 var (
-	walSegmentRE = regexp.MustCompile(`^[0-9A-F]{24}$`)
-	walHistoryRE = regexp.MustCompile(`^[0-9A-F]{8}\.history$`)
-	walStatusRE  = regexp.MustCompile(`^archive_status/([0-9A-F]{24}|[0-9A-F]{8}\.history)\.done$`)
+	walSegmentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-F]{24}$`) })
+	walHistoryRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-F]{8}\.history$`) })
+	walStatusRE  = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^archive_status/([0-9A-F]{24}|[0-9A-F]{8}\.history)\.done$`)
+	})
 )

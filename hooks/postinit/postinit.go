@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,32 +70,34 @@ type StepError struct {
 func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
 func (e *StepError) Unwrap() error { return e.Err }
 
-var ident = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,62}$`)
+var ident = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$-]{0,62}$`) })
 
-var allowedOption = regexp.MustCompile(`(?i)^(NO)?(SUPERUSER|CREATEDB|CREATEROLE|INHERIT|LOGIN|REPLICATION|BYPASSRLS)$|^CONNECTION LIMIT -?[0-9]+$`)
+var allowedOption = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^(NO)?(SUPERUSER|CREATEDB|CREATEROLE|INHERIT|LOGIN|REPLICATION|BYPASSRLS)$|^CONNECTION LIMIT -?[0-9]+$`)
+})
 
 // Validate checks the plan before any connection is made.
 func (p Plan) Validate() error {
-	if p.RewindUser != "" && !ident.MatchString(p.RewindUser) {
+	if p.RewindUser != "" && !ident().MatchString(p.RewindUser) {
 		return fmt.Errorf("rewind user %q: not a plain role name", p.RewindUser)
 	}
 	for _, r := range p.Roles {
-		if !ident.MatchString(r.Name) {
+		if !ident().MatchString(r.Name) {
 			return fmt.Errorf("role %q: not a plain role name", r.Name)
 		}
 		for _, o := range r.Options {
-			if !allowedOption.MatchString(strings.TrimSpace(o)) {
+			if !allowedOption().MatchString(strings.TrimSpace(o)) {
 				return fmt.Errorf("role %s: option %q is not a role option (SUPERUSER, CREATEDB, CREATEROLE, INHERIT, LOGIN, REPLICATION, BYPASSRLS, their NO forms, CONNECTION LIMIT n)", r.Name, o)
 			}
 		}
 		for _, in := range r.InRoles {
-			if !ident.MatchString(in) {
+			if !ident().MatchString(in) {
 				return fmt.Errorf("role %s: in_roles %q: not a plain role name", r.Name, in)
 			}
 		}
 	}
 	for _, d := range p.Databases {
-		if !ident.MatchString(d.Name) || (d.Owner != "" && !ident.MatchString(d.Owner)) {
+		if !ident().MatchString(d.Name) || (d.Owner != "" && !ident().MatchString(d.Owner)) {
 			return fmt.Errorf("database %q (owner %q): not plain names", d.Name, d.Owner)
 		}
 	}

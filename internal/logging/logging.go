@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -74,12 +75,14 @@ func New(o Options) (zerolog.Logger, error) {
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-var secretKV = regexp.MustCompile(`(?i)((?:password|passwd|pwd|secret|token)\s*[=:]\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)`)
-var urlUserinfo = regexp.MustCompile(`(://[^:/@\s]+):[^@/\s]+@`)
+var secretKV = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)((?:password|passwd|pwd|secret|token)\s*[=:]\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)`)
+})
+var urlUserinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^:/@\s]+):[^@/\s]+@`) })
 
 // Redact masks passwords in libpq key/value strings, URLs and key=value
 // lists, so that a connection string can be logged.
 func Redact(s string) string {
-	s = secretKV.ReplaceAllString(s, "${1}*****")
-	return urlUserinfo.ReplaceAllString(s, "${1}:*****@")
+	s = secretKV().ReplaceAllString(s, "${1}*****")
+	return urlUserinfo().ReplaceAllString(s, "${1}:*****@")
 }

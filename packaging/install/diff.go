@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
-var passwordLine = regexp.MustCompile(`(?m)^(\s*password:\s*)\S.*$`)
+var passwordLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^(\s*password:\s*)\S.*$`) })
 
 // mask hides every secret value and every YAML password value.
 func mask(b []byte, secrets []string) string {
@@ -16,7 +17,7 @@ func mask(b []byte, secrets []string) string {
 			s = strings.ReplaceAll(s, v, "********")
 		}
 	}
-	return passwordLine.ReplaceAllString(s, "${1}********")
+	return passwordLine().ReplaceAllString(s, "${1}********")
 }
 
 // unifiedDiff returns a unified diff of a and b (3 lines of context), or

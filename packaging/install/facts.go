@@ -43,7 +43,7 @@ func GatherFacts(o *Options) (Facts, error) {
 			return f, fmt.Errorf("host name: %w (pass --name)", err)
 		}
 		f.Hostname = h
-		if !scopeRE.MatchString(h) {
+		if !scopeRE().MatchString(h) {
 			return f, usage("name", "the host name %q is not a valid member name: pass --name", h)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -106,8 +107,8 @@ func ReadFrom(r io.Reader) (Options, error) {
 }
 
 var (
-	scopeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-	ifRE    = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
+	scopeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`) })
+	ifRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`) })
 )
 
 // normalize fills defaults and checks the settings that need no facts.
@@ -115,13 +116,13 @@ func (o *Options) normalize() error {
 	if o.Scope == "" {
 		return usage("scope", "is required (the Patroni scope, i.e. the cluster name)")
 	}
-	if !scopeRE.MatchString(o.Scope) || strings.Contains(o.Scope, "..") {
+	if !scopeRE().MatchString(o.Scope) || strings.Contains(o.Scope, "..") {
 		return usage("scope", "%q is not a valid name: use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 63)", o.Scope)
 	}
-	if o.Name != "" && (!scopeRE.MatchString(o.Name) || strings.Contains(o.Name, "..")) {
+	if o.Name != "" && (!scopeRE().MatchString(o.Name) || strings.Contains(o.Name, "..")) {
 		return usage("name", "%q is not a valid member name: use letters, digits, '_', '-' and '.'", o.Name)
 	}
-	if o.Interface != "" && !ifRE.MatchString(o.Interface) {
+	if o.Interface != "" && !ifRE().MatchString(o.Interface) {
 		return usage("interface", "%q is not an interface name", o.Interface)
 	}
 	if o.DCS == "" {
@@ -189,7 +190,7 @@ func (o *Options) normalize() error {
 	default:
 		return usage("vip-backend", "%q: want netlink or none (pcs: edit pghook.yaml by hand)", o.VIPBackend)
 	}
-	if o.VIPInterface != "" && !ifRE.MatchString(o.VIPInterface) {
+	if o.VIPInterface != "" && !ifRE().MatchString(o.VIPInterface) {
 		return usage("vip-interface", "%q is not an interface name", o.VIPInterface)
 	}
 	if o.Port == 0 {
