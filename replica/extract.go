@@ -338,7 +338,7 @@ func (x *extractor) extractWAL(r io.Reader, sysid uint64) error {
 			}
 			return fmt.Errorf("%w: WAL archive has directory %q", ErrUnsafeArchive, h.Name)
 		}
-		if walStatusRE.MatchString(n) && h.Size == 0 {
+		if walStatusRE().MatchString(n) && h.Size == 0 {
 			// pg_basebackup marks segments it completed as archived.
 			if err := x.mkdirAll("pg_wal/archive_status"); err != nil {
 				return err
@@ -348,8 +348,8 @@ func (x *extractor) extractWAL(r io.Reader, sysid uint64) error {
 			}
 			continue
 		}
-		seg := walSegmentRE.MatchString(n)
-		if !seg && !walHistoryRE.MatchString(n) {
+		seg := walSegmentRE().MatchString(n)
+		if !seg && !walHistoryRE().MatchString(n) {
 			return fmt.Errorf("%w: %q in the WAL archive is not a WAL segment or history file", ErrUnsafeArchive, h.Name)
 		}
 		if !seg && h.Size > 1<<20 {
@@ -429,7 +429,7 @@ func firstWALHeader(r io.Reader) (WALHeader, string, error) {
 			return WALHeader{}, "", fmt.Errorf("reading WAL archive: %w", err)
 		}
 		n := cleanName(h.Name)
-		if h.Typeflag != tar.TypeReg || !walSegmentRE.MatchString(n) {
+		if h.Typeflag != tar.TypeReg || !walSegmentRE().MatchString(n) {
 			continue
 		}
 		buf := make([]byte, 40)

@@ -42,12 +42,15 @@ func makeManifest(files map[string][]byte, tli uint32, start, end LSN) []byte {
 }
 
 // pgControl builds an 8 kB pg_control with sysid and a valid CRC at 288.
-func pgControl(sysid uint64) []byte {
+func pgControl(sysid uint64) []byte { return pgControlState(sysid, 6) }
+
+// pgControlState is pgControl with a DBState (2: shut down in recovery, 6: in production).
+func pgControlState(sysid uint64, state uint32) []byte {
 	b := make([]byte, 8192)
 	binary.LittleEndian.PutUint64(b, sysid)
 	binary.LittleEndian.PutUint32(b[8:], 1300)
 	binary.LittleEndian.PutUint32(b[12:], 202209061)
-	binary.LittleEndian.PutUint32(b[16:], 6)
+	binary.LittleEndian.PutUint32(b[16:], state)
 	binary.LittleEndian.PutUint32(b[288:], crc32.Checksum(b[:288], castagnoli))
 	return b
 }

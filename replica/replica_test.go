@@ -298,6 +298,7 @@ func TestRestoreSynthetic(t *testing.T) {
 			os.WriteFile(filepath.Join(d, "somefile"), nil, 0o600)
 		}, want: ExitNotEmpty},
 		{name: "keep_data adopts this cluster", leader: &fakeLeader{sysid: sysid}, keep: true, prepare: existing(sysid, false), adopted: true},
+		{name: "keep_data refuses a former primary (may have diverged)", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existingState(sysid, false, 1), want: ExitNotEmpty},
 		{name: "keep_data refuses another cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(5, false), want: ExitNotEmpty},
 		{name: "keep_data refuses a live postmaster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(sysid, true), want: ExitNotEmpty},
 	}
@@ -369,10 +370,13 @@ func mountPoint(t *testing.T, d string) {
 }
 
 // existing makes a data directory holding system sysid.
-func existing(sysid uint64, live bool) func(*testing.T, string) {
+func existing(sysid uint64, live bool) func(*testing.T, string) { return existingState(sysid, live, 2) }
+
+// existingState lays a data directory whose pg_control has the given state.
+func existingState(sysid uint64, live bool, state uint32) func(*testing.T, string) {
 	return func(t *testing.T, d string) {
 		os.MkdirAll(filepath.Join(d, "global"), 0o700)
-		os.WriteFile(filepath.Join(d, "global", "pg_control"), pgControl(sysid), 0o600)
+		os.WriteFile(filepath.Join(d, "global", "pg_control"), pgControlState(sysid, state), 0o600)
 		os.WriteFile(filepath.Join(d, "PG_VERSION"), []byte("15\n"), 0o600)
 		if live {
 			os.WriteFile(filepath.Join(d, "postmaster.pid"), []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), d)), 0o600)

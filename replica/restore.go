@@ -260,6 +260,16 @@ func adoptable(dataDir string, sysid uint64) string {
 	if cd.SystemID != sysid {
 		return fmt.Sprintf("it holds system %d, this cluster is %d", cd.SystemID, sysid)
 	}
+	// Only a copy that was a standby (or an unstarted base backup) is adopted.
+	// A former primary may have diverged from the leader's timeline, and
+	// adopting it would turn `patronictl reinit` into a silent no-op.
+	_, err = os.Stat(filepath.Join(dataDir, "backup_label"))
+	hasLabel := err == nil
+	switch {
+	case cd.State == dbShutdownedInRecovery, cd.State == dbInArchiveRecovery, hasLabel:
+	default:
+		return fmt.Sprintf("its pg_control state is %s, not a standby's: a former primary may have diverged", dbStateName(cd.State))
+	}
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
 		return "no PG_VERSION"
 	}
@@ -269,6 +279,34 @@ func adoptable(dataDir string, sysid uint64) string {
 		}
 	}
 	return ""
+}
+
+// PostgreSQL's DBState values (src/include/catalog/pg_control.h).
+const (
+	dbShutdowned           = 1
+	dbShutdownedInRecovery = 2
+	dbInArchiveRecovery    = 5
+	dbInProduction         = 6
+)
+
+func dbStateName(s uint32) string {
+	switch s {
+	case 0:
+		return "starting up"
+	case dbShutdowned:
+		return "shut down"
+	case dbShutdownedInRecovery:
+		return "shut down in recovery"
+	case 3:
+		return "shutting down"
+	case 4:
+		return "in crash recovery"
+	case dbInArchiveRecovery:
+		return "in archive recovery"
+	case dbInProduction:
+		return "in production"
+	}
+	return fmt.Sprintf("unknown (%d)", s)
 }
 
 func postmasterPID(dataDir string) (int, bool) {

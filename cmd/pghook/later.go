@@ -97,16 +97,11 @@ func (a *app) createReplica(c *cli.Context) error {
 			log.Warn().Err(err).Msg("reading Patroni config; the cluster identity comes from the leader alone")
 		case cfg.Scope != args.Scope:
 			log.Warn().Str("patroni_config", pc).Str("config_scope", cfg.Scope).Msg("Patroni config is for another scope: ignored")
-		case cfg.Etcd3 != nil:
+		case cfg.DCS() == "etcd3" || cfg.DCS() == "etcd":
 			opts.ClusterSystemID = func(ctx context.Context) (uint64, bool, error) {
-				cl, err := cfg.EtcdClient(3 * time.Second)
-				if err != nil {
-					return 0, false, err
-				}
-				defer cl.Close()
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
-				v, found, err := cl.Get(ctx, cfg.Key("initialize"))
+				v, found, err := cfg.ReadKey(ctx, 3*time.Second, "initialize")
 				if err != nil || !found {
 					return 0, found, err
 				}
@@ -116,6 +111,8 @@ func (a *app) createReplica(c *cli.Context) error {
 				}
 				return id, true, nil
 			}
+		default:
+			log.Warn().Str("dcs", cfg.DCS()).Msg("pghook cannot read this DCS: the cluster identity comes from the leader alone")
 		}
 	}
 	log.Info().Str("scope", args.Scope).Str("datadir", args.DataDir).Str("connstring", logging.Redact(args.ConnString)).

@@ -111,7 +111,12 @@ make_dirs() {
 		touch "$d/patroni.log" "$d/etcd.log" "$d/vipwatch.log"
 		chown postgres:postgres "$d/patroni.log" "$d/vipwatch.log"
 	done
+	make_backup_dir
 }
+
+# make_backup_dir — the lab's "shared storage" for pghook backups (pghook backup writes
+# there, every node's create-replica reads from it).
+make_backup_dir() { install -d -o postgres -g postgres -m 0750 "$LAB_DIR/backups"; }
 
 # install_pghook — copy PGHOOK_BIN into LAB_DIR (postgres may not traverse its source
 # directory); replaced atomically so a callback never sees a half-written binary.
@@ -297,6 +302,18 @@ postgresql:
     on_restart: $cb
     on_reload: $cb
     on_role_change: $cb
+  # pghook restores replicas from the newest backup in $LAB_DIR/backups; any non-zero
+  # exit makes Patroni fall back to pg_basebackup from the leader. No keep_data: with it
+  # Patroni 3.0.2 leaves the old data directory in place on reinit ("Leaving data
+  # directory uncleaned") and pghook adopts it, so a reinit would rebuild nothing.
+  create_replica_methods:
+  - pghook
+  - basebackup
+  pghook:
+    command: $LAB_DIR/bin/pghook --config $d/pghook.yaml create-replica
+    backup_dir: $LAB_DIR/backups
+  basebackup:
+    checkpoint: fast
 EOF
 
 	# The VIP helper trusts only a config owned by root and writable by root alone.
@@ -455,6 +472,7 @@ cmd_up() {
 	if lab_all_running && lab_etcd_healthy && lab_healthy; then
 		install_pghook
 		write_lab_env
+		make_backup_dir
 		for n in "${LAB_NODES[@]}"; do write_node_config "$n"; done
 		if [[ " ${CHANGED_FILES[*]} " == *patroni.yml* ]]; then
 			# A lab from an older lab.sh: apply the new patroni.yml (listen needs a restart,

@@ -140,4 +140,12 @@ func TestLeaderReaderEtcdV2(t *testing.T) {
 	if l, err := r.Leader(ctx); err != nil || l != "n2" {
 		t.Fatalf("leader %q %v", l, err)
 	}
+	// Any key of the cluster, e.g. initialize (the system identifier).
+	if v, found, err := c.ReadKey(ctx, time.Second, "initialize"); err != nil || found || v != "" {
+		t.Fatalf("absent initialize: %q %v %v", v, found, err)
+	}
+	exec.CommandContext(ctx, "curl", "-fsS", "-X", "PUT", e.Endpoint+"/v2/keys/service/pg/initialize", "-d", "value=7300000000000000001").Run()
+	if v, found, err := c.ReadKey(ctx, time.Second, "initialize"); err != nil || !found || v != "7300000000000000001" {
+		t.Fatalf("initialize: %q %v %v", v, found, err)
+	}
 }

@@ -71,9 +71,15 @@ type etcd2Leader struct {
 func (l *etcd2Leader) Source() string { return "etcd v2 " + l.cfg.LeaderKey() }
 
 func (l *etcd2Leader) Leader(ctx context.Context) (string, error) {
+	return l.read(ctx, l.cfg.LeaderKey())
+}
+
+// read returns the value of key ("" when absent) from the first endpoint
+// that answers.
+func (l *etcd2Leader) read(ctx context.Context, key string) (string, error) {
 	var errs []error
 	for _, ep := range l.endpoints {
-		v, err := l.get(ctx, ep)
+		v, err := l.get(ctx, ep, key)
 		if err == nil {
 			return v, nil
 		}
@@ -82,11 +88,11 @@ func (l *etcd2Leader) Leader(ctx context.Context) (string, error) {
 			break
 		}
 	}
-	return "", fmt.Errorf("reading %s from etcd v2: %w", l.cfg.LeaderKey(), errors.Join(errs...))
+	return "", fmt.Errorf("reading %s from etcd v2: %w", key, errors.Join(errs...))
 }
 
-func (l *etcd2Leader) get(ctx context.Context, ep string) (string, error) {
-	u := strings.TrimRight(ep, "/") + "/v2/keys" + (&url.URL{Path: l.cfg.LeaderKey()}).EscapedPath() + "?quorum=true"
+func (l *etcd2Leader) get(ctx context.Context, ep, key string) (string, error) {
+	u := strings.TrimRight(ep, "/") + "/v2/keys" + (&url.URL{Path: key}).EscapedPath() + "?quorum=true"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", err
@@ -147,4 +153,30 @@ func (l *restLeader) Leader(ctx context.Context) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// ErrNoDCSReader is returned by ReadKey for a DCS pghook cannot read.
+var ErrNoDCSReader = errors.New("patroni: this DCS cannot be read by pghook")
+
+// ReadKey reads /<namespace>/<scope>/<name> from the DCS of patroni.yml
+// (etcd3 through the v3 API, etcd through the v2 keys API). found is false
+// when the key does not exist.
+func (c *Config) ReadKey(ctx context.Context, timeout time.Duration, name string) (value string, found bool, err error) {
+	switch c.DCS() {
+	case "etcd3":
+		cli, err := c.EtcdClient(timeout)
+		if err != nil {
+			return "", false, err
+		}
+		defer cli.Close()
+		return cli.Get(ctx, c.Key(name))
+	case "etcd":
+		r, err := c.NewLeaderReader(timeout)
+		if err != nil {
+			return "", false, err
+		}
+		v, err := r.(*etcd2Leader).read(ctx, c.Key(name))
+		return v, err == nil && v != "", err
+	}
+	return "", false, fmt.Errorf("%w (%q)", ErrNoDCSReader, c.DCS())
 }
