@@ -89,3 +89,10 @@ lint-deb: deb
 # Install the .deb here, check capabilities, entry points and unit, remove and purge.
 deb-test: lint-deb
 	bash packaging/test-deb.sh $(DEB)
+
+# Side-by-side VIP move ("event -> the VIP answers at the new holder"): pghook callback,
+# shell callback (ip addr add + arping), vip-manager 1.0.2 at 1000 and 100 ms; as root.
+# Writes bench/results/vip.md and .json.
+.PHONY: bench-vip
+bench-vip: build
+	PGHOOK_BIN=$(CURDIR)/$(BIN) TRIALS=$${TRIALS:-30} bash bench/vip.sh

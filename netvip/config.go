@@ -23,6 +23,7 @@ type vip struct {
 	rounds       int
 	interval     time.Duration
 	takeoverWait time.Duration // <0: do not probe
+	probeTimeout time.Duration
 }
 
 func (v vip) addr() netip.Addr { return v.prefix.Addr() }
@@ -68,6 +69,10 @@ func parseSettings(s Settings) (vip, error) {
 		v.interval = defaultAnnounceInterval
 	default:
 		v.interval = s.AnnounceInterval
+	}
+	v.probeTimeout = s.ProbeTimeout
+	if v.probeTimeout <= 0 {
+		v.probeTimeout = defaultProbeTimeout
 	}
 	v.takeoverWait = s.TakeoverWait
 	if v.takeoverWait == 0 {

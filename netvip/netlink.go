@@ -14,10 +14,13 @@ import (
 )
 
 const (
-	// probeTimeout is how long one probe waits for another holder to
-	// answer. Answers on a LAN take well under a millisecond; this is
-	// added to every takeover in which nobody answers.
-	probeTimeout = 100 * time.Millisecond
+	// defaultProbeTimeout is how long one probe waits for another holder
+	// to answer (Settings.ProbeTimeout). A holder's kernel answers ARP and
+	// neighbour solicitations itself, in well under a millisecond on a LAN,
+	// even when its userland is busy; this is added to every takeover in
+	// which nobody answers, so it is kept short, with a second probe sent
+	// half-way in case one frame is lost.
+	defaultProbeTimeout = 30 * time.Millisecond
 	// probeEvery is the pause between probes while another host answers.
 	probeEvery = 100 * time.Millisecond
 )
@@ -199,7 +202,7 @@ func (n *Netlink) Hold(ctx context.Context) error {
 func (n *Netlink) waitForOwner(ctx context.Context, li linkInfo) error {
 	start := time.Now()
 	for probes := 1; ; probes++ {
-		owner, answered, err := n.sys.probe(ctx, li, n.v.addr(), probeTimeout)
+		owner, answered, err := n.sys.probe(ctx, li, n.v.addr(), n.v.probeTimeout)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()

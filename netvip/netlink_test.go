@@ -20,22 +20,22 @@ func TestParseSettings(t *testing.T) {
 		{
 			name: "ipv4 defaults",
 			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0"},
-			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second},
+			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second, probeTimeout: defaultProbeTimeout},
 		},
 		{
 			name: "full label kept",
 			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "eth0:vip", Announcements: 2, AnnounceInterval: 2 * time.Second, TakeoverWait: -1},
-			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", label: "eth0:vip", rounds: 2, interval: 2 * time.Second, takeoverWait: -1},
+			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", label: "eth0:vip", rounds: 2, interval: 2 * time.Second, takeoverWait: -1, probeTimeout: defaultProbeTimeout},
 		},
 		{
 			name: "short label gets the interface name",
 			s:    Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "vip"},
-			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", label: "eth0:vip", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second},
+			want: vip{prefix: netip.MustParsePrefix("192.0.2.10/24"), ifname: "eth0", label: "eth0:vip", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second, probeTimeout: defaultProbeTimeout},
 		},
 		{
 			name: "ipv6 ignores the label",
 			s:    Settings{Address: "2001:db8::10/64", Interface: "eth0", Label: "vip"},
-			want: vip{prefix: netip.MustParsePrefix("2001:db8::10/64"), ifname: "eth0", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second},
+			want: vip{prefix: netip.MustParsePrefix("2001:db8::10/64"), ifname: "eth0", rounds: 5, interval: time.Second, takeoverWait: 3 * time.Second, probeTimeout: defaultProbeTimeout},
 		},
 		{name: "no address", s: Settings{Interface: "eth0"}, wantErr: "no vip address configured"},
 		{name: "not a cidr", s: Settings{Address: "192.0.2.10", Interface: "eth0"}, wantErr: `parsing vip address "192.0.2.10"`},

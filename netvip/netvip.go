@@ -67,6 +67,9 @@ type Settings struct {
 	// answers for the VIP before taking it anyway: 0 means 3s, negative
 	// means take it at once without probing.
 	TakeoverWait time.Duration
+	// ProbeTimeout is how long one probe waits for another holder's answer
+	// (0: 30ms).
+	ProbeTimeout time.Duration
 }
 
 // ErrNotBuilt is returned for a backend this build does not have yet.

@@ -163,14 +163,25 @@ func (osSystem) probe(ctx context.Context, li linkInfo, addr netip.Addr, timeout
 	if err := sendFrame(fd, li, frame); err != nil {
 		return nil, false, fmt.Errorf("sending probe on %s: %w", li.Name, err)
 	}
+	// A second probe half-way covers one lost frame without doubling the wait.
+	resendAt := time.Now().Add(timeout / 2)
 	buf := make([]byte, 2048)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
+		if !resendAt.IsZero() && !time.Now().Before(resendAt) {
+			resendAt = time.Time{}
+			if err := sendFrame(fd, li, frame); err != nil {
+				return nil, false, fmt.Errorf("sending probe on %s: %w", li.Name, err)
+			}
+		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return nil, false, nil
+		}
+		if !resendAt.IsZero() {
+			left = min(left, time.Until(resendAt))
 		}
 		ms := int(min(left, 50*time.Millisecond)/time.Millisecond) + 1
 		_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)

@@ -114,7 +114,7 @@ func (a *app) callback(c *cli.Context) error {
 
 func vipSettings(v config.VIP) netvip.Settings {
 	return netvip.Settings{Backend: v.Backend, Address: v.Address, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Node: v.Node,
-		Announcements: v.Announcements, AnnounceInterval: v.AnnounceInterval, TakeoverWait: v.TakeoverWait}
+		Announcements: v.Announcements, AnnounceInterval: v.AnnounceInterval, TakeoverWait: v.TakeoverWait, ProbeTimeout: v.ProbeTimeout}
 }
 
 // nodeFacts builds this node's roster row from patroni.yml when it can be
