@@ -17,10 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 )
 
 // ErrUnsafeArchive is wrapped by every refusal of a tar entry: a name
@@ -44,29 +40,6 @@ func compressionOf(name string) string {
 		return "none"
 	}
 	return ""
-}
-
-// decompress wraps r according to the tar file's compression.
-func decompress(r io.Reader, comp string) (io.ReadCloser, error) {
-	switch comp {
-	case "none":
-		return io.NopCloser(r), nil
-	case "gzip":
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return zr, nil
-	case "lz4":
-		return io.NopCloser(lz4.NewReader(r)), nil
-	case "zstd":
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	}
-	return nil, fmt.Errorf("unknown compression %q", comp)
 }
 
 // limitedReader fails (instead of returning EOF) once more than n bytes

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -381,5 +383,52 @@ func existingState(sysid uint64, live bool, state uint32) func(*testing.T, strin
 		if live {
 			os.WriteFile(filepath.Join(d, "postmaster.pid"), []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), d)), 0o600)
 		}
+	}
+}
+
+// TestDecompressors runs the real zstd, lz4 and gzip programs: a good
+// stream decompresses; a corrupt or truncated one is an error, not a clean
+// EOF (which the tar walker could take for a short archive).
+func TestDecompressors(t *testing.T) {
+	payload := bytes.Repeat([]byte("pghook replica "), 50000)
+	for comp, argv := range map[string][]string{"zstd": {"zstd", "-q", "-c"}, "lz4": {"lz4", "-q", "-c"}, "gzip": {"gzip", "-c"}} {
+		t.Run(comp, func(t *testing.T) {
+			if _, err := exec.LookPath(argv[0]); err != nil {
+				t.Skipf("%s not installed", argv[0])
+			}
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Stdin = bytes.NewReader(payload)
+			packed, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := decompress(bytes.NewReader(packed), comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, payload) {
+				t.Fatalf("round trip: %d bytes, err %v", len(got), err)
+			}
+			bad := append([]byte(nil), packed...)
+			for i := len(bad) / 2; i < len(bad)/2+16 && i < len(bad); i++ {
+				bad[i] ^= 0xff
+			}
+			for name, in := range map[string][]byte{"corrupt": bad, "truncated": packed[:len(packed)/2]} {
+				rc, err := decompress(bytes.NewReader(in), comp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = io.ReadAll(rc)
+				rc.Close()
+				if err == nil {
+					t.Fatalf("%s stream read without error", name)
+				}
+				if code := classify(context.Background(), err); code != ExitVerify {
+					t.Fatalf("%s stream: exit %d, want %d (verification failed): %v", name, code, ExitVerify, err)
+				}
+			}
+		})
 	}
 }
