@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PGHOOK_BIN:?set PGHOOK_BIN to the built pghook}"
-RUNS=${RUNS:-50}
+RUNS=${RUNS:-100}
 command -v hyperfine >/dev/null || { echo "bench: hyperfine missing (make deps)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -20,7 +20,7 @@ for s in other1 other2 other3; do
   "$PGHOOK_BIN" callback "$s" node1 /d 0.0.0.0:5433 /b pw on_start replica "$s" 2>/dev/null
   bench/seed-callback.sh "$s" node1 /d 0.0.0.0:5433 /b pw on_start replica "$s"
 done
-hyperfine -N --warmup 5 --runs "$RUNS" --style basic \
+hyperfine -N --warmup 20 --runs "$RUNS" --style basic \
   --export-json bench/results/callback.json --export-markdown bench/results/callback.md \
   -n "pghook callback (atomic upsert under flock)" "$PGHOOK_BIN --log-level error callback ${args[*]}" \
   -n "seed callback.sh (grep + append)" "bench/seed-callback.sh ${args[*]}"

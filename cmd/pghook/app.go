@@ -135,11 +135,15 @@ func global(c *cli.Context, name string) (string, bool) {
 // may be absent.
 func (a *app) before(c *cli.Context) error {
 	path, required := global(c, "config")
-	cfg, err := config.Load(path, required)
-	if err != nil {
-		return cli.Exit(err.Error(), exitUsage)
+	// Before runs at every level of the command line: read the file once.
+	if a.cfg == nil || a.cfg.Path != path {
+		cfg, err := config.Load(path, required)
+		if err != nil {
+			return cli.Exit(err.Error(), exitUsage)
+		}
+		a.cfg = cfg
 	}
-	a.cfg = cfg
+	cfg := a.cfg
 	if a.privileged {
 		if top := topCommand(c); top != "" && top != "vip" && top != "version" && top != "help" {
 			return usageErr("%s runs only vip commands, not %q", applet.VIPHelper, top)

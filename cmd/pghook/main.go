@@ -1,5 +1,11 @@
 // Command pghook is the one binary Patroni calls as its hooks. It only
 // wires flags to packages: hooks decides, netvip/pgtab/replica act.
+
+// A callback lives a few milliseconds: no cgroup probing for GOMAXPROCS at
+// start-up, and no goroutine that re-checks it.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (

@@ -41,6 +41,9 @@ func init() {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	zerolog.DurationFieldUnit = time.Millisecond
 	zerolog.DurationFieldInteger = true
+	// UTC timestamps: no /etc/localtime to load in a process that lives
+	// a few milliseconds, and one clock across the nodes' logs.
+	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
 }
 
 // New returns a logger as configured by o.
