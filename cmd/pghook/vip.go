@@ -86,6 +86,11 @@ func (a *app) vipCommand() *cli.Command {
 						return json.NewEncoder(c.App.Writer).Encode(st)
 					}
 					fmt.Fprintf(c.App.Writer, "backend=%s held=%t %s\n", b.Name(), st.Held, st.Detail)
+					if s, err := a.scopeSettings(c, scope); err == nil && s.VIP.Backend == "netlink" {
+						if warn := netvip.ArpAnnounceWarning(s.VIP.Interface); warn != "" {
+							fmt.Fprintln(c.App.ErrWriter, "warning:", warn)
+						}
+					}
 					return nil
 				},
 			},
