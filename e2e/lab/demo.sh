@@ -17,6 +17,15 @@ else
 	say() { printf '\n== %s\n' "$*"; }
 fi
 
+# show_vip — which nodes hold the VIP (read from each namespace's kernel), and which
+# server answers through it from the client namespace.
+show_vip() {
+	local holders answer
+	holders=$(lab_vip_holders)
+	answer=$(lab_psql_client "$LAB_VIP_ADDR" -c "select current_setting('data_directory') || ' (in_recovery=' || pg_is_in_recovery() || ')'" 2>&1) || true
+	printf 'VIP %s held by: %s\nthrough the VIP, the client reaches: %s\n' "$LAB_VIP_ADDR" "${holders:-nobody}" "$answer"
+}
+
 # show_pgtab — every node's roster, through pghook itself (the file as a fallback).
 show_pgtab() {
 	local n
@@ -48,6 +57,8 @@ lab_patronictl list
 
 say "pghook's roster on each node"
 show_pgtab
+say "the VIP"
+show_vip
 
 old=$(lab_leader)
 new=
@@ -75,10 +86,12 @@ lab_patronictl list
 
 say "pghook's roster on each node"
 show_pgtab
+say "the VIP"
+show_vip
 
 say "callbacks pghook logged on $old and $new (JSON lines in patroni.log)"
 for n in "$old" "$new"; do
-	grep -h '^{' "$LAB_DIR/$n/patroni.log" | tail -n 3 | jq -c '{node, action, role, roster_role, vip}' 2>/dev/null ||
+	grep -h '"message":"callback applied"' "$LAB_DIR/$n/patroni.log" | tail -n 3 | jq -c '{node, action, role, roster_role, vip, took_ms}' 2>/dev/null ||
 		grep -h '^{' "$LAB_DIR/$n/patroni.log" | tail -n 3
 done
 
