@@ -36,4 +36,8 @@ if command -v pg_lsclusters >/dev/null; then
   pg_lsclusters -h 2>/dev/null | awk '$4=="online"{print $1, $2}' | while read -r v c; do pg_ctlcluster "$v" "$c" stop || true; done
 fi
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+if ! command -v go >/dev/null; then
+  echo "deps: Go >= 1.24 is needed (Debian 12's golang is older): install it in /usr/local/go" >&2
+  exit 1
+fi
 go mod download
