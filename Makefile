@@ -96,3 +96,18 @@ deb-test: lint-deb
 .PHONY: bench-vip
 bench-vip: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) TRIALS=$${TRIALS:-30} bash bench/vip.sh
+
+# Fuzz each go test -fuzz target of replica/ for FUZZTIME (plain go test runs
+# only their seeds). Crashers land in replica/testdata/fuzz/.
+FUZZTIME ?= 10s
+REPLICA_FUZZ := FuzzParseManifest FuzzParseControl FuzzParseWALHeader FuzzParseLSN FuzzBackupLabel FuzzExtractBase FuzzExtractWAL
+.PHONY: fuzz
+fuzz:
+	set -e; for f in $(REPLICA_FUZZ); do $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./replica/; done
+
+# Restore benchmark: pghook create-replica vs GNU tar vs pg_basebackup vs dd on
+# the same backups of a SIZE_GB (default 2) PostgreSQL 15 database; as root.
+# Writes bench/results/restore.md and .json.
+.PHONY: bench-restore
+bench-restore: build
+	PGHOOK_BIN=$(CURDIR)/$(BIN) SIZE_GB=$${SIZE_GB:-2} bash bench/restore.sh

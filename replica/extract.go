@@ -194,7 +194,7 @@ func (x *extractor) writeFile(name string, r io.Reader, size int64, h hash.Hash)
 func newHash(alg string) (hash.Hash, error) {
 	switch alg {
 	case "CRC32C":
-		return crc32.New(castagnoli), nil
+		return crc32.New(castagnoli()), nil
 	case "SHA224":
 		return sha256.New224(), nil
 	case "SHA256":

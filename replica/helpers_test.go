@@ -33,7 +33,7 @@ func makeManifest(files map[string][]byte, tli uint32, start, end LSN) []byte {
 			sep = ""
 		}
 		fmt.Fprintf(&b, "{ \"Path\": %q, \"Size\": %d, \"Last-Modified\": \"2026-01-01 00:00:00 GMT\", \"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"%x\" }%s\n",
-			n, len(files[n]), crc32cBytes(crc32.Checksum(files[n], castagnoli)), sep)
+			n, len(files[n]), crc32cBytes(crc32.Checksum(files[n], castagnoli())), sep)
 	}
 	fmt.Fprintf(&b, "],\n\"WAL-Ranges\": [\n{ \"Timeline\": %d, \"Start-LSN\": \"%s\", \"End-LSN\": \"%s\" }\n],\n", tli, start, end)
 	sum := sha256.Sum256(b.Bytes())
@@ -51,7 +51,7 @@ func pgControlState(sysid uint64, state uint32) []byte {
 	binary.LittleEndian.PutUint32(b[8:], 1300)
 	binary.LittleEndian.PutUint32(b[12:], 202209061)
 	binary.LittleEndian.PutUint32(b[16:], state)
-	binary.LittleEndian.PutUint32(b[288:], crc32.Checksum(b[:288], castagnoli))
+	binary.LittleEndian.PutUint32(b[288:], crc32.Checksum(b[:288], castagnoli()))
 	return b
 }
 

@@ -12,10 +12,12 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // castagnoli is the CRC32C table PostgreSQL uses for manifest checksums.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// It is built on first use: package init runs on every pghook start.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // Manifest is a parsed backup_manifest.
 type Manifest struct {

@@ -26,7 +26,7 @@ func ParseControl(b []byte) (ControlData, error) {
 	}
 	ok := false
 	for k := 24; k+4 <= len(b) && k <= 1024; k += 4 {
-		if crc32.Checksum(b[:k], castagnoli) == binary.LittleEndian.Uint32(b[k:]) {
+		if crc32.Checksum(b[:k], castagnoli()) == binary.LittleEndian.Uint32(b[k:]) {
 			ok = true
 			break
 		}

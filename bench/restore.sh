@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Restore benchmark, one run side by side on the same backup files: pghook
+# create-replica against GNU tar (tar -I zstd -xf / tar -xzf / tar -xf, each
+# followed by `sync -f` since pghook syncs), against pg_basebackup -X stream
+# -c fast from the running primary, and against the disk's sequential write
+# limit (dd of the same size, oflag=direct + conv=fsync).
+# Data: a PostgreSQL 15 instance on loopback, pgbench -i (~75%) plus a
+# table of random text (~25%), SIZE_GB in all (default 2).
+# Usage: make bench-restore  (as root; PGHOOK_BIN=path/to/pghook SIZE_GB=2 bash bench/restore.sh)
+# Writes bench/results/restore.md and .json. Removes the instance and every
+# directory it made on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${PGHOOK_BIN:?set PGHOOK_BIN to the built pghook}"
+PGHOOK_BIN=$(readlink -f "$PGHOOK_BIN")
+SIZE_GB=${SIZE_GB:-2}
+COMPRESSIONS=${COMPRESSIONS:-zstd gzip none}
+PGBIN=/usr/lib/postgresql/15/bin
+[ "$(id -u)" = 0 ] || { echo "bench-restore: run as root (initdb as postgres, drop_caches)" >&2; exit 1; }
+for b in "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/pg_basebackup" /usr/bin/pgbench /usr/bin/time zstd gzip python3; do
+  command -v "$b" >/dev/null || { echo "bench-restore: $b missing" >&2; exit 1; }
+done
+MEASURE=$PWD/bench/measure.py
+mkdir -p bench/results
+W=$(mktemp -d /var/tmp/pghook-bench-restore.XXXXXX)
+chmod 755 "$W"
+PGDATA=$W/pgdata
+cleanup() {
+  [ -f "$PGDATA/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+t_start=$(date +%s)
+log() { printf '[%4ds] %s\n' "$(( $(date +%s) - t_start ))" "$*" >&2; }
+
+# --- the primary ---------------------------------------------------------
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$PGDATA" "$W/sock" && chown postgres: "$PGDATA" "$W/sock"
+runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust --no-sync >/dev/null
+# The replication user, by password from a pgpass (what Patroni gives pghook).
+PW=bench-$RANDOM$RANDOM
+{ printf 'host replication replicator 127.0.0.1/32 scram-sha-256\nhost all replicator 127.0.0.1/32 scram-sha-256\n'; cat "$PGDATA/pg_hba.conf"; } > "$W/hba" && mv "$W/hba" "$PGDATA/pg_hba.conf"
+chown postgres: "$PGDATA/pg_hba.conf"
+printf '127.0.0.1:%s:*:replicator:%s\n' "$PORT" "$PW" > "$W/pgpass" && chmod 600 "$W/pgpass"
+export PGPASSFILE=$W/pgpass
+# fsync=off only speeds up generating the data; the restores write their own files.
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$W/sock/pg.log" -w -o \
+  "-c port=$PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$W/sock -c fsync=off -c wal_keep_size=2GB -c max_wal_size=4GB -c checkpoint_timeout=30min" start >/dev/null
+psql() { runuser -u postgres -- /usr/bin/psql -h "$W/sock" -p "$PORT" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql -c "CREATE ROLE replicator REPLICATION LOGIN PASSWORD '$PW'"
+
+# --- data ----------------------------------------------------------------
+# pgbench scale 1 is ~15 MB with its indexes; generated server-side (G).
+SCALE=$(python3 -c "print(max(1, round($SIZE_GB * 1024 * 0.75 / 15)))")
+TEXT_ROWS=$(python3 -c "print(int($SIZE_GB * 2**30 * 0.25 / 300))")
+log "generating: pgbench -i -s $SCALE, $TEXT_ROWS rows of random text (~${SIZE_GB} GB)"
+g0=$(date +%s.%N)
+runuser -u postgres -- /usr/bin/pgbench -h "$W/sock" -p "$PORT" -U postgres -i -s "$SCALE" -I dtGvp -q postgres >/dev/null 2>&1
+psql -c "CREATE TABLE notes (id bigint PRIMARY KEY, body text)" \
+     -c "INSERT INTO notes SELECT g, md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text)||md5(random()::text) FROM generate_series(1, $TEXT_ROWS) g" \
+     -c "CHECKPOINT"
+GEN_S=$(python3 -c "import time; print(round(time.time() - $g0, 1))")
+DB_BYTES=$(du -sb --exclude=pg_wal "$PGDATA" | cut -f1)  # the table data, not the WAL generating it left
+log "generated $((DB_BYTES >> 20)) MB in ${GEN_S} s"
+
+# --- backups -------------------------------------------------------------
+export PGHOOK_CONFIG=$W/pghook.yaml
+: > "$PGHOOK_CONFIG"
+declare -A BDIR BACKUP_S BACKUP_MB
+for c in $COMPRESSIONS; do
+  b0=$(date +%s.%N)
+  BDIR[$c]=$("$PGHOOK_BIN" --log-level warn backup --scope "bench-$c" --backup-dir "$W/backups" --compression "$c" \
+    --host 127.0.0.1 --port "$PORT" --user replicator)
+  BACKUP_S[$c]=$(python3 -c "import time; print(round(time.time() - $b0, 1))")
+  BACKUP_MB[$c]=$(( $(du -sb "${BDIR[$c]}" | cut -f1) >> 20 ))
+  log "backup $c: ${BACKUP_MB[$c]} MB in ${BACKUP_S[$c]} s (${BDIR[$c]})"
+done
+
+# --- runs ----------------------------------------------------------------
+CACHES=cold
+drop_caches() {
+  sync
+  if [ "$CACHES" = cold ] && ! { echo 3 > /proc/sys/vm/drop_caches; } 2>/dev/null; then
+    CACHES=warm
+    log "drop_caches refused: caches are warm for every run"
+  fi
+}
+ROWS=$W/rows.jsonl
+: > "$ROWS"
+# run NAME COMPRESSION READ_FROM_PRIMARY_BYTES(or "") -- CMD...: one measured run into $W/out.
+run() {
+  local name=$1 comp=$2 primary=$3; shift 4
+  rm -rf "$W/out" && mkdir -p "$W/out"
+  drop_caches
+  local rc=0
+  python3 "$MEASURE" "$W/m.json" -- "$@" >"$W/run.log" 2>&1 || rc=$?
+  local bytes; bytes=$(du -sb "$W/out" | cut -f1)
+  if [ "$rc" != 0 ]; then log "FAILED ($rc): $name"; tail -5 "$W/run.log" >&2; fi
+  python3 - "$W/m.json" "$name" "$comp" "$bytes" "$primary" "$rc" "$*" >> "$ROWS" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+name, comp, nbytes, primary, rc, cmd = sys.argv[2:]
+m.update(name=name, compression=comp, bytes_written=int(nbytes), rc=int(rc),
+         mb_s=int(nbytes) / 2**20 / m["wall_s"], read_from_primary_bytes=None if primary == "" else int(primary),
+         command=cmd)
+print(json.dumps(m))
+PY
+  log "$name: $(python3 -c "import json; m=json.load(open('$W/m.json')); print(f\"{m['wall_s']:.2f} s, RSS {m['maxrss_mb']:.0f} MB / tree {m['tree_rss_mb']:.0f} MB\")")"
+  rm -rf "$W/out"
+}
+CONN="host=127.0.0.1 port=$PORT user=replicator dbname=postgres"
+tarflag() { case $1 in *.zst) echo "-I zstd ";; *.gz) echo "-z ";; *.lz4) echo "-I lz4 ";; esac; }
+for c in $COMPRESSIONS; do
+  d=${BDIR[$c]}
+  # (a) pghook: IDENTIFY_SYSTEM + WAL probe against the primary, then the files.
+  run "pghook create-replica" "$c" 0 -- "$PGHOOK_BIN" --log-level warn create-replica --scope="bench-$c" --role=replica \
+    --datadir="$W/out/data" --connstring="$CONN" --backup_dir="$W/backups"
+  # (b) GNU tar on the same files, then syncfs like pghook. PostgreSQL 15
+  # compresses pg_wal.tar only with gzip, so each file gets its own flag.
+  base=$(ls "$d"/base.tar*) wal=$(ls "$d"/pg_wal.tar*)
+  run "GNU tar $(tarflag "$base")-xf + sync" "$c" "" -- sh -c \
+    "mkdir -p '$W/out/data/pg_wal' && tar $(tarflag "$base")-xf '$base' -C '$W/out/data' && tar $(tarflag "$wal")-xf '$wal' -C '$W/out/data/pg_wal' && sync -f '$W/out/data'"
+done
+# (c) pg_basebackup from the primary: it reads the whole database from it.
+run "pg_basebackup -X stream -c fast" "-" "" -- "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U replicator -D "$W/out/data" -X stream -c fast
+python3 - "$ROWS" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+r = rows[-1]; r["read_from_primary_bytes"] = r["bytes_written"]
+open(sys.argv[1], "w").write("".join(json.dumps(x) + "\n" for x in rows))
+PY
+# (d) the disk's sequential write limit for the same size, direct and fsync'd.
+DD_MB=$(( DB_BYTES >> 20 ))
+run "dd oflag=direct conv=fsync (write limit)" "-" "" -- dd if=/dev/zero of="$W/out/dd" bs=1M count="$DD_MB" oflag=direct conv=fsync status=none
+
+# --- report --------------------------------------------------------------
+BACKUPS=$(for c in $COMPRESSIONS; do printf '%s %s %s\n' "$c" "${BACKUP_MB[$c]}" "${BACKUP_S[$c]}"; done)
+CMDLINE="SIZE_GB=$SIZE_GB COMPRESSIONS='$COMPRESSIONS' PGHOOK_BIN=$PGHOOK_BIN bash bench/restore.sh"
+python3 - "$ROWS" "$SIZE_GB" "$SCALE" "$TEXT_ROWS" "$DB_BYTES" "$GEN_S" "$CACHES" "$BACKUPS" "$CMDLINE" "$(( $(date +%s) - t_start ))" <<'PY'
+import json, os, platform, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+size_gb, scale, text_rows, db_bytes, gen_s, caches, backups, cmdline, total_s = sys.argv[2:]
+backups = {l.split()[0]: {"size_mb": int(l.split()[1]), "seconds": float(l.split()[2])} for l in backups.splitlines() if l.strip()}
+by = {(r["name"].split()[0], r["compression"]): r for r in rows}
+dd = next(r for r in rows if r["name"].startswith("dd"))
+pgb = next(r for r in rows if r["name"].startswith("pg_basebackup"))
+goals = []
+for c in backups:
+    p, t = by.get(("pghook", c)), by.get(("GNU", c))
+    if p and t:
+        goals.append({"goal": f"{c}: >= 1.2x GNU tar" if c != "none" else "none: vs GNU tar (no goal)",
+                      "value": f"{t['wall_s'] / p['wall_s']:.2f}x", "met": (t["wall_s"] / p["wall_s"] >= 1.2) if c != "none" else None})
+    if p:
+        goals.append({"goal": f"{c}: faster than pg_basebackup", "value": f"{pgb['wall_s'] / p['wall_s']:.2f}x", "met": p["wall_s"] < pgb["wall_s"]})
+        goals.append({"goal": f"{c}: >= 70% of the disk write limit", "value": f"{100 * p['mb_s'] / dd['mb_s']:.0f}%", "met": p["mb_s"] >= 0.7 * dd["mb_s"]})
+        goals.append({"goal": f"{c}: peak RSS <= 100 MB (pghook + decompressor)", "value": f"{p['maxrss_mb']:.0f} / {p['tree_rss_mb']:.0f} MB", "met": p["tree_rss_mb"] <= 100})
+meta = {"command": cmdline, "size_gb": float(size_gb), "pgbench_scale": int(scale), "text_rows": int(text_rows),
+        "database_bytes": int(db_bytes), "generation_s": float(gen_s), "page_cache": caches, "total_s": int(total_s),
+        "cpus": os.cpu_count(), "kernel": platform.release(), "backups": backups}
+json.dump({"meta": meta, "results": rows, "goals": goals}, open("bench/results/restore.json", "w"), indent=1)
+with open("bench/results/restore.md", "w") as f:
+    f.write(f"Command: `{cmdline}` (bench/restore.sh), {os.cpu_count()} CPUs, kernel {platform.release()}.\n\n")
+    f.write(f"Database: pgbench scale {scale} + {text_rows} rows of random text = {int(db_bytes) / 2**20:.0f} MB of files (without pg_wal), "
+            f"generated in {float(gen_s):.0f} s; page cache {caches} before each run; whole run {total_s} s.\n\n")
+    f.write("| backup | size | took |\n|---|---|---|\n")
+    for c, b in backups.items():
+        f.write(f"| {c} | {b['size_mb']} MB | {b['seconds']:.1f} s |\n")
+    f.write("\n| tool | compression | wall | MB/s written | peak RSS (largest process) | peak RSS (process tree) | read from primary |\n|---|---|---|---|---|---|---|\n")
+    for r in rows:
+        prim = "-" if r["read_from_primary_bytes"] is None else (
+            "0 (IDENTIFY_SYSTEM + WAL probe only)" if r["read_from_primary_bytes"] == 0 else f"{r['read_from_primary_bytes'] / 2**20:.0f} MB")
+        fail = "" if r["rc"] == 0 else f" **(exit {r['rc']})**"
+        f.write(f"| {r['name']}{fail} | {r['compression']} | {r['wall_s']:.2f} s | {r['mb_s']:.0f} | {r['maxrss_mb']:.0f} MB | {r['tree_rss_mb']:.0f} MB | {prim} |\n")
+    f.write("\n| goal | result | met |\n|---|---|---|\n")
+    for g in goals:
+        f.write(f"| {g['goal']} | {g['value']} | {'-' if g['met'] is None else ('yes' if g['met'] else '**no**')} |\n")
+print(open("bench/results/restore.md").read())
+PY
