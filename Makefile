@@ -36,8 +36,11 @@ integration: build
 # The three-node Patroni lab in network namespaces, driven by Patroni itself, once
 # with Patroni's etcd3: section and once with etcd: (v2 API): Patroni 3.0.2 behaves
 # differently on each (lab-notes.md), and pghook reads the leader from both.
-e2e: build
-	LAB_DCS=etcd3 PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e/...
+# The etcd3 run uses pghook the way a user gets it: installed from the .deb
+# (/usr/bin/pghook, /usr/lib/pghook/pghook-vip with its file capabilities); the lab
+# purges the package again on down.
+e2e: build deb
+	LAB_DEB=$(CURDIR)/$(DEB) LAB_DCS=etcd3 PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e/...
 	LAB_DCS=etcd PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e/...
 
 demo: deps build

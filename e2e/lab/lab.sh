@@ -12,7 +12,11 @@
 # LAB_TIMEOUT (seconds per wait stage of `up`, default 90),
 # LAB_VIP (netlink | none; default netlink: the VIP 10.251.77.100 follows the primary
 # through pghook's callbacks and one `pghook-vip watch` per node; a running lab keeps its
-# setting unless LAB_VIP is given, and `up` switches it in place).
+# setting unless LAB_VIP is given, and `up` switches it in place),
+# LAB_FROM_DEB=1 or LAB_DEB=path.deb (use the packaged /usr/bin/pghook and
+# /usr/lib/pghook/pghook-vip; `up` installs the .deb — LAB_DEB, default the newest
+# dist/pghook_*.deb — when pghook is not installed, and `down` purges it only then;
+# PGHOOK_BIN is not needed).
 # Must run as root. Helpers for tests live in lib.sh (source it).
 set -euo pipefail
 
@@ -77,7 +81,7 @@ gen_password() {
 make_secrets() {
 	local s f
 	install -d -o postgres -g postgres -m 0700 "$LAB_DIR/secrets"
-	for s in superuser replication rewind; do
+	for s in superuser replication rewind app; do
 		f=$LAB_DIR/secrets/$s.password
 		[[ -s $f ]] && continue
 		(umask 077 && gen_password >"$f")
@@ -118,10 +122,77 @@ make_dirs() {
 # there, every node's create-replica reads from it).
 make_backup_dir() { install -d -o postgres -g postgres -m 0750 "$LAB_DIR/backups"; }
 
+# The package is installed by `up` only when it was not installed before; this marker
+# (outside LAB_DIR, which `down` removes) says so, and `down` purges it only then.
+LAB_DEB_MARKER=/var/tmp/pghook-lab.deb-installed
+
+# install_deb — LAB_FROM_DEB: install the .deb (unless pghook is installed already), and
+# point $LAB_DIR/bin/pghook{,-vip} at the packaged files for callers using those paths
+# (the configs name the packaged paths themselves).
+install_deb() {
+	local deb=${LAB_DEB:-} have want=
+	have=$(dpkg-query -W -f='${Status}|${Version}' pghook 2>/dev/null | sed -n 's/^install ok installed|//p') || true
+	if [[ -z $deb && -z $have ]]; then
+		# shellcheck disable=SC2012 # the newest file; names are ours
+		deb=$(ls -t "$HERE"/../../dist/pghook_*.deb 2>/dev/null | head -n1) || true
+		[[ -n $deb ]] || die "LAB_FROM_DEB=1 but no dist/pghook_*.deb: run 'make deb' or set LAB_DEB"
+	fi
+	if [[ -n $deb ]]; then
+		[[ -f $deb ]] || die "LAB_DEB: no such file: $deb"
+		deb=$(realpath "$deb")
+		want=$(dpkg-deb -f "$deb" Version) || die "LAB_DEB: not a .deb: $deb"
+	fi
+	if [[ -n $have && (-z $want || $have == "$want") ]]; then
+		lab_log "using the installed pghook package $have"
+	elif [[ -n $have && ! -e $LAB_DEB_MARKER ]]; then
+		# Not ours to replace (nor, later, to purge).
+		die "pghook $have is installed (not by the lab) and LAB_DEB is $want: remove it, or unset LAB_DEB to use it"
+	else
+		lab_log "installing $deb"
+		touch "$LAB_DEB_MARKER"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >&2 ||
+			die "apt-get install $deb failed ('$0 down' purges what is left)"
+	fi
+	[[ -x /usr/bin/pghook ]] || die "/usr/bin/pghook missing after installing the package"
+	getcap /usr/lib/pghook/pghook-vip | grep -q 'cap_net_admin,cap_net_raw=ep' ||
+		die "/usr/lib/pghook/pghook-vip lacks its file capabilities"
+	ln -sfn /usr/bin/pghook "$LAB_DIR/bin/pghook"
+	# The helper as a hard link (same inode: the package's owner, mode and file
+	# capabilities, which getcap does not read through a symlink); a symlink across
+	# file systems.
+	ln -fn /usr/lib/pghook/pghook-vip "$LAB_DIR/bin/pghook-vip" 2>/dev/null ||
+		ln -sfn /usr/lib/pghook/pghook-vip "$LAB_DIR/bin/pghook-vip"
+}
+
+# purge_deb — undo install_deb, only if it installed the package.
+purge_deb() {
+	[[ -e $LAB_DEB_MARKER ]] || return 0
+	lab_log "purging the pghook package installed by 'up'"
+	DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq pghook >&2 || lab_log "warning: apt-get purge pghook failed"
+	rm -f "$LAB_DEB_MARKER"
+}
+
+# make_postinit_files — what `pghook post-init` applies at bootstrap: SQL files in
+# $LAB_DIR/sql/$LAB_SCOPE (the app role's password is secrets/app.password).
+make_postinit_files() {
+	local dir=$LAB_DIR/sql/$LAB_SCOPE
+	install -d -o root -g postgres -m 0750 "$LAB_DIR/sql" "$dir"
+	write_file "$dir/010_lab_seed.sql" root:postgres 0640 <<'EOF'
+-- applied once by pghook post-init (bootstrap.post_init), recorded in pghook.applied_sql
+CREATE TABLE public.lab_seed (id int PRIMARY KEY, note text NOT NULL);
+INSERT INTO public.lab_seed VALUES (1, 'seeded by pghook post-init');
+EOF
+	write_file "$dir/020_lab_grants.sql" root:postgres 0640 <<'EOF'
+GRANT SELECT ON public.lab_seed TO app;
+EOF
+}
+
 # install_pghook — copy PGHOOK_BIN into LAB_DIR (postgres may not traverse its source
 # directory); replaced atomically so a callback never sees a half-written binary.
 install_pghook() {
 	local dst=$LAB_DIR/bin/pghook
+	if [[ $LAB_FROM_DEB == 1 ]]; then install_deb; return; fi
+	[[ -L $dst ]] && rm -f "$dst" # from a LAB_FROM_DEB lab
 	if [[ -f $dst ]] && cmp -s "$PGHOOK_BIN" "$dst"; then return 0; fi
 	install -o root -g root -m 0755 "$PGHOOK_BIN" "$dst.tmp"
 	mv -f "$dst.tmp" "$dst"
@@ -133,7 +204,9 @@ install_pghook() {
 # without any capability of their own). Replaced atomically, only when it differs.
 install_vip_helper() {
 	local dst
+	[[ $LAB_FROM_DEB == 1 ]] && return 0 # the package's postinst did it (install_deb checks)
 	dst=$(lab_vip_helper)
+	[[ -L $dst ]] && rm -f "$dst"
 	if [[ -f $dst ]] && cmp -s "$PGHOOK_BIN" "$dst" &&
 		[[ $(stat -c %U:%G:%a "$dst") == root:postgres:750 ]] &&
 		getcap "$dst" | grep -q 'cap_net_admin,cap_net_raw=ep'; then
@@ -159,7 +232,7 @@ vip_up() {
 		for n in "${LAB_NODES[@]}"; do
 			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.eth0.arp_announce=0
 		done
-		rm -f "$(lab_vip_helper)"
+		[[ $LAB_FROM_DEB == 1 ]] || rm -f "$(lab_vip_helper)" # never the package's file
 		return 0
 	fi
 	install_vip_helper
@@ -205,7 +278,7 @@ wait_vip() {
 }
 
 write_node_config() {
-	local node=$1 d ip su rep rew n hosts cb dcs_section
+	local node=$1 d ip su rep rew n hosts cb dcs_section bin
 	d=$LAB_DIR/$node
 	ip=$(lab_ip "$node")
 	read -r su <"$LAB_DIR/secrets/superuser.password"
@@ -218,7 +291,8 @@ write_node_config() {
 	done
 	# etcd3 = v3 API; etcd = v2 API (etcd runs with --enable-v2=true then).
 	dcs_section=$LAB_DCS
-	cb="$LAB_DIR/bin/pghook callback --config $d/pghook.yaml"
+	bin=$(lab_pghook)
+	cb="$bin callback --config $d/pghook.yaml"
 
 	write_file "$d/patroni.yml" root:postgres 0640 <<EOF
 # Generated by e2e/lab/lab.sh — edits are overwritten by the next \`lab.sh up\`.
@@ -257,6 +331,8 @@ bootstrap:
         max_wal_senders: 10
         max_replication_slots: 10
         max_connections: 50
+  # Run once, on the node that initialises the cluster, with Patroni's DSN appended.
+  post_init: $bin --config $d/pghook.yaml post-init
   initdb:
   - encoding: UTF8
   - locale: C.UTF-8
@@ -287,6 +363,8 @@ postgresql:
     log_filename: postgresql.log
     log_file_mode: "0640"
     log_line_prefix: "%m [%p] %q%u@%d "
+    # Shows who connects (e.g. pg_rewind as the rewind user, in the leader's log).
+    log_connections: "on"
   pg_hba:
   - local all all trust
   # Patroni's own local connections (socket) include replication ones.
@@ -310,12 +388,19 @@ postgresql:
   - pghook
   - basebackup
   pghook:
-    command: $LAB_DIR/bin/pghook --config $d/pghook.yaml create-replica
+    command: $bin --config $d/pghook.yaml create-replica
     backup_dir: $LAB_DIR/backups
   basebackup:
     checkpoint: fast
 EOF
 
+	# post_init (the rewind user defaults to authentication.rewind of patroni.yml).
+	local post_init="    post_init:
+      roles:
+      - {name: app, login: true, password_file: $LAB_DIR/secrets/app.password}
+      databases:
+      - {name: appdb, owner: app}
+      sql_dir: $LAB_DIR/sql/$LAB_SCOPE"
 	# The VIP helper trusts only a config owned by root and writable by root alone.
 	if [[ $LAB_VIP == netlink ]]; then
 		write_file "$d/pghook.yaml" root:postgres 0640 <<EOF
@@ -329,6 +414,7 @@ scopes:
       address: $LAB_VIP_ADDR/$LAB_VIP_PREFIX
       interface: $LAB_VIP_IF
       label: vip
+$post_init
 EOF
 	else
 		write_file "$d/pghook.yaml" root:postgres 0640 <<EOF
@@ -338,6 +424,7 @@ scopes:
     patroni_config: $d/patroni.yml
     vip:
       backend: none
+$post_init
 EOF
 	fi
 }
@@ -347,6 +434,7 @@ write_lab_env() {
 LAB_DCS=$LAB_DCS
 LAB_SCOPE=$LAB_SCOPE
 LAB_VIP=$LAB_VIP
+LAB_FROM_DEB=$LAB_FROM_DEB
 EOF
 }
 
@@ -445,10 +533,13 @@ print_list() {
 }
 
 cmd_up() {
-	local t0=$SECONDS n prev_dcs prev_scope
-	[[ -n ${PGHOOK_BIN:-} ]] || die "PGHOOK_BIN must name the pghook binary (absolute path), e.g. PGHOOK_BIN=\$PWD/bin/pghook"
-	[[ $PGHOOK_BIN == /* ]] || die "PGHOOK_BIN must be an absolute path: $PGHOOK_BIN"
-	[[ -f $PGHOOK_BIN && -x $PGHOOK_BIN ]] || die "PGHOOK_BIN is not an executable file: $PGHOOK_BIN"
+	local t0=$SECONDS n prev_dcs prev_scope prev_deb
+	case $LAB_FROM_DEB in 0 | 1) ;; *) die "LAB_FROM_DEB must be 0 or 1, not '$LAB_FROM_DEB'" ;; esac
+	if [[ $LAB_FROM_DEB == 0 ]]; then
+		[[ -n ${PGHOOK_BIN:-} ]] || die "PGHOOK_BIN must name the pghook binary (absolute path), e.g. PGHOOK_BIN=\$PWD/bin/pghook"
+		[[ $PGHOOK_BIN == /* ]] || die "PGHOOK_BIN must be an absolute path: $PGHOOK_BIN"
+		[[ -f $PGHOOK_BIN && -x $PGHOOK_BIN ]] || die "PGHOOK_BIN is not an executable file: $PGHOOK_BIN"
+	fi
 	case $LAB_DCS in etcd | etcd3) ;; *) die "LAB_DCS must be etcd3 or etcd, not '$LAB_DCS'" ;; esac
 	case $LAB_VIP in netlink | none) ;; *) die "LAB_VIP must be netlink or none, not '$LAB_VIP'" ;; esac
 	[[ $LAB_SCOPE =~ ^[A-Za-z0-9_-]+$ ]] || die "LAB_SCOPE must be [A-Za-z0-9_-]+"
@@ -463,8 +554,9 @@ cmd_up() {
 	if [[ -r $LAB_DIR/lab.env ]]; then
 		prev_dcs=$(sed -n 's/^LAB_DCS=//p' "$LAB_DIR/lab.env")
 		prev_scope=$(sed -n 's/^LAB_SCOPE=//p' "$LAB_DIR/lab.env")
-		[[ $prev_dcs == "$LAB_DCS" && $prev_scope == "$LAB_SCOPE" ]] ||
-			die "the lab in $LAB_DIR runs LAB_DCS=$prev_dcs LAB_SCOPE=$prev_scope; run '$0 down' first to switch"
+		prev_deb=$(sed -n 's/^LAB_FROM_DEB=//p' "$LAB_DIR/lab.env")
+		[[ $prev_dcs == "$LAB_DCS" && $prev_scope == "$LAB_SCOPE" && ${prev_deb:-0} == "$LAB_FROM_DEB" ]] ||
+			die "the lab in $LAB_DIR runs LAB_DCS=$prev_dcs LAB_SCOPE=$prev_scope LAB_FROM_DEB=${prev_deb:-0}; run '$0 down' first to switch"
 	fi
 
 	# Fast path: everything runs and is healthy — only refresh the pghook copies, the
@@ -473,6 +565,7 @@ cmd_up() {
 		install_pghook
 		write_lab_env
 		make_backup_dir
+		make_postinit_files
 		for n in "${LAB_NODES[@]}"; do write_node_config "$n"; done
 		if [[ " ${CHANGED_FILES[*]} " == *patroni.yml* ]]; then
 			# A lab from an older lab.sh: apply the new patroni.yml (listen needs a restart,
@@ -495,6 +588,7 @@ cmd_up() {
 	make_secrets
 	write_lab_env
 	install_pghook
+	make_postinit_files
 	for n in "${LAB_NODES[@]}"; do write_node_config "$n"; done
 	net_up
 
@@ -558,6 +652,7 @@ free_stale_shm() {
 cmd_down() {
 	local t0=$SECONDS n
 	if ! lab_anything_exists; then
+		purge_deb
 		lab_log "already down"
 		return 0
 	fi
@@ -585,6 +680,7 @@ cmd_down() {
 		for n in "${LAB_NODES[@]}"; do free_stale_shm "$n"; done
 		rm -rf --one-file-system "$LAB_DIR"
 	fi
+	purge_deb
 	lab_log "down in $((SECONDS - t0))s"
 }
 
@@ -667,7 +763,8 @@ cmd_env() {
 	kv LAB_CLIENT_NS "$(lab_ns "$LAB_CLIENT")"
 	kv LAB_CLIENT_IP "$(lab_ip "$LAB_CLIENT")"
 	kv LAB_PG_BIN "$LAB_PG_BIN"
-	kv LAB_PGHOOK "$LAB_DIR/bin/pghook"
+	kv LAB_FROM_DEB "$LAB_FROM_DEB"
+	kv LAB_PGHOOK "$(lab_pghook)"
 	kv LAB_PGPASSFILE "$LAB_DIR/secrets/client.pgpass"
 	kv LAB_ETCD_ENDPOINTS "$(lab_etcd_endpoints)"
 	for n in "${LAB_NODES[@]}"; do

@@ -27,6 +27,14 @@ if [[ -z ${LAB_VIP:-} && -r $LAB_DIR/lab.env ]]; then
 fi
 : "${LAB_VIP:=netlink}"
 : "${LAB_SCOPE:=pglab}"
+# LAB_FROM_DEB=1 (or LAB_DEB=path/to/pghook_*.deb): the lab runs the packaged pghook,
+# /usr/bin/pghook and /usr/lib/pghook/pghook-vip, installed by `lab.sh up` from the .deb
+# (LAB_DEB, default the newest dist/pghook_*.deb). A running lab records it like LAB_DCS.
+if [[ -z ${LAB_FROM_DEB:-} && -r $LAB_DIR/lab.env ]]; then
+	LAB_FROM_DEB=$(sed -n 's/^LAB_FROM_DEB=//p' "$LAB_DIR/lab.env")
+fi
+if [[ -n ${LAB_DEB:-} ]]; then LAB_FROM_DEB=1; fi
+: "${LAB_FROM_DEB:=0}"
 LAB_NODES=(n1 n2 n3)
 LAB_NET=10.251.77
 LAB_BRIDGE=pghbr0
@@ -70,6 +78,11 @@ lab_ip() {
 	cl) echo "$LAB_NET.50" ;;
 	*) lab_log "unknown node '$1'"; return 1 ;;
 	esac
+}
+# lab_pghook — the pghook binary the lab's Patroni calls (the package's in LAB_FROM_DEB
+# mode; $LAB_DIR/bin/pghook is then a symlink to it, for callers that use that path).
+lab_pghook() {
+	if [[ $LAB_FROM_DEB == 1 ]]; then echo /usr/bin/pghook; else printf '%s/bin/pghook\n' "$LAB_DIR"; fi
 }
 lab_node_dir() { printf '%s/%s\n' "$LAB_DIR" "$1"; }
 lab_patroni_yml() { printf '%s/%s/patroni.yml\n' "$LAB_DIR" "$1"; }
@@ -392,7 +405,7 @@ lab_wait_healthy() {
 
 # lab_pgtab NODE — NODE's roster as JSON (pghook pgtab --json), as postgres.
 lab_pgtab() {
-	lab_exec_pg "$1" "$LAB_DIR/bin/pghook" pgtab --config "$(lab_pghook_yaml "$1")" --json
+	lab_exec_pg "$1" "$(lab_pghook)" pgtab --config "$(lab_pghook_yaml "$1")" --json
 }
 
 # lab_switchover OLD NEW — planned switchover from OLD to NEW (Patroni 3.0.2 syntax),
@@ -403,7 +416,9 @@ lab_switchover() {
 
 # --- the VIP (LAB_VIP=netlink) --------------------------------------------------------
 
-lab_vip_helper() { printf '%s/bin/pghook-vip\n' "$LAB_DIR"; }
+lab_vip_helper() {
+	if [[ $LAB_FROM_DEB == 1 ]]; then echo /usr/lib/pghook/pghook-vip; else printf '%s/bin/pghook-vip\n' "$LAB_DIR"; fi
+}
 
 # lab_vip_holders — print (one line, space-separated) the nodes whose eth0 holds the VIP;
 # an empty line when none does. Reads the kernel of each node's namespace, so it sees an
