@@ -114,3 +114,11 @@ fuzz:
 .PHONY: bench-restore
 bench-restore: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) SIZE_GB=$${SIZE_GB:-2} bash bench/restore.sh
+
+# VIP benchmark in the three-node Patroni lab: pghook vs a shell ip+arping callback vs
+# vip-manager 1.0.2 (1000 and 100 ms), LAB_DCS=etcd for all; switchover, kill -9 and link
+# cut of the leader, N (default 5) times each; as root. Leaves the lab down.
+# Writes bench/results/vip-lab.md and .json (raw samples in bench/results/vip-lab-raw/).
+.PHONY: bench-vip-lab
+bench-vip-lab: build
+	PGHOOK_BIN=$(CURDIR)/$(BIN) N=$${N:-5} bash bench/vip-lab.sh

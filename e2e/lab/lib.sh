@@ -26,6 +26,18 @@ if [[ -z ${LAB_VIP:-} && -r $LAB_DIR/lab.env ]]; then
 	LAB_VIP=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
 fi
 : "${LAB_VIP:=netlink}"
+# LAB_VIP_TOOL: what moves the VIP — pghook (default: LAB_VIP as above), shell (an
+# ip+arping callback in patroni.yml, Patroni run with ambient NET_ADMIN/NET_RAW) or
+# vip-manager (Debian's vip-manager 1.0.2 per node, LAB_DCS=etcd only; interval
+# LAB_VIPMGR_INTERVAL ms, default 1000). For bench/vip-lab.sh. Recorded like LAB_DCS.
+if [[ -z ${LAB_VIP_TOOL:-} && -r $LAB_DIR/lab.env ]]; then
+	LAB_VIP_TOOL=$(sed -n 's/^LAB_VIP_TOOL=//p' "$LAB_DIR/lab.env")
+fi
+: "${LAB_VIP_TOOL:=pghook}"
+if [[ -z ${LAB_VIPMGR_INTERVAL:-} && -r $LAB_DIR/lab.env ]]; then
+	LAB_VIPMGR_INTERVAL=$(sed -n 's/^LAB_VIPMGR_INTERVAL=//p' "$LAB_DIR/lab.env")
+fi
+: "${LAB_VIPMGR_INTERVAL:=1000}"
 : "${LAB_SCOPE:=pglab}"
 # LAB_FROM_DEB=1 (or LAB_DEB=path/to/pghook_*.deb): the lab runs the packaged pghook,
 # /usr/bin/pghook and /usr/lib/pghook/pghook-vip, installed by `lab.sh up` from the .deb
@@ -140,7 +152,7 @@ lab_psql_client() {
 
 # --- pid files ------------------------------------------------------------------------
 
-lab_pidfile() { printf '%s/%s/%s.pid\n' "$LAB_DIR" "$1" "$2"; } # NODE etcd|patroni|pghook-vip
+lab_pidfile() { printf '%s/%s/%s.pid\n' "$LAB_DIR" "$1" "$2"; } # NODE etcd|patroni|pghook-vip|vip-manager
 
 # lab_pid NODE etcd|patroni|pghook-vip — print the pid if the process in the pid file is alive and
 # still is that program (guards against pid reuse).
@@ -285,8 +297,13 @@ lab_start_patroni() {
 	local node=$1 d pid
 	d=$(lab_node_dir "$node")
 	if pid=$(lab_pid "$node" patroni); then return 0; fi
+	# LAB_VIP_TOOL=shell only: the shell VIP callback needs NET_ADMIN/NET_RAW, which
+	# reach it (and every PostgreSQL process) only through the ambient set.
+	local caps=()
+	# shellcheck disable=SC2054 # the commas belong to setpriv's capability lists
+	[[ $LAB_VIP_TOOL == shell ]] && caps=(--inh-caps=+net_admin,+net_raw --ambient-caps=+net_admin,+net_raw)
 	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
-		setpriv --reuid=postgres --regid=postgres --init-groups \
+		setpriv --reuid=postgres --regid=postgres --init-groups "${caps[@]}" \
 		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" \
 		LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUNBUFFERED=1 \
 		/usr/bin/patroni "$d/patroni.yml" \
