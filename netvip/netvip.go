@@ -16,7 +16,6 @@ package netvip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -71,9 +70,6 @@ type Settings struct {
 	// (0: 30ms).
 	ProbeTimeout time.Duration
 }
-
-// ErrNotBuilt is returned for a backend this build does not have yet.
-var ErrNotBuilt = errors.New("netvip: backend not built yet")
 
 // New returns the backend that s names. Options apply to the netlink
 // backend.

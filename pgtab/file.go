@@ -56,17 +56,26 @@ func (f File) Upsert(ctx context.Context, row Row) error {
 	}
 	defer unlock()
 	removeStaleTemps(f.Path)
-	old, rerr := os.ReadFile(f.Path)
-	rows, err := f.Read()
-	if err != nil {
-		// A roster pghook cannot parse is kept aside, never silently lost.
-		aside := fmt.Sprintf("%s.unreadable-%d", f.Path, time.Now().Unix())
-		if rerr := os.Rename(f.Path, aside); rerr != nil {
-			return fmt.Errorf("%w (and moving it aside failed: %v)", err, rerr)
-		}
-		rows = nil
+	// One read under the lock: the bytes serve both the parse and the
+	// "nothing changed" comparison.
+	old, err := os.ReadFile(f.Path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reading roster %s: %w", f.Path, err)
 	}
-	if rerr == nil && err == nil && unchanged(old, rows, row) {
+	var rows []Row
+	if exists {
+		rows, err = Parse(bytes.NewReader(old))
+		if err != nil {
+			// A roster pghook cannot parse is kept aside, never silently lost.
+			aside := fmt.Sprintf("%s.unreadable-%d", f.Path, time.Now().Unix())
+			if rerr := os.Rename(f.Path, aside); rerr != nil {
+				return fmt.Errorf("roster %s: %w (and moving it aside failed: %v)", f.Path, err, rerr)
+			}
+			rows, exists = nil, false
+		}
+	}
+	if exists && unchanged(old, rows, row) {
 		return nil // the state already holds: no write, no fsync
 	}
 	rows = Merge(rows, row)

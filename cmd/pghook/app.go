@@ -11,6 +11,7 @@ import (
 	"github.com/pghook/pghook/internal/applet"
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/logging"
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/version"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -34,6 +35,27 @@ type app struct {
 	// privileged is set when running as the VIP helper (file capabilities):
 	// only VIP commands, only a root-owned config.
 	privileged bool
+	// patroniCfgs caches patroni.yml by path: a callback needs it for the
+	// roster row and for the VIP guard, and reads it once.
+	patroniCfgs map[string]patroniLoad
+}
+
+type patroniLoad struct {
+	cfg *patroni.Config
+	err error
+}
+
+// loadPatroni reads patroni.yml at path once per run.
+func (a *app) loadPatroni(path string) (*patroni.Config, error) {
+	if l, ok := a.patroniCfgs[path]; ok {
+		return l.cfg, l.err
+	}
+	cfg, err := patroni.Load(path)
+	if a.patroniCfgs == nil {
+		a.patroniCfgs = map[string]patroniLoad{}
+	}
+	a.patroniCfgs[path] = patroniLoad{cfg, err}
+	return cfg, err
 }
 
 func newApp(privileged bool) *cli.App {

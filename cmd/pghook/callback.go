@@ -128,7 +128,7 @@ func (a *app) nodeFacts(ev hooks.Event, s *config.Scope, ppid int) (pgtab.Row, *
 	pc := patroni.FindConfig(ev.Scope, s.PatroniConfig, ppid)
 	var cfg *patroni.Config
 	if pc != "" {
-		if c, err := patroni.Load(pc); err == nil && c.Scope == ev.Scope {
+		if c, err := a.loadPatroni(pc); err == nil && c.Scope == ev.Scope {
 			cfg = c
 		} else if err != nil {
 			a.log.Warn().Str("scope", ev.Scope).Err(err).Msg("reading Patroni config")

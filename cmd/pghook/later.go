@@ -16,14 +16,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// notBuilt answers for a command of CONTRACT.md that a later issue owns.
-// Exit 2 makes Patroni fall back to its next create_replica method.
-func notBuilt(name, issue string) cli.ActionFunc {
-	return func(*cli.Context) error {
-		return cli.Exit("pghook "+name+": not built yet ("+issue+"); exit 2", exitUsage)
-	}
-}
-
 const createReplicaHelp = `Patroni runs it as a create_replica method:
 
   postgresql:

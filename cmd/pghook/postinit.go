@@ -43,7 +43,7 @@ func (a *app) postInitCommand() *cli.Command {
 			}
 			if pcfg == nil {
 				if pc := patroni.FindConfig(scope, s.PatroniConfig, os.Getppid()); pc != "" {
-					pcfg, _ = patroni.Load(pc)
+					pcfg, _ = a.loadPatroni(pc)
 				}
 			}
 			plan := postinit.Plan{RewindUser: s.PostInit.RewindUser, SQLDir: s.PostInit.SQLDir}
@@ -79,7 +79,7 @@ func (a *app) postInitScope(c *cli.Context) (string, *patroni.Config) {
 		return s, nil
 	}
 	if pc := patroni.FindConfig("", c.String("patroni-config"), os.Getppid()); pc != "" {
-		if cfg, err := patroni.Load(pc); err == nil {
+		if cfg, err := a.loadPatroni(pc); err == nil {
 			return cfg.Scope, cfg
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/shellenv"
 	"github.com/pghook/pghook/pgtab"
 	"github.com/urfave/cli/v2"
@@ -109,7 +108,7 @@ func (a *app) envCommand() *cli.Command {
 			r := sel[0]
 			t := shellenv.Target{Scope: r.Scope, Node: r.Node, DataDir: r.DataDir, Listen: r.Listen, BinDir: r.BinDir, PatroniConfig: r.PatroniConfig}
 			if r.PatroniConfig != "" {
-				if pc, err := patroni.Load(r.PatroniConfig); err == nil {
+				if pc, err := a.loadPatroni(r.PatroniConfig); err == nil {
 					t.SocketDir = pc.SocketDir()
 					t.User = pc.UserName("superuser")
 				} else {

@@ -219,7 +219,7 @@ func (a *app) leaderView(scope string, s *config.Scope, log zerolog.Logger) (str
 		log.Warn().Msg("no patroni.yml found: the VIP is taken without a DCS check")
 		return "", nil
 	}
-	cfg, err := patroni.Load(pc)
+	cfg, err := a.loadPatroni(pc)
 	if err != nil {
 		log.Warn().Err(err).Msg("the VIP is taken without a DCS check")
 		return "", nil
@@ -270,7 +270,7 @@ func (a *app) vipWatch(c *cli.Context, scope string) error {
 	if pc == "" {
 		return usageErr("vip watch: no patroni.yml for scope %s: set scopes.%s.patroni_config or --patroni-config", scope, scope)
 	}
-	cfg, err := patroni.Load(pc)
+	cfg, err := a.loadPatroni(pc)
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
@@ -279,7 +279,10 @@ func (a *app) vipWatch(c *cli.Context, scope string) error {
 		return usageErr("vip watch: %v", err)
 	}
 	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log}
-	if view, err := cfg.NewLeaderReader(time.Second); err == nil {
+	// The guard's view of the leader lock serves the watcher too.
+	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
+		w.DCS = g.View
+	} else if view, err := cfg.NewLeaderReader(time.Second); err == nil {
 		w.DCS = view
 	} else {
 		log.Warn().Err(err).Msg("no DCS view: Patroni's REST API alone decides")

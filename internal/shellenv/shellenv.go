@@ -8,8 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -170,17 +168,4 @@ func Summary(w io.Writer, vars [][2]string) {
 		}
 		fmt.Fprintf(w, "%-*s  %s\n", width, kv[0], kv[1])
 	}
-}
-
-// Environ returns the process PATH, for callers.
-func Environ() string { return os.Getenv("PATH") }
-
-// SortedKeys is a helper for deterministic listings.
-func SortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
