@@ -33,22 +33,36 @@ type GuardedVIP struct {
 	Log     zerolog.Logger
 }
 
-// Hold implements netvip.Backend.
+// Hold implements netvip.Backend. When the backend can run a gate
+// alongside its own preparation (netlink: the address probe), the DCS is
+// read at the same time, so the check costs no extra latency.
 func (g GuardedVIP) Hold(ctx context.Context) error {
-	if g.View != nil {
-		timeout := g.Timeout
-		if timeout <= 0 {
-			timeout = time.Second
-		}
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		leader, err := g.View.Leader(cctx)
-		cancel()
-		switch {
-		case err != nil:
-			g.Log.Warn().Err(err).Str("leader_source", g.View.Source()).Msg("leader unknown (DCS unreachable): taking the VIP as Patroni decided")
-		case leader != "" && leader != g.Me:
-			return fmt.Errorf("%w: %s says %q, this node is %q", ErrOtherLeader, g.View.Source(), leader, g.Me)
-		}
+	if g.View == nil {
+		return g.Backend.Hold(ctx)
+	}
+	if gh, ok := g.Backend.(netvip.GatedHolder); ok {
+		return gh.HoldIf(ctx, g.check)
+	}
+	if err := g.check(ctx); err != nil {
+		return err
 	}
 	return g.Backend.Hold(ctx)
+}
+
+// check refuses only when the leader key names another member.
+func (g GuardedVIP) check(ctx context.Context) error {
+	timeout := g.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	leader, err := g.View.Leader(cctx)
+	cancel()
+	switch {
+	case err != nil:
+		g.Log.Warn().Err(err).Str("leader_source", g.View.Source()).Msg("leader unknown (DCS unreachable): taking the VIP as Patroni decided")
+	case leader != "" && leader != g.Me:
+		return fmt.Errorf("%w: %s says %q, this node is %q", ErrOtherLeader, g.View.Source(), leader, g.Me)
+	}
+	return nil
 }

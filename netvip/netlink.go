@@ -18,9 +18,11 @@ const (
 	// to answer (Settings.ProbeTimeout). A holder's kernel answers ARP and
 	// neighbour solicitations itself, in well under a millisecond on a LAN,
 	// even when its userland is busy; this is added to every takeover in
-	// which nobody answers, so it is kept short, with a second probe sent
-	// half-way in case one frame is lost.
-	defaultProbeTimeout = 30 * time.Millisecond
+	// which nobody answers, so it is kept short (5 ms is still five times a
+	// busy LAN's ARP round trip), with probes re-sent a third and two thirds
+	// of the way in case a frame is lost. The DCS leader key, read at the
+	// same time, and the old holder's watcher are the other two guards.
+	defaultProbeTimeout = 5 * time.Millisecond
 	// probeEvery is the pause between probes while another host answers.
 	probeEvery = 100 * time.Millisecond
 )
@@ -154,7 +156,31 @@ func (n *Netlink) spec() addrSpec {
 // logs a warning. It adds the address, checks that it is there, sends the
 // first round of announcements itself and hands the others to the
 // Announcer. Holding a VIP already held refreshes it and announces again.
-func (n *Netlink) Hold(ctx context.Context) error {
+func (n *Netlink) Hold(ctx context.Context) error { return n.HoldIf(ctx, nil) }
+
+// HoldIf implements GatedHolder: gate (nil: none) runs in its own
+// goroutine while the link is looked up and probed; the address is added
+// only after gate returned nil. On any error nothing has been changed.
+func (n *Netlink) HoldIf(ctx context.Context, gate Gate) error {
+	var gateErr chan error
+	if gate != nil {
+		gateErr = make(chan error, 1)
+		gctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() { gateErr <- gate(gctx) }()
+	}
+	waitGate := func() error {
+		if gateErr == nil {
+			return nil
+		}
+		select {
+		case err := <-gateErr:
+			gateErr = nil
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	li, err := n.sys.link(n.v.ifname)
 	if err != nil {
 		return fmt.Errorf("adding vip %s to %s: %w", n.v.prefix, n.v.ifname, err)
@@ -167,6 +193,9 @@ func (n *Netlink) Hold(ctx context.Context) error {
 		if err := n.waitForOwner(ctx, li); err != nil {
 			return fmt.Errorf("adding vip %s to %s: %w", n.v.prefix, n.v.ifname, err)
 		}
+	}
+	if err := waitGate(); err != nil {
+		return err
 	}
 	a := n.spec()
 	if err := n.sys.addrReplace(li, a); err != nil {

@@ -466,3 +466,69 @@ func checkErr(t *testing.T, err error, want string) {
 		t.Fatalf("error = %v, want one containing %q", err, want)
 	}
 }
+
+func TestHoldIfGate(t *testing.T) {
+	errNo := errors.New("the leader key names another member")
+	tests := []struct {
+		name      string
+		gate      Gate
+		probeWait time.Duration // how long the fake probe takes
+		wantErr   error
+		wantAdd   bool
+		maxTook   time.Duration // gate and probe run at the same time
+	}{
+		{
+			name:    "gate passes: added",
+			gate:    func(context.Context) error { return nil },
+			wantAdd: true,
+		},
+		{
+			name:    "gate refuses: nothing changed",
+			gate:    func(context.Context) error { return errNo },
+			wantErr: errNo,
+		},
+		{
+			name:      "gate runs while the probe waits",
+			gate:      func(ctx context.Context) error { return sleep(ctx, 40*time.Millisecond) },
+			probeWait: 40 * time.Millisecond,
+			wantAdd:   true,
+			maxTook:   75 * time.Millisecond,
+		},
+		{
+			name: "slow refusal after a quick probe: nothing changed",
+			gate: func(ctx context.Context) error {
+				if err := sleep(ctx, 20*time.Millisecond); err != nil {
+					return err
+				}
+				return errNo
+			},
+			wantErr: errNo,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			f.probeFn = func(int) (net.HardwareAddr, bool, error) {
+				time.Sleep(tt.probeWait)
+				return nil, false, nil
+			}
+			n := newTestBackend(t, Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 1}, f)
+			start := time.Now()
+			err := n.HoldIf(context.Background(), tt.gate)
+			took := time.Since(start)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("HoldIf = %v, want %v", err, tt.wantErr)
+			}
+			added := strings.Contains(f.Ops(), "addr replace")
+			if added != tt.wantAdd {
+				t.Errorf("added = %t, want %t; ops:\n%s", added, tt.wantAdd, f.Ops())
+			}
+			if f.probes == 0 {
+				t.Errorf("no probe: the gate must not replace the address probe")
+			}
+			if tt.maxTook > 0 && took > tt.maxTook {
+				t.Errorf("HoldIf took %v: gate and probe ran one after the other (want < %v)", took, tt.maxTook)
+			}
+		})
+	}
+}

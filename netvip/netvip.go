@@ -34,6 +34,18 @@ type Backend interface {
 	Status(ctx context.Context) (Status, error)
 }
 
+// Gate is a check that must pass before a VIP is taken, such as "the DCS
+// leader key does not name another member". It returns nil to allow.
+type Gate func(ctx context.Context) error
+
+// GatedHolder is a Backend that can run a Gate concurrently with its own
+// preparation (for netlink: looking up the link and probing the address),
+// so that a DCS read does not add to the time a takeover takes. It adds the
+// VIP only once the gate has passed; a failed gate leaves nothing changed.
+type GatedHolder interface {
+	HoldIf(ctx context.Context, gate Gate) error
+}
+
 // Status is what a backend observed.
 type Status struct {
 	Held   bool   `json:"held"`
@@ -67,7 +79,7 @@ type Settings struct {
 	// means take it at once without probing.
 	TakeoverWait time.Duration
 	// ProbeTimeout is how long one probe waits for another holder's answer
-	// (0: 30ms).
+	// (0: 5ms).
 	ProbeTimeout time.Duration
 }
 

@@ -163,15 +163,16 @@ func (osSystem) probe(ctx context.Context, li linkInfo, addr netip.Addr, timeout
 	if err := sendFrame(fd, li, frame); err != nil {
 		return nil, false, fmt.Errorf("sending probe on %s: %w", li.Name, err)
 	}
-	// A second probe half-way covers one lost frame without doubling the wait.
-	resendAt := time.Now().Add(timeout / 2)
+	// Two more probes, a third and two thirds of the way, cover lost frames
+	// without lengthening the wait.
+	resends := []time.Time{time.Now().Add(timeout / 3), time.Now().Add(2 * timeout / 3)}
 	buf := make([]byte, 2048)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, false, err
 		}
-		if !resendAt.IsZero() && !time.Now().Before(resendAt) {
-			resendAt = time.Time{}
+		if len(resends) > 0 && !time.Now().Before(resends[0]) {
+			resends = resends[1:]
 			if err := sendFrame(fd, li, frame); err != nil {
 				return nil, false, fmt.Errorf("sending probe on %s: %w", li.Name, err)
 			}
@@ -180,11 +181,12 @@ func (osSystem) probe(ctx context.Context, li linkInfo, addr netip.Addr, timeout
 		if left <= 0 {
 			return nil, false, nil
 		}
-		if !resendAt.IsZero() {
-			left = min(left, time.Until(resendAt))
+		if len(resends) > 0 {
+			left = min(left, time.Until(resends[0]))
 		}
-		ms := int(min(left, 50*time.Millisecond)/time.Millisecond) + 1
-		_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, ms)
+		// ppoll: millisecond poll timeouts would round a 5 ms probe up.
+		ts := unix.NsecToTimespec(max(int64(min(left, 50*time.Millisecond)), 0))
+		_, err := unix.Ppoll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, &ts, nil)
 		if err != nil && err != unix.EINTR {
 			return nil, false, fmt.Errorf("waiting for answers on %s: %w", li.Name, err)
 		}

@@ -82,7 +82,7 @@ type VIP struct {
 	// TakeoverWait bounds the wait while another host still answers for
 	// the VIP (0: 3s; negative: do not probe).
 	TakeoverWait time.Duration `yaml:"takeover_wait"`
-	// ProbeTimeout is how long one probe for another holder waits (0: 30ms).
+	// ProbeTimeout is how long one probe for another holder waits (0: 5ms).
 	ProbeTimeout time.Duration `yaml:"probe_timeout"`
 	// WatchInterval is the period of `pghook vip watch` (0: 300ms).
 	WatchInterval time.Duration `yaml:"watch_interval"`
