@@ -99,6 +99,14 @@ func packetSocket() (int, error) {
 	return fd, nil
 }
 
+// closePacketSocket closes fd without waiting: the kernel's packet_release
+// waits for an RCU grace period (synchronize_net), 10-15 ms measured here,
+// which would otherwise sit between the probe and adding the VIP. A process
+// that exits first has the kernel close it, after its work is done.
+func closePacketSocket(fd int) {
+	go unix.Close(fd)
+}
+
 func sendFrame(fd int, li linkInfo, frame []byte) error {
 	sa := &unix.SockaddrLinklayer{
 		Protocol: htons(uint16(frame[12])<<8 | uint16(frame[13])),
@@ -134,7 +142,7 @@ func (osSystem) announce(li linkInfo, addr netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer closePacketSocket(fd)
 	for _, f := range frames {
 		if err := sendFrame(fd, li, f); err != nil {
 			return fmt.Errorf("sending on %s: %w", li.Name, err)
@@ -155,7 +163,7 @@ func (osSystem) probe(ctx context.Context, li linkInfo, addr netip.Addr, timeout
 	if err != nil {
 		return nil, false, err
 	}
-	defer unix.Close(fd)
+	defer closePacketSocket(fd)
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: li.Index}); err != nil {
 		return nil, false, fmt.Errorf("binding packet socket to %s: %w", li.Name, err)
 	}
