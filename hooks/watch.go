@@ -15,23 +15,35 @@ type PrimaryProbe interface {
 	IsPrimary(ctx context.Context) (bool, error)
 }
 
+// LeaderChanges is a LeaderView that can also wait for the leader key to
+// change (an etcd watch). WatchLeader calls changed once established and
+// after every change, until ctx ends (nil) or the watch breaks (error).
+type LeaderChanges interface {
+	WatchLeader(ctx context.Context, changed func()) error
+}
+
 // Watcher is the level-triggered safety net behind the callbacks (`pghook
 // vip watch`): callbacks do not run when Patroni is killed, an isolated
 // primary's on_stop comes late, and once a promotion ran no on_role_change
-// at all (lab-notes.md). Every Interval it decides whether this node should
-// hold the VIP and makes it so:
+// at all (lab-notes.md). Every Interval, and at once whenever the leader
+// key changes (when DCS is a LeaderChanges), it decides whether this node
+// should hold the VIP and makes it so. Patroni and the DCS are asked at the
+// same time:
 //
-//	local Patroni /primary    DCS leader key          VIP
-//	200                       (not asked)             hold
-//	503                       (not asked)             release
-//	no answer                 names this node         hold (Patroni busy; lock still ours)
-//	no answer                 names another / none    release
-//	no answer                 unreachable             hold until Grace has passed
+//	DCS leader key          local Patroni /primary    VIP
+//	names another member    (any)                     release (the lock is someone else's)
+//	this node / none / ?    200                       hold
+//	this node / none / ?    503                       release
+//	this node               no answer                 hold (Patroni busy; lock still ours)
+//	none                    no answer                 release
+//	unreachable             no answer                 hold until Grace has passed
 //	                                                  since Patroni last answered, then release
 //
 // A healthy primary never loses the VIP because etcd is briefly
-// unreachable (vip-manager #411/#431), and a node whose Patroni is gone
-// gives it up once the lock is someone else's or Grace passes.
+// unreachable (vip-manager #411/#431), a node whose Patroni is gone gives
+// it up as soon as the lock expires or moves, and a primary that Patroni
+// has not demoted yet gives it up when the DCS names another leader — the
+// VIP follows the leader key even when Patroni itself is split.
 type Watcher struct {
 	VIP      netvip.Backend
 	Patroni  PrimaryProbe
@@ -45,32 +57,52 @@ type Watcher struct {
 	holding    *bool
 }
 
+type leaderAnswer struct {
+	leader string
+	err    error
+}
+
 // Desired decides whether to hold the VIP now; reason is for the log.
 func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason string) {
 	timeout := w.interval()
 	if timeout < 500*time.Millisecond {
 		timeout = 500 * time.Millisecond
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	primary, err := w.Patroni.IsPrimary(pctx)
-	cancel()
-	if err == nil {
-		w.lastAnswer = now
-		if primary {
-			return true, "patroni: primary"
-		}
-		return false, "patroni: not primary"
-	}
+	var dcs chan leaderAnswer
 	if w.DCS != nil {
-		dctx, cancel := context.WithTimeout(ctx, timeout)
-		leader, derr := w.DCS.Leader(dctx)
-		cancel()
-		if derr == nil {
-			if leader == w.Me {
-				return true, "patroni silent; leader key is this node"
-			}
-			return false, "patroni silent; leader key is " + quoteEmpty(leader)
+		dcs = make(chan leaderAnswer, 1)
+		go func() {
+			dctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			l, err := w.DCS.Leader(dctx)
+			dcs <- leaderAnswer{l, err}
+		}()
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	primary, perr := w.Patroni.IsPrimary(pctx)
+	cancel()
+	if perr == nil {
+		w.lastAnswer = now
+	}
+	known, leader := false, ""
+	if dcs != nil {
+		a := <-dcs
+		known, leader = a.err == nil, a.leader
+	}
+	switch {
+	case known && leader != "" && leader != w.Me:
+		if perr == nil && primary {
+			return false, "leader key is " + leader + " although patroni still says primary"
 		}
+		return false, "leader key is " + leader
+	case perr == nil && primary:
+		return true, "patroni: primary"
+	case perr == nil:
+		return false, "patroni: not primary"
+	case known && leader == w.Me:
+		return true, "patroni silent; leader key is this node"
+	case known:
+		return false, "patroni silent; leader key is empty"
 	}
 	if w.lastAnswer.IsZero() || now.Sub(w.lastAnswer) > w.grace() {
 		return false, "patroni silent and leader unknown past the grace period"
@@ -141,12 +173,17 @@ func (w *Watcher) Step(ctx context.Context) error {
 	return err
 }
 
-// Run steps every Interval until ctx ends, then returns nil. It does not
-// release the VIP on exit: stopping the watcher must not take the VIP from
-// a healthy primary (the callbacks and ExecStopPost do that).
+// Run steps every Interval, and at once after each change of the leader
+// key, until ctx ends, then returns nil. It does not release the VIP on
+// exit: stopping the watcher must not take the VIP from a healthy primary
+// (the callbacks and ExecStopPost do that).
 func (w *Watcher) Run(ctx context.Context) error {
 	t := time.NewTicker(w.interval())
 	defer t.Stop()
+	changed := make(chan struct{}, 1)
+	if lc, ok := w.DCS.(LeaderChanges); ok {
+		go w.follow(ctx, lc, changed)
+	}
 	for {
 		if err := w.Step(ctx); err != nil && errors.Is(err, context.Canceled) {
 			return nil
@@ -155,6 +192,50 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-changed:
 		}
+	}
+}
+
+// follow keeps a watch on the leader key open and signals changed
+// (coalesced) on every event; when the watch breaks it is reopened after a
+// pause, and the periodic poll covers the gap.
+func (w *Watcher) follow(ctx context.Context, lc LeaderChanges, changed chan<- struct{}) {
+	poke := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	failing := false
+	for ctx.Err() == nil {
+		err := lc.WatchLeader(ctx, func() {
+			if failing {
+				failing = false
+				w.Log.Info().Str("action", "vip watch").Msg("watching the leader key again")
+			}
+			poke()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if !failing {
+			failing = true
+			w.Log.Warn().Err(err).Str("action", "vip watch").Msg("leader key watch broken; polling every interval until it is back")
+		}
+		if sleepCtx(ctx, time.Second) != nil {
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

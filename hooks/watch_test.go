@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +69,9 @@ func TestWatcherDecides(t *testing.T) {
 		{"both silent within grace keeps holding", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, time.Second, ptr(true), true},
 		{"both silent past grace releases", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, 10 * time.Second, ptr(true), false},
 		{"both silent, never answered", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, -1, nil, false},
+		{"primary, lock empty (released in a switchover) holds", fakeProbe{primary: true}, &fakeLeader{name: ""}, -1, nil, true},
+		{"patroni still says primary but the lock names another", fakeProbe{primary: true}, &fakeLeader{name: "n2"}, -1, ptr(true), false},
+		{"promoting: lock ours, patroni not primary yet", fakeProbe{}, &fakeLeader{name: "me"}, -1, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +91,100 @@ func TestWatcherDecides(t *testing.T) {
 }
 
 func ptr(b bool) *bool { return &b }
+
+// movingLeader is a LeaderView whose key the test moves; it notifies its
+// watchers like an etcd watch.
+type movingLeader struct {
+	mu      sync.Mutex
+	name    string
+	changed func()
+	ready   chan struct{}
+}
+
+func (m *movingLeader) Leader(context.Context) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.name, nil
+}
+func (m *movingLeader) Source() string { return "moving" }
+func (m *movingLeader) WatchLeader(ctx context.Context, changed func()) error {
+	m.mu.Lock()
+	m.changed = changed
+	m.mu.Unlock()
+	close(m.ready)
+	changed()
+	<-ctx.Done()
+	return nil
+}
+func (m *movingLeader) move(to string) {
+	m.mu.Lock()
+	m.name = to
+	f := m.changed
+	m.mu.Unlock()
+	f()
+}
+
+// syncVIP is stateVIP for use from another goroutine.
+type syncVIP struct {
+	mu   sync.Mutex
+	held bool
+}
+
+func (s *syncVIP) Name() string { return "sync" }
+func (s *syncVIP) Hold(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = true
+	return nil
+}
+func (s *syncVIP) Release(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = false
+	return nil
+}
+func (s *syncVIP) Status(context.Context) (netvip.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return netvip.Status{Held: s.held}, nil
+}
+
+// A change of the leader key is acted on at once, not at the next poll:
+// Patroni was killed (no answer) and its lock expired.
+func TestWatcherActsOnLeaderChange(t *testing.T) {
+	dcs := &movingLeader{name: "me", ready: make(chan struct{})}
+	vip := &syncVIP{}
+	w := &Watcher{VIP: vip, Patroni: &fakeProbe{err: errDown}, DCS: dcs, Me: "me", Interval: time.Hour, Log: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-dcs.ready
+	waitHeld := func(want bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < 2*time.Second {
+			if st, _ := vip.Status(ctx); st.Held == want {
+				return time.Since(start)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatalf("held never became %v", want)
+		return 0
+	}
+	waitHeld(true)
+	dcs.move("")
+	if took := waitHeld(false); took > 500*time.Millisecond {
+		t.Errorf("released %v after the lock expired; want well before the next poll", took)
+	}
+	dcs.move("me")
+	waitHeld(true)
+	dcs.move("n2")
+	waitHeld(false)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestWatcherStepConverges(t *testing.T) {
 	probe := &fakeProbe{primary: true}

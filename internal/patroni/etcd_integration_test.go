@@ -149,3 +149,118 @@ func TestLeaderReaderEtcdV2(t *testing.T) {
 		t.Fatalf("initialize: %q %v %v", v, found, err)
 	}
 }
+
+// watchEvents runs w.WatchLeader in the background and returns a channel
+// that receives a value per notification.
+func watchEvents(t *testing.T, w interface {
+	WatchLeader(context.Context, func()) error
+}) (<-chan struct{}, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan struct{}, 100)
+	done := make(chan error, 1)
+	go func() { done <- w.WatchLeader(ctx, func() { ch <- struct{}{} }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("WatchLeader after cancel: %v", err)
+		}
+	})
+	return ch, cancel
+}
+
+func expectEvent(t *testing.T, ch <-chan struct{}, what string, within time.Duration) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(within):
+		t.Fatalf("no watch notification %s within %v", what, within)
+	}
+}
+
+func expectQuiet(t *testing.T, ch <-chan struct{}, d time.Duration) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("a notification without a change of the leader key")
+	case <-time.After(d):
+	}
+}
+
+// The watcher learns of every change of the leader key — put, delete and a
+// lease expiring (Patroni killed: nobody refreshes it) — at once, and of
+// nothing else.
+func TestWatchLeaderEtcd3(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	host := strings.TrimPrefix(e.Endpoint, "http://")
+	c, err := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\nnamespace: /service/\npostgresql: {data_dir: /d}\netcd3: {hosts: [%s]}\n", host)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.NewLeaderReader(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := r.(interface {
+		WatchLeader(context.Context, func()) error
+	})
+	if !ok {
+		t.Fatalf("%T cannot watch", r)
+	}
+	ch, _ := watchEvents(t, w)
+	expectEvent(t, ch, "when established", 3*time.Second)
+	e.Ctl(t, "put", "/service/pg/leader", "n2")
+	expectEvent(t, ch, "after put", time.Second)
+	e.Ctl(t, "put", "/service/pg/other", "x")
+	expectQuiet(t, ch, 300*time.Millisecond)
+	e.Ctl(t, "del", "/service/pg/leader")
+	expectEvent(t, ch, "after delete", time.Second)
+	// A lease of 2 s, like Patroni's ttl, not kept alive.
+	grant := e.Ctl(t, "lease", "grant", "2")
+	f := strings.Fields(grant) // "lease 694d... granted with TTL(2s)"
+	if len(f) < 2 {
+		t.Fatalf("lease grant: %q", grant)
+	}
+	e.Ctl(t, "put", "--lease="+f[1], "/service/pg/leader", "n3")
+	expectEvent(t, ch, "after put with lease", time.Second)
+	start := time.Now()
+	expectEvent(t, ch, "when the lease expired", 5*time.Second)
+	t.Logf("expiry seen %v after the put", time.Since(start))
+	if l, err := r.Leader(context.Background()); err != nil || l != "" {
+		t.Fatalf("after expiry leader %q err %v", l, err)
+	}
+}
+
+func TestWatchLeaderEtcdV2(t *testing.T) {
+	e := testenv.StartEtcd(t, "--enable-v2=true")
+	host := strings.TrimPrefix(e.Endpoint, "http://")
+	c, _ := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\npostgresql: {data_dir: /d}\netcd: {host: %s}\n", host)))
+	r, err := c.NewLeaderReader(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := r.(interface {
+		WatchLeader(context.Context, func()) error
+	})
+	if !ok {
+		t.Fatalf("%T cannot watch", r)
+	}
+	curl := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("curl", append([]string{"-fsS"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v %s", args, err, out)
+		}
+	}
+	ch, _ := watchEvents(t, w)
+	expectEvent(t, ch, "when established", 3*time.Second)
+	curl("-X", "PUT", e.Endpoint+"/v2/keys/service/pg/leader", "-d", "value=n2")
+	expectEvent(t, ch, "after put", time.Second)
+	curl("-X", "PUT", e.Endpoint+"/v2/keys/service/pg/other", "-d", "value=x")
+	expectQuiet(t, ch, 300*time.Millisecond)
+	curl("-X", "DELETE", e.Endpoint+"/v2/keys/service/pg/leader")
+	expectEvent(t, ch, "after delete", time.Second)
+	curl("-X", "PUT", e.Endpoint+"/v2/keys/service/pg/leader", "-d", "value=n3", "-d", "ttl=2")
+	expectEvent(t, ch, "after put with ttl", time.Second)
+	expectEvent(t, ch, "when the ttl expired", 5*time.Second)
+}
