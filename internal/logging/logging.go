@@ -78,14 +78,33 @@ func New(o Options) (zerolog.Logger, error) {
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
 
+// A secret value as libpq reads it (found by FuzzRedactDSN): quoted, with
+// backslash escapes, running to the end when the quote is not closed; or
+// unquoted, where a backslash escapes the next byte (even a space). In a
+// URL's query an unquoted value ends at '&' or '#' instead.
+const (
+	secretKey    = `(?i)((?:password|passwd|pwd|secret|token)\s*[=:]\s*)`
+	secretQuoted = `'(?:[^'\\]|\\[\s\S])*(?:'|\\?$)`
+)
+
 var secretKV = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`(?i)((?:password|passwd|pwd|secret|token)\s*[=:]\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)`)
+	return regexp.MustCompile(secretKey + `(` + secretQuoted + `|(?:\\[\s\S]|[^\s\\])+\\?|\\$)`)
 })
-var urlUserinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^:/@\s]+):[^@/\s]+@`) })
+var secretQuery = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(secretKey + `(` + secretQuoted + `|[^\s&#]+)`)
+})
+
+// urlUserinfo is the password of a URL's userinfo, up to the last '@' of
+// the authority (Go's url.Parse splits there); the user name may be empty.
+var urlUserinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(://[^:/@\s]*):[^/\s]*@`) })
 
 // Redact masks passwords in libpq key/value strings, URLs and key=value
 // lists, so that a connection string can be logged.
 func Redact(s string) string {
-	s = secretKV().ReplaceAllString(s, "${1}*****")
+	if strings.Contains(s, "://") {
+		s = secretQuery().ReplaceAllString(s, "${1}*****")
+	} else {
+		s = secretKV().ReplaceAllString(s, "${1}*****")
+	}
 	return urlUserinfo().ReplaceAllString(s, "${1}:*****@")
 }
