@@ -19,7 +19,10 @@ type Args struct {
 	// (backup_dir: …, patroni_config: …); empty means the caller's default.
 	BackupDir     string
 	PatroniConfig string
-	Extra         map[string]string
+	// TablespaceMapping is --tablespace_mapping=OLD=NEW[,OLD=NEW…]
+	// (repeatable): see ParseTablespaceMapping.
+	TablespaceMapping map[string]string
+	Extra             map[string]string
 }
 
 // knownArgs are keys that take a value; --key value (two argv elements)
@@ -27,6 +30,7 @@ type Args struct {
 var knownArgs = map[string]bool{
 	"scope": true, "datadir": true, "role": true, "connstring": true,
 	"keep_data": true, "backup_dir": true, "patroni_config": true,
+	"tablespace_mapping": true,
 }
 
 // ParseArgs parses Patroni's argv (without the command name). Keys are
@@ -66,7 +70,7 @@ func ParseArgs(argv []string) (Args, error) {
 				continue
 			}
 		}
-		if knownArgs[key] && seen[key] && key != "keep_data" {
+		if knownArgs[key] && seen[key] && key != "keep_data" && key != "tablespace_mapping" {
 			return a, failf(ExitUsage, "--%s given twice", key)
 		}
 		seen[key] = true
@@ -83,6 +87,20 @@ func ParseArgs(argv []string) (Args, error) {
 			a.BackupDir = val
 		case "patroni_config":
 			a.PatroniConfig = val
+		case "tablespace_mapping":
+			m, err := ParseTablespaceMapping(val)
+			if err != nil {
+				return a, failf(ExitUsage, "--tablespace_mapping: %v", err)
+			}
+			if a.TablespaceMapping == nil {
+				a.TablespaceMapping = map[string]string{}
+			}
+			for k, v := range m {
+				if prev, dup := a.TablespaceMapping[k]; dup && prev != v {
+					return a, failf(ExitUsage, "--tablespace_mapping: %s is mapped twice (to %s and %s)", k, prev, v)
+				}
+				a.TablespaceMapping[k] = v
+			}
 		case "keep_data":
 			b, err := parseBool(val)
 			if err != nil {

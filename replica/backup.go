@@ -191,6 +191,10 @@ func describe(bdir string) (Meta, error) {
 	m.StoredBytes = p.storedBytes
 	m.FromStandby = p.fromStandby
 	m.Files = []string{filepath.Base(p.base), filepath.Base(p.walTar), "backup_manifest"}
+	for _, t := range p.tablespaces {
+		m.Files = append(m.Files, filepath.Base(p.tsArchives[t.OID]))
+		m.Tablespaces = append(m.Tablespaces, t)
+	}
 	return m, nil
 }
 

@@ -22,7 +22,7 @@ const (
 	ExitOtherCluster ExitCode = 5 // backup belongs to another cluster
 	ExitWALGone      ExitCode = 6 // leader no longer has the WAL after the backup
 	ExitIO           ExitCode = 7 // reading the backup or writing the data directory failed (disk full…)
-	ExitNotEmpty     ExitCode = 8 // data directory not empty and not adoptable
+	ExitNotEmpty     ExitCode = 8 // data directory not empty and not adoptable, or a tablespace directory not empty
 )
 
 var exitNames = map[ExitCode]string{
@@ -34,7 +34,7 @@ var exitNames = map[ExitCode]string{
 	ExitOtherCluster: "other cluster",
 	ExitWALGone:      "WAL gone",
 	ExitIO:           "I/O error",
-	ExitNotEmpty:     "data directory not empty",
+	ExitNotEmpty:     "data or tablespace directory not empty",
 }
 
 func (c ExitCode) String() string {

@@ -69,20 +69,30 @@ type extractor struct {
 	// reserved are top-level names that existed before (dotfiles,
 	// lost+found): no entry may write into them.
 	reserved map[string]bool
-	bufPool  sync.Pool
+	bufPool  *sync.Pool
 
-	mu      sync.Mutex
-	dirs    map[string]bool
-	written map[string]bool // manifest files written
+	mu      *sync.Mutex     // guards the maps below, shared with sub-extractors
+	dirs    map[string]bool // directories made under this root
+	written map[string]bool // manifest files written (all roots)
 	wal     map[string]bool // WAL file names written into pg_wal
 	walHdr  *WALHeader      // header of the first WAL segment
 }
 
 func newExtractor(root *os.Root, m *Manifest, reserved map[string]bool) *extractor {
 	return &extractor{
-		root: root, manifest: m, reserved: reserved,
+		root: root, manifest: m, reserved: reserved, mu: new(sync.Mutex),
 		dirs: map[string]bool{"": true, ".": true}, written: map[string]bool{}, wal: map[string]bool{},
-		bufPool: sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
+		bufPool: &sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
+	}
+}
+
+// sub is an extractor writing under another root (a tablespace directory)
+// that shares x's manifest bookkeeping.
+func (x *extractor) sub(root *os.Root) *extractor {
+	return &extractor{
+		root: root, manifest: x.manifest, reserved: map[string]bool{}, mu: x.mu,
+		dirs: map[string]bool{"": true, ".": true}, written: x.written, wal: map[string]bool{},
+		bufPool: x.bufPool,
 	}
 }
 
@@ -242,6 +252,10 @@ func (x *extractor) extractBase(r io.Reader) error {
 			}
 			continue
 		}
+		if rest, ok := strings.CutPrefix(n, "pg_tblspc/"); ok && (isOID(rest) || strings.Contains(rest, "/")) {
+			// pg_tblspc/<oid> is pghook's link; tablespace files come only from <oid>.tar.
+			return fmt.Errorf("%w: base archive has %q: tablespace contents belong in their own archive", ErrUnsafeArchive, h.Name)
+		}
 		if isDir {
 			if _, listed := x.manifest.Files[n]; listed {
 				return fmt.Errorf("%w: %q is a file in the manifest but a directory in the archive", ErrUnsafeArchive, n)
@@ -251,33 +265,43 @@ func (x *extractor) extractBase(r io.Reader) error {
 			}
 			continue
 		}
-		mf, ok := x.manifest.Files[n]
-		if !ok {
-			return fmt.Errorf("%w: %q is not in the manifest", ErrUnsafeArchive, n)
-		}
-		if mf.Size != h.Size {
-			return fmt.Errorf("%w: %q is %d bytes in the archive, %d in the manifest", ErrUnsafeArchive, n, h.Size, mf.Size)
-		}
-		hs, err := newHash(mf.Algorithm)
-		if err != nil {
+		if err := x.extractListed(tr, n, n, h.Size); err != nil {
 			return err
-		}
-		x.mu.Lock()
-		dup := x.written[n]
-		x.written[n] = true
-		x.mu.Unlock()
-		if dup {
-			return fmt.Errorf("%w: %q appears twice", ErrUnsafeArchive, n)
-		}
-		if _, err := x.writeFile(n, tr, h.Size, hs); err != nil {
-			return err
-		}
-		if hs != nil {
-			if got := sumOf(mf.Algorithm, hs); string(got) != string(mf.Checksum) {
-				return fmt.Errorf("%w: %s: %s %x, manifest says %x", ErrChecksum, n, mf.Algorithm, got, mf.Checksum)
-			}
 		}
 	}
+}
+
+// extractListed writes the current tar entry (size bytes from r) to name
+// under x's root; key is its path in the manifest, which must list it
+// with that size, once, and with a matching checksum.
+func (x *extractor) extractListed(r io.Reader, key, name string, size int64) error {
+	mf, ok := x.manifest.Files[key]
+	if !ok {
+		return fmt.Errorf("%w: %q is not in the manifest", ErrUnsafeArchive, key)
+	}
+	if mf.Size != size {
+		return fmt.Errorf("%w: %q is %d bytes in the archive, %d in the manifest", ErrUnsafeArchive, key, size, mf.Size)
+	}
+	hs, err := newHash(mf.Algorithm)
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	dup := x.written[key]
+	x.written[key] = true
+	x.mu.Unlock()
+	if dup {
+		return fmt.Errorf("%w: %q appears twice", ErrUnsafeArchive, key)
+	}
+	if _, err := x.writeFile(name, r, size, hs); err != nil {
+		return err
+	}
+	if hs != nil {
+		if got := sumOf(mf.Algorithm, hs); string(got) != string(mf.Checksum) {
+			return fmt.Errorf("%w: %s: %s %x, manifest says %x", ErrChecksum, key, mf.Algorithm, got, mf.Checksum)
+		}
+	}
+	return nil
 }
 
 // extractWAL extracts pg_wal.tar into pg_wal/: only segment and history
@@ -417,21 +441,50 @@ func firstWALHeader(r io.Reader) (WALHeader, string, error) {
 // readBackupLabel returns backup_label, the first entry of a base archive,
 // reading no further than the first few entries.
 func readBackupLabel(r io.Reader) ([]byte, error) {
+	label, _, err := readLabelAndMap(r)
+	return label, err
+}
+
+// readLabelAndMap returns backup_label and tablespace_map (nil when the
+// backup has no tablespaces) from the first entries of a base archive,
+// where pg_basebackup puts them.
+func readLabelAndMap(r io.Reader) (label, tsmap []byte, err error) {
 	tr := tar.NewReader(r)
 	for i := 0; i < 4; i++ {
 		h, err := tr.Next()
 		if err != nil {
-			return nil, fmt.Errorf("reading base archive: %w", err)
+			if label != nil {
+				return label, tsmap, nil
+			}
+			return nil, nil, fmt.Errorf("reading base archive: %w", err)
 		}
-		if cleanName(h.Name) != "backup_label" {
+		n := cleanName(h.Name)
+		if n != "backup_label" && n != "tablespace_map" {
+			if label != nil {
+				return label, tsmap, nil
+			}
 			continue
 		}
 		if h.Typeflag != tar.TypeReg || h.Size > 64<<10 {
-			return nil, fmt.Errorf("%w: backup_label is not a small regular file", ErrUnsafeArchive)
+			return nil, nil, fmt.Errorf("%w: %s is not a small regular file", ErrUnsafeArchive, n)
 		}
-		return io.ReadAll(io.LimitReader(tr, h.Size))
+		b, err := io.ReadAll(io.LimitReader(tr, h.Size))
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", n, err)
+		}
+		if n == "backup_label" {
+			label = b
+		} else {
+			tsmap = b
+		}
+		if label != nil && tsmap != nil {
+			return label, tsmap, nil
+		}
 	}
-	return nil, errors.New("base archive does not start with backup_label")
+	if label == nil {
+		return nil, nil, errors.New("base archive does not start with backup_label")
+	}
+	return label, tsmap, nil
 }
 
 // BackupLabel is what pghook reads from backup_label.

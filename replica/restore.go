@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,11 @@ type RestoreOptions struct {
 	ClusterSystemID func(ctx context.Context) (id uint64, found bool, err error)
 	// Dial opens the replication connection to the leader; nil: DialLeader.
 	Dial func(ctx context.Context, connstring string) (Leader, error)
+	// TablespaceMapping moves tablespaces: the backed-up server's directory
+	// → this host's (pghook.yaml's create_replica.tablespace_mapping);
+	// Args.TablespaceMapping (the method section, --tablespace_mapping)
+	// wins for the same directory. Unmapped tablespaces go where they were.
+	TablespaceMapping map[string]string
 	// ProgressEvery is the period of progress lines (0: 5s).
 	ProgressEvery time.Duration
 	Log           zerolog.Logger
@@ -132,6 +138,23 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		return res, failf(ExitOtherCluster, "backup %s manifest says system %d, this cluster is %d", backup.ID, plan.manifest.SystemID, sysid)
 	}
 
+	mapping := map[string]string{}
+	for k, v := range opts.TablespaceMapping {
+		mapping[filepath.Clean(k)] = filepath.Clean(v)
+	}
+	for k, v := range opts.Args.TablespaceMapping {
+		mapping[filepath.Clean(k)] = filepath.Clean(v)
+	}
+	tablespaces, err := planTablespaces(plan, mapping, dataDir)
+	if err != nil {
+		return res, err
+	}
+	for old := range mapping {
+		if !slices.ContainsFunc(plan.tablespaces, func(t Tablespace) bool { return filepath.Clean(t.Path) == old }) {
+			log.Warn().Str("tablespace_dir", old).Msg("tablespace_mapping names a directory that no tablespace of the backup uses")
+		}
+	}
+
 	// 4. The leader must still have the WAL after the backup.
 	if leader == nil {
 		return res, failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", backup.ID)
@@ -152,14 +175,27 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	if err != nil {
 		return res, fail(ExitIO, err)
 	}
+	undoTS, err := prepareTablespaces(tablespaces)
+	if err != nil {
+		if uerr := undo(); uerr != nil {
+			log.Error().Err(uerr).Msg("cleaning up the data directory")
+		}
+		return res, fail(ExitIO, err)
+	}
 	defer func() {
 		if err != nil {
+			if uerr := undoTS(); uerr != nil {
+				log.Error().Err(uerr).Msg("cleaning up the tablespace directories")
+			}
 			if uerr := undo(); uerr != nil {
 				log.Error().Err(uerr).Msg("cleaning up the data directory")
 			}
 		}
 	}()
-	n, err := extractAll(ctx, log, dataDir, st, plan, sysid, opts.ProgressEvery)
+	for _, t := range tablespaces {
+		log.Info().Str("tablespace", t.OID).Str("backed_up_dir", t.Path).Str("dir", t.Target).Msg("restoring tablespace")
+	}
+	n, err := extractAll(ctx, log, dataDir, st, plan, tablespaces, sysid, opts.ProgressEvery)
 	res.Bytes = n
 	if err != nil {
 		return res, fail(classify(ctx, err), err)
@@ -344,6 +380,8 @@ func pickBackup(dir, scope string) (Meta, *os.File, error) {
 type plan struct {
 	manifest     *Manifest
 	base, walTar string // file paths
+	tablespaces  []Tablespace
+	tsArchives   map[string]string // <oid>.tar[.…] path by OID
 	compression  string
 	wal          WALHeader
 	end          LSN
@@ -375,7 +413,7 @@ func preflight(bdir string) (*plan, error) {
 	if err != nil {
 		return nil, fail(ExitVerify, fmt.Errorf("backup %s: %w", bdir, err))
 	}
-	p := &plan{manifest: m, storedBytes: int64(len(mb))}
+	p := &plan{manifest: m, storedBytes: int64(len(mb)), tsArchives: map[string]string{}}
 	p.endTLI, p.end = m.End()
 	ents, err := os.ReadDir(bdir)
 	if err != nil {
@@ -403,7 +441,14 @@ func preflight(bdir string) (*plan, error) {
 			}
 			p.walTar = filepath.Join(bdir, n)
 		default:
-			return nil, failf(ExitVerify, "backup %s has %s: tablespaces are not supported yet", bdir, n)
+			oid, ok := tablespaceArchiveOID(n)
+			if !ok {
+				return nil, failf(ExitVerify, "backup %s has %s, which is not a pg_basebackup archive name", bdir, n)
+			}
+			if _, dup := p.tsArchives[oid]; dup {
+				return nil, failf(ExitVerify, "backup %s has two archives of tablespace %s", bdir, oid)
+			}
+			p.tsArchives[oid] = filepath.Join(bdir, n)
 		}
 		p.storedBytes += fi.Size()
 	}
@@ -412,11 +457,6 @@ func preflight(bdir string) (*plan, error) {
 	}
 	if p.walTar == "" {
 		return nil, failf(ExitVerify, "backup %s has no pg_wal.tar: taken without -X stream, it cannot start on its own", bdir)
-	}
-	for path := range m.Files {
-		if strings.HasPrefix(path, "pg_tblspc/") {
-			return nil, failf(ExitVerify, "backup %s has tablespace files (%s): not supported yet", bdir, path)
-		}
 	}
 	f, err := os.Open(p.walTar)
 	if err != nil {
@@ -432,8 +472,14 @@ func preflight(bdir string) (*plan, error) {
 	if err != nil {
 		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
 	}
-	label, err := labelOf(p.base)
+	label, tsmap, err := labelOf(p.base)
 	if err != nil {
+		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+	}
+	if p.tablespaces, err = ParseTablespaceMap(tsmap); err != nil {
+		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+	}
+	if err := checkTablespaces(p); err != nil {
 		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
 	}
 	if label.Incremental {
@@ -443,23 +489,24 @@ func preflight(bdir string) (*plan, error) {
 	return p, nil
 }
 
-// labelOf reads backup_label from the start of a base archive.
-func labelOf(base string) (BackupLabel, error) {
+// labelOf reads backup_label and tablespace_map from the start of a base
+// archive.
+func labelOf(base string) (BackupLabel, []byte, error) {
 	f, err := os.Open(base)
 	if err != nil {
-		return BackupLabel{}, err
+		return BackupLabel{}, nil, err
 	}
 	defer f.Close()
 	zr, err := decompress(f, compressionOf(base))
 	if err != nil {
-		return BackupLabel{}, err
+		return BackupLabel{}, nil, err
 	}
 	defer zr.Close()
-	b, err := readBackupLabel(zr)
+	b, tsmap, err := readLabelAndMap(zr)
 	if err != nil {
-		return BackupLabel{}, err
+		return BackupLabel{}, nil, err
 	}
-	return ParseBackupLabel(b), nil
+	return ParseBackupLabel(b), tsmap, nil
 }
 
 // prepareDataDir creates the data directory (mode 0700) or fixes its mode,
@@ -495,12 +542,22 @@ func prepareDataDir(dataDir string, st dirState) (func() error, error) {
 
 // extractAll extracts the base and WAL archives in parallel, verifies the
 // result and syncs the file system. It returns the bytes read.
-func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirState, p *plan, sysid uint64, every time.Duration) (int64, error) {
+func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirState, p *plan, ts []*tsTarget, sysid uint64, every time.Duration) (int64, error) {
 	root, err := os.OpenRoot(dataDir)
 	if err != nil {
 		return 0, ioErr{err}
 	}
 	defer root.Close()
+	tsRoots := make([]*os.Root, len(ts))
+	for i, t := range ts {
+		if tsRoots[i], err = os.OpenRoot(t.Target); err != nil {
+			return 0, ioErr{fmt.Errorf("tablespace %s: %w", t.OID, err)}
+		}
+		defer tsRoots[i].Close()
+	}
+	if err := linkTablespaces(root, ts); err != nil {
+		return 0, err
+	}
 	reserved := map[string]bool{}
 	for n := range st.entries {
 		reserved[n] = true
@@ -509,8 +566,12 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 	wh := p.wal
 	x.walHdr = &wh
 
+	files := []string{p.base, p.walTar}
+	for _, t := range ts {
+		files = append(files, t.archive)
+	}
 	var total int64
-	for _, f := range []string{p.base, p.walTar} {
+	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil {
 			total += fi.Size()
 		}
@@ -525,7 +586,7 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 	baseCap := p.manifest.DataSize() + int64(len(p.manifest.Files)+20000)*2048 + 1<<20
 
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
+	errs := make([]error, 2+len(ts))
 	run := func(i int, file string, limit int64, do func(io.Reader) error) {
 		defer wg.Done()
 		errs[i] = extractFile(ctx, prog, file, limit, do)
@@ -533,9 +594,13 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 			cancel()
 		}
 	}
-	wg.Add(2)
+	wg.Add(2 + len(ts))
 	go run(0, p.base, baseCap, x.extractBase)
 	go run(1, p.walTar, walCap, func(r io.Reader) error { return x.extractWAL(r, sysid) })
+	for i, t := range ts {
+		tx, oid := x.sub(tsRoots[i]), t.OID
+		go run(2+i, t.archive, baseCap, func(r io.Reader) error { return tx.extractTablespace(r, oid) })
+	}
 	wg.Wait()
 	prog.finish()
 	read := prog.done.Load()
@@ -557,8 +622,16 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 	if err := checkRestored(root, sysid); err != nil {
 		return read, err
 	}
+	if err := rewriteTablespaceMap(root, ts); err != nil {
+		return read, err
+	}
 	if err := syncTree(root, dataDir); err != nil {
 		return read, ioErr{err}
+	}
+	for i, t := range ts {
+		if err := syncTree(tsRoots[i], t.Target); err != nil {
+			return read, ioErr{err}
+		}
 	}
 	prog.line(log.Info(), "extracted")
 	return read, nil

@@ -29,22 +29,24 @@ const (
 
 // Meta is pghook's metadata of one backup.
 type Meta struct {
-	ID          string    `json:"id"`
-	Scope       string    `json:"scope"`
-	SystemID    uint64    `json:"system_identifier,string"`
-	Timeline    uint32    `json:"timeline"`
-	StartLSN    string    `json:"start_lsn"`
-	EndLSN      string    `json:"end_lsn"`
-	PGVersion   int       `json:"pg_version"`
-	WALSegSize  uint32    `json:"wal_segment_size"`
-	Compression string    `json:"compression"`
-	DataBytes   int64     `json:"data_bytes"`   // sum of the manifest's file sizes
-	StoredBytes int64     `json:"stored_bytes"` // bytes on disk, tars + manifest
-	Files       []string  `json:"files"`
-	Source      string    `json:"source,omitempty"`
-	FromStandby bool      `json:"from_standby,omitempty"` // BACKUP FROM: standby (no WAL switch at the end)
-	CreatedAt   time.Time `json:"created_at"`
-	TookSeconds float64   `json:"took_seconds"`
+	ID          string   `json:"id"`
+	Scope       string   `json:"scope"`
+	SystemID    uint64   `json:"system_identifier,string"`
+	Timeline    uint32   `json:"timeline"`
+	StartLSN    string   `json:"start_lsn"`
+	EndLSN      string   `json:"end_lsn"`
+	PGVersion   int      `json:"pg_version"`
+	WALSegSize  uint32   `json:"wal_segment_size"`
+	Compression string   `json:"compression"`
+	DataBytes   int64    `json:"data_bytes"`   // sum of the manifest's file sizes
+	StoredBytes int64    `json:"stored_bytes"` // bytes on disk, tars + manifest
+	Files       []string `json:"files"`
+	// Tablespaces are the backed-up server's tablespaces (tablespace_map).
+	Tablespaces []Tablespace `json:"tablespaces,omitempty"`
+	Source      string       `json:"source,omitempty"`
+	FromStandby bool         `json:"from_standby,omitempty"` // BACKUP FROM: standby (no WAL switch at the end)
+	CreatedAt   time.Time    `json:"created_at"`
+	TookSeconds float64      `json:"took_seconds"`
 
 	// Dir is the backup's directory (not stored).
 	Dir string `json:"-"`

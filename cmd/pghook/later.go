@@ -24,6 +24,7 @@ const createReplicaHelp = `Patroni runs it as a create_replica method:
       command: pghook create-replica
       backup_dir: /var/lib/pghook/backups   # optional, default shown
       keep_data: true                       # optional: adopt a copy of this cluster already there
+      tablespace_mapping: /srv/ts1=/srv/ts1-replica   # optional: OLD=NEW[,OLD=NEW…]
 
 Patroni appends --key=value for every key of the section, then --scope,
 --role, --datadir and --connstring; unknown keys are ignored. pghook picks
@@ -32,13 +33,20 @@ touching the data directory, checks the manifest's checksum, that the
 backup is of this cluster (DCS initialize key, leader's IDENTIFY_SYSTEM)
 and that the leader still has the WAL after it. It extracts through an
 os.Root with the manifest as allow-list, verifies sizes, CRC32C and
-pg_control, syncs, and leaves PostgreSQL stopped. The password comes from
+pg_control, syncs, and leaves PostgreSQL stopped.
+
+Tablespaces go to the directory they had on the backed-up server unless
+tablespace_mapping (the method section, or scopes.S.create_replica.
+tablespace_mapping in pghook.yaml as a map) moves them; each directory
+must be empty or absent. pghook links pg_tblspc/OID to it and rewrites
+tablespace_map. The password comes from
 PGPASSFILE (Patroni sets it). Global flags go before the command name;
 --patroni_config=FILE and --backup_dir=DIR are also read here
 (PGHOOK_BACKUP_DIR too).
 
-After a non-zero exit the data directory is as Patroni left it (absent, or
-empty but for dotfiles and lost+found), so Patroni's next method can run.
+After a non-zero exit the data directory and the tablespace directories
+are as Patroni left them (absent, or empty but for dotfiles and
+lost+found), so Patroni's next method can run.
 
 Exit codes:
 `
@@ -77,10 +85,11 @@ func (a *app) createReplica(c *cli.Context) error {
 
 	opts := replica.RestoreOptions{Args: args, BackupDir: os.Getenv("PGHOOK_BACKUP_DIR"), Log: log}
 	configured := args.PatroniConfig
-	if configured == "" {
-		if s, err := a.cfg.Scope(args.Scope); err == nil && s != nil {
+	if s, err := a.cfg.Scope(args.Scope); err == nil && s != nil {
+		if configured == "" {
 			configured = s.PatroniConfig
 		}
+		opts.TablespaceMapping = s.CreateReplica.TablespaceMapping
 	}
 	if pc := patroni.FindConfig(args.Scope, configured, os.Getppid()); pc != "" {
 		cfg, err := patroni.Load(pc)

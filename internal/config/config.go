@@ -44,6 +44,16 @@ type Scope struct {
 	VIP              VIP  `yaml:"vip"`
 	// PostInit is the one-time setup run by `pghook post-init`.
 	PostInit PostInit `yaml:"post_init"`
+	// CreateReplica configures `pghook create-replica`.
+	CreateReplica CreateReplica `yaml:"create_replica"`
+}
+
+// CreateReplica configures `pghook create-replica` for a scope.
+type CreateReplica struct {
+	// TablespaceMapping moves tablespaces when restoring: the backed-up
+	// server's directory → this host's (like pg_basebackup's
+	// --tablespace-mapping). The method section's tablespace_mapping wins.
+	TablespaceMapping map[string]string `yaml:"tablespace_mapping"`
 }
 
 // PostInit configures `pghook post-init`.
