@@ -19,6 +19,9 @@ type Args struct {
 	// (backup_dir: …, patroni_config: …); empty means the caller's default.
 	BackupDir     string
 	PatroniConfig string
+	// ConfigDir is PostgreSQL's configuration directory outside the data
+	// directory (--config_dir; else the caller's, from patroni.yml).
+	ConfigDir string
 	// TablespaceMapping is --tablespace_mapping=OLD=NEW[,OLD=NEW…]
 	// (repeatable): see ParseTablespaceMapping.
 	TablespaceMapping map[string]string
@@ -30,7 +33,7 @@ type Args struct {
 var knownArgs = map[string]bool{
 	"scope": true, "datadir": true, "role": true, "connstring": true,
 	"keep_data": true, "backup_dir": true, "patroni_config": true,
-	"tablespace_mapping": true,
+	"tablespace_mapping": true, "config_dir": true,
 }
 
 // ParseArgs parses Patroni's argv (without the command name). Keys are
@@ -87,6 +90,8 @@ func ParseArgs(argv []string) (Args, error) {
 			a.BackupDir = val
 		case "patroni_config":
 			a.PatroniConfig = val
+		case "config_dir":
+			a.ConfigDir = val
 		case "tablespace_mapping":
 			m, err := ParseTablespaceMapping(val)
 			if err != nil {

@@ -38,6 +38,10 @@ type BackupOptions struct {
 	// backup and any backup a restore holds are never removed.
 	Keep      int
 	OlderThan time.Duration
+	// ConfigDir, when set, is PostgreSQL's configuration directory outside
+	// the data directory (Patroni's postgresql.config_dir, Debian's
+	// /etc/postgresql/…): its files are saved with the backup.
+	ConfigDir string
 	// PgBaseBackup is the pg_basebackup binary (default: PostgreSQL 15's).
 	PgBaseBackup string
 	Log          zerolog.Logger
@@ -125,6 +129,18 @@ func Backup(ctx context.Context, o BackupOptions) (Meta, error) {
 	}
 	m.ID, m.Scope, m.Compression, m.CreatedAt = id, o.Scope, method, start.UTC()
 	m.Source = describeSource(o)
+	if o.ConfigDir != "" {
+		cd, err := filepath.Abs(o.ConfigDir)
+		if err == nil {
+			m.ConfigFiles, err = saveConfigDir(cd, filepath.Join(partial, ConfigSubdir), log)
+		}
+		if err != nil {
+			os.RemoveAll(partial)
+			return Meta{}, fail(ExitIO, err)
+		}
+		m.ConfigDir = cd
+		m.Files = append(m.Files, ConfigSubdir+"/")
+	}
 	m.TookSeconds = round1(time.Since(start).Seconds())
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := fsutil.WriteFile(filepath.Join(partial, MetaFile), append(b, '\n'), 0o640, fsutil.Keep); err != nil {
@@ -198,13 +214,20 @@ func describe(bdir string) (Meta, error) {
 	return m, nil
 }
 
-// syncFiles fsyncs every file of a backup directory and the directory.
+// syncFiles fsyncs every file of a backup directory (and of its
+// config_dir copy) and the directories.
 func syncFiles(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range ents {
+		if e.IsDir() && e.Name() == ConfigSubdir {
+			if err := syncTreeFiles(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+			continue
+		}
 		if !e.Type().IsRegular() {
 			continue
 		}
@@ -255,4 +278,25 @@ func cleanStale(sd string, log zerolog.Logger) {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// syncTreeFiles fsyncs every file and directory under dir.
+func syncTreeFiles(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", p, err)
+		}
+		return nil
+	})
 }

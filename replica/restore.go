@@ -35,6 +35,10 @@ type RestoreOptions struct {
 	// Args.TablespaceMapping (the method section, --tablespace_mapping)
 	// wins for the same directory. Unmapped tablespaces go where they were.
 	TablespaceMapping map[string]string
+	// ConfigDir is PostgreSQL's configuration directory when it is not the
+	// data directory (patroni.yml's postgresql.config_dir; Args.ConfigDir
+	// wins): the backup's saved copy of it is laid there.
+	ConfigDir string
 	// ProgressEvery is the period of progress lines (0: 5s).
 	ProgressEvery time.Duration
 	Log           zerolog.Logger
@@ -155,6 +159,22 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		}
 	}
 
+	configDir, err := configTarget(firstNonEmpty(opts.Args.ConfigDir, opts.ConfigDir), dataDir)
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case len(backup.ConfigFiles) > 0 && configDir != "":
+		if err := checkConfigCopy(backup.Dir, backup.ConfigFiles); err != nil {
+			return res, err
+		}
+	case len(backup.ConfigFiles) > 0:
+		log.Info().Str("saved_config_dir", backup.ConfigDir).Msg("the backup holds a config_dir copy, but this node keeps its configuration in the data directory: not laid")
+		backup.ConfigFiles = nil
+	case configDir != "":
+		log.Warn().Str("config_dir", configDir).Msg("config_dir is set but the backup holds no copy of one: left as it is")
+	}
+
 	// 4. The leader must still have the WAL after the backup.
 	if leader == nil {
 		return res, failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", backup.ID)
@@ -200,10 +220,39 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	if err != nil {
 		return res, fail(classify(ctx, err), err)
 	}
+	if len(backup.ConfigFiles) > 0 {
+		staged, serr := stageConfigDir(backup.Dir, backup.ConfigFiles, configDir)
+		if serr != nil {
+			return res, serr
+		}
+		if err = staged.commit(); err != nil {
+			return res, err
+		}
+		log.Info().Str("config_dir", configDir).Int("files", len(backup.ConfigFiles)).Msg("config_dir files laid from the backup")
+	}
 	res.Took = time.Since(start)
 	log.Info().Int64("read_bytes", n).Int64("data_bytes", plan.manifest.DataSize()).Float64("took_s", round1(res.Took.Seconds())).
 		Float64("mb_per_s", round1(float64(plan.manifest.DataSize())/1e6/res.Took.Seconds())).Msg("replica restored and verified; PostgreSQL left stopped")
 	return res, nil
+}
+
+// configTarget cleans the config_dir to lay files into: "" when unset or
+// when it is the data directory (then the files came with base.tar).
+func configTarget(dir, dataDir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fail(ExitUsage, fmt.Errorf("config_dir %s: %w", dir, err))
+	}
+	if within(abs, dataDir) {
+		return "", nil
+	}
+	if within(dataDir, abs) {
+		return "", failf(ExitUsage, "config_dir %s contains the data directory %s", abs, dataDir)
+	}
+	return abs, nil
 }
 
 // clusterIdentity returns the cluster's system identifier: from the DCS

@@ -41,6 +41,10 @@ type Meta struct {
 	DataBytes   int64    `json:"data_bytes"`   // sum of the manifest's file sizes
 	StoredBytes int64    `json:"stored_bytes"` // bytes on disk, tars + manifest
 	Files       []string `json:"files"`
+	// ConfigDir is the config_dir saved with the backup (in ConfigSubdir),
+	// when PostgreSQL's configuration lived outside the data directory.
+	ConfigDir   string       `json:"config_dir,omitempty"`
+	ConfigFiles []ConfigFile `json:"config_files,omitempty"`
 	// Tablespaces are the backed-up server's tablespaces (tablespace_map).
 	Tablespaces []Tablespace `json:"tablespaces,omitempty"`
 	Source      string       `json:"source,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 	"github.com/pghook/pghook/internal/logging"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/replica"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -39,7 +41,12 @@ Tablespaces go to the directory they had on the backed-up server unless
 tablespace_mapping (the method section, or scopes.S.create_replica.
 tablespace_mapping in pghook.yaml as a map) moves them; each directory
 must be empty or absent. pghook links pg_tblspc/OID to it and rewrites
-tablespace_map. The password comes from
+tablespace_map.
+
+When patroni.yml's postgresql.config_dir (or --config_dir) is not the data
+directory and the backup saved a copy of it (pghook backup does), its files
+are verified (SHA-256 in pghook.json) and laid there atomically with their
+modes, once everything else succeeded. The password comes from
 PGPASSFILE (Patroni sets it). Global flags go before the command name;
 --patroni_config=FILE and --backup_dir=DIR are also read here
 (PGHOOK_BACKUP_DIR too).
@@ -99,6 +106,7 @@ func (a *app) createReplica(c *cli.Context) error {
 		case cfg.Scope != args.Scope:
 			log.Warn().Str("patroni_config", pc).Str("config_scope", cfg.Scope).Msg("Patroni config is for another scope: ignored")
 		case cfg.DCS() == "etcd3" || cfg.DCS() == "etcd":
+			opts.ConfigDir = cfg.Postgresql.ConfigDir
 			opts.ClusterSystemID = func(ctx context.Context) (uint64, bool, error) {
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
@@ -113,6 +121,7 @@ func (a *app) createReplica(c *cli.Context) error {
 				return id, true, nil
 			}
 		default:
+			opts.ConfigDir = cfg.Postgresql.ConfigDir
 			log.Warn().Str("dcs", cfg.DCS()).Msg("pghook cannot read this DCS: the cluster identity comes from the leader alone")
 		}
 	}
@@ -150,6 +159,8 @@ func (a *app) backupCommand() *cli.Command {
 			&cli.IntFlag{Name: "keep", Usage: "keep the `N` newest backups of the scope (0: all)"},
 			&cli.DurationFlag{Name: "older-than", Usage: "also remove backups older than this (0: no limit)"},
 			&cli.StringFlag{Name: "pg-basebackup", Usage: "pg_basebackup binary", Value: replica.DefaultPgBaseBackup},
+			&cli.StringFlag{Name: "config-dir", Usage: "PostgreSQL's configuration `DIR` outside the data directory, saved with the backup (default: patroni.yml's postgresql.config_dir when it is not the data directory; \"-\": none)"},
+			&cli.StringFlag{Name: "patroni-config", Usage: "patroni.yml `FILE` to read config_dir from (default: pghook.yaml's, else /etc/patroni/SCOPE.yml…)"},
 		},
 		Action: func(c *cli.Context) error {
 			if strings.Contains(strings.ToLower(c.String("dbname")), "password") {
@@ -157,11 +168,19 @@ func (a *app) backupCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			log := a.log.With().Str("action", "backup").Logger()
+			configDir := c.String("config-dir")
+			if configDir == "" {
+				configDir = a.patroniConfigDir(c.String("scope"), c.String("patroni-config"), log)
+			}
+			if configDir == "-" {
+				configDir = ""
+			}
 			m, err := replica.Backup(ctx, replica.BackupOptions{
 				Dir: c.String("backup-dir"), Scope: c.String("scope"), ConnString: c.String("dbname"),
 				Host: c.String("host"), Port: c.Int("port"), User: c.String("user"),
 				Compression: c.String("compression"), Keep: c.Int("keep"), OlderThan: c.Duration("older-than"),
-				PgBaseBackup: c.String("pg-basebackup"), Log: a.log.With().Str("action", "backup").Logger(),
+				PgBaseBackup: c.String("pg-basebackup"), ConfigDir: configDir, Log: log,
 			})
 			if err != nil {
 				return cli.Exit("backup: "+err.Error(), int(replica.CodeOf(err)))
@@ -170,4 +189,31 @@ func (a *app) backupCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// patroniConfigDir returns postgresql.config_dir of the scope's patroni.yml
+// when it is set and is not the data directory, else "".
+func (a *app) patroniConfigDir(scope, configured string, log zerolog.Logger) string {
+	if configured == "" {
+		if s, err := a.cfg.Scope(scope); err == nil && s != nil {
+			configured = s.PatroniConfig
+		}
+	}
+	pc := patroni.FindConfig(scope, configured, 0)
+	if pc == "" {
+		return ""
+	}
+	cfg, err := patroni.Load(pc)
+	if err != nil {
+		log.Warn().Err(err).Msg("reading Patroni config for config_dir; no configuration files saved")
+		return ""
+	}
+	if cfg.Scope != scope {
+		return ""
+	}
+	cd, dd := filepath.Clean(cfg.Postgresql.ConfigDir), filepath.Clean(cfg.Postgresql.DataDir)
+	if cfg.Postgresql.ConfigDir == "" || cd == dd {
+		return ""
+	}
+	return cd
 }
