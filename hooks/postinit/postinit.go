@@ -121,7 +121,11 @@ func Run(ctx context.Context, dsn string, p Plan, log zerolog.Logger) error {
 	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return &StepError{Step: "dsn", Err: err}
+		// pgx quotes the DSN in its error, masking the password only where
+		// it recognises one (not in "password = '…'", nor in a key/value
+		// string it fails to split): FuzzRunDSN. So no part of it is shown.
+		return &StepError{Step: "dsn", Err: errors.New("the DSN Patroni passed is not a valid libpq connection string " +
+			"(not shown: it may hold a password); Patroni builds it from postgresql.connect_address and authentication.superuser of patroni.yml")}
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
