@@ -115,7 +115,17 @@ scopes:
       address: $VIP/$PREFIX
       interface: $IFACE
 EOF
-chmod 0600 "$work/pghook.yaml"
+# The callback as Patroni runs it: as postgres, through the privileged helper (a copy of
+# pghook with CAP_NET_ADMIN/CAP_NET_RAW that only group postgres may run), which trusts
+# only a root-owned config.
+chmod 0755 "$work"
+cp "$PGHOOK_BIN" "$work/pghook-vip"
+chown root:postgres "$work/pghook-vip" "$work/pghook.yaml"
+chmod 0750 "$work/pghook-vip"
+chmod 0640 "$work/pghook.yaml"
+setcap cap_net_admin,cap_net_raw+ep "$work/pghook-vip"
+echo "vip_helper: $work/pghook-vip" >>"$work/pghook.yaml"
+install -d -o postgres -g postgres -m 0700 "$work/pg-home"
 
 # ---- trial machinery --------------------------------------------------------------------
 vip_present() { ip -n $H -4 addr show dev $IFACE | grep -q "inet $VIP/"; }
@@ -148,6 +158,8 @@ reset_vm() {
 }
 
 trig_pghook() { trig_in env PGHOOK_CONFIG="$work/pghook.yaml" "$PGHOOK_BIN" --log-level error callback on_role_change master $SCOPE; }
+trig_pghook_pg() { trig_in setpriv --reuid postgres --regid postgres --init-groups env PGHOOK_CONFIG="$work/pghook.yaml" PGHOOK_PGTAB="$work/pg-home/.pgtab" "$PGHOOK_BIN" --log-level error callback on_role_change master $SCOPE; }
+trig_noop() { trig_in env true; }
 trig_shell() { trig_in env VIP=$VIP PREFIX=$PREFIX IFACE=$IFACE sh bench/vip-shell-callback.sh; }
 trig_vm() { e2 set $KEY $MEMBER >/dev/null; }
 
@@ -187,6 +199,7 @@ run_tool() {
 # The leader key names this member for the callback trials (pghook's guard reads it).
 e2 set $KEY $MEMBER >/dev/null
 run_tool "pghook callback (netlink)" reset_addr trig_pghook
+run_tool "pghook callback as postgres, via the VIP helper" reset_addr trig_pghook_pg
 run_tool "shell callback (ip addr add + arping -U -S VIP)" reset_addr trig_shell
 
 for iv in 1000 100; do
@@ -206,12 +219,19 @@ for iv in 1000 100; do
 	vm_pid=""
 done
 
+# The floor every trigger pays: entering the namespace and starting a process.
+: >"$work/noop.tsv"
+for i in $(seq 1 "$TRIALS"); do
+	t0=$EPOCHREALTIME; trig_noop; t1=$EPOCHREALTIME
+	awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", (b-a)*1000}' >>"$work/noop.tsv"
+done
+
 # ---- report -----------------------------------------------------------------------------
 mkdir -p bench/results
 CMD="make bench-vip (PGHOOK_BIN=$PGHOOK_BIN TRIALS=$TRIALS bash bench/vip.sh)" \
 KERNEL=$(uname -r) VM_VER=$(dpkg-query -W -f '${Version}' vip-manager) ARPING_VER=$(dpkg-query -W -f '${Version}' arping) \
 PGHOOK_VER=$("$PGHOOK_BIN" version 2>/dev/null | head -n1) \
-"$PY" - "$raw" <<'PY'
+"$PY" - "$raw" "$work/noop.tsv" <<'PY'
 import json, math, os, statistics, sys, datetime
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 tools, order = {}, []
@@ -237,6 +257,10 @@ for name in order:
     out["results"].append(res)
     f = lambda v: "-" if v is None else f"{v:.1f}"
     md.append(f"| {name} | {res['n']} | {f(res['median_ms'])} | {f(res['p90_ms'])} | {f(res['max_ms'])} | {f(res['min_ms'])} | {f(res['trigger_median_ms'])} | {res['misses']} | {res['ping_fails']} |")
+noop = [float(l) for l in open(sys.argv[2]) if l.strip()]
+out["trigger_floor_ms"] = {"what": "nsenter --net + env true (no tool)", "median": statistics.median(noop), "max": max(noop)}
+md.append("")
+md.append(f"Floor included in every trigger's latency: entering the namespace and starting a process (`nsenter --net` + `env true`) takes {statistics.median(noop):.1f} ms median (max {max(noop):.1f}).")
 json.dump(out, open("bench/results/vip.json", "w"), indent=1)
 hdr = [f"# VIP move: event -> the VIP answers at the new holder", "",
        f"Command: `{out['command']}`  ", f"Date: {out['date']}, kernel {out['kernel']}, {out['pghook']}, vip-manager {out['vip_manager']}, arping {out['arping']}", "",
