@@ -97,8 +97,10 @@ func (a *app) vipCommand() *cli.Command {
 			{
 				Name:  "watch",
 				Usage: "hold the VIP exactly while this node is the primary (the safety net behind callbacks)",
-				Description: "Every watch_interval (300ms) it asks the local Patroni's REST API /primary;\n" +
-					"when Patroni does not answer, the DCS leader key decides; when neither\n" +
+				Description: "Every watch_interval (300ms), and at once whenever an etcd watch sees the\n" +
+					"leader key change, it asks the local Patroni's REST API /primary and the\n" +
+					"DCS leader key: a key naming another member releases; otherwise Patroni\n" +
+					"decides; when Patroni does not answer the key decides; when neither\n" +
 					"answers it keeps the current state for watch_grace (3s), then releases.\n" +
 					"A healthy primary keeps the VIP while etcd is unreachable. Stopping the\n" +
 					"watcher leaves the VIP as it is. Run it as a service (install writes one).",
