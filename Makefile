@@ -100,13 +100,25 @@ deb-test: lint-deb
 bench-vip: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) TRIALS=$${TRIALS:-30} bash bench/vip.sh
 
-# Fuzz each go test -fuzz target of replica/ for FUZZTIME (plain go test runs
-# only their seeds). Crashers land in replica/testdata/fuzz/.
-FUZZTIME ?= 10s
-REPLICA_FUZZ := FuzzParseManifest FuzzParseControl FuzzParseWALHeader FuzzParseLSN FuzzBackupLabel FuzzExtractBase FuzzExtractWAL
+# Fuzz every go test -fuzz target of FUZZPKGS (default: all), each for FUZZTIME
+# (go test -fuzz takes one target per run); plain go test runs only their seeds
+# (testdata/fuzz/<Name>/ and f.Add). Stops at the first crasher, which lands in
+# <pkg>/testdata/fuzz/<Name>/ and becomes a regression seed once fixed. Ends
+# with each target's last "execs" line. FUZZ=regexp picks targets by name.
+FUZZTIME ?= 20s
+FUZZPKGS ?= ./...
+FUZZ     ?= .
 .PHONY: fuzz
 fuzz:
-	set -e; for f in $(REPLICA_FUZZ); do $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./replica/; done
+	@set -e; sum=""; \
+	for pkg in $$($(GO) list $(FUZZPKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' | grep -E -- '$(FUZZ)' || true); do \
+	    echo "== $$pkg $$f for $(FUZZTIME)"; \
+	    if ! out=$$($(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); then echo "$$out"; exit 1; fi; \
+	    last=$$(echo "$$out" | grep 'fuzz: elapsed' | tail -n1); echo "$$last"; \
+	    sum="$$sum$$pkg $$f: $$last\n"; \
+	  done; \
+	done; printf "\nfuzz summary (FUZZTIME=$(FUZZTIME)):\n$$sum"
 
 # Restore benchmark: pghook create-replica vs GNU tar vs pg_basebackup vs dd on
 # the same backups of a SIZE_GB (default 2) PostgreSQL 15 database; as root.

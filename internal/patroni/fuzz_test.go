@@ -68,14 +68,18 @@ func FuzzParse(f *testing.F) {
 		}
 		// parse -> render -> parse keeps what pghook reads.
 		out, err := yaml.Marshal(struct {
-			Name       string   `yaml:"name"`
-			Scope      string   `yaml:"scope"`
-			Namespace  string   `yaml:"namespace"`
-			RestAPI    RestAPI  `yaml:"restapi"`
-			Etcd3      *Etcd    `yaml:"etcd3,omitempty"`
-			Etcd       *Etcd    `yaml:"etcd,omitempty"`
-			Postgresql Postgres `yaml:"postgresql"`
-		}{c.Name, c.Scope, c.Namespace, c.RestAPI, c.Etcd3, c.Etcd, c.Postgresql})
+			Name       string     `yaml:"name"`
+			Scope      string     `yaml:"scope"`
+			Namespace  string     `yaml:"namespace"`
+			RestAPI    RestAPI    `yaml:"restapi"`
+			Etcd3      *Etcd      `yaml:"etcd3,omitempty"`
+			Etcd       *Etcd      `yaml:"etcd,omitempty"`
+			Consul     *yaml.Node `yaml:"consul,omitempty"`
+			ZooKeeper  *yaml.Node `yaml:"zookeeper,omitempty"`
+			Kubernetes *yaml.Node `yaml:"kubernetes,omitempty"`
+			Raft       *yaml.Node `yaml:"raft,omitempty"`
+			Postgresql Postgres   `yaml:"postgresql"`
+		}{c.Name, c.Scope, c.Namespace, c.RestAPI, c.Etcd3, c.Etcd, node(c.Consul), node(c.ZooKeeper), node(c.Kubernetes), node(c.Raft), c.Postgresql})
 		if err != nil {
 			t.Skipf("re-encoding: %v", err) // e.g. a parameter value yaml cannot encode
 		}
@@ -91,6 +95,14 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the port %d -> %d", port, p2)
 		}
 	})
+}
+
+// node is n, or nil when the section is absent.
+func node(n yaml.Node) *yaml.Node {
+	if n.IsZero() {
+		return nil
+	}
+	return &n
 }
 
 // fuzzServer answers every request with the status and body set last.
