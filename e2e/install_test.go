@@ -296,6 +296,60 @@ func mustIP(t *testing.T, node string) string {
 	return fmt.Sprintf("10.251.77.%d", 10+n)
 }
 
+// TestLabIsInstalledByPghook: every node's patroni.yml and pghook.yaml
+// were written by `pghook install` (the user's path), and running it again
+// on the live cluster (lab.sh up, whose fast path re-runs it with the same
+// settings) changes nothing: same files, same passwords, no restart.
+func TestLabIsInstalledByPghook(t *testing.T) {
+	if _, err := lib(t, "lab_wait_healthy", "120"); err != nil {
+		t.Fatal(err)
+	}
+	type snap struct {
+		yml, pgh []byte
+		mtime    time.Time
+	}
+	before := map[string]snap{}
+	for _, n := range nodes {
+		d := filepath.Join(labDir, n)
+		yml, err := os.ReadFile(filepath.Join(d, "patroni.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(yml), "written by `pghook install`") {
+			t.Fatalf("%s patroni.yml was not written by pghook install:\n%s", n, yml)
+		}
+		if _, err := os.Stat(filepath.Join(d, "install-state.json")); err != nil {
+			t.Fatalf("%s: no install state: %v", n, err)
+		}
+		fi, _ := os.Stat(filepath.Join(d, "patroni.yml"))
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s patroni.yml mode %v, want 0600", n, fi.Mode().Perm())
+		}
+		pgh, _ := os.ReadFile(filepath.Join(d, "pghook.yaml"))
+		before[n] = snap{yml, pgh, fi.ModTime()}
+	}
+	out, err := labCmd("up")
+	if err != nil {
+		t.Fatalf("lab.sh up (again): %v\n%s", err, out)
+	}
+	for _, n := range nodes {
+		d := filepath.Join(labDir, n)
+		log, _ := os.ReadFile(filepath.Join(d, "install.log"))
+		if !strings.Contains(string(log), "pghook install: scope "+scope+": unchanged") {
+			t.Errorf("%s: the second pghook install changed something:\n%s", n, log)
+		}
+		yml, _ := os.ReadFile(filepath.Join(d, "patroni.yml"))
+		pgh, _ := os.ReadFile(filepath.Join(d, "pghook.yaml"))
+		fi, _ := os.Stat(filepath.Join(d, "patroni.yml"))
+		if string(yml) != string(before[n].yml) || string(pgh) != string(before[n].pgh) || !fi.ModTime().Equal(before[n].mtime) {
+			t.Errorf("%s: patroni.yml or pghook.yaml rewritten by the second install", n)
+		}
+	}
+	if strings.Contains(out, "restarting the cluster") {
+		t.Errorf("the second lab.sh up restarted the cluster:\n%s", out)
+	}
+}
+
 // TestLabRunsThePackage (LAB_FROM_DEB=1 only): the lab's Patroni calls the
 // packaged /usr/bin/pghook and the watchers are the packaged helper with
 // its file capabilities, not copies.

@@ -21,6 +21,9 @@ func installFlags() []cli.Flag {
 	list := func(name, usage string) cli.Flag {
 		return &cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name), Category: "cluster"}
 	}
+	path := func(name, usage string) cli.Flag {
+		return &cli.StringFlag{Name: name, Usage: usage, EnvVars: env(name), Category: "paths"}
+	}
 	return []cli.Flag{
 		&cli.StringFlag{Name: "from", Usage: "read the settings from a YAML `FILE` whose keys are the flag names (flags win)", EnvVars: env("from")},
 		str("scope", "Patroni `SCOPE` (cluster name); required"),
@@ -32,8 +35,10 @@ func installFlags() []cli.Flag {
 		list("etcd-endpoints", "etcd `HOST:PORT` or URL, comma-separated; required"),
 		str("dcs", "Patroni DCS section: etcd3 (v3 API, default) or etcd (v2 API)"),
 		str("namespace", "Patroni namespace (default /service/)"),
-		str("etcd-user", "etcd user `NAME` for Patroni"),
-		str("etcd-password-file", "`FILE` holding the etcd user's password (never a password on the command line)"),
+		str("etcd-user", "etcd user `NAME` for Patroni; with --dcs etcd3 install creates it and a role allowed only <namespace><scope>/ (password generated once, or from --etcd-password-file)"),
+		str("etcd-password-file", "`FILE` holding the etcd user's password (default: generated and kept in the scope's secrets)"),
+		str("etcd-root-user", "etcd user `NAME` that may create users and roles (default root)"),
+		str("etcd-root-password-file", "`FILE` holding that user's password (or the environment variable PGHOOK_ETCD_ROOT_PASSWORD; never a flag value)"),
 		str("etcd-cacert", "CA certificate `FILE` for etcd TLS"),
 		str("etcd-cert", "client certificate `FILE` for etcd TLS"),
 		str("etcd-key", "client key `FILE` for etcd TLS"),
@@ -42,16 +47,46 @@ func installFlags() []cli.Flag {
 		str("vip-interface", "`IFACE` to hold the VIP on (default: --interface)"),
 		str("vip-label", "address `LABEL`, e.g. eth0:vip"),
 		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
+		&cli.IntFlag{Name: "ttl", Usage: "Patroni's leader lock `SECONDS` (bootstrap.dcs.ttl, default 30)", EnvVars: env("ttl"), Category: "cluster"},
+		&cli.IntFlag{Name: "loop-wait", Usage: "Patroni's loop `SECONDS` (default 10); loop_wait + 2 × retry_timeout must not exceed ttl", EnvVars: env("loop-wait"), Category: "cluster"},
+		&cli.IntFlag{Name: "retry-timeout", Usage: "Patroni's DCS and PostgreSQL retry `SECONDS` (default 10)", EnvVars: env("retry-timeout"), Category: "cluster"},
+		str("watchdog", "Patroni's watchdog `MODE`: off, automatic or required (default: Patroni's, automatic)"),
+		list("pg-parameter", "PostgreSQL setting `NAME=VALUE` (repeatable); those Patroni keeps in the DCS (max_connections, …) go to bootstrap.dcs"),
+		&cli.BoolFlag{Name: "keep-data", Value: true, Usage: "pghook's create_replica keep_data: adopt a standby's own copy instead of restoring (--keep-data=false: always restore)", EnvVars: env("keep-data"), Category: "cluster"},
+		str("callback", "`COMMAND` for Patroni's callbacks instead of pghook callback (it gets ACTION ROLE SCOPE)"),
 		&cli.IntFlag{Name: "port", Usage: "PostgreSQL port (default 5432)", EnvVars: env("port"), Category: "cluster"},
 		&cli.IntFlag{Name: "rest-port", Usage: "Patroni REST API port (default 8008)", EnvVars: env("rest-port"), Category: "cluster"},
 		str("pg-version", "PostgreSQL major `VERSION` (default: the highest in /usr/lib/postgresql)"),
 		str("data-dir", "data `DIR` (default /var/lib/postgresql/<version>/<scope>)"),
 		str("layout", "debian (config_dir in /etc/postgresql/<version>/<scope>, default) or seed (config in the data dir)"),
 		&cli.StringFlag{Name: "patroni-config", Usage: "patroni.yml to write (default /etc/patroni/<scope>.yml)", EnvVars: env("patroni-config"), Category: "cluster"},
+		path("pghook-config", "pghook.yaml to write (default /etc/pghook/pghook.yaml; named in the commands Patroni runs when not the default)"),
+		path("secrets-dir", "`DIR` of the passwords, one subdirectory per scope (default /etc/pghook/secrets)"),
+		path("state-file", "`FILE` recording what install wrote (default /var/lib/pghook/install-state.json)"),
+		path("systemd-dir", "`DIR` for the units (default /etc/systemd/system; another one: no daemon-reload)"),
+		path("sysctl-dir", "`DIR` for the arp_announce drop-in (default /etc/sysctl.d)"),
+		path("pgpass", "`FILE` Patroni writes its pgpass to (default by --layout)"),
+		path("socket-dir", "unix_socket_directories `DIR` (default /var/run/postgresql)"),
+		path("pghook-bin", "pghook `FILE` Patroni runs (default /usr/bin/pghook)"),
+		path("vip-helper", "VIP helper `FILE` (default /usr/lib/pghook/pghook-vip)"),
 		&cli.StringFlag{Name: "root", Usage: "write under `DIR` instead of / (packaging, tests); no sysctl, systemctl or validation", EnvVars: env("root")},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print a unified diff (passwords masked) and change nothing", EnvVars: env("dry-run")},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite files changed by hand since pghook wrote them (a backup is kept)", EnvVars: env("force")},
 	}
+}
+
+// rejoinParams undoes the comma split of a slice flag inside a value:
+// "shared_preload_libraries=a,b" arrives as ["…=a", "b"].
+func rejoinParams(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if len(out) > 0 && !strings.Contains(s, "=") {
+			out[len(out)-1] += "," + s
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (a *app) installCommand() *cli.Command {
@@ -69,6 +104,11 @@ func (a *app) installCommand() *cli.Command {
 			"kept). When patroni is installed, the rendered patroni.yml must pass\n" +
 			"`patroni --validate-config` before anything is written (an unreachable etcd, or\n" +
 			"ports held by this scope's running Patroni, are warnings).\n" +
+			"The passwords are the cluster's: copy /etc/pghook/secrets/S/ from the first node\n" +
+			"to the others before installing there. With --etcd-user (and --dcs etcd3) install\n" +
+			"creates that etcd user and a role allowed only Patroni's keys of the scope, using\n" +
+			"--etcd-root-password-file or PGHOOK_ETCD_ROOT_PASSWORD; an unreachable etcd is a\n" +
+			"warning, a user with another password an error.\n" +
 			"Every flag is also a PGHOOK_<FLAG> variable and a key of the --from file.",
 		Flags: installFlags(),
 		Action: func(c *cli.Context) error {
@@ -94,6 +134,11 @@ func (a *app) installCommand() *cli.Command {
 				"etcd-key": &o.EtcdKey, "vip": &o.VIP, "vip-backend": &o.VIPBackend, "vip-interface": &o.VIPInterface,
 				"vip-label": &o.VIPLabel, "backup-dir": &o.BackupDir, "pg-version": &o.PGVersion,
 				"data-dir": &o.DataDir, "layout": &o.Layout, "patroni-config": &o.PatroniConfig,
+				"watchdog": &o.Watchdog, "callback": &o.Callback, "pghook-config": &o.PghookConfig,
+				"secrets-dir": &o.SecretsDir, "state-file": &o.StateFile, "systemd-dir": &o.SystemdDir,
+				"sysctl-dir": &o.SysctlDir, "pgpass": &o.Pgpass, "socket-dir": &o.SocketDir,
+				"pghook-bin": &o.PghookBin, "vip-helper": &o.VIPHelper, "etcd-root-user": &o.EtcdRootUser,
+				"etcd-root-password-file": &o.EtcdRootPasswordFile,
 			}
 			for name, dst := range str {
 				if c.IsSet(name) {
@@ -106,12 +151,21 @@ func (a *app) installCommand() *cli.Command {
 			if c.IsSet("etcd-endpoints") {
 				o.EtcdEndpoints = c.StringSlice("etcd-endpoints")
 			}
-			if c.IsSet("port") {
-				o.Port = c.Int("port")
+			if c.IsSet("pg-parameter") {
+				o.PGParameters = rejoinParams(c.StringSlice("pg-parameter"))
 			}
-			if c.IsSet("rest-port") {
-				o.RestPort = c.Int("rest-port")
+			ints := map[string]*int{"port": &o.Port, "rest-port": &o.RestPort, "ttl": &o.TTL, "loop-wait": &o.LoopWait, "retry-timeout": &o.RetryTimeout}
+			for name, dst := range ints {
+				if c.IsSet(name) {
+					*dst = c.Int(name)
+				}
 			}
+			if c.IsSet("keep-data") {
+				v := c.Bool("keep-data")
+				o.KeepData = &v
+			}
+			// The root password only from a file or the environment.
+			o.EtcdRootPassword = os.Getenv("PGHOOK_ETCD_ROOT_PASSWORD")
 			o.Root, o.DryRun, o.Force = c.String("root"), c.Bool("dry-run"), c.Bool("force")
 			_, err := install.Run(o, c.App.Writer)
 			switch {

@@ -103,8 +103,8 @@ func Run(o Options, out io.Writer) (*Result, error) {
 	if err := in.loadSecrets(); err != nil {
 		return nil, err
 	}
-	if in.st, err = loadState(in.p(StateFile)); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", in.p(StateFile), err)
+	if in.st, err = loadState(in.p(o.StateFile)); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", in.p(o.StateFile), err)
 	}
 	if err := in.build(); err != nil {
 		return nil, err
@@ -112,8 +112,11 @@ func Run(o Options, out io.Writer) (*Result, error) {
 	if err := in.plan(); err != nil {
 		return nil, err
 	}
-	in.checkEtcd()
+	reachable := in.checkEtcd()
 	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	if err := in.provisionEtcd(reachable); err != nil {
 		return nil, err
 	}
 	if o.DryRun {
@@ -188,8 +191,8 @@ func (in *installer) loadSecrets() error {
 	if b, err := os.ReadFile(in.p(in.o.PatroniConfig)); err == nil {
 		existing, _ = patroni.Parse(b)
 	}
-	dir := filepath.Join(SecretsDir, in.o.Scope)
-	for _, kind := range secretKinds {
+	dir := filepath.Join(in.o.SecretsDir, in.o.Scope)
+	for _, kind := range in.secretKinds() {
 		dst := in.secrets.ptr(kind)
 		b, err := os.ReadFile(in.p(filepath.Join(dir, kind)))
 		switch {
@@ -204,7 +207,11 @@ func (in *installer) loadSecrets() error {
 			return fmt.Errorf("reading secret: %w", err)
 		}
 		if existing != nil {
-			if kind == "restapi" && existing.RestAPI.Auth != nil && existing.RestAPI.Auth.Password != "" {
+			if kind == "etcd" {
+				if e := existing.Etcd3; e != nil && e.Username == in.o.EtcdUser && e.Password != "" {
+					*dst = e.Password
+				}
+			} else if kind == "restapi" && existing.RestAPI.Auth != nil && existing.RestAPI.Auth.Password != "" {
 				*dst = existing.RestAPI.Auth.Password
 			} else if a := existing.Postgresql.Authentication[kind]; a != nil && a.Password != "" {
 				*dst = a.Password
@@ -226,6 +233,16 @@ func (in *installer) loadSecrets() error {
 		}
 	}
 	return nil
+}
+
+// secretKinds are the passwords stored for the scope: PostgreSQL's and
+// the REST API's, and the etcd user's when install creates that user
+// (--etcd-user without --etcd-password-file).
+func (in *installer) secretKinds() []string {
+	if in.o.EtcdUser != "" && in.o.EtcdPasswordFile == "" {
+		return append(append([]string(nil), secretKinds...), "etcd")
+	}
+	return secretKinds
 }
 
 func newPassword() string {
@@ -250,15 +267,23 @@ func (in *installer) build() error {
 	root := in.rootOwn
 	in.dirs = []dirItem{
 		{path: filepath.Dir(o.PatroniConfig), mode: 0o755, own: root},
-		{path: filepath.Dir(PghookYAML), mode: 0o755, own: root},
-		{path: SecretsDir, mode: 0o750, own: in.rootPG, enforce: true},
-		{path: filepath.Join(SecretsDir, o.Scope), mode: 0o700, own: in.pg, enforce: true},
-		{path: filepath.Dir(StateFile), mode: 0o755, own: root},
-		{path: SystemdEtc + "/multi-user.target.wants", mode: 0o755, own: root},
-		{path: "/var/lib/postgresql", mode: 0o755, own: in.pg},
+		{path: filepath.Dir(o.PghookConfig), mode: 0o755, own: root},
+		{path: o.SecretsDir, mode: 0o750, own: in.rootPG, enforce: true},
+		{path: filepath.Join(o.SecretsDir, o.Scope), mode: 0o700, own: in.pg, enforce: true},
+		{path: filepath.Dir(o.StateFile), mode: 0o755, own: root},
+		{path: o.SystemdDir, mode: 0o755, own: root},
+		{path: o.SystemdDir + "/multi-user.target.wants", mode: 0o755, own: root},
+	}
+	if strings.HasPrefix(l.DataDir, "/var/lib/postgresql/") {
+		in.dirs = append(in.dirs, dirItem{path: "/var/lib/postgresql", mode: 0o755, own: in.pg})
+	}
+	in.dirs = append(in.dirs, []dirItem{
 		{path: filepath.Dir(l.DataDir), mode: 0o755, own: in.pg},
 		{path: l.DataDir, mode: 0o700, own: in.pg},
 		{path: filepath.Dir(l.Pgpass), mode: 0o755, own: in.pg},
+	}...)
+	if o.SocketDir != DefaultSocketDir {
+		in.dirs = append(in.dirs, dirItem{path: o.SocketDir, mode: fs.ModeSetgid | 0o775, own: in.pg})
 	}
 	if l.ConfigDir != "" {
 		in.dirs = append(in.dirs, dirItem{path: filepath.Dir(l.ConfigDir), mode: 0o755, own: in.pg}, dirItem{path: l.ConfigDir, mode: 0o755, own: in.pg})
@@ -267,10 +292,10 @@ func (in *installer) build() error {
 		in.dirs = append(in.dirs, dirItem{path: o.BackupDir, mode: 0o750, own: in.pg})
 	}
 	if o.VIP != "" {
-		in.dirs = append(in.dirs, dirItem{path: SysctlDir, mode: 0o755, own: root})
+		in.dirs = append(in.dirs, dirItem{path: o.SysctlDir, mode: 0o755, own: root})
 	}
-	for _, kind := range secretKinds {
-		in.files = append(in.files, &fileItem{path: filepath.Join(SecretsDir, o.Scope, kind), data: []byte(*in.secrets.ptr(kind) + "\n"), mode: 0o600, own: in.pg, secret: true})
+	for _, kind := range in.secretKinds() {
+		in.files = append(in.files, &fileItem{path: filepath.Join(o.SecretsDir, o.Scope, kind), data: []byte(*in.secrets.ptr(kind) + "\n"), mode: 0o600, own: in.pg, secret: true})
 	}
 	py, err := renderPatroni(o, f, &in.secrets)
 	if err != nil {
@@ -278,27 +303,30 @@ func (in *installer) build() error {
 	}
 	in.files = append(in.files, &fileItem{path: o.PatroniConfig, data: py, mode: 0o600, own: in.pg})
 
-	cur, err := os.ReadFile(in.p(PghookYAML))
+	cur, err := os.ReadFile(in.p(o.PghookConfig))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	ss := scopeSettings{PatroniConfig: o.PatroniConfig}
-	if o.VIP != "" {
+	ss := scopeSettings{PatroniConfig: o.PatroniConfig, VIPHelper: o.VIPHelper}
+	switch {
+	case o.VIP != "":
 		ss.VIPBackend, ss.VIPAddress, ss.VIPInterface, ss.VIPLabel = o.VIPBackend, o.VIP, in.vipInterface(), o.VIPLabel
+	case o.VIPBackend == "none":
+		ss.VIPBackend = "none"
 	}
 	pyml, err := mergePghookYAML(cur, o.Scope, ss)
 	if err != nil {
-		return fmt.Errorf("%s: %w", in.p(PghookYAML), err)
+		return fmt.Errorf("%s: %w", in.p(o.PghookConfig), err)
 	}
-	in.files = append(in.files, &fileItem{path: PghookYAML, data: pyml, mode: 0o640, own: in.rootPG,
-		stateKey: PghookYAML + "#scopes." + o.Scope, managedSum: managedSum(pyml, o.Scope), curManaged: managedSum(cur, o.Scope)})
+	in.files = append(in.files, &fileItem{path: o.PghookConfig, data: pyml, mode: 0o640, own: in.rootPG,
+		stateKey: o.PghookConfig + "#scopes." + o.Scope, managedSum: managedSum(pyml, o.Scope), curManaged: managedSum(cur, o.Scope)})
 
-	unit := filepath.Join(SystemdEtc, unitName(o.Scope))
+	unit := filepath.Join(o.SystemdDir, unitName(o.Scope))
 	in.files = append(in.files, &fileItem{path: unit, data: renderUnit(o, f), mode: 0o644, own: root})
-	in.links = append(in.links, linkItem{path: filepath.Join(SystemdEtc, "multi-user.target.wants", unitName(o.Scope)), target: unit})
+	in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", unitName(o.Scope)), target: unit})
 	if o.VIP != "" {
-		in.links = append(in.links, linkItem{path: filepath.Join(SystemdEtc, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
-		in.files = append(in.files, &fileItem{path: filepath.Join(SysctlDir, sysctlName(in.vipInterface())), data: renderSysctl(in.vipInterface()), mode: 0o644, own: root})
+		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
+		in.files = append(in.files, &fileItem{path: filepath.Join(o.SysctlDir, sysctlName(in.vipInterface())), data: renderSysctl(in.vipInterface()), mode: 0o644, own: root})
 	}
 	return nil
 }
@@ -319,7 +347,9 @@ func managedSum(b []byte, scope string) string {
 		return "invalid"
 	}
 	s, ok := f.Scopes[scope]
-	if !ok {
+	if !ok || (s.PatroniConfig == "" && s.VIP == nil) {
+		// No section, or only keys install does not manage (a
+		// post_init written before the first install).
 		return ""
 	}
 	return sum([]byte(fmt.Sprintf("%s|%v|%v|%v|%v", s.PatroniConfig, s.VIP["backend"], s.VIP["address"], s.VIP["interface"], s.VIP["label"])))
@@ -411,18 +441,19 @@ func (in *installer) metaOK(path string, mode os.FileMode, own owner) bool {
 
 // checkEtcd warns when no etcd endpoint accepts a TCP connection; the
 // files are still written (etcd may come up later).
-func (in *installer) checkEtcd() {
+func (in *installer) checkEtcd() bool {
 	var errs []string
 	for _, ep := range in.o.EtcdEndpoints {
 		_, hp, _ := splitEndpoint(ep)
 		c, err := net.DialTimeout("tcp", hp, 2*time.Second)
 		if err == nil {
 			c.Close()
-			return
+			return true
 		}
 		errs = append(errs, err.Error())
 	}
 	in.warn("no etcd endpoint is reachable (%s): Patroni will not start until one is", strings.Join(errs, "; "))
+	return false
 }
 
 // validate runs `patroni --validate-config` on the rendered patroni.yml
@@ -659,8 +690,8 @@ func (in *installer) apply() error {
 		}
 	}
 	sb := in.st.encode()
-	if cur, err := os.ReadFile(in.p(StateFile)); err != nil || !bytes.Equal(cur, sb) {
-		if err := fsutil.WriteFile(in.p(StateFile), sb, 0o600, fsutil.Keep); err != nil {
+	if cur, err := os.ReadFile(in.p(in.o.StateFile)); err != nil || !bytes.Equal(cur, sb) {
+		if err := fsutil.WriteFile(in.p(in.o.StateFile), sb, 0o600, fsutil.Keep); err != nil {
 			return err
 		}
 	}
@@ -668,7 +699,7 @@ func (in *installer) apply() error {
 		in.say("pghook install: scope %s: unchanged", in.o.Scope)
 		return nil
 	}
-	if in.root == "" {
+	if in.root == "" && in.o.SystemdDir == SystemdEtc {
 		if _, err := os.Stat("/run/systemd/system"); err == nil {
 			if out, err := exec.Command("systemctl", "daemon-reload").CombinedOutput(); err != nil {
 				in.warn("systemctl daemon-reload: %v: %s", err, bytes.TrimSpace(out))

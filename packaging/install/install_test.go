@@ -408,7 +408,16 @@ func TestBadInput(t *testing.T) {
 		{"interface", func(o *Options) { o.Address, o.Network, o.Interface = "", "", "nosuch0" }},
 		{"vip", func(o *Options) { o.VIP = "10.0.0.100" }},
 		{"layout", func(o *Options) { o.Layout = "rpm" }},
-		{"etcd-password-file", func(o *Options) { o.EtcdUser = "patroni" }},
+		{"etcd-password-file", func(o *Options) { o.EtcdUser, o.DCS = "patroni", "etcd" }},
+		{"dcs", func(o *Options) { o.EtcdUser, o.DCS, o.EtcdPasswordFile, o.EtcdRootPassword = "patroni", "etcd", "/etc/hostname", "x" }},
+		{"etcd-user", func(o *Options) { o.EtcdRootPasswordFile = "/etc/hostname" }},
+		{"etcd-user", func(o *Options) { o.EtcdUser = "bad user" }},
+		{"ttl", func(o *Options) { o.TTL, o.LoopWait, o.RetryTimeout = 10, 4, 4 }},
+		{"watchdog", func(o *Options) { o.Watchdog = "on" }},
+		{"pg-parameter", func(o *Options) { o.PGParameters = []string{"shared_buffers"} }},
+		{"pg-parameter", func(o *Options) { o.PGParameters = []string{"unix_socket_directories=/tmp"} }},
+		{"secrets-dir", func(o *Options) { o.SecretsDir = "relative" }},
+		{"pghook-config", func(o *Options) { o.PghookConfig = "/etc/pg hook.yaml" }},
 		{"etcd-password-file", func(o *Options) { o.EtcdUser, o.EtcdPasswordFile = "patroni", "/nonexistent/pw" }},
 		{"data-dir", func(o *Options) { o.DataDir = "relative/dir" }},
 		{"rest-port", func(o *Options) { o.RestPort = 5432 }},
@@ -451,8 +460,11 @@ func TestEtcdAuthAndFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.EtcdUser, o.EtcdPasswordFile, o.EtcdCACert = from.EtcdUser, from.EtcdPasswordFile, from.EtcdCACert
-	o.EtcdEndpoints = []string{"10.0.0.12:2379"}
-	run(t, o)
+	o.EtcdEndpoints = []string{"127.0.0.1:1"}
+	res, out := run(t, o)
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "etcd user patroni not created or checked") {
+		t.Errorf("an unreachable etcd is not reported for the etcd user:\n%s", out)
+	}
 	c, err := patroni.Load(filepath.Join(o.Root, "/etc/patroni/main.yml"))
 	if err != nil {
 		t.Fatal(err)

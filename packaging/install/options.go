@@ -15,25 +15,28 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
 // Fixed paths of the installed package (the .deb).
 const (
-	PghookBin       = "/usr/bin/pghook"
-	VIPHelper       = "/usr/lib/pghook/pghook-vip"
-	PghookYAML      = "/etc/pghook/pghook.yaml"
-	SecretsDir      = "/etc/pghook/secrets"
-	StateFile       = "/var/lib/pghook/install-state.json"
-	SystemdEtc      = "/etc/systemd/system"
-	VIPWatchUnit    = "/lib/systemd/system/pghook-vip-watch@.service"
-	SysctlDir       = "/etc/sysctl.d"
-	DefaultNS       = "/service/"
-	SuperuserName   = "postgres"
-	ReplicationName = "replicator"
-	RewindName      = "rewind_user"
-	RestAPIName     = "patroni"
+	PghookBin    = "/usr/bin/pghook"
+	VIPHelper    = "/usr/lib/pghook/pghook-vip"
+	PghookYAML   = "/etc/pghook/pghook.yaml"
+	SecretsDir   = "/etc/pghook/secrets"
+	StateFile    = "/var/lib/pghook/install-state.json"
+	SystemdEtc   = "/etc/systemd/system"
+	VIPWatchUnit = "/lib/systemd/system/pghook-vip-watch@.service"
+	SysctlDir    = "/etc/sysctl.d"
+	DefaultNS    = "/service/"
+	// DefaultSocketDir is Debian's unix_socket_directories.
+	DefaultSocketDir = "/var/run/postgresql"
+	SuperuserName    = "postgres"
+	ReplicationName  = "replicator"
+	RewindName       = "rewind_user"
+	RestAPIName      = "patroni"
 )
 
 // Options are the cluster-wide settings of `pghook install`. The yaml
@@ -64,6 +67,42 @@ type Options struct {
 	DataDir          string   `yaml:"data-dir"`
 	Layout           string   `yaml:"layout"`
 	PatroniConfig    string   `yaml:"patroni-config"`
+
+	// Patroni timing (bootstrap.dcs); 0: 30 / 10 / 10.
+	TTL          int `yaml:"ttl"`
+	LoopWait     int `yaml:"loop-wait"`
+	RetryTimeout int `yaml:"retry-timeout"`
+	// Watchdog is Patroni's watchdog.mode; "" leaves Patroni's default.
+	Watchdog string `yaml:"watchdog"`
+	// PGParameters are NAME=VALUE PostgreSQL settings; the ones Patroni
+	// takes from the DCS only go to bootstrap.dcs, the others to
+	// postgresql.parameters.
+	PGParameters []string `yaml:"pg-parameter"`
+	// KeepData is create_replica_methods' pghook.keep_data (nil: true).
+	KeepData *bool `yaml:"keep-data"`
+	// Callback replaces `pghook callback` in postgresql.callbacks.
+	Callback string `yaml:"callback"`
+
+	// Where things go (the defaults are the package's paths). A lab, or
+	// several nodes sharing one file system, relocates them.
+	PghookConfig string `yaml:"pghook-config"`
+	SecretsDir   string `yaml:"secrets-dir"`
+	StateFile    string `yaml:"state-file"`
+	SystemdDir   string `yaml:"systemd-dir"`
+	SysctlDir    string `yaml:"sysctl-dir"`
+	Pgpass       string `yaml:"pgpass"`
+	SocketDir    string `yaml:"socket-dir"`
+	PghookBin    string `yaml:"pghook-bin"`
+	VIPHelper    string `yaml:"vip-helper"`
+
+	// etcd user provisioning (--etcd-user): the root user and a file
+	// holding its password (or PGHOOK_ETCD_ROOT_PASSWORD in the
+	// environment, read by the CLI into EtcdRootPassword).
+	EtcdRootUser         string `yaml:"etcd-root-user"`
+	EtcdRootPasswordFile string `yaml:"etcd-root-password-file"`
+	EtcdRootPassword     string `yaml:"-"`
+	// EtcdTimeout bounds each etcd request of the provisioning (0: 3s).
+	EtcdTimeout time.Duration `yaml:"-"`
 
 	// Not settable from a --from file.
 	Root   string `yaml:"-"`
@@ -145,11 +184,28 @@ func (o *Options) normalize() error {
 			return usage("etcd-endpoints", "%v", err)
 		}
 	}
-	if o.EtcdUser != "" && o.EtcdPasswordFile == "" {
-		return usage("etcd-password-file", "is required with --etcd-user (a file holding the password; never a password on the command line)")
-	}
 	if o.EtcdUser == "" && o.EtcdPasswordFile != "" {
 		return usage("etcd-user", "is required with --etcd-password-file")
+	}
+	if o.EtcdUser == "" && (o.EtcdRootPasswordFile != "" || o.EtcdRootPassword != "") {
+		return usage("etcd-user", "is required with the etcd root credentials (they only serve to create that user)")
+	}
+	if o.EtcdUser != "" && !scopeRE().MatchString(o.EtcdUser) {
+		return usage("etcd-user", "%q is not a valid user name: use letters, digits, '_', '-' and '.'", o.EtcdUser)
+	}
+	if o.DCS == "etcd" && o.EtcdUser != "" {
+		if o.EtcdPasswordFile == "" {
+			return usage("etcd-password-file", "is required with --etcd-user and --dcs etcd: pghook creates etcd users through the v3 API only (--dcs etcd3); for the v2 API create the user by hand and give its password in a file")
+		}
+		if o.EtcdRootPasswordFile != "" || o.EtcdRootPassword != "" {
+			return usage("dcs", "etcd: pghook creates etcd users through the v3 API only: use --dcs etcd3, or create the v2 user by hand")
+		}
+	}
+	if o.EtcdRootUser == "" {
+		o.EtcdRootUser = "root"
+	}
+	if o.EtcdTimeout <= 0 {
+		o.EtcdTimeout = 3 * time.Second
 	}
 	if (o.EtcdCert == "") != (o.EtcdKey == "") {
 		return usage("etcd-cert", "--etcd-cert and --etcd-key go together")
@@ -208,20 +264,69 @@ func (o *Options) normalize() error {
 	if o.PGVersion != "" && !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(o.PGVersion) {
 		return usage("pg-version", "%q: want a major version such as 15", o.PGVersion)
 	}
+	if o.TTL == 0 {
+		o.TTL = 30
+	}
+	if o.LoopWait == 0 {
+		o.LoopWait = 10
+	}
+	if o.RetryTimeout == 0 {
+		o.RetryTimeout = 10
+	}
+	if o.TTL < 0 || o.LoopWait < 0 || o.RetryTimeout < 0 {
+		return usage("ttl", "--ttl, --loop-wait and --retry-timeout are seconds > 0")
+	}
+	if o.LoopWait+2*o.RetryTimeout > o.TTL {
+		return usage("ttl", "%d is less than loop_wait + 2 × retry_timeout = %d + 2 × %d: Patroni could lose the leader lock while retrying (raise --ttl or lower --loop-wait/--retry-timeout)", o.TTL, o.LoopWait, o.RetryTimeout)
+	}
+	switch o.Watchdog {
+	case "", "off", "automatic", "required":
+	default:
+		return usage("watchdog", "%q: want off, automatic or required", o.Watchdog)
+	}
+	for _, kv := range o.PGParameters {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !pgParamRE().MatchString(name) {
+			return usage("pg-parameter", "%q: want NAME=VALUE, e.g. shared_buffers=1GB", kv)
+		}
+		if pgParamManaged[name] != "" {
+			return usage("pg-parameter", "%s is set by install: %s", name, pgParamManaged[name])
+		}
+	}
+	if strings.ContainsAny(o.Callback, "\n\r") {
+		return usage("callback", "must be one line")
+	}
 	if o.Layout == "" {
 		o.Layout = "debian"
 	}
 	if o.Layout != "debian" && o.Layout != "seed" {
 		return usage("layout", "%q: want debian or seed", o.Layout)
 	}
-	for flag, p := range map[string]string{"data-dir": o.DataDir, "patroni-config": o.PatroniConfig, "backup-dir": o.BackupDir, "etcd-cacert": o.EtcdCACert, "etcd-cert": o.EtcdCert, "etcd-key": o.EtcdKey, "etcd-password-file": o.EtcdPasswordFile} {
-		if p != "" && !strings.HasPrefix(p, "/") {
-			return usage(flag, "%q must be an absolute path", p)
+	for flag, p := range map[string]string{"data-dir": o.DataDir, "patroni-config": o.PatroniConfig, "backup-dir": o.BackupDir,
+		"etcd-cacert": o.EtcdCACert, "etcd-cert": o.EtcdCert, "etcd-key": o.EtcdKey, "etcd-password-file": o.EtcdPasswordFile,
+		"etcd-root-password-file": o.EtcdRootPasswordFile, "pghook-config": o.PghookConfig, "secrets-dir": o.SecretsDir,
+		"state-file": o.StateFile, "systemd-dir": o.SystemdDir, "sysctl-dir": o.SysctlDir, "pgpass": o.Pgpass,
+		"socket-dir": o.SocketDir, "pghook-bin": o.PghookBin, "vip-helper": o.VIPHelper} {
+		if p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n'\"")) {
+			return usage(flag, "%q must be an absolute path without blanks or quotes", p)
 		}
 	}
 	if o.PatroniConfig == "" {
 		o.PatroniConfig = "/etc/patroni/" + o.Scope + ".yml"
 	}
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&o.PghookConfig, PghookYAML)
+	def(&o.SecretsDir, SecretsDir)
+	def(&o.StateFile, StateFile)
+	def(&o.SystemdDir, SystemdEtc)
+	def(&o.SysctlDir, SysctlDir)
+	def(&o.SocketDir, DefaultSocketDir)
+	def(&o.PghookBin, PghookBin)
+	def(&o.VIPHelper, VIPHelper)
 	if o.Root != "" {
 		if !strings.HasPrefix(o.Root, "/") {
 			return usage("root", "%q must be an absolute path", o.Root)
@@ -231,6 +336,30 @@ func (o *Options) normalize() error {
 		}
 	}
 	return nil
+}
+
+var pgParamRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)?$`) })
+
+// pgParamManaged are the settings install (or Patroni) sets itself.
+var pgParamManaged = map[string]string{
+	"unix_socket_directories": "use --socket-dir",
+	"port":                    "use --port",
+	"listen_addresses":        "Patroni sets it from postgresql.listen",
+	"hba_file":                "Patroni manages it",
+	"ident_file":              "Patroni manages it",
+	"data_directory":          "use --data-dir",
+	"config_file":             "Patroni manages it",
+	"cluster_name":            "Patroni sets it to the scope",
+}
+
+// dcsOnlyParams are the PostgreSQL settings Patroni takes from the DCS
+// only (its documentation: values in the local configuration have no
+// effect), so install puts them under bootstrap.dcs.
+var dcsOnlyParams = map[string]bool{
+	"max_connections": true, "max_locks_per_transaction": true, "max_worker_processes": true,
+	"max_prepared_transactions": true, "wal_level": true, "track_commit_timestamp": true,
+	"max_wal_senders": true, "max_replication_slots": true, "wal_keep_segments": true,
+	"wal_keep_size": true, "wal_log_hints": true, "hot_standby": true,
 }
 
 // splitEndpoint returns the scheme ("" when none) and host:port of an etcd

@@ -16,6 +16,7 @@ type scopeSettings struct {
 	VIPAddress    string
 	VIPInterface  string
 	VIPLabel      string
+	VIPHelper     string
 }
 
 // mergePghookYAML returns existing pghook.yaml with this scope's managed
@@ -37,8 +38,12 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 		return nil, errors.New("existing pghook.yaml is not a mapping")
 	}
 	root := doc.Content[0]
-	if s.VIPBackend == "netlink" && lookup(root, "vip_helper") == nil {
-		setScalar(root, "vip_helper", VIPHelper)
+	if s.VIPBackend == "netlink" && (lookup(root, "vip_helper") == nil || s.VIPHelper != VIPHelper) {
+		helper := s.VIPHelper
+		if helper == "" {
+			helper = VIPHelper
+		}
+		setScalar(root, "vip_helper", helper)
 	}
 	scopes, err := mapping(root, "scopes")
 	if err != nil {
@@ -55,10 +60,17 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 			return nil, err
 		}
 		setScalar(vip, "backend", s.VIPBackend)
-		setScalar(vip, "address", s.VIPAddress)
-		setScalar(vip, "interface", s.VIPInterface)
-		if s.VIPLabel != "" {
-			setScalar(vip, "label", s.VIPLabel)
+		if s.VIPBackend == "none" {
+			// Turned off: the old VIP's keys would only mislead.
+			for _, k := range []string{"address", "interface", "label"} {
+				deleteKey(vip, k)
+			}
+		} else {
+			setScalar(vip, "address", s.VIPAddress)
+			setScalar(vip, "interface", s.VIPInterface)
+			if s.VIPLabel != "" {
+				setScalar(vip, "label", s.VIPLabel)
+			}
 		}
 	}
 	var buf bytes.Buffer
@@ -99,6 +111,15 @@ func mapping(m *yaml.Node, key string) (*yaml.Node, error) {
 	}
 	v.Style = 0
 	return v, nil
+}
+
+func deleteKey(m *yaml.Node, key string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return
+		}
+	}
 }
 
 func setScalar(m *yaml.Node, key, value string) {

@@ -16,7 +16,8 @@ import (
 // Secrets are the generated (or adopted) passwords of one scope.
 type Secrets struct {
 	Superuser, Replication, Rewind, RestAPI string
-	// Etcd is read from --etcd-password-file.
+	// Etcd is the etcd user's: read from --etcd-password-file, or
+	// generated and stored as the secret "etcd".
 	Etcd string
 }
 
@@ -33,6 +34,8 @@ func (s *Secrets) ptr(kind string) *string {
 		return &s.Rewind
 	case "restapi":
 		return &s.RestAPI
+	case "etcd":
+		return &s.Etcd
 	}
 	panic("unknown secret " + kind)
 }
@@ -55,15 +58,17 @@ type Layout struct {
 }
 
 func layoutFor(o *Options, f *Facts) Layout {
-	l := Layout{DataDir: o.DataDir}
+	l := Layout{DataDir: o.DataDir, Pgpass: o.Pgpass}
 	if l.DataDir == "" {
 		l.DataDir = filepath.Join("/var/lib/postgresql", f.PGVersion, o.Scope)
 	}
+	pgpass := "/var/lib/postgresql/.pgpass_" + o.Scope
 	if o.Layout == "debian" {
 		l.ConfigDir = filepath.Join("/etc/postgresql", f.PGVersion, o.Scope)
-		l.Pgpass = "/var/lib/postgresql/" + f.PGVersion + "-" + o.Scope + ".pgpass"
-	} else {
-		l.Pgpass = "/var/lib/postgresql/.pgpass_" + o.Scope
+		pgpass = "/var/lib/postgresql/" + f.PGVersion + "-" + o.Scope + ".pgpass"
+	}
+	if l.Pgpass == "" {
+		l.Pgpass = pgpass
 	}
 	return l
 }
@@ -90,9 +95,14 @@ type patroniYAML struct {
 	RestAPI   restapi      `yaml:"restapi"`
 	Etcd3     *etcdSection `yaml:"etcd3,omitempty"`
 	Etcd      *etcdSection `yaml:"etcd,omitempty"`
+	Watchdog  *watchdog    `yaml:"watchdog,omitempty"`
 	Bootstrap bootstrap    `yaml:"bootstrap"`
 	Postgres  postgresql   `yaml:"postgresql"`
 	Tags      tags         `yaml:"tags"`
+}
+
+type watchdog struct {
+	Mode string `yaml:"mode"`
 }
 
 type restapi struct {
@@ -160,14 +170,14 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 			Authentication: auth{RestAPIName, s.RestAPI},
 		},
 		Bootstrap: bootstrap{
-			DCS: dcs{TTL: 30, LoopWait: 10, RetryTimeout: 10, MaximumLagOnFailover: 1048576,
+			DCS: dcs{TTL: o.TTL, LoopWait: o.LoopWait, RetryTimeout: o.RetryTimeout, MaximumLagOnFailover: 1048576,
 				Postgresql: dcsPostgres{UsePgRewind: true, UseSlots: true, Parameters: map[string]any{
 					"wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on",
 					"max_wal_senders": 10, "max_replication_slots": 10, "wal_keep_size": "128MB",
 				}}},
 			Initdb:   []any{map[string]string{"encoding": "UTF8"}, map[string]string{"locale": "C.UTF-8"}, "data-checksums"},
 			PgHBA:    pgHBA(o, f),
-			PostInit: PghookBin + " post-init",
+			PostInit: pghookCmd(o, "post-init"),
 		},
 		Postgres: postgresql{
 			Listen:         "0.0.0.0:" + strconv.Itoa(o.Port),
@@ -182,18 +192,37 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 				"replication": {ReplicationName, s.Replication},
 				"rewind":      {RewindName, s.Rewind},
 			},
-			Parameters:           map[string]any{"unix_socket_directories": "/var/run/postgresql"},
+			Parameters:           map[string]any{"unix_socket_directories": o.SocketDir},
 			Callbacks:            map[string]string{},
 			CreateReplicaMethods: []string{"pghook", "basebackup"},
-			Pghook:               map[string]any{"command": PghookBin + " create-replica", "keep_data": true},
+			Pghook:               map[string]any{"command": pghookCmd(o, "create-replica"), "keep_data": o.KeepData == nil || *o.KeepData},
 			Basebackup:           map[string]any{"checkpoint": "fast"},
 		},
 	}
 	if o.BackupDir != "" {
 		y.Postgres.Pghook["backup_dir"] = o.BackupDir
 	}
-	for _, cb := range []string{"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"} {
-		y.Postgres.Callbacks[cb] = PghookBin + " callback"
+	if o.Watchdog != "" {
+		y.Watchdog = &watchdog{Mode: o.Watchdog}
+	}
+	for _, kv := range o.PGParameters {
+		name, value, _ := strings.Cut(kv, "=")
+		if dcsOnlyParams[name] {
+			y.Bootstrap.DCS.Postgresql.Parameters[name] = paramValue(value)
+		} else {
+			y.Postgres.Parameters[name] = paramValue(value)
+		}
+	}
+	cb := o.Callback
+	if cb == "" {
+		// After the command: Patroni appends ACTION ROLE SCOPE.
+		cb = o.PghookBin + " callback"
+		if o.PghookConfig != PghookYAML {
+			cb += " --config " + o.PghookConfig
+		}
+	}
+	for _, name := range []string{"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"} {
+		y.Postgres.Callbacks[name] = cb
 	}
 	e := &etcdSection{Username: o.EtcdUser, CACert: o.EtcdCACert, Cert: o.EtcdCert, Key: o.EtcdKey}
 	if o.EtcdUser != "" {
@@ -219,7 +248,7 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# Patroni configuration of scope %s on %s, written by `pghook install`.\n", o.Scope, f.Hostname)
 	buf.WriteString("# Re-run `pghook install` to change it. pghook will not overwrite changes made\n")
-	buf.WriteString("# here by hand without --force (which keeps a backup). Passwords: " + SecretsDir + "/" + o.Scope + "/.\n")
+	buf.WriteString("# here by hand without --force (which keeps a backup). Passwords: " + o.SecretsDir + "/" + o.Scope + "/.\n")
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(y); err != nil {
@@ -227,6 +256,25 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 	}
 	enc.Close()
 	return buf.Bytes(), nil
+}
+
+// pghookCmd is the command line Patroni runs for a pghook command (it
+// appends its own arguments), naming pghook.yaml when it is not the
+// default one.
+func pghookCmd(o *Options, command string) string {
+	if o.PghookConfig != PghookYAML {
+		return o.PghookBin + " --config " + o.PghookConfig + " " + command
+	}
+	return o.PghookBin + " " + command
+}
+
+// paramValue renders an integer as a YAML integer, anything else as a
+// string (Patroni accepts both).
+func paramValue(v string) any {
+	if n, err := strconv.Atoi(v); err == nil && strconv.Itoa(n) == v {
+		return n
+	}
+	return v
 }
 
 // pgHBA allows the members' network (and members outside it) to connect
@@ -267,6 +315,10 @@ func renderUnit(o *Options, f *Facts) []byte {
 	if patroni == "" {
 		patroni = "/usr/bin/patroni"
 	}
+	cfgArg := ""
+	if o.PghookConfig != PghookYAML {
+		cfgArg = " --config " + o.PghookConfig
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by pghook install: Patroni for scope %[1]s.
 [Unit]
@@ -283,7 +335,7 @@ Group=postgres
 ExecStart=%[3]s %[2]s
 ExecReload=/bin/kill -HUP $MAINPID
 # The callbacks cannot release the VIP once Patroni is gone: do it here.
-ExecStopPost=-%[4]s down --scope %[1]s
+ExecStopPost=-%[4]s down --scope %[1]s%[5]s
 # Only Patroni is killed on stop; it stops PostgreSQL itself.
 KillMode=process
 TimeoutSec=30
@@ -292,7 +344,7 @@ RestartSec=5s
 
 [Install]
 WantedBy=multi-user.target
-`, o.Scope, o.PatroniConfig, patroni, VIPHelper)
+`, o.Scope, o.PatroniConfig, patroni, o.VIPHelper, cfgArg)
 	return []byte(b.String())
 }
 
