@@ -409,7 +409,9 @@ func TestBadInput(t *testing.T) {
 		{"vip", func(o *Options) { o.VIP = "10.0.0.100" }},
 		{"layout", func(o *Options) { o.Layout = "rpm" }},
 		{"etcd-password-file", func(o *Options) { o.EtcdUser, o.DCS = "patroni", "etcd" }},
-		{"dcs", func(o *Options) { o.EtcdUser, o.DCS, o.EtcdPasswordFile, o.EtcdRootPassword = "patroni", "etcd", "/etc/hostname", "x" }},
+		{"dcs", func(o *Options) {
+			o.EtcdUser, o.DCS, o.EtcdPasswordFile, o.EtcdRootPassword = "patroni", "etcd", "/etc/hostname", "x"
+		}},
 		{"etcd-user", func(o *Options) { o.EtcdRootPasswordFile = "/etc/hostname" }},
 		{"etcd-user", func(o *Options) { o.EtcdUser = "bad user" }},
 		{"ttl", func(o *Options) { o.TTL, o.LoopWait, o.RetryTimeout = 10, 4, 4 }},
