@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // decompressors are the programs that decompress a compressed tar: the C
@@ -16,50 +20,118 @@ import (
 // above all the callback Patroni starts on each event — pays the package
 // initialisation of everything linked into the binary (klauspost/compress
 // and lz4 cost ~0.2 ms per start, docs/BENCHMARKS.md), and the C
-// decompressors are at least as fast.
-var decompressors = map[string][]string{
-	"zstd": {"zstd", "-d", "-c", "-q"},
-	"lz4":  {"lz4", "-d", "-c", "-q"},
-	"gzip": {"gzip", "-d", "-c"},
+// decompressors are at least as fast. The first program found is used:
+// pigz decompresses gzip faster than gzip (reading, writing and the CRC
+// run in threads of their own).
+var decompressors = map[string][][]string{
+	"zstd": {{"zstd", "-d", "-c", "-q"}},
+	"lz4":  {{"lz4", "-d", "-c", "-q"}},
+	"gzip": {{"pigz", "-d", "-c", "-q"}, {"gzip", "-d", "-c"}},
 }
 
-// decompress wraps r according to the tar file's compression.
+// pipeSize is the capacity asked for the pipes to and from a
+// decompressor (the default 64 kB costs a context switch every 64 kB).
+const pipeSize = 1 << 20
+
+// lookDecompressor returns the path and argv of the first installed
+// program for comp.
+func lookDecompressor(comp string) (string, []string, error) {
+	progs, ok := decompressors[comp]
+	if !ok {
+		return "", nil, fmt.Errorf("unknown compression %q", comp)
+	}
+	var names []string
+	for _, argv := range progs {
+		if path, err := exec.LookPath(argv[0]); err == nil {
+			return path, argv, nil
+		}
+		names = append(names, argv[0])
+	}
+	return "", nil, ioErr{fmt.Errorf("a %s backup needs the %s program (apt-get install %s)", comp, strings.Join(names, " or "), progs[len(progs)-1][0])}
+}
+
+// decompress wraps r according to the tar file's compression. An *os.File
+// is handed to the decompressor as its standard input; any other reader
+// is copied into a pipe by a goroutine, in 1 MB blocks.
 func decompress(r io.Reader, comp string) (io.ReadCloser, error) {
 	if comp == "none" {
 		return io.NopCloser(r), nil
 	}
-	argv, ok := decompressors[comp]
-	if !ok {
-		return nil, fmt.Errorf("unknown compression %q", comp)
-	}
-	path, err := exec.LookPath(argv[0])
+	path, argv, err := lookDecompressor(comp)
 	if err != nil {
-		return nil, ioErr{fmt.Errorf("a %s backup needs the %s program (apt-get install %s): %w", comp, argv[0], argv[0], err)}
+		return nil, err
 	}
 	cmd := exec.Command(path, argv[1:]...)
-	cmd.Stdin = r
 	stderr := &capped{max: 4096}
 	cmd.Stderr = stderr
+	p := &procReader{name: argv[0], cmd: cmd, stderr: stderr}
+	var feed *os.File // our end of the stdin pipe, fed by a goroutine
+	if f, ok := r.(*os.File); ok {
+		cmd.Stdin = f
+	} else {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, ioErr{fmt.Errorf("starting %s: %w", argv[0], err)}
+		}
+		setPipeSize(pw)
+		cmd.Stdin, feed = pr, pw
+		defer pr.Close() // the child has its copy
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		if feed != nil {
+			feed.Close()
+		}
 		return nil, ioErr{fmt.Errorf("starting %s: %w", argv[0], err)}
 	}
+	if f, ok := out.(*os.File); ok {
+		setPipeSize(f)
+	}
+	p.out = out
 	if err := cmd.Start(); err != nil {
+		if feed != nil {
+			feed.Close()
+		}
 		return nil, ioErr{fmt.Errorf("starting %s: %w", argv[0], err)}
 	}
-	return &procReader{name: argv[0], cmd: cmd, out: out, stderr: stderr}, nil
+	if feed != nil {
+		p.fed = make(chan struct{})
+		go func() {
+			defer close(p.fed)
+			buf := make([]byte, pipeSize)
+			_, err := io.CopyBuffer(feed, onlyReader{r}, buf)
+			feed.Close()
+			if err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrClosed) {
+				p.feedErr = err
+			}
+		}()
+	}
+	return p, nil
+}
+
+// onlyReader hides any WriterTo of the reader so CopyBuffer uses its buffer.
+type onlyReader struct{ io.Reader }
+
+// setPipeSize enlarges a pipe's buffer; failure (an unprivileged process
+// over /proc/sys/fs/pipe-max-size) only costs speed.
+func setPipeSize(f *os.File) {
+	if sc, err := f.SyscallConn(); err == nil {
+		sc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
+	}
 }
 
 // procReader reads a decompressor's output. At the end of the output it
 // waits for the process: a non-zero exit (a corrupt or truncated stream)
 // is returned as the read error, never as a clean EOF.
 type procReader struct {
-	name   string
-	cmd    *exec.Cmd
-	out    io.ReadCloser
-	stderr *capped
-	once   sync.Once
-	err    error
+	name    string
+	cmd     *exec.Cmd
+	out     io.ReadCloser
+	stderr  *capped
+	fed     chan struct{} // closed when the feeding goroutine ends (nil: none)
+	feedErr error         // its read error: the real cause of a failed stream
+	once    sync.Once
+	err     error
 }
 
 func (p *procReader) Read(b []byte) (int, error) {
@@ -74,7 +146,16 @@ func (p *procReader) Read(b []byte) (int, error) {
 
 func (p *procReader) wait() error {
 	p.once.Do(func() {
-		if err := p.cmd.Wait(); err != nil {
+		err := p.cmd.Wait()
+		if p.fed != nil {
+			<-p.fed
+			if p.feedErr != nil {
+				// reading the backup failed (or was cancelled): that is the cause
+				p.err = p.feedErr
+				return
+			}
+		}
+		if err != nil {
 			p.err = fmt.Errorf("%s: %w: %s", p.name, err, strings.TrimSpace(p.stderr.String()))
 		}
 	})

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrUnsafeArchive is wrapped by every refusal of a tar entry: a name
@@ -69,7 +71,6 @@ type extractor struct {
 	// reserved are top-level names that existed before (dotfiles,
 	// lost+found): no entry may write into them.
 	reserved map[string]bool
-	bufPool  *sync.Pool
 
 	mu      *sync.Mutex     // guards the maps below, shared with sub-extractors
 	dirs    map[string]bool // directories made under this root
@@ -82,7 +83,6 @@ func newExtractor(root *os.Root, m *Manifest, reserved map[string]bool) *extract
 	return &extractor{
 		root: root, manifest: m, reserved: reserved, mu: new(sync.Mutex),
 		dirs: map[string]bool{"": true, ".": true}, written: map[string]bool{}, wal: map[string]bool{},
-		bufPool: &sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }},
 	}
 }
 
@@ -92,7 +92,6 @@ func (x *extractor) sub(root *os.Root) *extractor {
 	return &extractor{
 		root: root, manifest: x.manifest, reserved: map[string]bool{}, mu: x.mu,
 		dirs: map[string]bool{"": true, ".": true}, written: x.written, wal: map[string]bool{},
-		bufPool: x.bufPool,
 	}
 }
 
@@ -152,8 +151,13 @@ func entryType(h *tar.Header) (dir bool, err error) {
 }
 
 // writeFile creates name (which must not exist), copies size bytes from r
-// into it and returns the bytes it began with (up to 64) and its hash.
-func (x *extractor) writeFile(name string, r io.Reader, size int64, h hash.Hash) (head []byte, err error) {
+// into it through w and returns the bytes it began with (up to 64); h, if
+// not nil, hashes the content. The writes themselves happen in w's
+// goroutine: a failed write is returned by a later call or by w.finish.
+func (x *extractor) writeFile(w *asyncWriter, name string, r io.Reader, size int64, h hash.Hash) (head []byte, err error) {
+	if err := w.failed(); err != nil {
+		return nil, err
+	}
 	if err := x.mkdirAll(path.Dir(name)); err != nil {
 		return nil, err
 	}
@@ -164,11 +168,10 @@ func (x *extractor) writeFile(name string, r io.Reader, size int64, h hash.Hash)
 	if err != nil {
 		return nil, ioErr{fmt.Errorf("creating %s: %w", name, err)}
 	}
-	bp := x.bufPool.Get().(*[]byte)
-	defer x.bufPool.Put(bp)
-	buf := *bp
+	defer w.close(f, name) // after the file's last write, in order
 	var left = size
 	for left > 0 {
+		buf := w.buffer()
 		n := int64(len(buf))
 		if n > left {
 			n = left
@@ -181,24 +184,154 @@ func (x *extractor) writeFile(name string, r io.Reader, size int64, h hash.Hash)
 			if h != nil {
 				h.Write(buf[:k])
 			}
-			if _, werr := f.Write(buf[:k]); werr != nil {
-				f.Close()
-				return nil, ioErr{fmt.Errorf("writing %s: %w", name, werr)}
-			}
 			left -= int64(k)
 		}
+		w.write(f, name, buf, k)
 		if rerr != nil {
-			f.Close()
 			if errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, io.EOF) {
 				return nil, fmt.Errorf("%w: %s: archive truncated", ErrUnsafeArchive, name)
 			}
 			return nil, fmt.Errorf("reading %s from archive: %w", name, rerr)
 		}
-	}
-	if err := f.Close(); err != nil {
-		return nil, ioErr{fmt.Errorf("closing %s: %w", name, err)}
+		if err := w.failed(); err != nil {
+			return nil, err
+		}
 	}
 	return head, nil
+}
+
+// asyncWriter writes files in a goroutine of its own, so that reading
+// (and decompressing, and checksumming) the next block of an archive
+// overlaps with writing the previous one. One per archive: a file's
+// writes and its close keep their order.
+type asyncWriter struct {
+	ops  chan writeOp
+	free chan []byte
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+type writeOp struct {
+	f    *os.File
+	name string
+	buf  []byte // nil: close f
+	n    int
+}
+
+// Buffers per archive and their size: 4 MB in flight per archive.
+const (
+	writeBuffers = 4
+	writeBufSize = 1 << 20
+)
+
+func newAsyncWriter() *asyncWriter {
+	w := &asyncWriter{ops: make(chan writeOp, writeBuffers), free: make(chan []byte, writeBuffers), done: make(chan struct{})}
+	for i := 0; i < writeBuffers; i++ {
+		w.free <- make([]byte, writeBufSize)
+	}
+	go w.run()
+	return w
+}
+
+func (w *asyncWriter) run() {
+	defer close(w.done)
+	wbs := map[*os.File]*writeback{}
+	for op := range w.ops {
+		failed := w.failed() != nil
+		if op.buf == nil {
+			if wb := wbs[op.f]; wb != nil && !failed {
+				wb.flush()
+			}
+			delete(wbs, op.f)
+			if err := op.f.Close(); err != nil {
+				w.setErr(ioErr{fmt.Errorf("closing %s: %w", op.name, err)})
+			}
+			continue
+		}
+		if !failed && op.n > 0 {
+			wb := wbs[op.f]
+			if wb == nil {
+				wb = startWriteback(op.f)
+				wbs[op.f] = wb
+			}
+			if _, err := op.f.Write(op.buf[:op.n]); err != nil {
+				w.setErr(ioErr{fmt.Errorf("writing %s: %w", op.name, err)})
+			} else {
+				wb.wrote(int64(op.n))
+			}
+		}
+		w.free <- op.buf
+	}
+}
+
+func (w *asyncWriter) buffer() []byte { return <-w.free }
+
+func (w *asyncWriter) write(f *os.File, name string, buf []byte, n int) {
+	w.ops <- writeOp{f: f, name: name, buf: buf, n: n}
+}
+
+func (w *asyncWriter) close(f *os.File, name string) { w.ops <- writeOp{f: f, name: name} }
+
+func (w *asyncWriter) setErr(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+func (w *asyncWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// finish waits for every write and close, and returns the first error.
+func (w *asyncWriter) finish() error {
+	close(w.ops)
+	<-w.done
+	return w.failed()
+}
+
+// drain ends an archive's extraction: walkErr if the walk failed, else
+// the first error of its writes.
+func drain(w *asyncWriter, walkErr error) error {
+	werr := w.finish()
+	if walkErr != nil {
+		return walkErr
+	}
+	return werr
+}
+
+// writeback starts the write-out of a file's pages while it is being
+// written (sync_file_range SYNC_FILE_RANGE_WRITE, which does not wait), so
+// that the disk works during the extraction and the final syncfs has
+// little left to write. It is a hint: errors are ignored, and syncfs is
+// what makes the files durable.
+type writeback struct {
+	fd        int
+	done, off int64 // bytes written; bytes whose write-out was started
+}
+
+// writebackChunk is how much is written before its write-out is started.
+const writebackChunk = 8 << 20
+
+func startWriteback(f *os.File) *writeback { return &writeback{fd: int(f.Fd())} }
+
+func (w *writeback) wrote(n int64) {
+	w.done += n
+	if w.done-w.off >= writebackChunk {
+		unix.SyncFileRange(w.fd, w.off, w.done-w.off, unix.SYNC_FILE_RANGE_WRITE)
+		w.off = w.done
+	}
+}
+
+func (w *writeback) flush() {
+	if w.done > w.off {
+		unix.SyncFileRange(w.fd, w.off, w.done-w.off, unix.SYNC_FILE_RANGE_WRITE)
+		w.off = w.done
+	}
 }
 
 func newHash(alg string) (hash.Hash, error) {
@@ -229,6 +362,11 @@ func sumOf(alg string, h hash.Hash) []byte {
 // extractBase extracts base.tar: every file must be in the manifest with
 // the same size, and its checksum must match.
 func (x *extractor) extractBase(r io.Reader) error {
+	w := newAsyncWriter()
+	return drain(w, x.walkBase(w, r))
+}
+
+func (x *extractor) walkBase(w *asyncWriter, r io.Reader) error {
 	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
 	for {
 		h, err := tr.Next()
@@ -265,7 +403,7 @@ func (x *extractor) extractBase(r io.Reader) error {
 			}
 			continue
 		}
-		if err := x.extractListed(tr, n, n, h.Size); err != nil {
+		if err := x.extractListed(w, tr, n, n, h.Size); err != nil {
 			return err
 		}
 	}
@@ -274,7 +412,7 @@ func (x *extractor) extractBase(r io.Reader) error {
 // extractListed writes the current tar entry (size bytes from r) to name
 // under x's root; key is its path in the manifest, which must list it
 // with that size, once, and with a matching checksum.
-func (x *extractor) extractListed(r io.Reader, key, name string, size int64) error {
+func (x *extractor) extractListed(w *asyncWriter, r io.Reader, key, name string, size int64) error {
 	mf, ok := x.manifest.Files[key]
 	if !ok {
 		return fmt.Errorf("%w: %q is not in the manifest", ErrUnsafeArchive, key)
@@ -293,7 +431,7 @@ func (x *extractor) extractListed(r io.Reader, key, name string, size int64) err
 	if dup {
 		return fmt.Errorf("%w: %q appears twice", ErrUnsafeArchive, key)
 	}
-	if _, err := x.writeFile(name, r, size, hs); err != nil {
+	if _, err := x.writeFile(w, name, r, size, hs); err != nil {
 		return err
 	}
 	if hs != nil {
@@ -310,6 +448,11 @@ func (x *extractor) extractWAL(r io.Reader, sysid uint64) error {
 	if err := x.mkdirAll("pg_wal"); err != nil {
 		return err
 	}
+	w := newAsyncWriter()
+	return drain(w, x.walkWAL(w, r, sysid))
+}
+
+func (x *extractor) walkWAL(w *asyncWriter, r io.Reader, sysid uint64) error {
 	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
 	for {
 		h, err := tr.Next()
@@ -340,7 +483,7 @@ func (x *extractor) extractWAL(r io.Reader, sysid uint64) error {
 			if err := x.mkdirAll("pg_wal/archive_status"); err != nil {
 				return err
 			}
-			if _, err := x.writeFile("pg_wal/"+n, tr, 0, nil); err != nil {
+			if _, err := x.writeFile(w, "pg_wal/"+n, tr, 0, nil); err != nil {
 				return err
 			}
 			continue
@@ -366,7 +509,7 @@ func (x *extractor) extractWAL(r io.Reader, sysid uint64) error {
 		if seg && (h.Size < 1<<20 || h.Size > 1<<30 || (wantSize != 0 && h.Size != wantSize)) {
 			return fmt.Errorf("%w: WAL segment %q has size %d", ErrUnsafeArchive, n, h.Size)
 		}
-		head, err := x.writeFile("pg_wal/"+n, tr, h.Size, nil)
+		head, err := x.writeFile(w, "pg_wal/"+n, tr, h.Size, nil)
 		if err != nil {
 			return err
 		}

@@ -432,3 +432,77 @@ func TestDecompressors(t *testing.T) {
 		})
 	}
 }
+
+// TestDecompressorPrograms runs every program of each compression (pigz
+// and gzip for gzip), fed from an *os.File and from a plain reader, and
+// checks that a failed read of the backup is the error, as an I/O error.
+func TestDecompressorPrograms(t *testing.T) {
+	payload := bytes.Repeat([]byte("pghook replica "), 200000)
+	for comp, progs := range decompressors {
+		for _, argv := range progs {
+			t.Run(comp+"/"+argv[0], func(t *testing.T) {
+				if _, err := exec.LookPath(argv[0]); err != nil {
+					t.Skipf("%s not installed", argv[0])
+				}
+				saved := decompressors[comp]
+				decompressors[comp] = [][]string{argv}
+				defer func() { decompressors[comp] = saved }()
+				cmp := map[string]string{"zstd": "zstd -q -c", "lz4": "lz4 -q -c", "gzip": "gzip -c"}[comp]
+				cmd := exec.Command("sh", "-c", cmp)
+				cmd.Stdin = bytes.NewReader(payload)
+				packed, err := cmd.Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := filepath.Join(t.TempDir(), "x")
+				os.WriteFile(f, packed, 0o600)
+				file, _ := os.Open(f)
+				defer file.Close()
+				for name, in := range map[string]io.Reader{"file": file, "reader": bytes.NewReader(packed)} {
+					rc, err := decompress(in, comp)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := io.ReadAll(rc)
+					rc.Close()
+					if err != nil || !bytes.Equal(got, payload) {
+						t.Fatalf("%s: %d bytes, err %v", name, len(got), err)
+					}
+				}
+				broken := io.MultiReader(bytes.NewReader(packed[:len(packed)/3]), errReader{ioErr{errors.New("backup volume gone")}})
+				rc, err := decompress(broken, comp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = io.ReadAll(rc)
+				rc.Close()
+				if code := classify(context.Background(), err); code != ExitIO || !strings.Contains(fmt.Sprint(err), "backup volume gone") {
+					t.Fatalf("read error: exit %d, want %d (I/O): %v", code, ExitIO, err)
+				}
+			})
+		}
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestAsyncWriterError: a write that fails in the writer goroutine is
+// returned (as an I/O error) by the next call or by finish.
+func TestAsyncWriterError(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ro")
+	os.WriteFile(p, nil, 0o600)
+	f, err := os.Open(p) // read-only: every write fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newAsyncWriter()
+	buf := w.buffer()
+	w.write(f, "ro", buf, 10)
+	w.close(f, "ro")
+	err = w.finish()
+	if code := classify(context.Background(), err); code != ExitIO {
+		t.Fatalf("exit %d, want %d: %v", code, ExitIO, err)
+	}
+}

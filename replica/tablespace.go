@@ -283,6 +283,11 @@ func rewriteTablespaceMap(root *os.Root, ts []*tsTarget) error {
 // directories, and the files the manifest lists as pg_tblspc/<oid>/<name>
 // with the same size and checksum.
 func (x *extractor) extractTablespace(r io.Reader, oid string) error {
+	w := newAsyncWriter()
+	return drain(w, x.walkTablespace(w, r, oid))
+}
+
+func (x *extractor) walkTablespace(w *asyncWriter, r io.Reader, oid string) error {
 	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
 	prefix := "pg_tblspc/" + oid + "/"
 	for {
@@ -316,7 +321,7 @@ func (x *extractor) extractTablespace(r io.Reader, oid string) error {
 			}
 			continue
 		}
-		if err := x.extractListed(tr, prefix+n, n, h.Size); err != nil {
+		if err := x.extractListed(w, tr, prefix+n, n, h.Size); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,36 @@
+//go:build integration
+
+package replica
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// TestRestoreProfile restores a real backup for profiling the extraction
+// (go test -tags integration -run TestRestoreProfile -cpuprofile cpu.out):
+// PGHOOK_PROFILE_BACKUPS=DIR PGHOOK_PROFILE_SCOPE=S; the leader is faked,
+// so only the files are read. Skipped without the variables.
+func TestRestoreProfile(t *testing.T) {
+	dir, scope := os.Getenv("PGHOOK_PROFILE_BACKUPS"), os.Getenv("PGHOOK_PROFILE_SCOPE")
+	if dir == "" || scope == "" {
+		t.Skip("PGHOOK_PROFILE_BACKUPS and PGHOOK_PROFILE_SCOPE not set")
+	}
+	m := mustNewest(t, dir, scope)
+	out := filepath.Join(os.Getenv("PGHOOK_PROFILE_OUT"), "data")
+	if os.Getenv("PGHOOK_PROFILE_OUT") == "" {
+		out = filepath.Join(t.TempDir(), "data")
+	}
+	leader := &fakeLeader{sysid: m.SystemID}
+	res, err := Restore(context.Background(), RestoreOptions{Args: Args{Scope: scope, DataDir: out, ConnString: "host=x"}, BackupDir: dir,
+		Dial: func(context.Context, string) (Leader, error) { return leader, nil }, Log: zerolog.New(os.Stderr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes read in %v", res.Bytes, res.Took)
+	os.RemoveAll(out)
+}
