@@ -84,6 +84,7 @@ func newApp(privileged bool) *cli.App {
 			a.envCommand(),
 			a.pgtabCommand(),
 			a.vipCommand(),
+			a.statusCommand(),
 			a.installCommand(),
 			{
 				Name:  "version",

@@ -113,6 +113,7 @@ func (a *app) vipCommand() *cli.Command {
 					return a.vipWatch(c, scope)
 				},
 			},
+			a.vipWhoHasCommand(scopeFlag),
 			{
 				Name:            "announce",
 				Usage:           "(internal) send the remaining gratuitous ARP / NA rounds, detached from the callback",

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -123,4 +124,120 @@ func (r *Rest) get(ctx context.Context, path string) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: GET %s%s: %v", ErrNoAnswer, r.base, path, err)
 	}
 	return resp.StatusCode, b, nil
+}
+
+// ClusterMember is one entry of GET /cluster (Patroni's cluster_as_json).
+type ClusterMember struct {
+	Name     string `json:"name"`
+	Role     string `json:"role"` // leader, standby_leader, sync_standby, replica
+	State    string `json:"state"`
+	APIURL   string `json:"api_url"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Timeline int    `json:"timeline"`
+	// Lag is the replay lag in bytes behind the cluster's last LSN; nil
+	// for the leader and when Patroni reports it as "unknown".
+	Lag *int64 `json:"-"`
+	// LagUnknown is set when Patroni reported "unknown".
+	LagUnknown bool `json:"-"`
+}
+
+// UnmarshalJSON reads lag, which Patroni sends as a number or "unknown".
+func (m *ClusterMember) UnmarshalJSON(b []byte) error {
+	type plain ClusterMember
+	var v struct {
+		plain
+		Lag json.RawMessage `json:"lag"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*m = ClusterMember(v.plain)
+	switch lag := strings.TrimSpace(string(v.Lag)); {
+	case lag == "" || lag == "null":
+	case strings.HasPrefix(lag, `"`):
+		m.LagUnknown = true
+	default:
+		var n json.Number
+		if err := json.Unmarshal(v.Lag, &n); err != nil {
+			return fmt.Errorf("lag %s: %w", lag, err)
+		}
+		i, err := n.Int64()
+		if err != nil {
+			f, ferr := n.Float64()
+			if ferr != nil {
+				return fmt.Errorf("lag %s: %w", lag, err)
+			}
+			i = int64(f)
+		}
+		m.Lag = &i
+	}
+	return nil
+}
+
+// Cluster is GET /cluster: every member as the DCS shows it.
+type Cluster struct {
+	Members []ClusterMember `json:"members"`
+	Pause   bool            `json:"pause"`
+}
+
+// Cluster returns GET /cluster.
+func (r *Rest) Cluster(ctx context.Context) (*Cluster, error) {
+	code, body, err := r.get(ctx, "/cluster")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/cluster: HTTP %d", r.base, code)
+	}
+	var cl Cluster
+	if err := json.Unmarshal(body, &cl); err != nil {
+		return nil, fmt.Errorf("GET %s/cluster: %w", r.base, err)
+	}
+	return &cl, nil
+}
+
+// Replica is one row of a primary's pg_stat_replication, as GET /patroni
+// shows it.
+type Replica struct {
+	ApplicationName string `json:"application_name"`
+	ClientAddr      string `json:"client_addr"`
+	State           string `json:"state"`
+	SyncState       string `json:"sync_state"`
+}
+
+// Replication returns the replication section of GET /patroni: the
+// replicas streaming from this member (empty on a replica).
+func (r *Rest) Replication(ctx context.Context) ([]Replica, error) {
+	code, body, err := r.get(ctx, "/patroni")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK && code != http.StatusServiceUnavailable {
+		return nil, fmt.Errorf("GET %s/patroni: HTTP %d", r.base, code)
+	}
+	var s struct {
+		Replication []Replica `json:"replication"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		return nil, fmt.Errorf("GET %s/patroni: %w", r.base, err)
+	}
+	return s.Replication, nil
+}
+
+// RestClientAt returns a client of another member's REST API at apiURL
+// (a member's api_url such as http://10.0.0.2:8008/patroni; the path is
+// dropped), with this member's TLS and authentication settings: Patroni
+// members of one cluster share them.
+func (c *Config) RestClientAt(apiURL string, timeout time.Duration) (*Rest, error) {
+	u, err := url.Parse(apiURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("member REST address %q is not an http(s) URL", apiURL)
+	}
+	r, err := c.RestClient(timeout)
+	if err != nil {
+		return nil, err
+	}
+	r.base = u.Scheme + "://" + u.Host
+	return r, nil
 }
