@@ -80,18 +80,20 @@ func New(o Options) (zerolog.Logger, error) {
 
 // A secret value as libpq reads it (found by FuzzRedactDSN): quoted, with
 // backslash escapes, running to the end when the quote is not closed; or
-// unquoted, where a backslash escapes the next byte (even a space). In a
-// URL's query an unquoted value ends at '&' or '#' instead.
+// unquoted, where a backslash escapes the next byte (even a space). What
+// sticks to a closing quote is masked too (FuzzRedact): libpq refuses
+// such a string, but it may be a mis-quoted password. In a URL's query an
+// unquoted value ends at '&' or '#' instead.
 const (
 	secretKey    = `(?i)((?:password|passwd|pwd|secret|token)\s*[=:]\s*)`
 	secretQuoted = `'(?:[^'\\]|\\[\s\S])*(?:'|\\?$)`
 )
 
 var secretKV = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(secretKey + `(` + secretQuoted + `|(?:\\[\s\S]|[^\s\\])+\\?|\\$)`)
+	return regexp.MustCompile(secretKey + `(` + secretQuoted + `(?:\\[\s\S]|[^\s\\])*\\?|(?:\\[\s\S]|[^\s\\])+\\?|\\$)`)
 })
 var secretQuery = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(secretKey + `(` + secretQuoted + `|[^\s&#]+)`)
+	return regexp.MustCompile(secretKey + `(` + secretQuoted + `[^\s&#]*|[^\s&#]+)`)
 })
 
 // urlUserinfo is the password of a URL's userinfo, up to the last '@' of
