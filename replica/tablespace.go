@@ -173,6 +173,9 @@ func planTablespaces(p *plan, mapping map[string]string, dataDir string) ([]*tsT
 		if m, ok := mapping[filepath.Clean(ts.Path)]; ok {
 			t.Target = m
 		}
+		if !filepath.IsAbs(t.Target) {
+			return nil, failf(ExitUsage, "tablespace_mapping maps %s to %q: the directory must be an absolute path", ts.Path, t.Target)
+		}
 		if other, dup := used[t.Target]; dup {
 			return nil, failf(ExitUsage, "tablespaces %s and %s would both go to %s: give each its own directory with tablespace_mapping", other, ts.OID, t.Target)
 		}

@@ -148,6 +148,7 @@ func TestRestoreTablespacesSynthetic(t *testing.T) {
 		{name: "unmapped, the primary's directory is there", prepare: func(t *testing.T, p paths) {
 			os.MkdirAll(filepath.Join(p.tsOld, "PG_15_202209061"), 0o700)
 		}, want: ExitNotEmpty},
+		{name: "relative target from pghook.yaml", mapping: func(p paths) map[string]string { return map[string]string{p.tsOld: "ts1"} }, want: ExitUsage},
 		{name: "target inside the data directory", args: func(p paths) map[string]string { return map[string]string{p.tsOld: filepath.Join(p.data, "ts")} }, want: ExitUsage},
 		{name: "corrupt tablespace file: both directories removed", args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
 			mutate: func(t *testing.T, s *synthBackup, ts []entry, bdir string) []entry {
