@@ -206,6 +206,11 @@ func Gather(ctx context.Context, in Inputs) *Report {
 			v.Answer = "unknown"
 		}
 		r.VIP = v
+		for i, h := range v.Holders {
+			if h.Local && h.Member == "" {
+				v.Holders[i].Member = in.Me // named even when no REST API answered
+			}
+		}
 		for i := range r.Members {
 			for _, h := range v.Holders {
 				if h.Member != "" && h.Member == r.Members[i].Name {
