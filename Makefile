@@ -131,6 +131,12 @@ bench-restore: build
 # vip-manager 1.0.2 (1000 and 100 ms), LAB_DCS=etcd for all; switchover, kill -9 and link
 # cut of the leader, N (default 5) times each; as root. Leaves the lab down.
 # Writes bench/results/vip-lab.md and .json (raw samples in bench/results/vip-lab-raw/).
+# Randomized fault cycles in the lab (issue #6); not part of `make test` (100 cycles take
+# ~30 min per setting). N, SEED, LAB_DCS (etcd3|etcd), SYNC (1|0), FAULTS.
+.PHONY: chaos
+chaos: build
+	PGHOOK_BIN=$(CURDIR)/$(BIN) N=$${N:-100} bash e2e/chaos/chaos.sh
+
 .PHONY: bench-vip-lab
 bench-vip-lab: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) N=$${N:-5} bash bench/vip-lab.sh

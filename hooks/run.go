@@ -16,6 +16,13 @@ type Roster interface {
 	Upsert(ctx context.Context, row pgtab.Row) error
 }
 
+// EventRoster is a Roster that orders events: UpsertEvent returns an error
+// wrapping pgtab.ErrStale, and changes nothing, when an event that started
+// after at has already been recorded.
+type EventRoster interface {
+	UpsertEvent(ctx context.Context, row pgtab.Row, at time.Time) error
+}
+
 // Runner applies a Plan to the backends.
 type Runner struct {
 	VIP    netvip.Backend
@@ -58,7 +65,17 @@ func (r Runner) Handle(ctx context.Context, ev Event, row pgtab.Row) (Plan, erro
 		if r.Now != nil {
 			row.UpdatedAt = r.Now()
 		}
-		if err := r.Roster.Upsert(ctx, row); err != nil {
+		var err error
+		if er, ok := r.Roster.(EventRoster); ok {
+			err = er.UpsertEvent(ctx, row, start)
+		} else {
+			err = r.Roster.Upsert(ctx, row)
+		}
+		switch {
+		case errors.Is(err, pgtab.ErrStale):
+			// A later callback finished first; its row stands.
+			log.Info().Err(err).Msg("roster left as a later callback recorded it")
+		case err != nil:
 			errs = append(errs, fmt.Errorf("updating roster: %w", err))
 		}
 	}

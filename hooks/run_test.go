@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pghook/pghook/netvip"
 	"github.com/pghook/pghook/pgtab"
@@ -90,4 +91,46 @@ func TestRunnerHandleKeepsGoingOnVIPError(t *testing.T) {
 	if len(roster.rows) != 1 {
 		t.Fatal("roster not updated after a VIP failure")
 	}
+}
+
+// A callback that finishes after a later one leaves the roster to it: the
+// real pgtab.File, two events started out of order.
+func TestRunnerStaleEventLeavesRoster(t *testing.T) {
+	f := pgtab.File{Path: t.TempDir() + "/.pgtab"}
+	var logs bytes.Buffer
+	r := Runner{VIP: &recVIP{}, Roster: f, Log: zerolog.New(&logs)}
+	row := pgtab.Row{Scope: "pglab", Node: "n2"}
+	// The later event (on_role_change replica) is recorded first...
+	if _, err := r.Handle(context.Background(), Event{Action: OnRoleChange, Role: Replica, RawRole: "replica", Scope: "pglab"}, row); err != nil {
+		t.Fatal(err)
+	}
+	// ...then a callback that started before it finishes.
+	if err := f.UpsertEvent(context.Background(), pgtab.Row{Scope: "pglab", Node: "n2", Role: "primary"}, time.Now().Add(-time.Second)); !errors.Is(err, pgtab.ErrStale) {
+		t.Fatalf("older event: %v, want ErrStale", err)
+	}
+	rows, _ := f.Read()
+	if len(rows) != 1 || rows[0].Role != "replica" {
+		t.Fatalf("rows %+v", rows)
+	}
+	// And through Handle: an event stamped before the recorded one is not an error.
+	old := Runner{VIP: &recVIP{}, Roster: staleAt{f, time.Now().Add(-time.Hour)}, Log: zerolog.New(&logs)}
+	if _, err := old.Handle(context.Background(), Event{Action: OnReload, Role: Primary, RawRole: "master", Scope: "pglab"}, row); err != nil {
+		t.Fatalf("stale event reported as a failure: %v", err)
+	}
+	if rows, _ := f.Read(); rows[0].Role != "replica" {
+		t.Fatalf("stale event overwrote the roster: %+v", rows)
+	}
+	if !strings.Contains(logs.String(), "roster left as a later callback recorded it") {
+		t.Errorf("no log line for the stale event:\n%s", logs.String())
+	}
+}
+
+// staleAt is a pgtab.File whose events all claim to have started at at.
+type staleAt struct {
+	pgtab.File
+	at time.Time
+}
+
+func (s staleAt) UpsertEvent(ctx context.Context, row pgtab.Row, _ time.Time) error {
+	return s.File.UpsertEvent(ctx, row, s.at)
 }

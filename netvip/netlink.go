@@ -160,14 +160,21 @@ func (n *Netlink) Hold(ctx context.Context) error { return n.HoldIf(ctx, nil) }
 
 // HoldIf implements GatedHolder: gate (nil: none) runs in its own
 // goroutine while the link is looked up and probed; the address is added
-// only after gate returned nil. On any error nothing has been changed.
+// only after gate returned nil. A gate that refuses ends a wait for another
+// holder at once. On any error nothing has been changed.
 func (n *Netlink) HoldIf(ctx context.Context, gate Gate) error {
+	pctx, cancelProbe := context.WithCancel(ctx)
+	defer cancelProbe()
 	var gateErr chan error
 	if gate != nil {
 		gateErr = make(chan error, 1)
-		gctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go func() { gateErr <- gate(gctx) }()
+		go func() {
+			err := gate(pctx)
+			if err != nil {
+				cancelProbe()
+			}
+			gateErr <- err
+		}()
 	}
 	waitGate := func() error {
 		if gateErr == nil {
@@ -190,7 +197,12 @@ func (n *Netlink) HoldIf(ctx context.Context, gate Gate) error {
 		return fmt.Errorf("adding vip %s to %s: %w", n.v.prefix, n.v.ifname, err)
 	}
 	if !held && n.v.takeoverWait >= 0 {
-		if err := n.waitForOwner(ctx, li); err != nil {
+		if err := n.waitForOwner(pctx, li); err != nil {
+			if ctx.Err() == nil {
+				if gerr := waitGate(); gerr != nil {
+					return gerr // the gate refused and cut the wait short
+				}
+			}
 			return fmt.Errorf("adding vip %s to %s: %w", n.v.prefix, n.v.ifname, err)
 		}
 	}

@@ -489,10 +489,10 @@ func TestHoldIfGate(t *testing.T) {
 		},
 		{
 			name:      "gate runs while the probe waits",
-			gate:      func(ctx context.Context) error { return sleep(ctx, 40*time.Millisecond) },
-			probeWait: 40 * time.Millisecond,
+			gate:      func(ctx context.Context) error { return sleep(ctx, 150*time.Millisecond) },
+			probeWait: 150 * time.Millisecond,
 			wantAdd:   true,
-			maxTook:   75 * time.Millisecond,
+			maxTook:   270 * time.Millisecond, // one after the other: >= 300 ms
 		},
 		{
 			name: "slow refusal after a quick probe: nothing changed",
@@ -530,5 +530,31 @@ func TestHoldIfGate(t *testing.T) {
 				t.Errorf("HoldIf took %v: gate and probe ran one after the other (want < %v)", took, tt.maxTook)
 			}
 		})
+	}
+}
+
+// A refusal of the gate (the leader key names another member) ends the wait
+// for another holder at once instead of after takeover_wait: a stale
+// callback must not linger (and then overwrite the roster after newer ones).
+func TestHoldIfRefusalCutsTheTakeoverWait(t *testing.T) {
+	f := newFake()
+	f.probeFn = func(int) (net.HardwareAddr, bool, error) { return otherMAC, true, nil }
+	n := newTestBackend(t, Settings{Address: "192.0.2.10/24", Interface: "eth0", TakeoverWait: 3 * time.Second}, f)
+	errNo := errors.New("the leader key names n1")
+	start := time.Now()
+	err := n.HoldIf(context.Background(), func(ctx context.Context) error {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+		return errNo
+	})
+	if !errors.Is(err, errNo) {
+		t.Fatalf("HoldIf = %v, want the gate's refusal", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("HoldIf took %v: it waited for the other holder after the gate refused", took)
+	}
+	if strings.Contains(f.Ops(), "addr replace") {
+		t.Errorf("added the vip although the gate refused:\n%s", f.Ops())
 	}
 }

@@ -3,8 +3,10 @@ package pgtab
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -40,21 +42,49 @@ func (f File) Read() ([]Row, error) {
 	return rows, nil
 }
 
+// ErrStale is returned by UpsertEvent when an event that started later has
+// already been recorded for the same (scope, node): Patroni does not always
+// kill a slow callback when the next one arrives, so the last callback to
+// finish is not always the latest event.
+var ErrStale = errors.New("pgtab: a later event already recorded this row")
+
 // Upsert inserts row, or updates the stored row of the same (scope, node),
 // under an exclusive lock, and writes the roster atomically with mode 0640
 // and the owner of the existing file (or of its directory).
 func (f File) Upsert(ctx context.Context, row Row) error {
+	return f.upsert(ctx, row, time.Time{})
+}
+
+// UpsertEvent is Upsert for an event that started at at: under the same
+// lock it refuses, with ErrStale, when an event of the same (scope, node)
+// that started after at has been recorded, and otherwise records at. The
+// marks live in the lock file (a few bytes, not fsynced: losing them only
+// loses the ordering of events in flight), so even an event that changes
+// nothing advances them.
+func (f File) UpsertEvent(ctx context.Context, row Row, at time.Time) error {
+	if at.IsZero() {
+		return fmt.Errorf("pgtab: UpsertEvent needs the event's start time")
+	}
+	return f.upsert(ctx, row, at)
+}
+
+func (f File) upsert(ctx context.Context, row Row, at time.Time) error {
 	if err := row.Validate(); err != nil {
 		return err
 	}
 	if row.UpdatedAt.IsZero() {
 		row.UpdatedAt = time.Now()
 	}
-	unlock, err := f.lock(ctx)
+	lf, unlock, err := f.lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if !at.IsZero() {
+		if err := advanceMark(lf, row.Key(), at); err != nil {
+			return err
+		}
+	}
 	removeStaleTemps(f.Path)
 	// One read under the lock: the bytes serve both the parse and the
 	// "nothing changed" comparison.
@@ -124,14 +154,14 @@ func unchanged(old []byte, rows []Row, row Row) bool {
 // lock takes an exclusive flock on Path+".lock". The lock file is never
 // renamed, so all writers agree on one inode; the kernel drops the lock of
 // a SIGKILLed holder.
-func (f File) lock(ctx context.Context) (func(), error) {
+func (f File) lock(ctx context.Context) (*os.File, func(), error) {
 	lp := f.Path + ".lock"
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating roster directory: %w", err)
+		return nil, nil, fmt.Errorf("creating roster directory: %w", err)
 	}
 	lf, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, Mode)
 	if err != nil {
-		return nil, fmt.Errorf("opening roster lock %s: %w", lp, err)
+		return nil, nil, fmt.Errorf("opening roster lock %s: %w", lp, err)
 	}
 	o := ownerFor(f.Path)
 	if o.UID >= 0 {
@@ -145,20 +175,20 @@ func (f File) lock(ctx context.Context) (func(), error) {
 	for delay := time.Millisecond; ; {
 		err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			return func() { lf.Close() }, nil
+			return lf, func() { lf.Close() }, nil
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			lf.Close()
-			return nil, fmt.Errorf("locking roster %s: %w", lp, err)
+			return nil, nil, fmt.Errorf("locking roster %s: %w", lp, err)
 		}
 		if time.Now().After(deadline) {
 			lf.Close()
-			return nil, fmt.Errorf("locking roster %s: still held by another writer after %s", lp, timeout)
+			return nil, nil, fmt.Errorf("locking roster %s: still held by another writer after %s", lp, timeout)
 		}
 		select {
 		case <-ctx.Done():
 			lf.Close()
-			return nil, fmt.Errorf("locking roster %s: %w", lp, ctx.Err())
+			return nil, nil, fmt.Errorf("locking roster %s: %w", lp, ctx.Err())
 		case <-time.After(delay):
 		}
 		if delay < 20*time.Millisecond {
@@ -182,4 +212,37 @@ func ownerFor(path string) fsutil.Owner {
 		}
 	}
 	return fsutil.Keep
+}
+
+// marks are the start times of the latest recorded events, by row key,
+// kept in the roster's lock file.
+type marks map[string]int64
+
+// advanceMark records at for key in lf (held locked), or returns ErrStale
+// when a later start is recorded. Unreadable content counts as no marks.
+func advanceMark(lf *os.File, key string, at time.Time) error {
+	b, err := io.ReadAll(io.NewSectionReader(lf, 0, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading roster lock %s: %w", lf.Name(), err)
+	}
+	m := marks{}
+	if len(bytes.TrimSpace(b)) > 0 {
+		_ = json.Unmarshal(b, &m)
+	}
+	if last, ok := m[key]; ok && last > at.UnixNano() {
+		return fmt.Errorf("%w (it started at %s, this one at %s)", ErrStale,
+			time.Unix(0, last).UTC().Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339Nano))
+	}
+	m[key] = at.UnixNano()
+	out, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := lf.WriteAt(append(out, '\n'), 0); err != nil {
+		return fmt.Errorf("writing roster lock %s: %w", lf.Name(), err)
+	}
+	if err := lf.Truncate(int64(len(out) + 1)); err != nil {
+		return fmt.Errorf("writing roster lock %s: %w", lf.Name(), err)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package pgtab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -165,5 +166,47 @@ func assertNoTemp(t *testing.T, dir string) {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Fatalf("temporary file left: %s", e.Name())
 		}
+	}
+}
+
+// Callbacks can finish out of order (Patroni does not always kill a slow
+// one): the row is the latest-started event's, even when that event changed
+// nothing.
+func TestUpsertEventOrder(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 21, 33, 15, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type ev struct {
+		at    int // ms after t0
+		role  string
+		stale bool
+	}
+	tests := []struct {
+		name     string
+		events   []ev
+		wantRole string
+	}{
+		{"in order", []ev{{0, "primary", false}, {10, "replica", false}}, "replica"},
+		{"a slow earlier callback finishes last", []ev{{10, "replica", false}, {0, "primary", true}}, "replica"},
+		{"a later event that changed nothing still wins", []ev{{0, "replica", false}, {20, "replica", false}, {10, "primary", true}}, "replica"},
+		{"same start is not stale", []ev{{0, "replica", false}, {0, "primary", false}}, "primary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := File{Path: filepath.Join(t.TempDir(), ".pgtab")}
+			for i, e := range tt.events {
+				err := f.UpsertEvent(context.Background(), Row{Scope: "pglab", Node: "n2", Role: e.role}, at(e.at))
+				if e.stale != errors.Is(err, ErrStale) || (!e.stale && err != nil) {
+					t.Fatalf("event %d (%+v): err %v, want stale=%v", i, e, err, e.stale)
+				}
+			}
+			rows, err := f.Read()
+			if err != nil || len(rows) != 1 || rows[0].Role != tt.wantRole {
+				t.Fatalf("rows %+v err %v, want role %s", rows, err, tt.wantRole)
+			}
+			// Other rows are ordered on their own.
+			if err := f.UpsertEvent(context.Background(), Row{Scope: "pglab", Node: "n3", Role: "replica"}, at(-1000)); err != nil {
+				t.Fatalf("another node's older event: %v", err)
+			}
+		})
 	}
 }

@@ -526,8 +526,10 @@ net_down() {
 			kill_ns_pids "$ns"
 			ip netns del "$ns"
 		fi
-		# Deleting the namespace destroys its veth end and with it ours; be thorough anyway.
-		if ip link show "$veth" >/dev/null 2>&1; then ip link del "$veth"; fi
+		# Deleting the namespace destroys its veth end and with it ours, asynchronously: the
+		# link may vanish between the check and the delete (that used to abort `down` here
+		# and leave the bridge behind).
+		if ip link show "$veth" >/dev/null 2>&1; then ip link del "$veth" 2>/dev/null || true; fi
 	done
 	if ip link show "$LAB_BRIDGE" >/dev/null 2>&1; then ip link del "$LAB_BRIDGE"; fi
 }

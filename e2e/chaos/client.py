@@ -1,0 +1,65 @@
+"""e2e/chaos/client.py — runs in the lab's client namespace (pgh-cl) for chaos.sh.
+
+Every INTERVAL seconds, on its own thread: a new connection to ADDR (the VIP) and one
+autocommit INSERT of the next number into public.chaos_rows. One JSON line per attempt:
+{"id": n, "at": start, "took": s, "ok": bool, "node": "nX", "err": "..."}. ok means the
+server acknowledged the commit: that row must be on the final primary (exactly so under
+Patroni's synchronous_mode). The password comes from PGPASSFILE. Exits when WATCH_PID
+is gone. Usage: python3 client.py INTERVAL ADDR
+"""
+import json, os, re, sys, threading, time
+import psycopg2
+
+interval, addr = float(sys.argv[1]), sys.argv[2]
+out = threading.Lock()
+node_re = re.compile(r"/(n[0-9]+)/")
+
+
+def write(n, t0, slots):
+    r = {"id": n, "at": t0, "ok": False}
+    try:
+        c = psycopg2.connect(host=addr, port=5432, user="postgres", dbname="postgres",
+                             connect_timeout=1, application_name="pghook-chaos",
+                             options="-c statement_timeout=3000")
+        try:
+            c.autocommit = True
+            cur = c.cursor()
+            cur.execute("insert into public.chaos_rows(id) values (%s) "
+                        "returning current_setting('data_directory')", (n,))
+            dd = cur.fetchone()[0]
+            r["ok"] = True
+            m = node_re.search(dd + "/")
+            r["node"] = m.group(1) if m else dd
+        finally:
+            c.close()
+    except Exception as e:
+        msg = str(e).strip()
+        r["err"] = msg.splitlines()[0][:160] if msg else type(e).__name__
+    r["took"] = time.time() - t0
+    with out:
+        sys.stdout.write(json.dumps(r) + "\n")
+        sys.stdout.flush()
+    slots.release()
+
+
+def watch_parent():
+    pid = int(os.environ.get("WATCH_PID", "0")) or os.getppid()
+    while True:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            os._exit(0)
+        time.sleep(0.5)
+
+
+threading.Thread(target=watch_parent, daemon=True).start()
+slots = threading.BoundedSemaphore(32)
+n, nxt = 0, time.time()
+while True:
+    now = time.time()
+    if now < nxt:
+        time.sleep(nxt - now)
+    nxt += interval
+    if slots.acquire(blocking=False):
+        n += 1
+        threading.Thread(target=write, args=(n, time.time(), slots), daemon=True).start()

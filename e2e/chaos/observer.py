@@ -1,0 +1,64 @@
+"""e2e/chaos/observer.py — for chaos.sh, in the root namespace: every INTERVAL seconds,
+which nodes' eth0 hold the VIP (each node's kernel, through `ip -n`, so an isolated node
+is seen too) and which nodes' Patroni answer 200 on /primary (polled by one thread per
+node with a short timeout; the latest answer no older than 0.5 s counts). One JSON line
+per sample: {"at": t, "h": [nodes holding the VIP], "p": [nodes with /primary 200]}.
+Exits when WATCH_PID is gone. Usage: python3 observer.py INTERVAL VIP n1=ADDR ...
+"""
+import json, os, subprocess, sys, threading, time, urllib.request
+
+interval, vip = float(sys.argv[1]), sys.argv[2]
+nodes = [a.split("=", 1) for a in sys.argv[3:]]
+primary = {n: (0.0, False) for n, _ in nodes}  # node -> (when answered, is primary)
+lock = threading.Lock()
+
+
+def poll(name, addr):
+    while True:
+        t = time.time()
+        ok = False
+        try:
+            with urllib.request.urlopen("http://%s:8008/primary" % addr, timeout=0.3) as r:
+                ok = r.status == 200
+        except urllib.error.HTTPError:
+            ok = False
+        except Exception:
+            time.sleep(max(0, interval - (time.time() - t)))
+            continue  # no answer: the last answer ages out
+        with lock:
+            primary[name] = (time.time(), ok)
+        time.sleep(max(0, interval - (time.time() - t)))
+
+
+def watch_parent():
+    pid = int(os.environ.get("WATCH_PID", "0")) or os.getppid()
+    while True:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            os._exit(0)
+        time.sleep(0.5)
+
+
+threading.Thread(target=watch_parent, daemon=True).start()
+for n, a in nodes:
+    threading.Thread(target=poll, args=(n, a), daemon=True).start()
+nxt = time.time()
+while True:
+    now = time.time()
+    if now < nxt:
+        time.sleep(nxt - now)
+    else:
+        nxt = now
+    nxt += interval
+    t = time.time()
+    h = []
+    for n, _ in nodes:
+        p = subprocess.run(["ip", "-n", "pgh-" + n, "-4", "-o", "addr", "show", "dev", "eth0"],
+                           capture_output=True, text=True)
+        if (" inet %s/" % vip) in p.stdout:
+            h.append(n)
+    with lock:
+        pr = [n for n, (at, ok) in primary.items() if ok and t - at < 0.5]
+    sys.stdout.write(json.dumps({"at": t, "h": h, "p": sorted(pr)}) + "\n")
+    sys.stdout.flush()
