@@ -69,7 +69,7 @@ func installFlags() []cli.Flag {
 		path("socket-dir", "unix_socket_directories `DIR` (default /var/run/postgresql)"),
 		path("pghook-bin", "pghook `FILE` Patroni runs (default /usr/bin/pghook)"),
 		path("vip-helper", "VIP helper `FILE` (default /usr/lib/pghook/pghook-vip)"),
-		&cli.StringFlag{Name: "root", Usage: "write under `DIR` instead of / (packaging, tests); no sysctl, systemctl or validation", EnvVars: env("root")},
+		&cli.StringFlag{Name: "root", Usage: "write under `DIR` instead of / (packaging, tests); no sysctl or systemctl, and validator checks of this host's state are warnings", EnvVars: env("root")},
 		&cli.BoolFlag{Name: "dry-run", Usage: "print a unified diff (passwords masked) and change nothing", EnvVars: env("dry-run")},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite files changed by hand since pghook wrote them (a backup is kept)", EnvVars: env("force")},
 	}

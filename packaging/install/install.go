@@ -461,8 +461,11 @@ func (in *installer) checkEtcd() bool {
 // 3.0.2 also checks live conditions: an unreachable DCS is a warning (the
 // files are written anyway), a port in use is a warning when this scope's
 // Patroni is the one running (a re-run on a live node), an error otherwise.
+// Under --root the files are for another system (or an image): what
+// Patroni checks against this host (ports, the DCS, the directories and
+// PostgreSQL's binaries) is a warning, anything else still an error.
 func (in *installer) validate() error {
-	if in.o.NoValidate || in.root != "" {
+	if in.o.NoValidate {
 		return nil
 	}
 	if in.f.Patroni == "" {
@@ -505,6 +508,8 @@ func (in *installer) validate() error {
 			in.warn("patroni --validate-config: %s", line)
 		case strings.Contains(line, "is already in use") && running:
 			in.warn("patroni --validate-config: %s (this scope's Patroni is running)", line)
+		case in.root != "" && hostDependent(line):
+			in.warn("patroni --validate-config: %s (checked against this host, not the --root target)", line)
 		default:
 			fatal = append(fatal, line)
 		}
@@ -513,6 +518,19 @@ func (in *installer) validate() error {
 		return fmt.Errorf("patroni --validate-config rejects the rendered %s, nothing written:\n  %s", in.o.PatroniConfig, strings.Join(fatal, "\n  "))
 	}
 	return nil
+}
+
+// hostDependent reports whether a validator line is about a key whose check
+// depends on the host it runs on (ports, the DCS, paths).
+func hostDependent(line string) bool {
+	for _, k := range []string{"restapi.listen", "postgresql.listen", "postgresql.data_dir", "postgresql.bin_dir",
+		"postgresql.config_dir", "postgresql.pgpass", "postgresql.parameters.unix_socket_directories", "etcd3.", "etcd.",
+		"postgresql.bin_name"} {
+		if strings.HasPrefix(line, k) {
+			return true
+		}
+	}
+	return strings.Contains(line, "is not reachable") || strings.Contains(line, "is already in use")
 }
 
 // patroniRunning reports whether a process runs patroni with config.

@@ -112,3 +112,24 @@ func TestValidateLiveChecks(t *testing.T) {
 		t.Fatalf("a port held by another program must be an error, got %v\n%s", err, out.String())
 	}
 }
+
+// TestValidateUnderRoot: with --root the rendered file is validated too;
+// what Patroni checks against this host (here PostgreSQL 99's bin_dir,
+// which does not exist here) is a warning, and the files are written.
+func TestValidateUnderRoot(t *testing.T) {
+	requirePatroni(t)
+	o := Options{Scope: "main", Name: "n1", Interface: "eth9", Address: "192.0.2.77", Network: "192.0.2.0/24",
+		PGVersion: "99", EtcdEndpoints: []string{"127.0.0.1:1"}, Root: t.TempDir()}
+	var out bytes.Buffer
+	res, err := Run(o, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	w := strings.Join(res.Warnings, "\n")
+	if !strings.Contains(w, "postgresql.bin_dir") || !strings.Contains(w, "not the --root target") {
+		t.Fatalf("want a host-dependent bin_dir warning, got:\n%s", w)
+	}
+	if _, err := os.Stat(filepath.Join(o.Root, "/etc/patroni/main.yml")); err != nil {
+		t.Fatal(err)
+	}
+}
