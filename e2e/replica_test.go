@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -325,4 +327,218 @@ func dataSize(t *testing.T, bdir string) string {
 	}
 	json.Unmarshal(b, &m)
 	return fmt.Sprintf("%.1f MB", float64(m.DataBytes)/1e6)
+}
+
+// fellBack checks that Patroni logged pghook's exit code want (from
+// pghook's own error line and from Patroni's "exited with code=") and then
+// built node with basebackup, at once; and that node is a healthy replica
+// with marker replicated.
+func fellBack(t *testing.T, log, leaderNode, node string, want int, marker string) {
+	t.Helper()
+	if want > 0 {
+		var code float64 = -1
+		for _, m := range createReplicaLines(log) {
+			if c, ok := m["exit_code"].(float64); ok {
+				code = c
+				t.Logf("%s: pghook: %v (exit %v, %v)", node, m["err"], m["exit_code"], m["cause"])
+			}
+			if m["message"] == "replica restored and verified; PostgreSQL left stopped" {
+				t.Fatalf("%s: pghook restored: %v", node, m)
+			}
+		}
+		if int(code) != want {
+			t.Fatalf("%s: want pghook's create_replica exit_code %d, got %v in:\n%s", node, want, code, log)
+		}
+	}
+	if !strings.Contains(log, fmt.Sprintf("exited with code=%d", want)) {
+		t.Fatalf("%s: Patroni's log has no \"exited with code=%d\" for pghook:\n%s", node, want, log)
+	}
+	if !strings.Contains(log, "replica has been created using basebackup") || strings.Contains(log, "replica has been created using pghook") {
+		t.Fatalf("%s: Patroni did not fall back to basebackup:\n%s", node, log)
+	}
+	afterRebuild(t, leaderNode, node, marker)
+	noPartial(t)
+}
+
+// insertMarker writes a fresh row on the leader and returns its value.
+func insertMarker(t *testing.T, leaderNode, what string) string {
+	t.Helper()
+	marker := fmt.Sprintf("%s-%d", what, time.Now().UnixNano())
+	if _, err := lib(t, "lab_psql", leaderNode, "-c", fmt.Sprintf("insert into pghook_e2e_replica values ('%s')", marker)); err != nil {
+		t.Fatal(err)
+	}
+	return marker
+}
+
+// foreignBackup publishes, as the newest backup of the lab's scope, a
+// backup of another PostgreSQL cluster (a scratch initdb on this host)
+// and returns its directory.
+func foreignBackup(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp(labDir, "foreign-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	asPG := func(name string, args ...string) string {
+		out, err := exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	os.Chmod(d, 0o755)
+	exec.Command("chown", "postgres:postgres", d).Run()
+	bin := "/usr/lib/postgresql/15/bin"
+	data := filepath.Join(d, "data")
+	asPG(bin+"/initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync")
+	asPG(bin+"/pg_ctl", "-D", data, "-l", filepath.Join(d, "log"), "-w", "-o", "-p 5499 -k "+d+" -c listen_addresses=", "start")
+	defer exec.Command("runuser", "-u", "postgres", "--", bin+"/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop").Run()
+	out := asPG(filepath.Join(labDir, "bin", "pghook"), "--log-format", "json", "backup", "--scope", scope,
+		"--backup-dir", filepath.Join(labDir, "backups"), "--host", d, "--port", "5499", "--user", "postgres", "--config-dir", "-")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	bdir := lines[len(lines)-1]
+	if filepath.Dir(bdir) != filepath.Join(labDir, "backups", scope) {
+		t.Fatalf("foreign backup printed %q", out)
+	}
+	t.Cleanup(func() { os.RemoveAll(bdir) })
+	return bdir
+}
+
+// createReplicaPID returns the pid of `pghook create-replica` building
+// node's data directory, or 0.
+func createReplicaPID(node string) int {
+	want := "--datadir=" + filepath.Join(labDir, node, "data")
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		hasCmd, hasDir := false, false
+		for _, a := range args {
+			hasCmd = hasCmd || a == "create-replica"
+			hasDir = hasDir || a == want
+		}
+		if hasCmd && hasDir {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			return pid
+		}
+	}
+	return 0
+}
+
+// TestReplicaFallbackCauses: the causes for which pghook must refuse and
+// Patroni must fall back to basebackup, each seen in Patroni's log, and a
+// pghook killed mid-restore whose next attempt succeeds.
+func TestReplicaFallbackCauses(t *testing.T) {
+	if _, err := lib(t, "lab_wait_healthy", "90"); err != nil {
+		t.Fatal(err)
+	}
+	l := leader(t)
+	node := otherNode(l)
+	if _, err := lib(t, "lab_psql", l, "-c", "create table if not exists pghook_e2e_replica (v text)"); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("backup of another cluster", func(t *testing.T) {
+		takeBackup(t, l)
+		foreign := foreignBackup(t) // now the newest
+		marker := insertMarker(t, l, "foreign")
+		log, _ := reinit(t, l, node)
+		if !strings.Contains(log, filepath.Base(foreign)) {
+			t.Errorf("%s: pghook's lines do not name the foreign backup %s", node, foreign)
+		}
+		fellBack(t, log, l, node, 5, marker)
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("WAL after the backup recycled", func(t *testing.T) {
+		bdir := takeBackup(t, l)
+		// Past wal_keep_size (128MB = 8 segments) with checkpoints: the segment
+		// after the backup's end is removed; the replicas' slots have moved on.
+		for i := 0; i < 14; i++ {
+			if _, err := lib(t, "lab_psql", l, "-c", "insert into pghook_e2e_replica values ('wal'); select pg_switch_wal(); checkpoint"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		marker := insertMarker(t, l, "walgone")
+		log, _ := reinit(t, l, node)
+		if !strings.Contains(log, filepath.Base(bdir)) {
+			t.Errorf("%s: pghook's lines do not name backup %s", node, filepath.Base(bdir))
+		}
+		fellBack(t, log, l, node, 6, marker)
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("kill -9 mid-restore, then the next attempt succeeds", func(t *testing.T) {
+		// A database big enough for the extraction to take a while.
+		if _, err := lib(t, "lab_psql", l, "-c",
+			"create table pghook_e2e_kill as select repeat(md5(i::text), 28) v from generate_series(1, 250000) i; checkpoint"); err != nil {
+			t.Fatal(err)
+		}
+		defer lib(t, "lab_psql", l, "-c", "drop table if exists pghook_e2e_kill; checkpoint")
+		bdir := takeBackup(t, l)
+		marker := insertMarker(t, l, "killed")
+		off := logSize(node)
+		if out, err := lib(t, "lab_patronictl_on", node, "reinit", scope, node, "--force"); err != nil {
+			t.Fatalf("reinit %s: %v: %s", node, err, out)
+		}
+		// Catch pghook once it writes the data directory: stop it, look, kill.
+		data := filepath.Join(labDir, node, "data")
+		killed := 0
+		deadline := time.Now().Add(60 * time.Second)
+		for killed == 0 && time.Now().Before(deadline) {
+			pid := createReplicaPID(node)
+			if pid == 0 {
+				time.Sleep(2 * time.Millisecond)
+				continue
+			}
+			for time.Now().Before(deadline) {
+				if syscall.Kill(pid, syscall.SIGSTOP) != nil {
+					break // it ended
+				}
+				if _, err := os.Stat(filepath.Join(data, "base")); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+					killed = pid
+					break
+				}
+				syscall.Kill(pid, syscall.SIGCONT)
+				time.Sleep(3 * time.Millisecond)
+			}
+			if killed == 0 {
+				t.Fatalf("pghook create-replica (pid %d) ended before it could be killed mid-restore:\n%s", pid, logFrom(node, off))
+			}
+		}
+		if killed == 0 {
+			t.Fatal("pghook create-replica never ran")
+		}
+		t.Logf("%s: killed pghook create-replica (pid %d) while it extracted %s", node, killed, filepath.Base(bdir))
+		eventually(t, 90*time.Second, node+" rebuilt by basebackup", func() error {
+			if !strings.Contains(logFrom(node, off), "replica has been created using") {
+				return fmt.Errorf("Patroni has not created the replica yet")
+			}
+			return nil
+		})
+		fellBack(t, logFrom(node, off), l, node, -9, marker)
+
+		// The next attempt: nothing pghook left (locks, partial files) stands in its way.
+		marker2 := insertMarker(t, l, "after-kill")
+		log, took := reinit(t, l, node)
+		if !strings.Contains(log, "replica has been created using pghook") || strings.Contains(log, "Error creating replica using method pghook") {
+			t.Fatalf("%s: the attempt after the kill did not succeed with pghook:\n%s", node, log)
+		}
+		afterRebuild(t, l, node, marker2)
+		afterRebuild(t, l, node, marker)
+		noPartial(t)
+		t.Logf("%s: rebuilt by pghook after the kill in %s", node, sec(took))
+	})
+	if out, err := lib(t, "lab_wait_healthy", "60"); err != nil {
+		t.Fatalf("cluster not healthy at the end: %v %s", err, out)
+	}
 }
