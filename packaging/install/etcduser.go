@@ -150,6 +150,9 @@ func (in *installer) provisionEtcd(reachable bool) error {
 		}
 		return rootErr(err)
 	case authOn && !userOK:
+		if o.EtcdPasswordFile != "" {
+			return fmt.Errorf("etcd user %s exists with another password than the one in %s (--etcd-password-file), nothing written", user, o.EtcdPasswordFile)
+		}
 		return fmt.Errorf("etcd user %s exists with another password than %s/%s/etcd: copy that file from the node that created the user "+
 			"(or give its password with --etcd-password-file), nothing written", user, o.SecretsDir, o.Scope)
 	}

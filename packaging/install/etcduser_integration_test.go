@@ -99,7 +99,9 @@ func TestEtcdUserAgainstRealEtcd(t *testing.T) {
 	opts := func(root string) Options {
 		return Options{Scope: "main", Name: "pg1", Interface: "eth0", Address: "10.0.0.11", Network: "10.0.0.0/24",
 			EtcdEndpoints: []string{ep}, PGVersion: "15", Root: root, NoValidate: true,
-			EtcdUser: "patroni_main", EtcdRootPasswordFile: rootPWFile}
+			EtcdUser: "patroni_main", EtcdRootPasswordFile: rootPWFile,
+			// Generous: on a loaded host a slow answer would read as an unreachable etcd.
+			EtcdTimeout: 10 * time.Second}
 	}
 	root := t.TempDir()
 	res, out := run(t, opts(root))
