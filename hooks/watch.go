@@ -32,8 +32,9 @@ type LeaderChanges interface {
 //
 //	DCS leader key          local Patroni /primary    VIP
 //	names another member    (any)                     release (the lock is someone else's)
-//	this node / none / ?    200                       hold
-//	this node / none / ?    503                       release
+//	this node / none / ?    200, PostgreSQL running   hold
+//	this node / none / ?    503, or 200 while stopping release (an isolated primary's
+//	                                                  shutdown waits for its replicas)
 //	this node               no answer                 hold (Patroni busy; lock still ours)
 //	none                    no answer                 release
 //	unreachable             no answer                 hold until Grace has passed

@@ -76,6 +76,14 @@ sync_ready() {
 	return 1
 }
 ready() { healthy && sync_ready; }
+sync_standby() { # the node whose /sync answers 200 (SYNC=1 only)
+	[[ $SYNC == 1 ]] || return 1
+	local n
+	for n in n1 n2 n3; do
+		[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(lib lab_ip "$n"):8008/sync") == 200 ]] && { echo "$n"; return 0; }
+	done
+	return 1
+}
 
 # roster_matches — every node's .pgtab parses and its own row says what Patroni says
 # (callbacks run after the role change, so callers retry for a few seconds).
@@ -134,8 +142,8 @@ for cycle in $(seq 1 "$N"); do
 	target=$old new="" ok=true note=""
 	t0=$(now)
 	case $fault in
-	switchover)
-		target=$(pick $(replicas_of "$old"))
+	switchover) # under synchronous_mode Patroni accepts only the synchronous standby
+		target=$(sync_standby) || target=$(pick $(replicas_of "$old"))
 		lib lab_switchover "$old" "$target" >>"$RAW/ctl.log" 2>&1 || { ok=false; note="switchover refused"; }
 		new=$(wait_until 60 new_leader "$old") || { ok=false; note="no new leader"; }
 		;;
@@ -197,7 +205,10 @@ if [[ -n $final ]]; then
 	lib lab_psql "$final" -c 'copy (select id from public.chaos_rows order by id) to stdout' >"$RAW/final_ids.txt" || true
 fi
 echo "$final" >"$RAW/final_leader"
-for n in n1 n2 n3; do cp "$(lib lab_node_dir "$n")/patroni.log" "$RAW/patroni-$n.log" 2>/dev/null || true; done
+for n in n1 n2 n3; do
+	cp "$(lib lab_node_dir "$n")/patroni.log" "$RAW/patroni-$n.log" 2>/dev/null || true
+	cp "$(lib lab_node_dir "$n")/vipwatch.log" "$RAW/vipwatch-$n.log" 2>/dev/null || true
+done
 bash "$LAB" down >"$RAW/down.log" 2>&1 || true
 # Leaks: no namespace, bridge or lab process left (every lab process — Patroni,
 # PostgreSQL, etcd, pghook's watchers and announcers — runs with its cwd under LAB_DIR).

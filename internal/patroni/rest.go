@@ -61,15 +61,25 @@ func (r *Rest) Close() { r.http.CloseIdleConnections() }
 var ErrNoAnswer = errors.New("patroni: REST API did not answer")
 
 // IsPrimary asks GET /primary: 200 means this member holds the leader lock
-// and runs as a read-write primary; 503 means it does not. Any other
-// outcome is an error wrapping ErrNoAnswer (no answer) or naming the code.
+// and runs as a read-write primary; 503 means it does not. A 200 whose body
+// says PostgreSQL is not running (Patroni keeps role master while it stops
+// PostgreSQL — an isolated primary's shutdown waits for its unreachable
+// replicas for many seconds) counts as not primary: nobody can write there.
+// Any other outcome is an error wrapping ErrNoAnswer (no answer) or naming
+// the code.
 func (r *Rest) IsPrimary(ctx context.Context) (bool, error) {
-	code, _, err := r.get(ctx, "/primary")
+	code, body, err := r.get(ctx, "/primary")
 	if err != nil {
 		return false, err
 	}
 	switch code {
 	case http.StatusOK:
+		var st struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal(body, &st) == nil && st.State != "" && st.State != "running" {
+			return false, nil
+		}
 		return true, nil
 	case http.StatusServiceUnavailable:
 		return false, nil

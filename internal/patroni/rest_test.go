@@ -12,6 +12,11 @@ import (
 
 // fakePatroni answers like Patroni's REST API for the given state.
 func fakePatroni(t *testing.T, primary *bool, hang time.Duration) *httptest.Server {
+	state := "running"
+	return fakePatroniState(t, primary, &state, hang)
+}
+
+func fakePatroniState(t *testing.T, primary *bool, state *string, hang time.Duration) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hang > 0 {
 			time.Sleep(hang)
@@ -30,7 +35,7 @@ func fakePatroni(t *testing.T, primary *bool, hang time.Duration) *httptest.Serv
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
-		w.Write([]byte(`{"state":"running","role":"` + role + `","patroni":{"version":"3.0.2","scope":"pg"},"database_system_identifier":"7300000000000000001","timeline":2}`))
+		w.Write([]byte(`{"state":"` + *state + `","role":"` + role + `","patroni":{"version":"3.0.2","scope":"pg"},"database_system_identifier":"7300000000000000001","timeline":2}`))
 	}))
 }
 
@@ -62,6 +67,24 @@ func TestRestIsPrimary(t *testing.T) {
 	st, err := r.Status(ctx)
 	if err != nil || st.Role != "replica" || st.SystemID != "7300000000000000001" || st.Patroni.Scope != "pg" {
 		t.Fatalf("status %+v %v", st, err)
+	}
+}
+
+// Patroni keeps role master (and /primary 200) while it stops PostgreSQL;
+// the body's state tells.
+func TestRestIsPrimaryState(t *testing.T) {
+	primary := true
+	for _, tt := range []struct {
+		state string
+		want  bool
+	}{{"running", true}, {"stopping", false}, {"stopped", false}, {"starting", false}, {"restarting", false}} {
+		state := tt.state
+		srv := fakePatroniState(t, &primary, &state, 0)
+		ok, err := restFor(t, srv.URL, time.Second).IsPrimary(context.Background())
+		srv.Close()
+		if err != nil || ok != tt.want {
+			t.Errorf("state %s: primary %v err %v, want %v", tt.state, ok, err, tt.want)
+		}
 	}
 }
 
