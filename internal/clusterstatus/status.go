@@ -36,8 +36,8 @@ const (
 	CodeVIPOnTwoHosts = 5
 )
 
-// Report is the status of one scope. Its JSON form is what `pghook status
-// --json` prints (an array of them... see cmd/pghook).
+// Report is the status of one scope: one element of "scopes" in what
+// WriteJSON prints.
 type Report struct {
 	Scope string `json:"scope"`
 	// Source is the REST API that answered /cluster ("" when none did).
