@@ -118,8 +118,10 @@ func TestStatus(t *testing.T) {
 	replica := otherNode(old)
 	eventually(t, 30*time.Second, "pghook status on "+replica+" naming "+old, func() error { return checkStatus(t, replica, old) })
 
-	// The table, as a DBA reads it.
+	// The table, as a DBA reads it (and how long a monitoring check takes).
+	start := time.Now()
 	tab, code := pghookStatus(t, replica)
+	t.Logf("pghook status as postgres on %s took %v (the link is probed for 200ms)", replica, time.Since(start).Round(time.Millisecond))
 	for _, want := range []string{
 		"+ Cluster: " + scope + " ", "| Member | Host", "| Role ", "| Lag in MB | VIP |",
 		fmt.Sprintf("VIP %s/24 on eth0 (netlink): %s", vipAddr, old),
@@ -132,6 +134,23 @@ func TestStatus(t *testing.T) {
 		t.Errorf("table (exit %d) does not show %s leading and two streaming replicas:\n%s", code, old, tab)
 	}
 	t.Logf("pghook status on %s (postgres):\n%s", replica, tab)
+
+	// The local Patroni hangs (SIGSTOP): status asks another member's
+	// REST API, found in the DCS, and still sees the whole cluster.
+	if _, err := lib(t, "lab_signal_patroni", replica, "STOP"); err != nil {
+		t.Fatal(err)
+	}
+	out, code := pghookStatus(t, replica, "--json")
+	lib(t, "lab_signal_patroni", replica, "CONT")
+	var d statusDoc
+	if err := json.Unmarshal([]byte(out), &d); err != nil || len(d.Scopes) != 1 {
+		t.Fatalf("status with %s's Patroni stopped (exit %d): %v\n%s", replica, code, err, out)
+	}
+	if s := d.Scopes[0]; code != 0 || s.Leader != old || len(s.Members) != len(nodes) || strings.Contains(s.Source, "10.251.77.1"+replica[1:]+":") {
+		t.Errorf("with %s's Patroni stopped: exit %d, answered by %q:\n%s", replica, code, s.Source, out)
+	} else {
+		t.Logf("with %s's Patroni stopped, /cluster came from %s", replica, s.Source)
+	}
 
 	// Switch over to the third node: status follows it everywhere.
 	cand := otherNode(old, replica)
