@@ -3,7 +3,7 @@
 // The security audit (issue #6 §4), in the lab as Patroni runs it: while the
 // cluster bootstraps, switches over and rebuilds a replica through
 // create_replica, no password reaches a command line, a log, a roster or
-// `pghook env`/`vip status`/`pgtab` output; files holding a password are
+// `pghook env`/`status`/`vip status`/`pgtab` output; files holding a password are
 // 0600 and owned by their user; no PostgreSQL server process holds a
 // capability; a user outside group postgres cannot move the VIP.
 //
@@ -389,6 +389,8 @@ func TestSecurityAudit(t *testing.T) {
 			{pghook, "--config", conf, "pgtab"},
 			{pghook, "--config", conf, "pgtab", "--json"},
 			{pghook, "--config", conf, "--log-level", "debug", "vip", "status", "--scope", scope},
+			{pghook, "--config", conf, "--log-level", "debug", "status", "--scope", scope},
+			{pghook, "--config", conf, "status", "--json", "--scope", scope},
 		}
 		if helper != "" {
 			cmds = append(cmds, []string{helper, "status", "--json", "--scope", scope, "--config", conf})
@@ -453,7 +455,7 @@ func TestSecurityAudit(t *testing.T) {
 				t.Errorf("%s in the output of %s", strings.Join(lk, ", "), o)
 			}
 		}
-		for _, want := range []string{"export PGDATA=", "PATRONICTL_CONFIG_FILE"} {
+		for _, want := range []string{"export PGDATA=", "PATRONICTL_CONFIG_FILE", `"exit_code"`} {
 			if !strings.Contains(strings.Join(outputs, "\n"), want) {
 				t.Errorf("no %q in the commands' output: they did not run as intended:\n%s", want, strings.Join(outputs, "\n"))
 			}
