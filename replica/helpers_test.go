@@ -156,10 +156,15 @@ type fakeLeader struct {
 	sysid   uint64
 	walGone bool
 	probed  []LSN
+	xlogpos LSN // IDENTIFY_SYSTEM's position (0: 0x300000)
 }
 
 func (f *fakeLeader) IdentifySystem(context.Context) (SystemInfo, error) {
-	return SystemInfo{SystemID: f.sysid, Timeline: 1, XLogPos: 0x300000}, nil
+	pos := f.xlogpos
+	if pos == 0 {
+		pos = 0x300000
+	}
+	return SystemInfo{SystemID: f.sysid, Timeline: 1, XLogPos: pos}, nil
 }
 
 func (f *fakeLeader) ProbeWAL(_ context.Context, tli uint32, at LSN) error {

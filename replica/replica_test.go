@@ -506,3 +506,35 @@ func TestAsyncWriterError(t *testing.T) {
 		t.Fatalf("exit %d, want %d: %v", code, ExitIO, err)
 	}
 }
+
+// TestProbeSkippedOnCurrentSegment: when the segment after the backup is
+// the one the leader is writing, it exists: no probe (which would only
+// wait for WAL on an idle leader). One segment later, the probe runs.
+func TestProbeSkippedOnCurrentSegment(t *testing.T) {
+	const sysid = 7712150698949318755
+	tests := []struct {
+		pos    LSN
+		probed bool
+	}{
+		{pos: 0x200000, probed: false}, // start of the segment after the backup (0x200000)
+		{pos: 0x2fffff, probed: false},
+		{pos: 0x300000, probed: true},
+		{pos: 0x1fffff, probed: true}, // behind the backup: not the same segment
+	}
+	for _, tc := range tests {
+		t.Run(tc.pos.String(), func(t *testing.T) {
+			dir, data := t.TempDir(), filepath.Join(t.TempDir(), "data")
+			newSynth(sysid).write(t, dir, "s", "b1")
+			leader := &fakeLeader{sysid: sysid, xlogpos: tc.pos, walGone: true}
+			_, err := Restore(context.Background(), RestoreOptions{Args: Args{Scope: "s", DataDir: data, ConnString: "host=x"}, BackupDir: dir,
+				Dial: func(context.Context, string) (Leader, error) { return leader, nil }, Log: zerolog.Nop()})
+			if probed := len(leader.probed) > 0; probed != tc.probed {
+				t.Fatalf("probed %v, want %v", leader.probed, tc.probed)
+			}
+			// walGone: a probe fails the restore; no probe restores.
+			if want := map[bool]ExitCode{true: ExitWALGone, false: ExitOK}[tc.probed]; CodeOf(err) != want {
+				t.Fatalf("exit %d (%v), want %d", CodeOf(err), err, want)
+			}
+		})
+	}
+}

@@ -180,7 +180,11 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		return res, failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", backup.ID)
 	}
 	tli, at := plan.nextWAL()
-	if err := leader.ProbeWAL(ctx, tli, at); err != nil {
+	if seg := LSN(plan.wal.SegSize); leaderInfo.Timeline == tli && leaderInfo.XLogPos != 0 && at == leaderInfo.XLogPos-leaderInfo.XLogPos%seg {
+		// The leader is writing that very segment (nothing happened since
+		// the backup): it exists, and a probe would only wait for WAL.
+		log.Debug().Str("probe_lsn", at.String()).Str("leader_lsn", leaderInfo.XLogPos.String()).Msg("the WAL after the backup is the leader's current segment: no probe")
+	} else if err := leader.ProbeWAL(ctx, tli, at); err != nil {
 		if errors.Is(err, ErrWALGone) {
 			return res, fail(ExitWALGone, fmt.Errorf("backup %s ends at %s: %w", backup.ID, plan.end, err))
 		}
