@@ -2,8 +2,10 @@
 // restores them as Patroni create_replica method.
 //
 // A backup lives in <backup_dir>/<scope>/<id>/: pg_basebackup's tar files
-// (base.tar[.gz|.lz4|.zst], pg_wal.tar[.gz]), its backup_manifest and
-// pghook's metadata, pghook.json. It is written as <id>.partial and renamed
+// (base.tar[.gz|.lz4|.zst], pg_wal.tar[.gz], one <oid>.tar[…] per
+// tablespace), its backup_manifest, pghook's metadata, pghook.json, and,
+// when PostgreSQL's configuration lives outside the data directory, a copy
+// of that config_dir. It is written as <id>.partial and renamed
 // once complete and fsynced, so a reader never sees half a backup.
 //
 // Restore picks the newest published backup and, before touching the data
@@ -11,8 +13,11 @@
 // this cluster (system identifier from the first WAL segment, compared with
 // the DCS initialize key and with the leader's IDENTIFY_SYSTEM) and that the
 // leader still has the WAL right after the backup (a START_REPLICATION
-// probe). It then extracts the tars through an os.Root, with the manifest as
-// an allow-list, verifies sizes, CRC32C and pg_control, and syncs. Any
+// probe). It then extracts the tars in parallel through one os.Root per
+// target (the data directory, each tablespace's directory, which
+// tablespace_mapping may move), with the manifest as an allow-list,
+// verifies sizes, CRC32C and pg_control, syncs, and lays the config_dir
+// copy. Any
 // failure removes everything it created and returns an *Error whose Code is
 // the process exit code (see ExitCode).
 //
