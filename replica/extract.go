@@ -88,9 +88,9 @@ func newExtractor(root *os.Root, m *Manifest, reserved map[string]bool) *extract
 
 // sub is an extractor writing under another root (a tablespace directory)
 // that shares x's manifest bookkeeping.
-func (x *extractor) sub(root *os.Root) *extractor {
+func (x *extractor) sub(root *os.Root, reserved map[string]bool) *extractor {
 	return &extractor{
-		root: root, manifest: x.manifest, reserved: map[string]bool{}, mu: x.mu,
+		root: root, manifest: x.manifest, reserved: reserved, mu: x.mu,
 		dirs: map[string]bool{"": true, ".": true}, written: x.written, wal: map[string]bool{},
 	}
 }
@@ -106,7 +106,7 @@ func (x *extractor) checkName(raw string) (string, error) {
 	}
 	top, _, _ := strings.Cut(n, "/")
 	if x.reserved[top] {
-		return "", fmt.Errorf("%w: %q would write into %q, which was in the data directory before", ErrUnsafeArchive, raw, top)
+		return "", fmt.Errorf("%w: %q would write into %q, which was there before pghook started", ErrUnsafeArchive, raw, top)
 	}
 	return n, nil
 }

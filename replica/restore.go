@@ -651,7 +651,7 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 	go run(0, p.base, baseCap, x.extractBase)
 	go run(1, p.walTar, walCap, func(r io.Reader) error { return x.extractWAL(r, sysid) })
 	for i, t := range ts {
-		tx, oid := x.sub(tsRoots[i]), t.OID
+		tx, oid := x.sub(tsRoots[i], t.state.entries), t.OID
 		go run(2+i, t.archive, baseCap, func(r io.Reader) error { return tx.extractTablespace(r, oid) })
 	}
 	wg.Wait()

@@ -165,6 +165,11 @@ func TestRestoreTablespacesSynthetic(t *testing.T) {
 			mutate: func(t *testing.T, s *synthBackup, ts []entry, bdir string) []entry {
 				return append(ts, entry{name: "../evil", typ: tar.TypeReg, body: []byte("x")})
 			}, want: ExitVerify},
+		{name: "tablespace archive writes into the mount point's lost+found", args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
+			prepare: func(t *testing.T, p paths) { mountPoint(t, p.tsNew) },
+			mutate: func(t *testing.T, s *synthBackup, ts []entry, bdir string) []entry {
+				return append(ts, entry{name: "lost+found/x", typ: tar.TypeDir})
+			}, want: ExitVerify},
 		{name: "tablespace file not in the manifest", args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
 			mutate: func(t *testing.T, s *synthBackup, ts []entry, bdir string) []entry {
 				return append(ts, entry{name: "PG_15_202209061/5/99999", typ: tar.TypeReg, body: []byte("x")})
