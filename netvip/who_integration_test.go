@@ -96,7 +96,9 @@ func TestIntegrationWhoHas(t *testing.T) {
 		t.Run(fam.name, func(t *testing.T) {
 			l := newLinkLab(t)
 			a := fam.vip.Addr()
-			add := func(role string) { run(t, "ip", "-n", l.ns[role], "addr", "add", fam.vip.String(), "dev", "eth0", "nodad") }
+			add := func(role string) {
+				run(t, "ip", "-n", l.ns[role], "addr", "add", fam.vip.String(), "dev", "eth0", "nodad")
+			}
 			const window = 200 * time.Millisecond
 
 			got, took := l.whoHas(t, a, window)
