@@ -188,20 +188,10 @@ func (e *Etcd3) post(ctx context.Context, ep, prefix, path string, in, out any, 
 			return err
 		}
 	}
-	body, err := json.Marshal(in)
+	req, err := e.request(ctx, ep, prefix, path, in)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(ep, "/")+prefix+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	e.mu.Lock()
-	if e.token != "" {
-		req.Header.Set("Authorization", e.token)
-	}
-	e.mu.Unlock()
 	resp, err := e.http.Do(req)
 	if err != nil {
 		return err
@@ -226,6 +216,26 @@ func (e *Etcd3) post(ctx context.Context, ep, prefix, path string, in, out any, 
 		}
 	}
 	return nil
+}
+
+// request builds a JSON POST of in to ep+prefix+path, with the auth token
+// when there is one.
+func (e *Etcd3) request(ctx context.Context, ep, prefix, path string, in any) (*http.Request, error) {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(ep, "/")+prefix+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	e.mu.Lock()
+	if e.token != "" {
+		req.Header.Set("Authorization", e.token)
+	}
+	e.mu.Unlock()
+	return req, nil
 }
 
 // authenticate gets a token for user/password once (never logged).

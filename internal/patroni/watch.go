@@ -1,7 +1,6 @@
 package patroni
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -57,22 +56,12 @@ func (e *Etcd3) watchOne(ctx context.Context, ep, key string, changed func()) er
 			return err
 		}
 	}
-	body, err := json.Marshal(map[string]any{"create_request": map[string]any{
+	req, err := e.request(ctx, ep, prefix, "/watch", map[string]any{"create_request": map[string]any{
 		"key": base64.StdEncoding.EncodeToString([]byte(key)),
 	}})
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(ep, "/")+prefix+"/watch", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	e.mu.Lock()
-	if e.token != "" {
-		req.Header.Set("Authorization", e.token)
-	}
-	e.mu.Unlock()
 	// The shared client's timeout would cut the stream: same transport,
 	// no timeout.
 	resp, err := (&http.Client{Transport: e.http.Transport}).Do(req)
