@@ -72,11 +72,16 @@ func newLab(t *testing.T) *lab {
 	}
 	// IPv6 drops multicast (ff02::1, solicited-node groups) as "no route"
 	// (Ip6InNoRoutes) until addrconf has added ff00::/8 to the local
-	// table, about 1s after the carrier comes up (linkwatch delay).
-	for _, ns := range []string{l.holder, l.peer} {
-		testenv.WaitFor(t, 10*time.Second, "IPv6 multicast route in "+ns, func() error {
+	// table, about 1s after the carrier comes up (linkwatch delay), and a
+	// host answers solicitations only once it joined the solicited-node
+	// group of its address, which can come after the route.
+	for ns, host := range map[string]string{l.holder: "1", l.peer: "2"} {
+		testenv.WaitFor(t, 10*time.Second, "IPv6 ready in "+ns, func() error {
 			if out := run(t, "ip", "-n", ns, "-6", "route", "show", "table", "local", "dev", "eth0"); !strings.Contains(out, "multicast ff00::/8") {
 				return fmt.Errorf("no ff00::/8 route yet: %q", out)
+			}
+			if out := run(t, "ip", "-n", ns, "-6", "maddr", "show", "dev", "eth0"); !strings.Contains(out, "ff02::1:ff00:"+host) {
+				return fmt.Errorf("solicited-node group not joined yet: %q", out)
 			}
 			return nil
 		})
