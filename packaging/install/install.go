@@ -21,6 +21,7 @@ import (
 
 	"github.com/pghook/pghook/internal/fsutil"
 	"github.com/pghook/pghook/internal/patroni"
+	"github.com/pghook/pghook/replica"
 )
 
 // Result summarises a run.
@@ -113,6 +114,9 @@ func Run(o Options, out io.Writer) (*Result, error) {
 		return nil, err
 	}
 	reachable := in.checkEtcd()
+	if err := in.checkClusterIdentity(reachable); err != nil {
+		return nil, err
+	}
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
@@ -180,6 +184,51 @@ func (in *installer) checkDataDir() error {
 	}
 	if v := strings.TrimSpace(string(b)); v != in.f.PGVersion {
 		return usage("data-dir", "%s already holds a PostgreSQL %s cluster, not %s: choose another --data-dir or --pg-version", dd, v, in.f.PGVersion)
+	}
+	return nil
+}
+
+// checkClusterIdentity refuses a data directory that holds another
+// cluster than the one this scope's DCS knows: the system identifier in its
+// pg_control against the DCS key initialize. Patroni would otherwise start
+// that data as a member of this cluster. Nothing to compare (no cluster in
+// the directory, no key yet, the DCS unreachable or not readable with the
+// rendered settings) is not an error; the last two are warnings.
+func (in *installer) checkClusterIdentity(reachable bool) error {
+	dd := layoutFor(&in.o, &in.f).DataDir
+	b, err := os.ReadFile(in.p(filepath.Join(dd, "global", "pg_control")))
+	if err != nil {
+		return nil
+	}
+	ctl, err := replica.ParseControl(b)
+	if err != nil {
+		return usage("data-dir", "%s/global/pg_control: %v: choose another --data-dir", dd, err)
+	}
+	if !reachable {
+		in.warn("%s holds a cluster (system identifier %d) that could not be compared with the DCS", dd, ctl.SystemID)
+		return nil
+	}
+	var cfg *patroni.Config
+	for _, it := range in.files {
+		if it.path == in.o.PatroniConfig {
+			cfg, err = patroni.Parse(it.data)
+		}
+	}
+	if cfg == nil || err != nil {
+		return nil
+	}
+	timeout := in.o.EtcdTimeout
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	v, found, err := cfg.ReadKey(ctx, timeout, "initialize")
+	switch {
+	case err != nil:
+		in.warn("%s holds a cluster (system identifier %d) that could not be compared with the DCS: %v", dd, ctl.SystemID, err)
+	case found && strings.TrimSpace(v) != strconv.FormatUint(ctl.SystemID, 10):
+		return usage("data-dir", "%s holds the cluster with system identifier %d, but the DCS key %s says this cluster is %s: Patroni would start another cluster's data as a member; choose another --data-dir (or move that directory away)", dd, ctl.SystemID, cfg.Key("initialize"), strings.TrimSpace(v))
 	}
 	return nil
 }
