@@ -77,9 +77,19 @@ func (l *etcd2Leader) Leader(ctx context.Context) (string, error) {
 // read returns the value of key ("" when absent) from the first endpoint
 // that answers.
 func (l *etcd2Leader) read(ctx context.Context, key string) (string, error) {
+	v, err := firstAnswer(ctx, l.endpoints, func(ep string) (string, error) { return l.get(ctx, ep, key) })
+	if err != nil {
+		return "", fmt.Errorf("reading %s from etcd v2: %w", key, err)
+	}
+	return v, nil
+}
+
+// firstAnswer calls f for each endpoint in turn and returns the first
+// success, or every endpoint's error; it stops early when ctx ends.
+func firstAnswer[T any](ctx context.Context, endpoints []string, f func(ep string) (T, error)) (T, error) {
 	var errs []error
-	for _, ep := range l.endpoints {
-		v, err := l.get(ctx, ep, key)
+	for _, ep := range endpoints {
+		v, err := f(ep)
 		if err == nil {
 			return v, nil
 		}
@@ -88,7 +98,8 @@ func (l *etcd2Leader) read(ctx context.Context, key string) (string, error) {
 			break
 		}
 	}
-	return "", fmt.Errorf("reading %s from etcd v2: %w", key, errors.Join(errs...))
+	var zero T
+	return zero, errors.Join(errs...)
 }
 
 func (l *etcd2Leader) get(ctx context.Context, ep, key string) (string, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -106,18 +105,11 @@ func (e *Etcd3) getPrefix(ctx context.Context, prefix string) (map[string]string
 // list reads the keys of directory dir through the v2 keys API, from the
 // first endpoint that answers; an absent directory is empty.
 func (l *etcd2Leader) list(ctx context.Context, dir string) (map[string]string, error) {
-	var errs []error
-	for _, ep := range l.endpoints {
-		m, err := l.listOne(ctx, ep, dir)
-		if err == nil {
-			return m, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
-		if ctx.Err() != nil {
-			break
-		}
+	m, err := firstAnswer(ctx, l.endpoints, func(ep string) (map[string]string, error) { return l.listOne(ctx, ep, dir) })
+	if err != nil {
+		return nil, fmt.Errorf("listing %s from etcd v2: %w", dir, err)
 	}
-	return nil, fmt.Errorf("listing %s from etcd v2: %w", dir, errors.Join(errs...))
+	return m, nil
 }
 
 func (l *etcd2Leader) listOne(ctx context.Context, ep, dir string) (map[string]string, error) {
