@@ -366,28 +366,41 @@ func (x *extractor) extractBase(r io.Reader) error {
 	return drain(w, x.walkBase(w, r))
 }
 
+// nextEntry reads the next entry of archive (base, a tablespace) bound for
+// x's root: its checked name, "" for the root itself (which must be a
+// directory; root names it in the error), and whether it is a directory.
+// It returns io.EOF at the end of the archive.
+func (x *extractor) nextEntry(tr *tar.Reader, archive, root string) (h *tar.Header, name string, isDir bool, err error) {
+	h, err = tr.Next()
+	if err == io.EOF {
+		return nil, "", false, io.EOF
+	}
+	if err != nil {
+		return nil, "", false, archiveErr(archive, err)
+	}
+	if isDir, err = entryType(h); err != nil {
+		return nil, "", false, err
+	}
+	if name, err = x.checkName(h.Name); err != nil {
+		return nil, "", false, err
+	}
+	if name == "" && !isDir {
+		return nil, "", false, fmt.Errorf("%w: %q names %s as a file", ErrUnsafeArchive, h.Name, root)
+	}
+	return h, name, isDir, nil
+}
+
 func (x *extractor) walkBase(w *asyncWriter, r io.Reader) error {
 	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
 	for {
-		h, err := tr.Next()
+		h, n, isDir, err := x.nextEntry(tr, "base", "the root")
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return archiveErr("base", err)
-		}
-		isDir, err := entryType(h)
-		if err != nil {
-			return err
-		}
-		n, err := x.checkName(h.Name)
-		if err != nil {
 			return err
 		}
 		if n == "" {
-			if !isDir {
-				return fmt.Errorf("%w: %q names the root as a file", ErrUnsafeArchive, h.Name)
-			}
 			continue
 		}
 		if rest, ok := strings.CutPrefix(n, "pg_tblspc/"); ok && (isOID(rest) || strings.Contains(rest, "/")) {

@@ -294,25 +294,14 @@ func (x *extractor) walkTablespace(w *asyncWriter, r io.Reader, oid string) erro
 	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
 	prefix := "pg_tblspc/" + oid + "/"
 	for {
-		h, err := tr.Next()
+		h, n, isDir, err := x.nextEntry(tr, "tablespace "+oid, "the tablespace directory")
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return archiveErr("tablespace "+oid, err)
-		}
-		isDir, err := entryType(h)
-		if err != nil {
-			return err
-		}
-		n, err := x.checkName(h.Name)
-		if err != nil {
 			return err
 		}
 		if n == "" {
-			if !isDir {
-				return fmt.Errorf("%w: %q names the tablespace directory as a file", ErrUnsafeArchive, h.Name)
-			}
 			continue
 		}
 		if isDir {
