@@ -8,6 +8,8 @@ the client writing to whichever node is primary, by its own address. Exits when
 WATCH_PID is gone. Usage: python3 vip_lab_client.py INTERVAL vip=ADDR n1=ADDR ...
 """
 import json, os, sys, threading, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e", "lab"))
+from sampling import exit_with_parent, ticks  # noqa: E402
 import psycopg2
 
 interval = float(sys.argv[1])
@@ -40,24 +42,9 @@ def write(name, host, t0, slots):
     slots.release()
 
 
-def watch_parent():  # exit with the bench script (WATCH_PID), whatever happens to it
-    pid = int(os.environ.get("WATCH_PID", "0")) or os.getppid()
-    while True:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            os._exit(0)
-        time.sleep(0.5)
-
-
-threading.Thread(target=watch_parent, daemon=True).start()
+exit_with_parent()
 slots = {n: threading.BoundedSemaphore(24) for n, _ in targets}
-nxt = time.time()
-while True:
-    now = time.time()
-    if now < nxt:
-        time.sleep(nxt - now)
-    nxt += interval
+for _ in ticks(interval, catch_up=True):
     t0 = time.time()
     for name, host in targets:
         if slots[name].acquire(blocking=False):

@@ -8,6 +8,8 @@ Patroni's synchronous_mode). The password comes from PGPASSFILE. Exits when WATC
 is gone. Usage: python3 client.py INTERVAL ADDR
 """
 import json, os, re, sys, threading, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lab"))
+from sampling import exit_with_parent, ticks  # noqa: E402
 import psycopg2
 
 interval, addr = float(sys.argv[1]), sys.argv[2]
@@ -42,24 +44,10 @@ def write(n, t0, slots):
     slots.release()
 
 
-def watch_parent():
-    pid = int(os.environ.get("WATCH_PID", "0")) or os.getppid()
-    while True:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            os._exit(0)
-        time.sleep(0.5)
-
-
-threading.Thread(target=watch_parent, daemon=True).start()
+exit_with_parent()
 slots = threading.BoundedSemaphore(32)
-n, nxt = 0, time.time()
-while True:
-    now = time.time()
-    if now < nxt:
-        time.sleep(nxt - now)
-    nxt += interval
+n = 0
+for _ in ticks(interval, catch_up=True):
     if slots.acquire(blocking=False):
         n += 1
         threading.Thread(target=write, args=(n, time.time(), slots), daemon=True).start()

@@ -6,6 +6,8 @@ per sample: {"at": t, "h": [nodes holding the VIP], "p": [nodes with /primary 20
 Exits when WATCH_PID is gone. Usage: python3 observer.py INTERVAL VIP n1=ADDR ...
 """
 import json, os, subprocess, sys, threading, time, urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lab"))
+from sampling import exit_with_parent, ticks  # noqa: E402
 
 interval, vip = float(sys.argv[1]), sys.argv[2]
 nodes = [a.split("=", 1) for a in sys.argv[3:]]
@@ -30,27 +32,10 @@ def poll(name, addr):
         time.sleep(max(0, interval - (time.time() - t)))
 
 
-def watch_parent():
-    pid = int(os.environ.get("WATCH_PID", "0")) or os.getppid()
-    while True:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            os._exit(0)
-        time.sleep(0.5)
-
-
-threading.Thread(target=watch_parent, daemon=True).start()
+exit_with_parent()
 for n, a in nodes:
     threading.Thread(target=poll, args=(n, a), daemon=True).start()
-nxt = time.time()
-while True:
-    now = time.time()
-    if now < nxt:
-        time.sleep(nxt - now)
-    else:
-        nxt = now
-    nxt += interval
+for _ in ticks(interval, catch_up=False):
     t = time.time()
     h = []
     for n, _ in nodes:
