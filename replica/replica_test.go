@@ -538,3 +538,109 @@ func TestProbeSkippedOnCurrentSegment(t *testing.T) {
 		})
 	}
 }
+
+// TestDecompressorChoice: for gzip the first of igzip, pigz, gzip found on
+// PATH is used; with none, the error names all three and is an I/O error.
+func TestDecompressorChoice(t *testing.T) {
+	tests := []struct {
+		installed []string
+		comp      string
+		want      string // "": none found
+	}{
+		{installed: []string{"igzip", "pigz", "gzip"}, comp: "gzip", want: "igzip"},
+		{installed: []string{"pigz", "gzip"}, comp: "gzip", want: "pigz"},
+		{installed: []string{"igzip", "gzip"}, comp: "gzip", want: "igzip"},
+		{installed: []string{"gzip"}, comp: "gzip", want: "gzip"},
+		{installed: []string{"zstd"}, comp: "gzip", want: ""},
+		{installed: []string{"zstd", "igzip"}, comp: "zstd", want: "zstd"},
+		{installed: []string{"lz4"}, comp: "lz4", want: "lz4"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.comp+"/"+strings.Join(tc.installed, ","), func(t *testing.T) {
+			bin := t.TempDir()
+			for _, p := range tc.installed {
+				if err := os.WriteFile(filepath.Join(bin, p), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Setenv("PATH", bin)
+			path, argv, err := lookDecompressor(tc.comp)
+			if tc.want == "" {
+				if err == nil || !errors.As(err, new(ioErr)) || !strings.Contains(err.Error(), "igzip or pigz or gzip") {
+					t.Fatalf("got %s %v, err %v; want an I/O error naming igzip, pigz and gzip", path, argv, err)
+				}
+				return
+			}
+			if err != nil || path != filepath.Join(bin, tc.want) || argv[0] != tc.want {
+				t.Fatalf("got %s %v, err %v; want %s", path, argv, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestGzipTrailerVerified restores a gzip backup whose gzip trailer (the
+// CRC-32 or the length of the uncompressed data) was altered, with each
+// gzip program installed: the tar inside is intact and ends before the
+// trailer, so only the decompressor can tell, and the restore must still
+// fail verification (exit ExitVerify) and leave nothing behind.
+func TestGzipTrailerVerified(t *testing.T) {
+	const sysid = 7712150698949318755
+	if _, err := exec.LookPath("gzip"); err != nil {
+		t.Skip("gzip not installed")
+	}
+	flip := func(fromEnd int) func([]byte) { return func(b []byte) { b[len(b)-fromEnd] ^= 0x01 } }
+	cases := []struct {
+		name  string
+		alter func([]byte) // nil: intact
+		want  ExitCode
+	}{
+		{name: "intact", want: ExitOK},
+		{name: "CRC-32", alter: flip(8), want: ExitVerify},
+		{name: "length", alter: flip(1), want: ExitVerify},
+	}
+	for _, argv := range decompressors["gzip"] {
+		for _, tc := range cases {
+			t.Run(argv[0]+"/"+tc.name, func(t *testing.T) {
+				if _, err := exec.LookPath(argv[0]); err != nil {
+					t.Skipf("%s not installed", argv[0])
+				}
+				saved := decompressors["gzip"]
+				decompressors["gzip"] = [][]string{argv}
+				defer func() { decompressors["gzip"] = saved }()
+				dir, parent := t.TempDir(), t.TempDir()
+				data := filepath.Join(parent, "data")
+				bdir := newSynth(sysid).write(t, dir, "s", "b1")
+				plain, err := os.ReadFile(filepath.Join(bdir, "base.tar"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command("gzip", "-c")
+				cmd.Stdin = bytes.NewReader(plain)
+				packed, err := cmd.Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.alter != nil {
+					tc.alter(packed)
+				}
+				os.Remove(filepath.Join(bdir, "base.tar"))
+				if err := os.WriteFile(filepath.Join(bdir, "base.tar.gz"), packed, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				before := treeOf(t, parent)
+				leader := &fakeLeader{sysid: sysid}
+				_, err = Restore(context.Background(), RestoreOptions{Args: Args{Scope: "s", DataDir: data, ConnString: "host=x"}, BackupDir: dir,
+					Dial: func(context.Context, string) (Leader, error) { return leader, nil }, Log: zerolog.Nop()})
+				t.Logf("exit %d: %v", CodeOf(err), err)
+				if CodeOf(err) != tc.want {
+					t.Fatalf("exit %d (%v), want %d", CodeOf(err), err, tc.want)
+				}
+				if tc.want != ExitOK {
+					if after := treeOf(t, parent); after != before {
+						t.Fatalf("data directory left behind:\n%s", after)
+					}
+				}
+			})
+		}
+	}
+}

@@ -704,8 +704,15 @@ func extractFile(ctx context.Context, prog *progress, file string, limit int64, 
 		return fmt.Errorf("%s: %w", filepath.Base(file), err)
 	}
 	defer zr.Close()
-	if err := do(&limitedReader{r: zr, n: limit}); err != nil {
+	lr := &limitedReader{r: zr, n: limit}
+	if err := do(lr); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(file), err)
+	}
+	// The tar ends before the compressed stream does: read the rest (the
+	// padding and the compression's own trailer) so that the decompressor
+	// checks its CRC and length and a bad one fails the restore.
+	if _, err := io.Copy(io.Discard, lr); err != nil {
+		return fmt.Errorf("%s: after the end of the archive: %w", filepath.Base(file), err)
 	}
 	return nil
 }
