@@ -2,7 +2,7 @@
 # Installs what building, testing and the demo lab need on a Debian 12 machine (root).
 # Idempotent: a second run installs nothing.
 set -euo pipefail
-pkgs=(postgresql-15 postgresql-client-15 patroni etcd-server etcd-client iproute2 procps util-linux hyperfine curl jq lintian libcap2-bin python3-psycopg2 zstd lz4 gzip pigz)
+pkgs=(postgresql-15 postgresql-client-15 patroni etcd-server etcd-client iproute2 procps util-linux hyperfine curl jq lintian libcap2-bin python3-psycopg2 zstd lz4 gzip pigz isal)
 # The Pacemaker stack is only for the pcs VIP backend's integration test, which starts
 # its own two-node cluster in namespaces. PGHOOK_PACEMAKER=0 skips it.
 if [[ ${PGHOOK_PACEMAKER:-1} == 1 ]]; then
