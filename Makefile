@@ -121,8 +121,8 @@ fuzz:
 	done; printf "\nfuzz summary (FUZZTIME=$(FUZZTIME)):\n$$sum"
 
 # Restore benchmark: pghook create-replica vs GNU tar vs pg_basebackup vs dd on
-# the same backups of a SIZE_GB (default 2) PostgreSQL 15 database; as root.
-# Writes bench/results/restore.md and .json.
+# the same backups of a SIZE_GB (default 2) PostgreSQL 15 database, RUNS (default 3)
+# rounds, medians; as root. Writes bench/results/restore.md and .json.
 .PHONY: bench-restore
 bench-restore: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) SIZE_GB=$${SIZE_GB:-2} bash bench/restore.sh
