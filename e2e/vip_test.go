@@ -649,6 +649,7 @@ func TestVIPFollowsSwitchover(t *testing.T) {
 	requireVIP(t)
 	old := vipOnLeader(t, 90*time.Second)
 	cand := otherNode(old)
+	logFrom := logSize(cand)
 	w := startVIPWatcher(t)
 	time.Sleep(500 * time.Millisecond) // a baseline of good samples
 	t0 := time.Now()
@@ -695,6 +696,16 @@ func TestVIPFollowsSwitchover(t *testing.T) {
 	}
 	if h := vipHolders(t); len(h) != 1 || h[0] != cand {
 		t.Errorf("after the switchover VIP holders %v, want [%s]", h, cand)
+	}
+	// Patroni runs the callback as postgres, without capabilities: it must
+	// have handed the hold to the node's running watcher (control socket),
+	// not started the helper.
+	if l := logLines(cand, logFrom, `"message":"callback applied"`, `"action":"on_role_change"`, `"vip":"hold"`); len(l) == 0 {
+		t.Errorf("no on_role_change callback holding the VIP in %s's patroni.log", cand)
+	} else if !strings.Contains(l[len(l)-1], `"vip_backend":"watcher @pghook-vip/`) {
+		t.Errorf("%s's on_role_change did not go through its watcher: %s", cand, l[len(l)-1])
+	} else {
+		t.Logf("  %s", l[len(l)-1])
 	}
 	checkCaps(t, 3)
 }

@@ -3,6 +3,8 @@ package hooks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pghook/pghook/netvip"
@@ -56,7 +58,20 @@ type Watcher struct {
 
 	lastAnswer time.Time
 	holding    *bool
+
+	// Requests (callbacks through the control socket) and steps converge
+	// one at a time (opMu). A request cancels the operation in progress
+	// and outdates every decision made before it (gen): a step whose
+	// Desired began before a request does not undo it.
+	opMu     sync.Mutex
+	mu       sync.Mutex
+	gen      uint64
+	cancelOp context.CancelCauseFunc
 }
+
+// ErrSuperseded is returned to a request that a newer one replaced before
+// it ran: the newer request's outcome stands.
+var ErrSuperseded = errors.New("superseded by a newer request")
 
 type leaderAnswer struct {
 	leader string
@@ -108,8 +123,8 @@ func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason
 	if w.lastAnswer.IsZero() || now.Sub(w.lastAnswer) > w.grace() {
 		return false, "patroni silent and leader unknown past the grace period"
 	}
-	if w.holding != nil {
-		return *w.holding, "patroni silent and leader unknown: keeping the current state within the grace period"
+	if h := w.held(); h != nil {
+		return *h, "patroni silent and leader unknown: keeping the current state within the grace period"
 	}
 	return false, "patroni silent and leader unknown"
 }
@@ -137,27 +152,107 @@ func (w *Watcher) grace() time.Duration {
 
 // Step runs one reconciliation: decide, then converge. Hold and Release are
 // idempotent, so re-adding a VIP the primary lost (someone ran ip addr del)
-// happens on the next step.
+// happens on the next step. A step whose decision a request (Request)
+// outdated converges nothing.
 func (w *Watcher) Step(ctx context.Context) error {
 	start := time.Now()
+	seen := w.generation()
 	hold, reason := w.Desired(ctx, start)
-	changed := w.holding == nil || *w.holding != hold
-	var err error
-	if hold {
-		st, serr := w.VIP.Status(ctx)
-		if serr != nil || !st.Held {
-			err = w.VIP.Hold(ctx)
-			changed = true
-		}
-	} else {
-		st, serr := w.VIP.Status(ctx)
-		if serr != nil || st.Held {
-			err = w.VIP.Release(ctx)
-			changed = true
+	octx, done, ok := w.begin(ctx, seen, false)
+	if !ok {
+		return nil
+	}
+	defer done()
+	return w.converge(octx, start, hold, reason, false)
+}
+
+// Request makes this node hold (hold true) or release the VIP now, as a
+// callback asks through the control socket: Patroni has just decided, and
+// the hold is guarded like the callback's own (DCS leader key, address
+// probe). It cancels the operation in progress; the next Step decides
+// from Patroni and the DCS again, so a request cannot keep the VIP on a
+// node that is not the primary for longer than a step.
+func (w *Watcher) Request(ctx context.Context, hold bool) error {
+	octx, done, ok := w.begin(ctx, 0, true)
+	if !ok {
+		return ErrSuperseded
+	}
+	defer done()
+	return w.converge(octx, time.Now(), hold, "callback request", true)
+}
+
+// held is the state the last successful operation left (nil: none yet).
+func (w *Watcher) held() *bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.holding
+}
+
+func (w *Watcher) generation() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen
+}
+
+// begin waits for its turn to converge. A request (preempt) outdates
+// earlier decisions and cancels the operation in progress; a step (seen =
+// the generation when it began deciding) gives way when a request came in
+// since. ok false: nothing to do. done must be called when ok.
+func (w *Watcher) begin(ctx context.Context, seen uint64, preempt bool) (octx context.Context, done func(), ok bool) {
+	w.mu.Lock()
+	if preempt {
+		w.gen++
+		seen = w.gen
+		if w.cancelOp != nil {
+			w.cancelOp(ErrSuperseded)
 		}
 	}
-	if err == nil {
+	w.mu.Unlock()
+	w.opMu.Lock()
+	w.mu.Lock()
+	if w.gen != seen {
+		w.mu.Unlock()
+		w.opMu.Unlock()
+		return nil, nil, false
+	}
+	octx, cancel := context.WithCancelCause(ctx)
+	w.cancelOp = cancel
+	w.mu.Unlock()
+	return octx, func() {
+		w.mu.Lock()
+		w.cancelOp = nil
+		w.mu.Unlock()
+		cancel(nil)
+		w.opMu.Unlock()
+	}, true
+}
+
+// converge makes the VIP state hold; force skips the status read (a
+// request always acts: Hold re-announces an address already there).
+func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reason string, force bool) error {
+	prev := w.held()
+	changed := prev == nil || *prev != hold || force
+	act := force
+	if !force {
+		st, serr := w.VIP.Status(ctx)
+		act = serr != nil || st.Held != hold
+	}
+	var err error
+	if act {
+		changed = true
+		if hold {
+			err = w.VIP.Hold(ctx)
+		} else {
+			err = w.VIP.Release(ctx)
+		}
+	}
+	switch {
+	case err == nil:
+		w.mu.Lock()
 		w.holding = &hold
+		w.mu.Unlock()
+	case errors.Is(context.Cause(ctx), ErrSuperseded) && !errors.Is(err, ErrSuperseded):
+		err = fmt.Errorf("%w: %w", ErrSuperseded, err)
 	}
 	if changed || err != nil {
 		ev := w.Log.Info()
@@ -186,7 +281,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		go w.follow(ctx, lc, changed)
 	}
 	for {
-		if err := w.Step(ctx); err != nil && errors.Is(err, context.Canceled) {
+		_ = w.Step(ctx) // logged; the next step tries again
+		if ctx.Err() != nil {
 			return nil
 		}
 		select {

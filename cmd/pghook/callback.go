@@ -87,7 +87,7 @@ func (a *app) callback(c *cli.Context) error {
 	}
 	var vip netvip.Backend = netvip.None{}
 	if serr == nil {
-		if vip, err = a.vipFor(c, ev.Scope, true); err != nil {
+		if vip, err = a.vipFor(c, ev.Scope, true, nil); err != nil {
 			log.Error().Err(err).Msg("VIP backend unusable: VIP left alone")
 			vip = netvip.None{}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/pghook/pghook/internal/applet"
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/patroni"
+	"github.com/pghook/pghook/internal/vipctl"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -31,7 +32,7 @@ func (a *app) vipCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				b, err := a.vipFor(c, scope, true)
+				b, err := a.vipFor(c, scope, true, nil)
 				if err != nil {
 					return err
 				}
@@ -72,7 +73,7 @@ func (a *app) vipCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					b, err := a.vipFor(c, scope, false)
+					b, err := a.vipFor(c, scope, false, nil)
 					if err != nil {
 						return err
 					}
@@ -159,10 +160,12 @@ func requireScope(c *cli.Context) (string, error) {
 //
 //   - backend none: nothing to do;
 //   - netlink without CAP_NET_ADMIN/CAP_NET_RAW (and not root): the
-//     privileged helper, which applies the same stack on its side;
+//     scope's running watcher (`pghook vip watch`, over its control
+//     socket), else the privileged helper, which apply the same stack;
 //   - otherwise the backend itself, guarded by the DCS leader key when
-//     guard is set, announcing through a detached process.
-func (a *app) vipFor(c *cli.Context, scope string, guard bool) (netvip.Backend, error) {
+//     guard is set, announcing through ann (nil: a detached process, which
+//     outlives a callback that Patroni kills).
+func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announcer) (netvip.Backend, error) {
 	s, err := a.scopeSettings(c, scope)
 	if err != nil {
 		return nil, usageErr("vip: %v", err)
@@ -190,19 +193,22 @@ func (a *app) vipFor(c *cli.Context, scope string, guard bool) (netvip.Backend, 
 		if p := s.PatroniConfig; p != "" {
 			args = append(args, "--patroni-config", p)
 		}
-		return netvip.Helper{Path: helper, Args: args, Backend: backend}, nil
+		return &vipctl.Backend{Scope: scope, Fallback: netvip.Helper{Path: helper, Args: args, Backend: backend}, Log: log}, nil
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("vip: %v", err), exitFailure)
+	if ann == nil {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, cli.Exit(fmt.Sprintf("vip: %v", err), exitFailure)
+		}
+		// The announcer must hold CAP_NET_RAW too: it is this same file (the
+		// helper when privileged), and the helper's own name already means "vip".
+		cmd := []string{"vip", "announce"}
+		if applet.Privileged(self) {
+			cmd = []string{"announce"}
+		}
+		ann = netvip.Spawner{Self: self, Command: cmd}
 	}
-	// The announcer must hold CAP_NET_RAW too: it is this same file (the
-	// helper when privileged), and the helper's own name already means "vip".
-	cmd := []string{"vip", "announce"}
-	if applet.Privileged(self) {
-		cmd = []string{"announce"}
-	}
-	b, err := netvip.New(vipSettings(s.VIP), log, netvip.WithAnnouncer(netvip.Spawner{Self: self, Command: cmd}))
+	b, err := netvip.New(vipSettings(s.VIP), log, netvip.WithAnnouncer(ann))
 	if err != nil {
 		return nil, usageErr("vip: %v", err)
 	}
@@ -258,17 +264,27 @@ func (a *app) checkPrivilegedInputs(c *cli.Context) error {
 	return nil
 }
 
-// vipWatch runs the reconciler until SIGTERM/SIGINT.
+// vipWatch runs the reconciler until SIGTERM/SIGINT, and serves the
+// callbacks' requests on the scope's control socket.
 func (a *app) vipWatch(c *cli.Context, scope string) error {
 	s, err := a.scopeSettings(c, scope)
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
-	b, err := a.vipFor(c, scope, true)
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log := a.log.With().Str("scope", scope).Logger()
+	// A long-running process announces from a goroutine: no process start
+	// between a request and its first announcement.
+	b, err := a.vipFor(c, scope, true, netvip.Background{Ctx: ctx, Log: log})
 	if err != nil {
 		return err
 	}
-	log := a.log.With().Str("scope", scope).Logger()
+	if vb, ok := b.(*vipctl.Backend); ok {
+		// An unprivileged watcher (not the helper) uses the helper, never
+		// its own socket.
+		b = vb.Fallback
+	}
 	pc := patroni.FindConfig(scope, s.PatroniConfig, 0)
 	if pc == "" {
 		return usageErr("vip watch: no patroni.yml for scope %s: set scopes.%s.patroni_config or --patroni-config", scope, scope)
@@ -290,10 +306,25 @@ func (a *app) vipWatch(c *cli.Context, scope string) error {
 	} else {
 		log.Warn().Err(err).Msg("no DCS view: Patroni's REST API alone decides")
 	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Msg("watching")
-	if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	srv, err := vipctl.Listen(scope)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
+	}
+	srv.Log = log
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(ctx, func(ctx context.Context, op vipctl.Op) error {
+			return w.Request(ctx, op == vipctl.Hold)
+		})
+	}()
+	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).
+		Str("control_socket", srv.Addr()).Msg("watching")
+	err = w.Run(ctx)
+	stop()
+	if serr := <-served; serr != nil {
+		log.Warn().Err(serr).Str("action", "vip watch").Msg("control socket")
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
 	}
 	log.Info().Str("action", "vip watch").Msg("stopped; VIP left as it is")

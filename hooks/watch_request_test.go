@@ -1,0 +1,155 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pghook/pghook/netvip"
+	"github.com/rs/zerolog"
+)
+
+// gatedProbe answers IsPrimary only once released.
+type gatedProbe struct {
+	entered chan struct{}
+	release chan struct{}
+	primary bool
+}
+
+func (g *gatedProbe) IsPrimary(ctx context.Context) (bool, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.primary, nil
+}
+
+// blockingVIP records operations; a Hold blocks until its context ends
+// when block is set (a takeover waiting for the previous holder).
+type blockingVIP struct {
+	mu      sync.Mutex
+	held    bool
+	block   bool
+	ops     []string
+	started chan struct{}
+}
+
+func (b *blockingVIP) Name() string { return "blocking" }
+func (b *blockingVIP) Hold(ctx context.Context) error {
+	b.mu.Lock()
+	b.ops = append(b.ops, "hold")
+	block := b.block
+	b.mu.Unlock()
+	if block {
+		b.started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	b.mu.Lock()
+	b.held = true
+	b.mu.Unlock()
+	return nil
+}
+func (b *blockingVIP) Release(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ops = append(b.ops, "release")
+	b.held = false
+	return nil
+}
+func (b *blockingVIP) Status(context.Context) (netvip.Status, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return netvip.Status{Held: b.held}, nil
+}
+func (b *blockingVIP) record() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.ops, ",")
+}
+
+func TestWatcherRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		held    bool
+		hold    bool
+		wantOps string
+	}{
+		// A request always acts: a hold re-announces an address already there.
+		{"hold when absent", false, true, "hold"},
+		{"hold when held", true, true, "hold"},
+		{"release when held", true, false, "release"},
+		{"release when absent", false, false, "release"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := &blockingVIP{held: tt.held}
+			w := &Watcher{VIP: vip, Patroni: &fakeProbe{primary: !tt.hold}, Me: "me", Log: zerolog.Nop()}
+			if err := w.Request(context.Background(), tt.hold); err != nil {
+				t.Fatal(err)
+			}
+			if got := vip.record(); got != tt.wantOps {
+				t.Errorf("ops %q, want %q", got, tt.wantOps)
+			}
+			if st, _ := vip.Status(context.Background()); st.Held != tt.hold {
+				t.Errorf("held %v after the request, want %v", st.Held, tt.hold)
+			}
+		})
+	}
+}
+
+// A step that began deciding before a callback's request must not undo it:
+// Patroni's REST API still said "not primary" when the step asked, the
+// callback (on_role_change master) came in while it waited for the answer.
+func TestWatcherStepDoesNotUndoNewerRequest(t *testing.T) {
+	probe := &gatedProbe{entered: make(chan struct{}), release: make(chan struct{}), primary: false}
+	vip := &blockingVIP{}
+	w := &Watcher{VIP: vip, Patroni: probe, Me: "me", Log: zerolog.Nop()}
+	ctx := context.Background()
+	stepDone := make(chan error, 1)
+	go func() { stepDone <- w.Step(ctx) }()
+	<-probe.entered // the step is deciding
+	if err := w.Request(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	probe.release <- struct{}{} // the step's (outdated) answer: not primary
+	if err := <-stepDone; err != nil {
+		t.Fatal(err)
+	}
+	if got := vip.record(); got != "hold" {
+		t.Fatalf("ops %q: the outdated step acted", got)
+	}
+	// The next step decides afresh.
+	go func() { stepDone <- w.Step(ctx) }()
+	<-probe.entered
+	probe.release <- struct{}{}
+	<-stepDone
+	if got := vip.record(); got != "hold,release" {
+		t.Fatalf("ops %q: a fresh step must converge to Patroni's answer", got)
+	}
+}
+
+// A newer request cancels the operation in progress: a release must not
+// wait out a takeover that is still waiting for the previous holder.
+func TestWatcherRequestPreempts(t *testing.T) {
+	vip := &blockingVIP{block: true, started: make(chan struct{})}
+	w := &Watcher{VIP: vip, Patroni: &fakeProbe{primary: true}, Me: "me", Log: zerolog.Nop()}
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { first <- w.Request(ctx, true) }()
+	<-vip.started
+	start := time.Now()
+	if err := w.Request(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("release waited %v behind the hold", took)
+	}
+	if err := <-first; !errors.Is(err, ErrSuperseded) {
+		t.Errorf("the preempted hold returned %v, want ErrSuperseded", err)
+	}
+	if got := vip.record(); got != "hold,release" {
+		t.Errorf("ops %q", got)
+	}
+}
