@@ -104,7 +104,13 @@ func (a *app) vipCommand() *cli.Command {
 					"decides; when Patroni does not answer the key decides; when neither\n" +
 					"answers it keeps the current state for watch_grace (3s), then releases.\n" +
 					"A healthy primary keeps the VIP while etcd is unreachable. Stopping the\n" +
-					"watcher leaves the VIP as it is. Run it as a service (install writes one).",
+					"watcher leaves the VIP as it is. Run it as a service (install writes one).\n\n" +
+					"It also serves the callbacks: a callback without the capabilities asks it,\n" +
+					"over the abstract unix socket @pghook-vip/<scope> of its network namespace,\n" +
+					"to hold or release the VIP now (the same guarded hold as the helper, without\n" +
+					"starting a process); only its own user and root may ask, and a callback\n" +
+					"trusts only a watcher of its own user or root. Without a watcher the\n" +
+					"callback runs the helper.",
 				Flags: append([]cli.Flag{scopeFlag}, scopeFlags()...),
 				Action: func(c *cli.Context) error {
 					scope, err := requireScope(c)
