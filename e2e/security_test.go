@@ -531,6 +531,13 @@ func TestSecurityAudit(t *testing.T) {
 				attempt{n, []string{helper, "up", "--scope", scope, "--config", conf}, false},
 				attempt{l, []string{helper, "down", "--scope", scope, "--config", conf}, false})
 		}
+		watchLog := func(node string) string { return filepath.Join(labDir, node, "vipwatch.log") }
+		logFrom := map[string]int64{}
+		for _, node := range []string{n, l} {
+			if fi, err := os.Stat(watchLog(node)); err == nil {
+				logFrom[node] = fi.Size()
+			}
+		}
 		for _, a := range attempts {
 			out, err := asUser(a.node, uid, gid, a.argv...)
 			h := vipHolders(t)
@@ -541,6 +548,19 @@ func TestSecurityAudit(t *testing.T) {
 				t.Errorf("as nobody on %s, %v succeeded:\n%s", a.node, a.argv, out)
 			}
 			t.Logf("nobody on %s: %s -> %v: %s", a.node, strings.Join(a.argv, " "), err, strings.TrimSpace(out))
+		}
+		// The running watchers were asked first (control socket) and refused:
+		// only postgres and root may ask them.
+		for _, node := range []string{n, l} {
+			b, _ := os.ReadFile(watchLog(node))
+			if int64(len(b)) < logFrom[node] {
+				logFrom[node] = 0
+			}
+			if got := strings.Count(string(b[logFrom[node]:]), "request from an untrusted user refused"); got == 0 {
+				t.Errorf("%s's VIP watcher logged no refusal of nobody's requests on its control socket", node)
+			} else {
+				t.Logf("%s's VIP watcher refused %d request(s) from nobody on its control socket", node, got)
+			}
 		}
 		// Control: the same helper runs for postgres, so the refusals above
 		// come from nobody's privileges, not from a broken command.
