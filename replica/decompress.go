@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -53,9 +54,73 @@ func lookDecompressor(comp string) (string, []string, error) {
 	return "", nil, ioErr{fmt.Errorf("a %s backup needs the %s program (apt-get install %s)", comp, strings.Join(names, " or "), progs[len(progs)-1][0])}
 }
 
+// fileSource is an archive file read for extraction: reads fail once ctx
+// is done (SIGTERM, or another archive failed), count into prog (if not
+// nil) and mark the file's read errors as I/O errors. Fed to a
+// decompressor, its pages are spliced into the pipe.
+type fileSource struct {
+	ctx  context.Context
+	f    *os.File
+	prog *progress
+}
+
+func (s *fileSource) Read(b []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := s.f.Read(b)
+	s.count(n)
+	if err != nil && err != io.EOF {
+		err = ioErr{err}
+	}
+	return n, err
+}
+
+func (s *fileSource) count(n int) {
+	if s.prog != nil && n > 0 {
+		s.prog.done.Add(int64(n))
+	}
+}
+
+// errNoSplice: the file cannot be spliced (nothing was moved yet).
+var errNoSplice = errors.New("splice not supported")
+
+// spliceTo moves the file's pages into the pipe pw with splice(2): the
+// decompressor reads them from the page cache without a copy through
+// pghook. pw is put in blocking mode: splice waits for room in the pipe
+// rather than failing with EAGAIN. It returns errNoSplice when the file
+// system cannot splice.
+func (s *fileSource) spliceTo(pw *os.File) error {
+	rfd, wfd := int(s.f.Fd()), int(pw.Fd()) // Fd: blocking mode
+	moved := false
+	for {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		n, err := unix.Splice(rfd, nil, wfd, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_MORE)
+		if n > 0 {
+			s.count(int(n))
+			moved = true
+		}
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EINVAL) && !moved:
+			return errNoSplice
+		case errors.Is(err, unix.EPIPE):
+			return err // the decompressor is gone: its exit status says why
+		case err != nil:
+			return ioErr{fmt.Errorf("reading %s: %w", s.f.Name(), err)}
+		case n == 0:
+			return nil
+		}
+	}
+}
+
 // decompress wraps r according to the tar file's compression. An *os.File
-// is handed to the decompressor as its standard input; any other reader
-// is copied into a pipe by a goroutine, in 1 MB blocks.
+// is handed to the decompressor as its standard input; a *fileSource is
+// spliced into a pipe by a goroutine; any other reader is copied into a
+// pipe by a goroutine, in 1 MB blocks.
 func decompress(r io.Reader, comp string) (io.ReadCloser, error) {
 	if comp == "none" {
 		return io.NopCloser(r), nil
@@ -89,6 +154,10 @@ func decompress(r io.Reader, comp string) (io.ReadCloser, error) {
 	}
 	if f, ok := out.(*os.File); ok {
 		setPipeSize(f)
+		// Blocking reads: the reader waits in read(2) for the next block
+		// instead of an EAGAIN, a trip through the poller and a retry
+		// (a decompressor writes 64–128 kB at a time).
+		f.Fd()
 	}
 	p.out = out
 	if err := cmd.Start(); err != nil {
@@ -101,8 +170,13 @@ func decompress(r io.Reader, comp string) (io.ReadCloser, error) {
 		p.fed = make(chan struct{})
 		go func() {
 			defer close(p.fed)
-			buf := make([]byte, pipeSize)
-			_, err := io.CopyBuffer(feed, onlyReader{r}, buf)
+			err := errNoSplice
+			if src, ok := r.(*fileSource); ok {
+				err = src.spliceTo(feed)
+			}
+			if err == errNoSplice {
+				_, err = io.CopyBuffer(feed, onlyReader{r}, make([]byte, pipeSize))
+			}
 			feed.Close()
 			if err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, os.ErrClosed) {
 				p.feedErr = err

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -186,7 +187,7 @@ func (x *extractor) writeFile(w *asyncWriter, name string, r io.Reader, size int
 			}
 			left -= int64(k)
 		}
-		w.write(f, name, buf, k)
+		w.write(f, name, size, buf, k)
 		if rerr != nil {
 			if errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, io.EOF) {
 				return nil, fmt.Errorf("%w: %s: archive truncated", ErrUnsafeArchive, name)
@@ -215,11 +216,14 @@ type asyncWriter struct {
 type writeOp struct {
 	f    *os.File
 	name string
+	size int64  // the file's size
 	buf  []byte // nil: close f
 	n    int
 }
 
-// Buffers per archive and their size: 4 MB in flight per archive.
+// Buffers per archive and their size: 4 MB in flight per archive. Each
+// buffer starts at a multiple of directAlign, so that it can be written
+// with O_DIRECT.
 const (
 	writeBuffers = 4
 	writeBufSize = 1 << 20
@@ -228,7 +232,7 @@ const (
 func newAsyncWriter() *asyncWriter {
 	w := &asyncWriter{ops: make(chan writeOp, writeBuffers), free: make(chan []byte, writeBuffers), done: make(chan struct{})}
 	for i := 0; i < writeBuffers; i++ {
-		w.free <- make([]byte, writeBufSize)
+		w.free <- alignedBuffer(writeBufSize)
 	}
 	go w.run()
 	return w
@@ -236,29 +240,27 @@ func newAsyncWriter() *asyncWriter {
 
 func (w *asyncWriter) run() {
 	defer close(w.done)
-	wbs := map[*os.File]*writeback{}
+	open := map[*os.File]*fileOut{}
 	for op := range w.ops {
 		failed := w.failed() != nil
 		if op.buf == nil {
-			if wb := wbs[op.f]; wb != nil && !failed {
-				wb.flush()
+			if o := open[op.f]; o != nil && !failed {
+				o.flush()
 			}
-			delete(wbs, op.f)
+			delete(open, op.f)
 			if err := op.f.Close(); err != nil {
 				w.setErr(ioErr{fmt.Errorf("closing %s: %w", op.name, err)})
 			}
 			continue
 		}
 		if !failed && op.n > 0 {
-			wb := wbs[op.f]
-			if wb == nil {
-				wb = startWriteback(op.f)
-				wbs[op.f] = wb
+			o := open[op.f]
+			if o == nil {
+				o = startFile(op.f, op.size)
+				open[op.f] = o
 			}
-			if _, err := op.f.Write(op.buf[:op.n]); err != nil {
+			if err := o.write(op.buf[:op.n]); err != nil {
 				w.setErr(ioErr{fmt.Errorf("writing %s: %w", op.name, err)})
-			} else {
-				wb.wrote(int64(op.n))
 			}
 		}
 		w.free <- op.buf
@@ -267,8 +269,8 @@ func (w *asyncWriter) run() {
 
 func (w *asyncWriter) buffer() []byte { return <-w.free }
 
-func (w *asyncWriter) write(f *os.File, name string, buf []byte, n int) {
-	w.ops <- writeOp{f: f, name: name, buf: buf, n: n}
+func (w *asyncWriter) write(f *os.File, name string, size int64, buf []byte, n int) {
+	w.ops <- writeOp{f: f, name: name, size: size, buf: buf, n: n}
 }
 
 func (w *asyncWriter) close(f *os.File, name string) { w.ops <- writeOp{f: f, name: name} }
@@ -304,34 +306,110 @@ func drain(w *asyncWriter, walkErr error) error {
 	return werr
 }
 
-// writeback starts the write-out of a file's pages while it is being
-// written (sync_file_range SYNC_FILE_RANGE_WRITE, which does not wait), so
-// that the disk works during the extraction and the final syncfs has
-// little left to write. It is a hint: errors are ignored, and syncfs is
-// what makes the files durable.
-type writeback struct {
+// fileOut is how one file is written. A file of at least directMin bytes
+// is written with O_DIRECT: from pghook's buffer straight to the disk,
+// without a copy into the page cache, without the page cache's memory
+// (which a restore would fill with gigabytes it never reads again) and
+// without the kernel's write-back of it later. Only its tail (size not a
+// multiple of directAlign) goes through the page cache. A file system
+// that refuses O_DIRECT gets ordinary writes. Either way syncfs at the
+// end is what makes the files durable: it commits the journal, which
+// flushes the disk's cache.
+//
+// A buffered file has its write-out started while it is being written
+// (sync_file_range SYNC_FILE_RANGE_WRITE, which does not wait) every
+// writebackChunk bytes and at its end, so that the disk works during the
+// extraction and the final syncfs has little left to write; it is a
+// hint: errors are ignored.
+type fileOut struct {
+	f         *os.File
 	fd        int
+	direct    bool
 	done, off int64 // bytes written; bytes whose write-out was started
 }
 
-// writebackChunk is how much is written before its write-out is started.
-const writebackChunk = 8 << 20
+const (
+	// directMin is the smallest file written with O_DIRECT: below it, the
+	// two fcntl calls and a write that waits for the disk cost more than
+	// the copy they save.
+	directMin = 1 << 20
+	// directAlign is the alignment O_DIRECT needs of the buffer, the file
+	// offset and the length (the logical block size, 4096 at most on the
+	// disks pghook expects).
+	directAlign = 4096
+	// writebackChunk is how much of a buffered file is written before its
+	// write-out is started.
+	writebackChunk = 8 << 20
+)
 
-func startWriteback(f *os.File) *writeback { return &writeback{fd: int(f.Fd())} }
+func startFile(f *os.File, size int64) *fileOut {
+	o := &fileOut{f: f, fd: int(f.Fd())}
+	if size >= directMin {
+		o.direct = setDirect(o.fd, true) == nil
+	}
+	return o
+}
 
-func (w *writeback) wrote(n int64) {
-	w.done += n
-	if w.done-w.off >= writebackChunk {
-		unix.SyncFileRange(w.fd, w.off, w.done-w.off, unix.SYNC_FILE_RANGE_WRITE)
-		w.off = w.done
+// write writes b at the file's end. A short block (the file's tail), or
+// one O_DIRECT refuses, is written through the page cache.
+func (o *fileOut) write(b []byte) error {
+	if o.direct && len(b)%directAlign != 0 {
+		o.direct = false
+		setDirect(o.fd, false)
+	}
+	n, err := o.f.Write(b)
+	if err != nil && o.direct && errors.Is(err, unix.EINVAL) {
+		// the file system wants another alignment: no more O_DIRECT
+		o.direct = false
+		if setDirect(o.fd, false) == nil {
+			var m int
+			m, err = o.f.Write(b[n:])
+			n += m
+		}
+	}
+	o.done += int64(n)
+	if err != nil {
+		return err
+	}
+	if o.direct {
+		o.off = o.done // nothing in the page cache
+	} else if o.done-o.off >= writebackChunk {
+		o.flush()
+	}
+	return nil
+}
+
+// flush starts the write-out of what is still only in the page cache.
+func (o *fileOut) flush() {
+	if o.done > o.off {
+		unix.SyncFileRange(o.fd, o.off, o.done-o.off, unix.SYNC_FILE_RANGE_WRITE)
+		o.off = o.done
 	}
 }
 
-func (w *writeback) flush() {
-	if w.done > w.off {
-		unix.SyncFileRange(w.fd, w.off, w.done-w.off, unix.SYNC_FILE_RANGE_WRITE)
-		w.off = w.done
+// setDirect turns O_DIRECT on or off for fd.
+func setDirect(fd int, on bool) error {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return err
 	}
+	if on {
+		fl |= unix.O_DIRECT
+	} else {
+		fl &^= unix.O_DIRECT
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
+	return err
+}
+
+// alignedBuffer returns n bytes starting at a multiple of directAlign.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+directAlign)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & (directAlign - 1))
+	if off != 0 {
+		off = directAlign - off
+	}
+	return b[off : off+n : off+n]
 }
 
 func newHash(alg string) (hash.Hash, error) {

@@ -216,6 +216,30 @@ func TestBackupRestoreIntegration(t *testing.T) {
 		})
 	}
 
+	// A gzip backup whose trailer CRC-32 was altered: the tar inside is
+	// intact, only the decompressor (igzip when installed) can tell. Its
+	// own backup, after the copies above have been used (it moves the WAL).
+	t.Run("refuse gzip trailer CRC", func(t *testing.T) {
+		bad := takeBackup(t, pg, backups, "gzipcrc", "gzip").Dir
+		b, err := os.ReadFile(filepath.Join(bad, "base.tar.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)-8] ^= 0x01
+		if err := os.WriteFile(filepath.Join(bad, "base.tar.gz"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dataDir := filepath.Join(pgTempDir(t), "data")
+		_, err = restore(t, pg, backups, "gzipcrc", dataDir, false)
+		t.Logf("exit %d: %v", CodeOf(err), err)
+		if CodeOf(err) != ExitVerify {
+			t.Fatalf("exit %d (%v), want %d", CodeOf(err), err, ExitVerify)
+		}
+		if exists(dataDir) {
+			t.Fatal("data directory left behind")
+		}
+	})
+
 	// Last, as it recycles the primary's WAL: the backup's WAL is gone.
 	t.Run("refuse WAL gone", func(t *testing.T) {
 		takeBackup(t, pg, backups, "old", "lz4")

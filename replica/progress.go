@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"io"
 	"sync/atomic"
 	"time"
 
@@ -65,15 +64,3 @@ func (p *progress) finish() {
 }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
-
-// counting adds the bytes read through r to p.
-type counting struct {
-	r io.Reader
-	p *progress
-}
-
-func (c counting) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.p.done.Add(int64(n))
-	return n, err
-}

@@ -699,7 +699,7 @@ func extractFile(ctx context.Context, prog *progress, file string, limit int64, 
 	defer f.Close()
 	// Sequential read-ahead: shared storage is read once, front to back.
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	zr, err := decompress(ctxReader{ctx, counting{f, prog}}, compressionOf(file))
+	zr, err := decompress(&fileSource{ctx: ctx, f: f, prog: prog}, compressionOf(file))
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(file), err)
 	}
@@ -715,24 +715,6 @@ func extractFile(ctx context.Context, prog *progress, file string, limit int64, 
 		return fmt.Errorf("%s: after the end of the archive: %w", filepath.Base(file), err)
 	}
 	return nil
-}
-
-// ctxReader fails reads once ctx is done (SIGTERM, or the other archive
-// failed), and marks read errors of the file as I/O errors.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := c.r.Read(b)
-	if err != nil && err != io.EOF {
-		err = ioErr{err}
-	}
-	return n, err
 }
 
 // checkWALCoverage checks that pg_wal holds every segment from the
