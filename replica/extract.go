@@ -244,8 +244,8 @@ func (w *asyncWriter) run() {
 	for op := range w.ops {
 		failed := w.failed() != nil
 		if op.buf == nil {
-			if o := open[op.f]; o != nil && !failed {
-				o.flush()
+			if o := open[op.f]; o != nil && !failed && o.size >= directMin {
+				o.flush() // small files: left to the final syncfs, in one go
 			}
 			delete(open, op.f)
 			if err := op.f.Close(); err != nil {
@@ -316,14 +316,18 @@ func drain(w *asyncWriter, walkErr error) error {
 // end is what makes the files durable: it commits the journal, which
 // flushes the disk's cache.
 //
-// A buffered file has its write-out started while it is being written
-// (sync_file_range SYNC_FILE_RANGE_WRITE, which does not wait) every
-// writebackChunk bytes and at its end, so that the disk works during the
-// extraction and the final syncfs has little left to write; it is a
-// hint: errors are ignored.
+// A large buffered file (a file system without O_DIRECT) has its
+// write-out started while it is being written (sync_file_range
+// SYNC_FILE_RANGE_WRITE, which does not wait) every writebackChunk bytes
+// and at its end, so that the disk works during the extraction and the
+// final syncfs has little left to write; it is a hint: errors are
+// ignored. Files under directMin are left to the final syncfs, which
+// writes them out together (a call per small file cost a syscall and a
+// small I/O each).
 type fileOut struct {
 	f         *os.File
 	fd        int
+	size      int64
 	direct    bool
 	done, off int64 // bytes written; bytes whose write-out was started
 }
@@ -343,7 +347,7 @@ const (
 )
 
 func startFile(f *os.File, size int64) *fileOut {
-	o := &fileOut{f: f, fd: int(f.Fd())}
+	o := &fileOut{f: f, fd: int(f.Fd()), size: size}
 	if size >= directMin {
 		o.direct = setDirect(o.fd, true) == nil
 	}
