@@ -80,7 +80,7 @@ func Request(ctx context.Context, scope string, op Op) error {
 		return fmt.Errorf("%w: reading the listener's credentials: %v", ErrNoWatcher, err)
 	}
 	if !trusted(uid) {
-		return fmt.Errorf("%w: %s is held by uid %d, neither root nor this user: not a pghook watcher", ErrNoWatcher, Address(scope), uid)
+		return fmt.Errorf("%w: %s is served by uid %d, neither root nor this user: not trusted", ErrNoWatcher, Address(scope), uid)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
