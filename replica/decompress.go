@@ -27,20 +27,30 @@ import (
 // pigz beats gzip by moving reading, writing and the CRC to threads of
 // their own. All three check the gzip trailer (CRC-32 and length) and
 // exit non-zero when it does not match.
-var decompressors = map[string][][]string{
-	"zstd": {{"zstd", "-d", "-c", "-q"}},
-	"lz4":  {{"lz4", "-d", "-c", "-q"}},
-	"gzip": {{"igzip", "-d", "-c", "-q"}, {"pigz", "-d", "-c", "-q"}, {"gzip", "-d", "-c"}},
+//
+// Decompressors maps a compression to the programs that undo it, the
+// first installed one is used.
+type Decompressors map[string][][]string
+
+// DefaultDecompressors is the table Restore uses unless told otherwise
+// (RestoreOptions.Decompressors): for each compression, the programs to
+// try in order, with their arguments.
+func DefaultDecompressors() Decompressors {
+	return Decompressors{
+		"zstd": {{"zstd", "-d", "-c", "-q"}},
+		"lz4":  {{"lz4", "-d", "-c", "-q"}},
+		"gzip": {{"igzip", "-d", "-c", "-q"}, {"pigz", "-d", "-c", "-q"}, {"gzip", "-d", "-c"}},
+	}
 }
 
 // pipeSize is the capacity asked for the pipes to and from a
 // decompressor (the default 64 kB costs a context switch every 64 kB).
 const pipeSize = 1 << 20
 
-// lookDecompressor returns the path and argv of the first installed
+// look returns the path and argv of the first installed
 // program for comp.
-func lookDecompressor(comp string) (string, []string, error) {
-	progs, ok := decompressors[comp]
+func (d Decompressors) look(comp string) (string, []string, error) {
+	progs, ok := d[comp]
 	if !ok {
 		return "", nil, fmt.Errorf("unknown compression %q", comp)
 	}
@@ -139,11 +149,11 @@ func (s *fileSource) spliceTo(pw *os.File) error {
 // is handed to the decompressor as its standard input; a *fileSource is
 // spliced into a pipe by a goroutine; any other reader is copied into a
 // pipe by a goroutine, in 1 MB blocks.
-func decompress(r io.Reader, comp string) (io.ReadCloser, error) {
+func (d Decompressors) decompress(r io.Reader, comp string) (io.ReadCloser, error) {
 	if comp == "none" {
 		return io.NopCloser(r), nil
 	}
-	path, argv, err := lookDecompressor(comp)
+	path, argv, err := d.look(comp)
 	if err != nil {
 		return nil, err
 	}

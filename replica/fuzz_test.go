@@ -293,7 +293,7 @@ func fuzzExtract(t *testing.T, b []byte, wal bool) {
 	defer root.Close()
 	m := fuzzManifest()
 	x := newExtractor(root, m, map[string]bool{"lost+found": true})
-	zr, err := decompress(bytes.NewReader(b), compressionOf("base.tar"))
+	zr, err := DefaultDecompressors().decompress(bytes.NewReader(b), compressionOf("base.tar"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -402,7 +402,7 @@ func TestDecompressors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rc, err := decompress(bytes.NewReader(packed), comp)
+			rc, err := DefaultDecompressors().decompress(bytes.NewReader(packed), comp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -416,7 +416,7 @@ func TestDecompressors(t *testing.T) {
 				bad[i] ^= 0xff
 			}
 			for name, in := range map[string][]byte{"corrupt": bad, "truncated": packed[:len(packed)/2]} {
-				rc, err := decompress(bytes.NewReader(in), comp)
+				rc, err := DefaultDecompressors().decompress(bytes.NewReader(in), comp)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -438,15 +438,13 @@ func TestDecompressors(t *testing.T) {
 // checks that a failed read of the backup is the error, as an I/O error.
 func TestDecompressorPrograms(t *testing.T) {
 	payload := bytes.Repeat([]byte("pghook replica "), 200000)
-	for comp, progs := range decompressors {
+	for comp, progs := range DefaultDecompressors() {
 		for _, argv := range progs {
 			t.Run(comp+"/"+argv[0], func(t *testing.T) {
 				if _, err := exec.LookPath(argv[0]); err != nil {
 					t.Skipf("%s not installed", argv[0])
 				}
-				saved := decompressors[comp]
-				decompressors[comp] = [][]string{argv}
-				defer func() { decompressors[comp] = saved }()
+				only := Decompressors{comp: {argv}}
 				cmp := map[string]string{"zstd": "zstd -q -c", "lz4": "lz4 -q -c", "gzip": "gzip -c"}[comp]
 				cmd := exec.Command("sh", "-c", cmp)
 				cmd.Stdin = bytes.NewReader(payload)
@@ -459,7 +457,7 @@ func TestDecompressorPrograms(t *testing.T) {
 				file, _ := os.Open(f)
 				defer file.Close()
 				for name, in := range map[string]io.Reader{"file": file, "reader": bytes.NewReader(packed)} {
-					rc, err := decompress(in, comp)
+					rc, err := only.decompress(in, comp)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -470,7 +468,7 @@ func TestDecompressorPrograms(t *testing.T) {
 					}
 				}
 				broken := io.MultiReader(bytes.NewReader(packed[:len(packed)/3]), errReader{ioErr{errors.New("backup volume gone")}})
-				rc, err := decompress(broken, comp)
+				rc, err := only.decompress(broken, comp)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -564,7 +562,7 @@ func TestDecompressorChoice(t *testing.T) {
 				}
 			}
 			t.Setenv("PATH", bin)
-			path, argv, err := lookDecompressor(tc.comp)
+			path, argv, err := DefaultDecompressors().look(tc.comp)
 			if tc.want == "" {
 				if err == nil || !errors.As(err, new(ioErr)) || !strings.Contains(err.Error(), "igzip or pigz or gzip") {
 					t.Fatalf("got %s %v, err %v; want an I/O error naming igzip, pigz and gzip", path, argv, err)
@@ -598,15 +596,12 @@ func TestGzipTrailerVerified(t *testing.T) {
 		{name: "CRC-32", alter: flip(8), want: ExitVerify},
 		{name: "length", alter: flip(1), want: ExitVerify},
 	}
-	for _, argv := range decompressors["gzip"] {
+	for _, argv := range DefaultDecompressors()["gzip"] {
 		for _, tc := range cases {
 			t.Run(argv[0]+"/"+tc.name, func(t *testing.T) {
 				if _, err := exec.LookPath(argv[0]); err != nil {
 					t.Skipf("%s not installed", argv[0])
 				}
-				saved := decompressors["gzip"]
-				decompressors["gzip"] = [][]string{argv}
-				defer func() { decompressors["gzip"] = saved }()
 				dir, parent := t.TempDir(), t.TempDir()
 				data := filepath.Join(parent, "data")
 				bdir := newSynth(sysid).write(t, dir, "s", "b1")
@@ -630,7 +625,8 @@ func TestGzipTrailerVerified(t *testing.T) {
 				before := treeOf(t, parent)
 				leader := &fakeLeader{sysid: sysid}
 				_, err = Restore(context.Background(), RestoreOptions{Args: Args{Scope: "s", DataDir: data, ConnString: "host=x"}, BackupDir: dir,
-					Dial: func(context.Context, string) (Leader, error) { return leader, nil }, Log: zerolog.Nop()})
+					Dial:          func(context.Context, string) (Leader, error) { return leader, nil },
+					Decompressors: Decompressors{"gzip": {argv}}, Log: zerolog.Nop()})
 				t.Logf("exit %d: %v", CodeOf(err), err)
 				if CodeOf(err) != tc.want {
 					t.Fatalf("exit %d (%v), want %d", CodeOf(err), err, tc.want)

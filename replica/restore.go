@@ -41,6 +41,9 @@ type RestoreOptions struct {
 	ConfigDir string
 	// ProgressEvery is the period of progress lines (0: 5s).
 	ProgressEvery time.Duration
+	// Decompressors are the programs that undo each compression (nil:
+	// DefaultDecompressors).
+	Decompressors Decompressors
 	Log           zerolog.Logger
 }
 
@@ -131,7 +134,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	defer lock.Close()
 	res.Backup = backup
 	log = log.With().Str("backup", backup.Dir).Logger()
-	plan, err := preflight(backup.Dir)
+	plan, err := preflight(backup.Dir, opts.Decompressors)
 	if err != nil {
 		return res, err
 	}
@@ -441,6 +444,7 @@ type plan struct {
 	endTLI       uint32
 	fromStandby  bool
 	storedBytes  int64
+	progs        Decompressors // never nil
 }
 
 // nextWAL is where a restored standby will ask the leader for WAL: on a
@@ -456,8 +460,12 @@ func (p *plan) nextWAL() (uint32, LSN) {
 	return p.endTLI, at
 }
 
-// preflight reads and checks a backup without touching the data directory.
-func preflight(bdir string) (*plan, error) {
+// preflight reads and checks a backup without touching the data
+// directory; progs (nil: the defaults) undo its compression.
+func preflight(bdir string, progs Decompressors) (*plan, error) {
+	if progs == nil {
+		progs = DefaultDecompressors()
+	}
 	mb, err := os.ReadFile(filepath.Join(bdir, "backup_manifest"))
 	if err != nil {
 		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
@@ -466,7 +474,7 @@ func preflight(bdir string) (*plan, error) {
 	if err != nil {
 		return nil, fail(ExitVerify, fmt.Errorf("backup %s: %w", bdir, err))
 	}
-	p := &plan{manifest: m, storedBytes: int64(len(mb)), tsArchives: map[string]string{}}
+	p := &plan{manifest: m, storedBytes: int64(len(mb)), tsArchives: map[string]string{}, progs: progs}
 	p.endTLI, p.end = m.End()
 	ents, err := os.ReadDir(bdir)
 	if err != nil {
@@ -516,7 +524,7 @@ func preflight(bdir string) (*plan, error) {
 		return nil, fail(ExitIO, err)
 	}
 	defer f.Close()
-	zr, err := decompress(f, compressionOf(p.walTar))
+	zr, err := p.progs.decompress(f, compressionOf(p.walTar))
 	if err != nil {
 		return nil, failf(ExitVerify, "backup %s: %s: %v", bdir, filepath.Base(p.walTar), err)
 	}
@@ -525,7 +533,7 @@ func preflight(bdir string) (*plan, error) {
 	if err != nil {
 		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
 	}
-	label, tsmap, err := labelOf(p.base)
+	label, tsmap, err := labelOf(p.base, p.progs)
 	if err != nil {
 		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
 	}
@@ -544,13 +552,13 @@ func preflight(bdir string) (*plan, error) {
 
 // labelOf reads backup_label and tablespace_map from the start of a base
 // archive.
-func labelOf(base string) (BackupLabel, []byte, error) {
+func labelOf(base string, progs Decompressors) (BackupLabel, []byte, error) {
 	f, err := os.Open(base)
 	if err != nil {
 		return BackupLabel{}, nil, err
 	}
 	defer f.Close()
-	zr, err := decompress(f, compressionOf(base))
+	zr, err := progs.decompress(f, compressionOf(base))
 	if err != nil {
 		return BackupLabel{}, nil, err
 	}
@@ -642,7 +650,7 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 	errs := make([]error, 2+len(ts))
 	run := func(i int, file string, limit int64, do func(io.Reader) error) {
 		defer wg.Done()
-		errs[i] = extractFile(ctx, prog, file, limit, do)
+		errs[i] = extractFile(ctx, p.progs, prog, file, limit, do)
 		if errs[i] != nil {
 			cancel()
 		}
@@ -691,7 +699,7 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 }
 
 // extractFile opens one archive, decompresses it and feeds it to do.
-func extractFile(ctx context.Context, prog *progress, file string, limit int64, do func(io.Reader) error) error {
+func extractFile(ctx context.Context, progs Decompressors, prog *progress, file string, limit int64, do func(io.Reader) error) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return ioErr{err}
@@ -699,7 +707,7 @@ func extractFile(ctx context.Context, prog *progress, file string, limit int64, 
 	defer f.Close()
 	// Sequential read-ahead: shared storage is read once, front to back.
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	zr, err := decompress(&fileSource{ctx: ctx, f: f, prog: prog}, compressionOf(file))
+	zr, err := progs.decompress(&fileSource{ctx: ctx, f: f, prog: prog}, compressionOf(file))
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(file), err)
 	}
