@@ -122,7 +122,8 @@ fuzz:
 
 # Restore benchmark: pghook create-replica vs GNU tar vs pg_basebackup vs dd on
 # the same backups of a SIZE_GB (default 2) PostgreSQL 15 database, RUNS (default 3)
-# rounds, medians; as root. Writes bench/results/restore.md and .json.
+# rounds, medians; as root. Writes bench/results/restore.md and .json; BACKUP_ON=tmpfs
+# keeps the backups in RAM (shared storage on another device) -> restore-tmpfs.*.
 .PHONY: bench-restore
 bench-restore: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) SIZE_GB=$${SIZE_GB:-2} bash bench/restore.sh

@@ -13,7 +13,7 @@
 # the machine's noise spreads over all of them); the tables give medians
 # and the min-max.
 # Usage: make bench-restore  (as root; PGHOOK_BIN=path/to/pghook SIZE_GB=2 RUNS=3 bash bench/restore.sh)
-# Writes bench/results/restore.md and .json. Removes the instance and every
+# Writes bench/results/restore.md and .json (restore-tmpfs.* with BACKUP_ON=tmpfs). Removes the instance and every
 # directory it made on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +32,20 @@ mkdir -p bench/results
 W=$(mktemp -d /var/tmp/pghook-bench-restore.XXXXXX)
 chmod 755 "$W"
 PGDATA=$W/pgdata
+# BACKUP_ON=disk (default): the backups on the same virtual disk as the restored data
+# directory, so a restore's reads compete with its writes (dd only writes). tmpfs: the
+# backups in RAM (/dev/shm), standing in for shared storage on another device — the
+# restore's writes alone hit the disk. Results: bench/results/restore[-tmpfs].md/.json.
+BACKUP_ON=${BACKUP_ON:-disk}
+case $BACKUP_ON in
+  disk) BK=$W/backups RESULT=restore ;;
+  tmpfs) BK=$(mktemp -d /dev/shm/pghook-bench-backups.XXXXXX) RESULT=restore-tmpfs ;;
+  *) echo "bench-restore: BACKUP_ON must be disk or tmpfs" >&2; exit 2 ;;
+esac
+chmod 755 "$BK"
 cleanup() {
   [ -f "$PGDATA/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$W"
+  rm -rf "$W" "$BK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -80,7 +91,7 @@ export PGHOOK_CONFIG=$W/pghook.yaml
 declare -A BDIR BACKUP_S BACKUP_MB
 for c in $COMPRESSIONS; do
   b0=$(date +%s.%N)
-  BDIR[$c]=$("$PGHOOK_BIN" --log-level warn backup --scope "bench-$c" --backup-dir "$W/backups" --compression "$c" \
+  BDIR[$c]=$("$PGHOOK_BIN" --log-level warn backup --scope "bench-$c" --backup-dir "$BK" --compression "$c" \
     --host 127.0.0.1 --port "$PORT" --user replicator)
   BACKUP_S[$c]=$(python3 -c "import time; print(round(time.time() - $b0, 1))")
   BACKUP_MB[$c]=$(( $(du -sb "${BDIR[$c]}" | cut -f1) >> 20 ))
@@ -132,7 +143,7 @@ for TRIAL in $(seq 1 "$RUNS"); do
     d=${BDIR[$c]}
     # (a) pghook: IDENTIFY_SYSTEM + WAL probe against the primary, then the files.
     run "$(pghook_name "$c")" "$c" 0 -- "$PGHOOK_BIN" --log-level warn create-replica --scope="bench-$c" --role=replica \
-      --datadir="$W/out/data" --connstring="$CONN" --backup_dir="$W/backups"
+      --datadir="$W/out/data" --connstring="$CONN" --backup_dir="$BK"
     # (b) GNU tar on the same files, then syncfs like pghook. PostgreSQL 15
     # compresses pg_wal.tar only with gzip, so each file gets its own flag.
     base=$(ls "$d"/base.tar*) wal=$(ls "$d"/pg_wal.tar*)
@@ -163,7 +174,8 @@ done
 
 # --- report --------------------------------------------------------------
 BACKUPS=$(for c in $COMPRESSIONS; do printf '%s %s %s\n' "$c" "${BACKUP_MB[$c]}" "${BACKUP_S[$c]}"; done)
-CMDLINE="SIZE_GB=$SIZE_GB RUNS=$RUNS COMPRESSIONS='$COMPRESSIONS' PGHOOK_BIN=$PGHOOK_BIN bash bench/restore.sh"
+CMDLINE="SIZE_GB=$SIZE_GB RUNS=$RUNS COMPRESSIONS='$COMPRESSIONS' BACKUP_ON=$BACKUP_ON PGHOOK_BIN=$PGHOOK_BIN bash bench/restore.sh"
+export RESULT BACKUP_ON
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg); busy: $(others)"
 python3 - "$ROWS" "$SIZE_GB" "$SCALE" "$TEXT_ROWS" "$DB_BYTES" "$GEN_S" "$CACHES" "$BACKUPS" "$CMDLINE" "$(( $(date +%s) - t_start ))" "$LOAD_BEFORE" "$LOAD_AFTER" "$RUNS" <<'PY'
 import json, os, platform, statistics, sys
@@ -206,12 +218,14 @@ for c in backups:
 meta = {"command": cmdline, "size_gb": float(size_gb), "runs": int(runs), "pgbench_scale": int(scale), "text_rows": int(text_rows),
         "database_bytes": int(db_bytes), "generation_s": float(gen_s), "page_cache": caches, "total_s": int(total_s),
         "cpus": os.cpu_count(), "kernel": platform.release(), "backups": backups,
-        "load_before": load_before, "load_after": load_after}
-json.dump({"meta": meta, "summary": summary, "results": rows, "goals": goals}, open("bench/results/restore.json", "w"), indent=1)
-with open("bench/results/restore.md", "w") as f:
+        "load_before": load_before, "load_after": load_after, "backups_on": os.environ["BACKUP_ON"]}
+json.dump({"meta": meta, "summary": summary, "results": rows, "goals": goals}, open(f"bench/results/{os.environ['RESULT']}.json", "w"), indent=1)
+with open(f"bench/results/{os.environ['RESULT']}.md", "w") as f:
     f.write(f"Command: `{cmdline}` (bench/restore.sh), {os.cpu_count()} CPUs, kernel {platform.release()}.\n\n")
     f.write(f"Database: pgbench scale {scale} + {text_rows} rows of random text = {int(db_bytes) / 2**20:.0f} MB of files (without pg_wal), "
             f"generated in {float(gen_s):.0f} s; page cache {caches} before each run; {runs} rounds of every tool in turn; whole run {total_s} s.\n\n")
+    f.write("Backups on: " + ("the same virtual disk as the restored data directory (reads compete with the writes; dd only writes).\n\n" if os.environ["BACKUP_ON"] == "disk"
+            else "tmpfs (/dev/shm), standing in for shared storage on another device: only the restore's writes hit the disk, as dd's do.\n\n"))
     f.write(f"Machine: load average (1/5/15 min) and processes above 5% CPU at the start: {load_before}; at the end: {load_after}; "
             f"1-min load when each run started: {min(r['load1'] for r in rows):.2f}–{max(r['load1'] for r in rows):.2f}.\n\n")
     f.write("| backup | size | took |\n|---|---|---|\n")
@@ -229,5 +243,5 @@ with open("bench/results/restore.md", "w") as f:
     f.write("\nEvery run:\n\n| round | tool | compression | wall | MB/s | 1-min load at start |\n|---|---|---|---|---|---|\n")
     for r in rows:
         f.write(f"| {r['trial']} | {r['name']}{'' if r['rc'] == 0 else ' (exit %d)' % r['rc']} | {r['compression']} | {r['wall_s']:.2f} s | {r['mb_s']:.0f} | {r['load1']:.2f} |\n")
-print(open("bench/results/restore.md").read())
+print(open(f"bench/results/{os.environ['RESULT']}.md").read())
 PY
