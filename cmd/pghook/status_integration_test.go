@@ -10,14 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/pghook/pghook/internal/testenv"
 	"github.com/vishvananda/netns"
 )
 
@@ -57,15 +54,7 @@ func listenIn(t *testing.T, ns, addr string) net.Listener {
 // VIP: the helper answers the ARP probe, and the answering MAC is named
 // as the member whose address has it.
 func TestStatusAsPostgresThroughTheHelper(t *testing.T) {
-	testenv.RequireRoot(t)
-	if _, err := exec.LookPath("setcap"); err != nil {
-		t.Skip("setcap missing (libcap2-bin)")
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skip("no postgres user")
-	}
-	gid, _ := strconv.Atoi(u.Gid)
+	dir, pgh, helper, gid := privilegedInstall(t, "pghook-status-")
 	id := rand.Intn(1e6)
 	me, peer := fmt.Sprintf("pghst-%d-a", id), fmt.Sprintf("pghst-%d-b", id)
 	for _, ns := range []string{me, peer} {
@@ -94,37 +83,13 @@ func TestStatusAsPostgresThroughTheHelper(t *testing.T) {
 		}
 	}))
 
-	dir, err := os.MkdirTemp("", "pghook-status-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	pgh := filepath.Join(dir, "pghook")
-	helper := filepath.Join(dir, "pghook-vip")
-	copyFile(t, bin, pgh, 0o755)
-	copyFile(t, bin, helper, 0o750)
-	os.Chown(helper, 0, gid)
-	mustRun(t, "setcap", "cap_net_admin,cap_net_raw+ep", helper)
 	pyml := filepath.Join(dir, "patroni.yml")
 	os.WriteFile(pyml, []byte("scope: s\nname: n1\nrestapi: {connect_address: '"+l.Addr().String()+"'}\npostgresql: {data_dir: /nonexistent}\n"), 0o644)
 	conf := filepath.Join(dir, "pghook.yaml")
 	os.WriteFile(conf, []byte(fmt.Sprintf("vip_helper: %s\nscopes:\n  s:\n    patroni_config: %s\n    vip: {backend: netlink, address: 192.0.2.10/24, interface: d0}\n", helper, pyml)), 0o640)
 	os.Chown(conf, 0, gid)
 
-	asPG := func(args ...string) (string, string, int) {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", me, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "env", "-i", "PATH=/usr/bin:/bin", "HOME=/"}, args...)...)
-		var o, e strings.Builder
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return o.String(), e.String(), code
-	}
+	asPG := func(args ...string) (string, string, int) { return runAsPostgres(t, me, "/", args...) }
 
 	// The helper alone: the peer's MAC answers.
 	out, errOut, code := asPG(helper, "who-has", "--scope", "s", "--config", conf, "--json")

@@ -22,15 +22,7 @@ import (
 // capabilities, moves the VIP through the file-capability helper; the
 // helper refuses VIP settings from anywhere but a root-owned config.
 func TestVIPPrivilegeSplit(t *testing.T) {
-	testenv.RequireRoot(t)
-	if _, err := exec.LookPath("setcap"); err != nil {
-		t.Skip("setcap missing (libcap2-bin)")
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		t.Skip("no postgres user")
-	}
-	gid, _ := strconv.Atoi(u.Gid)
+	dir, pgh, helper, gid := privilegedInstall(t, "pghook-vip-")
 	ns := fmt.Sprintf("pghcli-%d", rand.Intn(1e6))
 	mustRun(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
@@ -38,18 +30,6 @@ func TestVIPPrivilegeSplit(t *testing.T) {
 	mustRun(t, "ip", "-n", ns, "link", "set", "d1", "up")
 	mustRun(t, "ip", "-n", ns, "link", "set", "d0", "up")
 
-	dir, err := os.MkdirTemp("", "pghook-vip-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	pgh := filepath.Join(dir, "pghook")
-	helper := filepath.Join(dir, "pghook-vip")
-	copyFile(t, bin, pgh, 0o755)
-	copyFile(t, bin, helper, 0o750)
-	os.Chown(helper, 0, gid)
-	mustRun(t, "setcap", "cap_net_admin,cap_net_raw+ep", helper)
 	roster := filepath.Join(dir, "home")
 	os.Mkdir(roster, 0o755)
 	os.Chown(roster, 0, gid)
@@ -64,15 +44,8 @@ scopes:
 	os.Chown(conf, 0, gid)
 
 	asPG := func(args ...string) (string, int) {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "env", "-i", "PATH=/usr/bin:/bin", "HOME=" + roster}, args...)...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), code
+		out, errOut, code := runAsPostgres(t, ns, roster, args...)
+		return out + errOut, code
 	}
 	hasVIP := func() bool {
 		out, _ := exec.Command("ip", "-n", ns, "-4", "addr", "show", "dev", "d0").CombinedOutput()
@@ -99,6 +72,10 @@ scopes:
 	if out, code := asPG(helper, "callback", "on_start", "master", "s"); code != 2 {
 		t.Fatalf("helper ran a non-VIP command (exit %d):\n%s", code, out)
 	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
 	uid, _ := strconv.Atoi(u.Uid)
 	os.Chown(conf, uid, gid)
 	if out, code := asPG(helper, "up", "--scope", "s", "--config", conf); code != 2 || !strings.Contains(out, "owned by root") || hasVIP() {
@@ -109,6 +86,52 @@ scopes:
 		t.Fatalf("postgres has capabilities: %s", out)
 	}
 	_ = time.Second
+}
+
+// privilegedInstall lays pghook and its capability helper into a fresh
+// directory others may enter, as the package does: the helper root:postgres
+// 0750 with cap_net_admin,cap_net_raw. It skips without root, setcap or a
+// postgres user.
+func privilegedInstall(t *testing.T, prefix string) (dir, pgh, helper string, gid int) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	if _, err := exec.LookPath("setcap"); err != nil {
+		t.Skip("setcap missing (libcap2-bin)")
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skip("no postgres user")
+	}
+	gid, _ = strconv.Atoi(u.Gid)
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	pgh = filepath.Join(dir, "pghook")
+	helper = filepath.Join(dir, "pghook-vip")
+	copyFile(t, bin, pgh, 0o755)
+	copyFile(t, bin, helper, 0o750)
+	os.Chown(helper, 0, gid)
+	mustRun(t, "setcap", "cap_net_admin,cap_net_raw+ep", helper)
+	return dir, pgh, helper, gid
+}
+
+// runAsPostgres runs args as postgres in network namespace ns, with a bare
+// environment and HOME home, as Patroni would run a callback.
+func runAsPostgres(t *testing.T, ns, home string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "env", "-i", "PATH=/usr/bin:/bin", "HOME=" + home}, args...)...)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
 }
 
 func mustRun(t *testing.T, name string, args ...string) {
