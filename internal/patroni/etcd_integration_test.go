@@ -19,10 +19,7 @@ import (
 func TestLeaderFromRealEtcd(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c, err := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\nnamespace: /service/\npostgresql: {data_dir: /d}\netcd3: {hosts: [%s]}\n", host)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := memberConfig(t, fmt.Sprintf("namespace: /service/\netcd3: {hosts: [%s]}", host))
 	cli, err := c.EtcdClient(2 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +72,7 @@ func TestEtcdAuthFromPatroniConfig(t *testing.T) {
 		user, pw string
 		ok       bool
 	}{{"pat", "patpw", true}, {"pat", "wrong", false}} {
-		c, _ := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\npostgresql: {data_dir: /d}\netcd3: {host: %s, username: %s, password: %s}\n", host, tt.user, tt.pw)))
+		c := memberConfig(t, fmt.Sprintf("etcd3: {host: %s, username: %s, password: %s}", host, tt.user, tt.pw))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		cli, err := c.EtcdClient(2 * time.Second)
 		if err != nil {
@@ -99,7 +96,7 @@ func TestEtcdAuthFromPatroniConfig(t *testing.T) {
 
 func TestLeaderUnreachableIsBounded(t *testing.T) {
 	port := testenv.FreePort(t)
-	c, _ := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\npostgresql: {data_dir: /d}\netcd3: {host: 127.0.0.1:%d}\n", port)))
+	c := memberConfig(t, fmt.Sprintf("etcd3: {host: 127.0.0.1:%d}", port))
 	cli, err := c.EtcdClient(500 * time.Millisecond)
 	if err != nil {
 		return // refusing at dial time is also a bounded failure
@@ -123,7 +120,7 @@ func TestLeaderUnreachableIsBounded(t *testing.T) {
 func TestLeaderReaderEtcdV2(t *testing.T) {
 	e := testenv.StartEtcd(t, "--enable-v2=true")
 	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c, _ := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\npostgresql: {data_dir: /d}\netcd: {host: %s}\n", host)))
+	c := memberConfig(t, fmt.Sprintf("etcd: {host: %s}", host))
 	r, err := c.NewLeaderReader(2 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +190,7 @@ func expectQuiet(t *testing.T, ch <-chan struct{}, d time.Duration) {
 func TestWatchLeaderEtcd3(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c, err := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\nnamespace: /service/\npostgresql: {data_dir: /d}\netcd3: {hosts: [%s]}\n", host)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := memberConfig(t, fmt.Sprintf("namespace: /service/\netcd3: {hosts: [%s]}", host))
 	r, err := c.NewLeaderReader(2 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +228,7 @@ func TestWatchLeaderEtcd3(t *testing.T) {
 func TestWatchLeaderEtcdV2(t *testing.T) {
 	e := testenv.StartEtcd(t, "--enable-v2=true")
 	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c, _ := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\npostgresql: {data_dir: /d}\netcd: {host: %s}\n", host)))
+	c := memberConfig(t, fmt.Sprintf("etcd: {host: %s}", host))
 	r, err := c.NewLeaderReader(2 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -263,4 +257,15 @@ func TestWatchLeaderEtcdV2(t *testing.T) {
 	curl("-X", "PUT", e.Endpoint+"/v2/keys/service/pg/leader", "-d", "value=n3", "-d", "ttl=2")
 	expectEvent(t, ch, "after put with ttl", time.Second)
 	expectEvent(t, ch, "when the ttl expired", 5*time.Second)
+}
+
+// memberConfig parses the patroni.yml of member n1 of scope pg with the
+// given DCS lines (and any other top-level keys).
+func memberConfig(t *testing.T, dcs string) *Config {
+	t.Helper()
+	c, err := Parse([]byte("name: n1\nscope: pg\npostgresql: {data_dir: /d}\n" + dcs + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -30,10 +30,7 @@ func TestMemberAPIsFromRealEtcd(t *testing.T) {
 				e = testenv.StartEtcd(t)
 			}
 			host := strings.TrimPrefix(e.Endpoint, "http://")
-			c, err := Parse([]byte(fmt.Sprintf("name: n1\nscope: pg\npostgresql: {data_dir: /d}\n%s: {hosts: [%s]}\n", dcs, host)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := memberConfig(t, fmt.Sprintf("%s: {hosts: [%s]}", dcs, host))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if ms, err := c.MemberAPIs(ctx, 2*time.Second); err != nil || len(ms) != 0 {
