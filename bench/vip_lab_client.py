@@ -7,14 +7,13 @@ A write to a replica fails (read-only), so the direct targets give the Patroni f
 the client writing to whichever node is primary, by its own address. Exits when
 WATCH_PID is gone. Usage: python3 vip_lab_client.py INTERVAL vip=ADDR n1=ADDR ...
 """
-import json, os, sys, threading, time
+import os, sys, threading, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e", "lab"))
-from sampling import exit_with_parent, ticks  # noqa: E402
+from sampling import error_line, exit_with_parent, finish, ticks  # noqa: E402
 import psycopg2
 
 interval = float(sys.argv[1])
 targets = [a.split("=", 1) for a in sys.argv[2:]]
-out = threading.Lock()
 
 
 def write(name, host, t0, slots):
@@ -33,12 +32,8 @@ def write(name, host, t0, slots):
         finally:
             c.close()
     except Exception as e:
-        msg = str(e).strip()
-        r["err"] = msg.splitlines()[0][:120] if msg else type(e).__name__
-    r["took"] = time.time() - t0
-    with out:
-        sys.stdout.write(json.dumps(r) + "\n")
-        sys.stdout.flush()
+        r["err"] = error_line(e, 120)
+    finish(r, t0)
     slots.release()
 
 

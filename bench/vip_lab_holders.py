@@ -3,9 +3,9 @@ seconds, which nodes' eth0 hold the VIP (read from each node's namespace with `i
 one JSON line per sample {"at": t, "h": [nodes]}. Exits when WATCH_PID is gone.
 Usage: python3 vip_lab_holders.py INTERVAL VIP n1 n2 n3
 """
-import json, os, subprocess, sys, time
+import os, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e", "lab"))
-from sampling import exit_with_parent, ticks  # noqa: E402
+from sampling import emit, exit_with_parent, holders, ticks  # noqa: E402
 
 interval, vip, nodes = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
 
@@ -13,11 +13,4 @@ interval, vip, nodes = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
 exit_with_parent()
 for _ in ticks(interval, catch_up=False):
     t = time.time()
-    h = []
-    for n in nodes:
-        p = subprocess.run(["ip", "-n", "pgh-" + n, "-4", "-o", "addr", "show", "dev", "eth0"],
-                           capture_output=True, text=True)
-        if (" inet %s/" % vip) in p.stdout:
-            h.append(n)
-    sys.stdout.write(json.dumps({"at": t, "h": h}) + "\n")
-    sys.stdout.flush()
+    emit({"at": t, "h": holders(nodes, vip)})

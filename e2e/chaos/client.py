@@ -7,13 +7,12 @@ server acknowledged the commit: that row must be on the final primary (exactly s
 Patroni's synchronous_mode). The password comes from PGPASSFILE. Exits when WATCH_PID
 is gone. Usage: python3 client.py INTERVAL ADDR
 """
-import json, os, re, sys, threading, time
+import os, re, sys, threading, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lab"))
-from sampling import exit_with_parent, ticks  # noqa: E402
+from sampling import error_line, exit_with_parent, finish, ticks  # noqa: E402
 import psycopg2
 
 interval, addr = float(sys.argv[1]), sys.argv[2]
-out = threading.Lock()
 node_re = re.compile(r"/(n[0-9]+)/")
 
 
@@ -35,12 +34,8 @@ def write(n, t0, slots):
         finally:
             c.close()
     except Exception as e:
-        msg = str(e).strip()
-        r["err"] = msg.splitlines()[0][:160] if msg else type(e).__name__
-    r["took"] = time.time() - t0
-    with out:
-        sys.stdout.write(json.dumps(r) + "\n")
-        sys.stdout.flush()
+        r["err"] = error_line(e, 160)
+    finish(r, t0)
     slots.release()
 
 

@@ -5,9 +5,9 @@ node with a short timeout; the latest answer no older than 0.5 s counts). One JS
 per sample: {"at": t, "h": [nodes holding the VIP], "p": [nodes with /primary 200]}.
 Exits when WATCH_PID is gone. Usage: python3 observer.py INTERVAL VIP n1=ADDR ...
 """
-import json, os, subprocess, sys, threading, time, urllib.request
+import os, sys, threading, time, urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lab"))
-from sampling import exit_with_parent, ticks  # noqa: E402
+from sampling import emit, exit_with_parent, holders, ticks  # noqa: E402
 
 interval, vip = float(sys.argv[1]), sys.argv[2]
 nodes = [a.split("=", 1) for a in sys.argv[3:]]
@@ -37,13 +37,7 @@ for n, a in nodes:
     threading.Thread(target=poll, args=(n, a), daemon=True).start()
 for _ in ticks(interval, catch_up=False):
     t = time.time()
-    h = []
-    for n, _ in nodes:
-        p = subprocess.run(["ip", "-n", "pgh-" + n, "-4", "-o", "addr", "show", "dev", "eth0"],
-                           capture_output=True, text=True)
-        if (" inet %s/" % vip) in p.stdout:
-            h.append(n)
+    h = holders([n for n, _ in nodes], vip)
     with lock:
         pr = [n for n, (at, ok) in primary.items() if ok and t - at < 0.5]
-    sys.stdout.write(json.dumps({"at": t, "h": h, "p": sorted(pr)}) + "\n")
-    sys.stdout.flush()
+    emit({"at": t, "h": h, "p": sorted(pr)})
