@@ -4,9 +4,12 @@ package replica
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -31,6 +34,13 @@ func TestRestoreProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d bytes read in %v", res.Bytes, res.Took)
+	var self, kids syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	cpu := func(r syscall.Rusage) string {
+		return fmt.Sprintf("%.2f s user %.2f s sys, %d+%d context switches",
+			time.Duration(r.Utime.Nano()).Seconds(), time.Duration(r.Stime.Nano()).Seconds(), r.Nvcsw, r.Nivcsw)
+	}
+	t.Logf("%d bytes read in %v; pghook %s; decompressor %s", res.Bytes, res.Took, cpu(self), cpu(kids))
 	os.RemoveAll(out)
 }
