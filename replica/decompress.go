@@ -20,9 +20,11 @@ import (
 // pghook's own LZ4 decoder (builtinLZ4). The programs are not replaced by
 // Go libraries because every pghook process — above all the callback
 // Patroni starts on each event — pays the package initialisation of
-// everything linked into the binary (klauspost/compress ~0.15 ms per
-// start), and the C decompressors are at least as fast; pierrec/lz4 costs
-// ~0.03 ms, so lz4 is decoded in the process. The first program found on
+// everything linked into the binary: linking klauspost/compress's zstd
+// made each callback 0.2–0.3 ms slower (measured), and the restore was no
+// faster for it (less CPU, no pipe, but the same or a longer wall time —
+// docs/BENCHMARKS.md §3); Go's inflate is 3–4× slower than igzip.
+// pierrec/lz4 costs ~0.03 ms, so lz4 is decoded in the process. The first program found on
 // PATH is used. For gzip: igzip (ISA-L's inflate, package isal) inflated
 // a 2.2 GB base.tar in 1.1 s where pigz took 3.9–4.6 s and gzip 7.0 s;
 // pigz beats gzip by moving reading, writing and the CRC to threads of

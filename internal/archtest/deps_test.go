@@ -48,8 +48,9 @@ func TestPackageBoundaries(t *testing.T) {
 		{"netvip", []string{"github.com/urfave/cli/v2", "github.com/jackc/pgx/v5"}, "the VIP backends know no CLI or SQL"},
 		{"internal/patroni", []string{"github.com/urfave/cli/v2", "github.com/vishvananda/netlink"}, "a read-only view of Patroni"},
 		// Start-up cost of every callback: gRPC and etcd's protobufs cost ~2.7 ms
-		// of init per invocation (docs/ARCHITECTURE.md), klauspost/compress ~0.15 ms,
-		// so the binary must not link them. (pierrec/lz4 is linked: ~0.03 ms of init,
+		// of init per invocation (docs/ARCHITECTURE.md), klauspost/compress's zstd
+		// 0.2–0.3 ms per callback (docs/BENCHMARKS.md §3), so the binary must not
+		// link them. (pierrec/lz4 is linked: ~0.03 ms of init,
 		// and it halves an lz4 restore — replica/lz4.go.)
 		{"cmd/pghook", []string{"google.golang.org/grpc", "go.etcd.io/etcd/client/v3", "github.com/russross/blackfriday/v2",
 			"github.com/klauspost/compress/zstd"}, "callback start-up time"},
