@@ -32,8 +32,14 @@ done
 MEASURE=$PWD/bench/measure.py
 mkdir -p bench/results
 W=$(mktemp -d /var/tmp/pghook-bench-restore.XXXXXX)
+PGDATA=$W/pgdata BK=
+cleanup() {
+  [ -f "$PGDATA/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$W" ${BK:+"$BK"}
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 chmod 755 "$W"
-PGDATA=$W/pgdata
 # BACKUP_ON=disk (default): the backups on the same virtual disk as the restored data
 # directory, so a restore's reads compete with its writes (dd only writes). tmpfs: the
 # backups in RAM (/dev/shm), standing in for shared storage on another device — the
@@ -45,12 +51,6 @@ case $BACKUP_ON in
   *) echo "bench-restore: BACKUP_ON must be disk or tmpfs" >&2; exit 2 ;;
 esac
 mkdir -p "$BK" && chmod 755 "$BK"
-cleanup() {
-  [ -f "$PGDATA/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$W" "$BK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 t_start=$(date +%s)
 # What else runs on the machine (the numbers are only as quiet as it is).
 others() { top -b -n 2 -d 1 -w 200 | awk '/^top -/{n++} n==2 && $1 ~ /^[0-9]+$/ && $9+0 >= 5 {printf "%s%s %s%%", sep, $12, $9; sep=", "}'; }
