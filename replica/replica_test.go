@@ -303,6 +303,15 @@ func TestRestoreSynthetic(t *testing.T) {
 		{name: "keep_data refuses a former primary (may have diverged)", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existingState(sysid, false, 1), want: ExitNotEmpty},
 		{name: "keep_data refuses another cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(5, false), want: ExitNotEmpty},
 		{name: "keep_data refuses a live postmaster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(sysid, true), want: ExitNotEmpty},
+		// A restore killed after pg_control was written: adoptable to the eye, but incomplete.
+		{name: "keep_data restores an interrupted restore again, never adopts it", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid),
+			prepare: interrupted(sysid, false, markerHeader)},
+		{name: "an interrupted restore is restored again without keep_data", leader: &fakeLeader{sysid: sysid}, backup: good(sysid),
+			prepare: interrupted(sysid, false, markerHeader)},
+		{name: "an interrupted restore with a live postmaster is refused", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid),
+			prepare: interrupted(sysid, true, markerHeader), want: ExitNotEmpty},
+		{name: "a restore marker pghook did not write is refused", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid),
+			prepare: interrupted(sysid, false, "something else\n"), want: ExitNotEmpty},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -351,6 +360,12 @@ func TestRestoreSynthetic(t *testing.T) {
 			if fi, _ := os.Stat(data); fi.Mode().Perm() != 0o700 {
 				t.Fatalf("data dir mode %v", fi.Mode())
 			}
+			if _, err := os.Lstat(filepath.Join(data, restoringMarker)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s left after a complete restore: %v", restoringMarker, err)
+			}
+			if _, err := os.Lstat(filepath.Join(data, "stale-from-the-interrupted-restore")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a file of the interrupted restore survived: %v", err)
+			}
 			// primary backup: the standby next needs the segment after the end LSN's.
 			if len(tc.leader.probed) != 1 || tc.leader.probed[0] != 0x200000 {
 				t.Fatalf("probed %v", tc.leader.probed)
@@ -373,6 +388,18 @@ func mountPoint(t *testing.T, d string) {
 
 // existing makes a data directory holding system sysid.
 func existing(sysid uint64, live bool) func(*testing.T, string) { return existingState(sysid, live, 2) }
+
+// interrupted lays what a restore killed after base.tar's pg_control left:
+// an adoptable-looking copy of sysid (backup_label, pg_control), a stray
+// file, and the restore marker starting with header.
+func interrupted(sysid uint64, live bool, header string) func(*testing.T, string) {
+	return func(t *testing.T, d string) {
+		existing(sysid, live)(t, d)
+		os.WriteFile(filepath.Join(d, "backup_label"), []byte("START WAL LOCATION: 0/2000028\n"), 0o600)
+		os.WriteFile(filepath.Join(d, "stale-from-the-interrupted-restore"), []byte("x"), 0o600)
+		os.WriteFile(filepath.Join(d, restoringMarker), []byte(header), 0o600)
+	}
+}
 
 // existingState lays a data directory whose pg_control has the given state.
 func existingState(sysid uint64, live bool, state uint32) func(*testing.T, string) {

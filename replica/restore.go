@@ -108,10 +108,17 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	}
 	res.SystemID = sysid
 
-	// 2. The data directory must be empty, or adoptable with keep_data.
+	// 2. The data directory must be empty, or adoptable with keep_data. What
+	// an interrupted restore of pghook left is cleared first: it is never a
+	// copy to adopt (its pg_control may be complete while other files are not).
 	st, err := inspectDataDir(dataDir)
 	if err != nil {
 		return res, fail(ExitIO, err)
+	}
+	if st.entries[restoringMarker] {
+		if st, err = clearInterrupted(log, dataDir, st); err != nil {
+			return res, err
+		}
 	}
 	if len(st.significant) > 0 {
 		if opts.KeepData {
@@ -222,6 +229,9 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	for _, t := range tablespaces {
 		log.Info().Str("tablespace", t.OID).Str("backed_up_dir", t.Path).Str("dir", t.Target).Msg("restoring tablespace")
 	}
+	if err = writeMarker(dataDir, tablespaces); err != nil {
+		return res, fail(ExitIO, err)
+	}
 	n, err := extractAll(ctx, log, dataDir, st, plan, tablespaces, sysid, opts.ProgressEvery)
 	res.Bytes = n
 	if err != nil {
@@ -236,6 +246,10 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 			return res, err
 		}
 		log.Info().Str("config_dir", configDir).Int("files", len(backup.ConfigFiles)).Msg("config_dir files laid from the backup")
+	}
+	// Complete and synced: only now is the data directory a replica.
+	if err = removeMarker(dataDir); err != nil {
+		return res, fail(ExitIO, err)
 	}
 	res.Took = time.Since(start)
 	log.Info().Int64("read_bytes", n).Int64("data_bytes", plan.manifest.DataSize()).Float64("took_s", round1(res.Took.Seconds())).
@@ -619,7 +633,7 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 	if err := linkTablespaces(root, ts); err != nil {
 		return 0, err
 	}
-	reserved := map[string]bool{}
+	reserved := map[string]bool{restoringMarker: true} // no archive may touch the marker
 	for n := range st.entries {
 		reserved[n] = true
 	}

@@ -123,6 +123,16 @@ func withTablespace(s *synthBackup, tsPath string) []entry {
 	}
 }
 
+// interruptedWithTablespace lays a restore killed while writing into the
+// tablespace directory ts: the marker lists ts, which holds a partial PG_ directory.
+func interruptedWithTablespace(t *testing.T, data, ts string) {
+	os.MkdirAll(filepath.Join(data, "global"), 0o700)
+	os.WriteFile(filepath.Join(data, "global", "pg_control"), []byte("partial"), 0o600)
+	os.WriteFile(filepath.Join(data, restoringMarker), []byte(markerHeader+"tablespace\t"+ts+"\n"), 0o600)
+	os.MkdirAll(filepath.Join(ts, "PG_15_202209061", "5"), 0o700)
+	os.WriteFile(filepath.Join(ts, "PG_15_202209061", "5", "partial"), []byte("x"), 0o600)
+}
+
 func TestRestoreTablespacesSynthetic(t *testing.T) {
 	const sysid = 7712150698949318755
 	type paths struct{ data, tsOld, tsNew string }
@@ -180,6 +190,16 @@ func TestRestoreTablespacesSynthetic(t *testing.T) {
 				return ts
 			}, want: ExitVerify},
 		{name: "tablespace archive missing", mutate: func(t *testing.T, s *synthBackup, ts []entry, bdir string) []entry { return nil }, want: ExitVerify},
+		{name: "an interrupted restore's tablespace directory is cleared", args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
+			prepare: func(t *testing.T, p paths) {
+				interruptedWithTablespace(t, p.data, p.tsNew)
+				mountPoint(t, p.tsNew) // the mount point's own entries stay
+			}},
+		{name: "an interrupted restore's tablespace directory holding other files is refused", args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
+			prepare: func(t *testing.T, p paths) {
+				interruptedWithTablespace(t, p.data, p.tsNew)
+				os.WriteFile(filepath.Join(p.tsNew, "notes.txt"), []byte("mine"), 0o600)
+			}, want: ExitNotEmpty},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
