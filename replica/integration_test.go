@@ -255,6 +255,47 @@ func TestBackupRestoreIntegration(t *testing.T) {
 			t.Fatal("data directory created")
 		}
 	})
+
+	t.Run("keep_data: an interrupted restore is restored again, not adopted, and streams", func(t *testing.T) {
+		// Its own backup, after the refusals above (it moves the WAL on).
+		takeBackup(t, pg, backups, "interrupted", "gzip")
+		dataDir := filepath.Join(pgTempDir(t), "data")
+		if _, err := restore(t, pg, backups, "interrupted", dataDir, false); err != nil {
+			t.Fatal(err)
+		}
+		// What a restore killed after base.tar leaves: pg_control and
+		// backup_label complete, the WAL and a relation file not, the marker.
+		if err := os.WriteFile(filepath.Join(dataDir, restoringMarker), []byte(markerHeader), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wal, _ := filepath.Glob(filepath.Join(dataDir, "pg_wal", "0000*"))
+		rel, _ := filepath.Glob(filepath.Join(dataDir, "base", "*", "1259"))
+		for _, f := range append(wal, rel...) {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if why := adoptable(dataDir, mustNewest(t, backups, "interrupted").SystemID); why != "" {
+			t.Fatalf("the interrupted copy does not look adoptable (%s): the test proves nothing", why)
+		}
+		res, err := restore(t, pg, backups, "interrupted", dataDir, true)
+		if err != nil || res.Adopted {
+			t.Fatalf("keep_data on an interrupted restore: %+v %v (exit %d), want restored again", res, err, CodeOf(err))
+		}
+		if exists(filepath.Join(dataDir, restoringMarker)) {
+			t.Fatal("marker left after the restore")
+		}
+		port := startStandby(t, pg, dataDir)
+		psql(t, pg, pg.Port, "INSERT INTO t VALUES (-2, 'after the interrupted restore')")
+		testenv.WaitFor(t, 30*time.Second, "standby streams the new row", func() error {
+			out, err := exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/psql", "-h", "127.0.0.1", "-p", fmt.Sprint(port),
+				"-U", "postgres", "-XAtqc", "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), (SELECT h FROM t WHERE g = -2)").CombinedOutput()
+			if got := strings.TrimSpace(string(out)); err != nil || got != "t|streaming|after the interrupted restore" {
+				return fmt.Errorf("%v: %q", err, got)
+			}
+			return nil
+		})
+	})
 }
 
 func mustNewest(t *testing.T, dir, scope string) Meta {
