@@ -19,8 +19,8 @@ const (
 	ExitUsage        ExitCode = 2 // bad arguments
 	ExitNoBackup     ExitCode = 3 // no published backup of the scope
 	ExitVerify       ExitCode = 4 // backup failed verification or is unusable
-	ExitOtherCluster ExitCode = 5 // backup belongs to another cluster
-	ExitWALGone      ExitCode = 6 // leader no longer has the WAL after the backup
+	ExitOtherCluster ExitCode = 5 // backup belongs to another cluster, or no source says which cluster this is
+	ExitWALGone      ExitCode = 6 // leader no longer has the WAL after the backup, or there is no leader to ask
 	ExitIO           ExitCode = 7 // reading the backup or writing the data directory failed (disk full…)
 	ExitNotEmpty     ExitCode = 8 // data directory not empty and not adoptable, or a tablespace directory not empty
 )
@@ -31,8 +31,8 @@ var exitNames = map[ExitCode]string{
 	ExitUsage:        "usage",
 	ExitNoBackup:     "no backup",
 	ExitVerify:       "verification failed",
-	ExitOtherCluster: "other cluster",
-	ExitWALGone:      "WAL gone",
+	ExitOtherCluster: "other cluster, or this cluster's identity unknown",
+	ExitWALGone:      "WAL after the backup gone from the leader, or no leader",
 	ExitIO:           "I/O error",
 	ExitNotEmpty:     "data or tablespace directory not empty",
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -179,6 +180,23 @@ func TestExitCodes(t *testing.T) {
 	for _, tc := range classes {
 		if got := classify(ctx, tc.err); got != tc.want {
 			t.Errorf("classify(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	// Before anything is written: the storage failing is 7, the backup 4.
+	backupErrs := []struct {
+		err  error
+		want ExitCode
+	}{
+		{&os.PathError{Op: "open", Path: "backup_manifest", Err: syscall.EIO}, ExitIO},
+		{&os.PathError{Op: "open", Path: "backup_manifest", Err: syscall.EACCES}, ExitIO},
+		{ioErr{errors.New("a gzip backup needs the igzip or pigz or gzip program")}, ExitIO},
+		{&os.PathError{Op: "open", Path: "backup_manifest", Err: syscall.ENOENT}, ExitVerify},
+		{fmt.Errorf("pg_wal.tar: %w", ErrUnsafeArchive), ExitVerify},
+		{errors.New("zstd: exit status 1: Data corruption detected"), ExitVerify},
+	}
+	for _, tc := range backupErrs {
+		if got := CodeOf(backupErr("/b/s/1", tc.err)); got != tc.want {
+			t.Errorf("backupErr(%v) = %d, want %d", tc.err, got, tc.want)
 		}
 	}
 	cctx, cancel := context.WithCancel(ctx)

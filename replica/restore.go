@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -482,7 +483,7 @@ func preflight(bdir string, progs Decompressors) (*plan, error) {
 	}
 	mb, err := os.ReadFile(filepath.Join(bdir, "backup_manifest"))
 	if err != nil {
-		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+		return nil, backupErr(bdir, err)
 	}
 	m, err := ParseManifest(mb)
 	if err != nil {
@@ -540,16 +541,16 @@ func preflight(bdir string, progs Decompressors) (*plan, error) {
 	defer f.Close()
 	zr, err := p.progs.decompress(f, compressionOf(p.walTar))
 	if err != nil {
-		return nil, failf(ExitVerify, "backup %s: %s: %v", bdir, filepath.Base(p.walTar), err)
+		return nil, backupErr(bdir, fmt.Errorf("%s: %w", filepath.Base(p.walTar), err))
 	}
 	defer zr.Close()
 	p.wal, _, err = firstWALHeader(zr)
 	if err != nil {
-		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+		return nil, backupErr(bdir, err)
 	}
 	label, tsmap, err := labelOf(p.base, p.progs)
 	if err != nil {
-		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
+		return nil, backupErr(bdir, err)
 	}
 	if p.tablespaces, err = ParseTablespaceMap(tsmap); err != nil {
 		return nil, failf(ExitVerify, "backup %s: %v", bdir, err)
@@ -562,6 +563,18 @@ func preflight(bdir string, progs Decompressors) (*plan, error) {
 	}
 	p.fromStandby = label.From == "standby"
 	return p, nil
+}
+
+// backupErr is a failure to read or check backup bdir before anything is
+// written: an I/O error (exit 7) when the storage or the system failed —
+// EIO, no permission, a decompressor program missing — else a backup that
+// failed verification (exit 4: missing or malformed files, corrupt streams).
+func backupErr(bdir string, err error) error {
+	err = fmt.Errorf("backup %s: %w", bdir, err)
+	if errors.As(err, new(ioErr)) || errors.Is(err, syscall.EIO) || errors.Is(err, fs.ErrPermission) {
+		return &Error{Code: ExitIO, Err: err}
+	}
+	return &Error{Code: ExitVerify, Err: err}
 }
 
 // labelOf reads backup_label and tablespace_map from the start of a base
