@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -429,9 +430,10 @@ func createReplicaPID(node string) int {
 	return 0
 }
 
-// TestReplicaFallbackCauses: the causes for which pghook must refuse and
-// Patroni must fall back to basebackup, each seen in Patroni's log, and a
-// pghook killed mid-restore whose next attempt succeeds.
+// TestReplicaFallbackCauses: the causes for which pghook must refuse (no
+// backup, a backup of another cluster, its WAL recycled) and Patroni must
+// fall back to basebackup, each seen in Patroni's log, and a pghook killed
+// mid-restore whose next attempt succeeds.
 func TestReplicaFallbackCauses(t *testing.T) {
 	if _, err := lib(t, "lab_wait_healthy", "90"); err != nil {
 		t.Fatal(err)
@@ -440,6 +442,30 @@ func TestReplicaFallbackCauses(t *testing.T) {
 	node := otherNode(l)
 	if _, err := lib(t, "lab_psql", l, "-c", "create table if not exists pghook_e2e_replica (v text)"); err != nil {
 		t.Fatal(err)
+	}
+
+	t.Run("no backup", func(t *testing.T) {
+		// The scope's shared storage, with a backup in it, moved aside (as
+		// when it is not mounted), and back before the checks.
+		takeBackup(t, l)
+		shared := filepath.Join(labDir, "backups", scope)
+		aside := shared + ".aside"
+		if err := os.Rename(shared, aside); err != nil {
+			t.Fatal(err)
+		}
+		back := func() {
+			if err := os.Rename(aside, shared); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Error(err)
+			}
+		}
+		defer back()
+		marker := insertMarker(t, l, "nobackup")
+		log, _ := reinit(t, l, node)
+		back()
+		fellBack(t, log, l, node, 3, marker)
+	})
+	if t.Failed() {
+		return
 	}
 
 	t.Run("backup of another cluster", func(t *testing.T) {
