@@ -3,6 +3,7 @@ package replica
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -236,6 +237,8 @@ func TestExtractRejectsMaliciousTars(t *testing.T) {
 		{"WAL: symlink", []entry{{name: "000000010000000000000001", typ: tar.TypeSymlink, linkname: "/etc"}}, true},
 		{"WAL: wrong system", []entry{{name: "000000010000000000000001", typ: tar.TypeReg, body: walSegment(2, 1, 0)}}, true},
 		{"WAL: small segment", []entry{{name: "000000010000000000000001", typ: tar.TypeReg, body: body}}, true},
+		// makeTar's output cut inside PG_VERSION's body (below): not a short archive.
+		{"truncated inside an entry", []entry{{name: "PG_VERSION", typ: tar.TypeReg, body: []byte("15\n")}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -248,7 +251,11 @@ func TestExtractRejectsMaliciousTars(t *testing.T) {
 			}
 			defer root.Close()
 			x := newExtractor(root, man, map[string]bool{"lost+found": true})
-			r := bytes.NewReader(makeTar(t, tc.entries))
+			raw := makeTar(t, tc.entries)
+			if strings.HasPrefix(tc.name, "truncated") {
+				raw = raw[:512+1] // the header and one byte of the body
+			}
+			r := bytes.NewReader(raw)
 			if tc.wal {
 				err = x.extractWAL(r, 1)
 			} else {
@@ -272,6 +279,33 @@ func TestExtractRejectsMaliciousTars(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// TestDecompressionBombThroughExtractFile: an archive that expands past
+// what its manifest allows is refused while it is being read.
+func TestDecompressionBombThroughExtractFile(t *testing.T) {
+	zeros := make([]byte, 4<<20)
+	raw := makeTar(t, []entry{{name: "a", typ: tar.TypeReg, body: zeros}})
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	if z.Len() > 64<<10 {
+		t.Fatalf("fixture: %d bytes compressed", z.Len())
+	}
+	f := filepath.Join(t.TempDir(), "base.tar.gz")
+	if err := os.WriteFile(f, z.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	err := extractFile(context.Background(), DefaultDecompressors(), nil, f, 1<<20, func(r io.Reader) error {
+		n, err := io.Copy(io.Discard, r)
+		read = int(n)
+		return err
+	})
+	if !errors.Is(err, ErrUnsafeArchive) || read > 1<<20 {
+		t.Fatalf("read %d bytes of a 4 MB expansion capped at 1 MB: %v", read, err)
 	}
 }
 
