@@ -22,7 +22,7 @@ const (
 	ExitOtherCluster ExitCode = 5 // backup belongs to another cluster, or no source says which cluster this is
 	ExitWALGone      ExitCode = 6 // leader no longer has the WAL after the backup, or there is no leader to ask
 	ExitIO           ExitCode = 7 // reading the backup or writing the data directory failed (disk full…)
-	ExitNotEmpty     ExitCode = 8 // data directory not empty and not adoptable, or a tablespace directory not empty
+	ExitNotEmpty     ExitCode = 8 // data directory not empty without keep_data, a postmaster on it, or a tablespace directory not empty
 )
 
 var exitNames = map[ExitCode]string{

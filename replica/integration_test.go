@@ -296,6 +296,37 @@ func TestBackupRestoreIntegration(t *testing.T) {
 			return nil
 		})
 	})
+
+	t.Run("keep_data: a diverged former primary is replaced by the backup and streams", func(t *testing.T) {
+		takeBackup(t, pg, backups, "diverged", "lz4")
+		dataDir := filepath.Join(pgTempDir(t), "data")
+		if _, err := restore(t, pg, backups, "diverged", dataDir, false); err != nil {
+			t.Fatal(err)
+		}
+		// Start it, promote it, write on it and stop it: a former primary
+		// whose history left the leader's.
+		port := startStandby(t, pg, dataDir)
+		testenv.AsPostgres(t, pg.BinDir+"/pg_ctl", "-D", dataDir, "-w", "promote")
+		psql(t, pg, port, "INSERT INTO t VALUES (-3, 'written on the former primary')")
+		testenv.AsPostgres(t, pg.BinDir+"/pg_ctl", "-D", dataDir, "-m", "fast", "-w", "stop")
+		if why := adoptable(dataDir, mustNewest(t, backups, "diverged").SystemID); why == "" {
+			t.Fatal("a promoted copy looks adoptable: the test proves nothing")
+		}
+		res, err := restore(t, pg, backups, "diverged", dataDir, true)
+		if err != nil || res.Adopted {
+			t.Fatalf("keep_data on a former primary: %+v %v (exit %d), want replaced", res, err, CodeOf(err))
+		}
+		port = startStandby(t, pg, dataDir)
+		psql(t, pg, pg.Port, "INSERT INTO t VALUES (-4, 'after the replacement')")
+		testenv.WaitFor(t, 30*time.Second, "the replaced copy streams, without the diverged row", func() error {
+			out, err := exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/psql", "-h", "127.0.0.1", "-p", fmt.Sprint(port),
+				"-U", "postgres", "-XAtqc", "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), (SELECT count(*) FROM t WHERE g = -3), (SELECT h FROM t WHERE g = -4)").CombinedOutput()
+			if got := strings.TrimSpace(string(out)); err != nil || got != "t|streaming|0|after the replacement" {
+				return fmt.Errorf("%v: %q", err, got)
+			}
+			return nil
+		})
+	})
 }
 
 func mustNewest(t *testing.T, dir, scope string) Meta {

@@ -352,8 +352,12 @@ func TestRestoreSynthetic(t *testing.T) {
 			os.WriteFile(filepath.Join(d, "somefile"), nil, 0o600)
 		}, want: ExitNotEmpty},
 		{name: "keep_data adopts this cluster", leader: &fakeLeader{sysid: sysid}, keep: true, prepare: existing(sysid, false), adopted: true},
-		{name: "keep_data refuses a former primary (may have diverged)", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existingState(sysid, false, 1), want: ExitNotEmpty},
-		{name: "keep_data refuses another cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(5, false), want: ExitNotEmpty},
+		// keep_data and not adoptable: replaced by the backup, once the pre-flight passed.
+		{name: "keep_data replaces a former primary (may have diverged)", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: withStale(existingState(sysid, false, 1))},
+		{name: "keep_data replaces another cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: withStale(existing(5, false))},
+		{name: "keep_data replaces what is not a cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: withStale(func(*testing.T, string) {})},
+		{name: "keep_data replaces nothing when there is no backup", leader: &fakeLeader{sysid: sysid}, keep: true, prepare: existing(5, false), want: ExitNoBackup},
+		{name: "keep_data replaces nothing when the WAL is gone", leader: &fakeLeader{sysid: sysid, walGone: true}, keep: true, backup: good(sysid), prepare: existing(5, false), want: ExitWALGone},
 		{name: "keep_data refuses a live postmaster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(sysid, true), want: ExitNotEmpty},
 		// A restore killed after pg_control was written: adoptable to the eye, but incomplete.
 		{name: "keep_data restores an interrupted restore again, never adopts it", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid),
@@ -415,8 +419,8 @@ func TestRestoreSynthetic(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(data, restoringMarker)); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("%s left after a complete restore: %v", restoringMarker, err)
 			}
-			if _, err := os.Lstat(filepath.Join(data, "stale-from-the-interrupted-restore")); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("a file of the interrupted restore survived: %v", err)
+			if _, err := os.Lstat(filepath.Join(data, staleFile)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a file of the directory's previous contents survived: %v", err)
 			}
 			// primary backup: the standby next needs the segment after the end LSN's.
 			if len(tc.leader.probed) != 1 || tc.leader.probed[0] != 0x200000 {
@@ -441,6 +445,19 @@ func mountPoint(t *testing.T, d string) {
 // existing makes a data directory holding system sysid.
 func existing(sysid uint64, live bool) func(*testing.T, string) { return existingState(sysid, live, 2) }
 
+// staleFile is a file no backup has: a restore that replaced a directory
+// must not leave it.
+const staleFile = "stale-from-before"
+
+// withStale adds staleFile to what prepare lays.
+func withStale(prepare func(*testing.T, string)) func(*testing.T, string) {
+	return func(t *testing.T, d string) {
+		prepare(t, d)
+		os.MkdirAll(d, 0o700)
+		os.WriteFile(filepath.Join(d, staleFile), []byte("x"), 0o600)
+	}
+}
+
 // interrupted lays what a restore killed after base.tar's pg_control left:
 // an adoptable-looking copy of sysid (backup_label, pg_control), a stray
 // file, and the restore marker starting with header.
@@ -448,7 +465,7 @@ func interrupted(sysid uint64, live bool, header string) func(*testing.T, string
 	return func(t *testing.T, d string) {
 		existing(sysid, live)(t, d)
 		os.WriteFile(filepath.Join(d, "backup_label"), []byte("START WAL LOCATION: 0/2000028\n"), 0o600)
-		os.WriteFile(filepath.Join(d, "stale-from-the-interrupted-restore"), []byte("x"), 0o600)
+		os.WriteFile(filepath.Join(d, staleFile), []byte("x"), 0o600)
 		os.WriteFile(filepath.Join(d, restoringMarker), []byte(header), 0o600)
 	}
 }

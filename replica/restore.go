@@ -121,17 +121,28 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 			return res, err
 		}
 	}
+	// wipe: keep_data, and what the directory holds is not a copy to adopt
+	// (another cluster, a former primary, an incomplete copy): it is
+	// removed once the pre-flight has passed, and the backup restored.
+	var wipe *wipePlan
 	if len(st.significant) > 0 {
-		if opts.KeepData {
-			if why := adoptable(dataDir, sysid); why == "" {
-				log.Info().Uint64("system_identifier", sysid).Msg("keep_data: the data directory already holds this cluster; adopted without copying")
-				res.Adopted, res.Took = true, time.Since(start)
-				return res, nil
-			} else {
-				return res, failf(ExitNotEmpty, "data directory %s is not empty and cannot be adopted: %s", dataDir, why)
-			}
+		if !opts.KeepData {
+			return res, failf(ExitNotEmpty, "data directory %s is not empty (%s…) and keep_data is not set", dataDir, st.significant[0])
 		}
-		return res, failf(ExitNotEmpty, "data directory %s is not empty (%s…) and keep_data is not set", dataDir, st.significant[0])
+		why := adoptable(dataDir, sysid)
+		if why == "" {
+			log.Info().Uint64("system_identifier", sysid).Msg("keep_data: the data directory already holds this cluster; adopted without copying")
+			res.Adopted, res.Took = true, time.Since(start)
+			return res, nil
+		}
+		if pid, ok := livePostmaster(dataDir); ok {
+			return res, failf(ExitNotEmpty, "data directory %s is not empty and cannot be adopted or replaced: a postmaster (pid %d) is running on it", dataDir, pid)
+		}
+		if wipe, err = planWipe(dataDir, st); err != nil {
+			return res, err
+		}
+		log.Warn().Str("reason", why).Strs("entries", st.significant).Strs("tablespace_dirs", wipe.tsDirs).
+			Msg("keep_data: the data directory cannot be adopted; it will be replaced by the backup once the pre-flight has passed")
 	}
 
 	// 3. The backup: newest published, locked against retention.
@@ -160,7 +171,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	for k, v := range opts.Args.TablespaceMapping {
 		mapping[filepath.Clean(k)] = filepath.Clean(v)
 	}
-	tablespaces, err := planTablespaces(plan, mapping, dataDir)
+	tablespaces, err := planTablespaces(plan, mapping, dataDir, wipe.clears)
 	if err != nil {
 		return res, err
 	}
@@ -205,7 +216,14 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		Str("end_lsn", plan.end.String()).Str("probe_lsn", at.String()).Int64("data_bytes", plan.manifest.DataSize()).
 		Str("compression", plan.compression).Msg("pre-flight passed: extracting")
 
-	// 5. Extract, verify, sync; on any failure undo.
+	// 5. Extract, verify, sync; on any failure undo (what a wipe removed
+	// stays removed: the directory is then empty, and Patroni's next method
+	// can use it).
+	if wipe != nil {
+		if st, err = wipe.run(log, dataDir, tablespaces); err != nil {
+			return res, err
+		}
+	}
 	undo, err := prepareDataDir(dataDir, st)
 	if err != nil {
 		return res, fail(ExitIO, err)

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -133,6 +134,28 @@ func interruptedWithTablespace(t *testing.T, data, ts string) {
 	os.WriteFile(filepath.Join(ts, "PG_15_202209061", "5", "partial"), []byte("x"), 0o600)
 }
 
+// TestWipeClears: a keep_data wipe removes, in the old cluster's
+// tablespace directories, only that cluster's version directory.
+func TestWipeClears(t *testing.T) {
+	w := &wipePlan{tsDirs: []string{"/srv/ts1"}, prefix: "PG_15_"}
+	for _, tc := range []struct {
+		dir, name string
+		want      bool
+	}{
+		{"/srv/ts1", "PG_15_202209061", true},
+		{"/srv/ts1", "PG_14_202107181", false}, // another version's: not ours
+		{"/srv/ts1", "notes", false},
+		{"/srv/ts2", "PG_15_202209061", false}, // not a directory the old cluster linked
+	} {
+		if got := w.clears(tc.dir, tc.name); got != tc.want {
+			t.Errorf("clears(%s, %s) = %v", tc.dir, tc.name, got)
+		}
+	}
+	if (*wipePlan)(nil).clears("/srv/ts1", "PG_15_202209061") || (&wipePlan{tsDirs: []string{"/srv/ts1"}}).clears("/srv/ts1", "PG_15_1") {
+		t.Error("no wipe, or an unknown version, must clear nothing")
+	}
+}
+
 func TestRestoreTablespacesSynthetic(t *testing.T) {
 	const sysid = 7712150698949318755
 	type paths struct{ data, tsOld, tsNew string }
@@ -142,8 +165,10 @@ func TestRestoreTablespacesSynthetic(t *testing.T) {
 		args    func(p paths) map[string]string // the method section's
 		mutate  func(t *testing.T, s *synthBackup, ts []entry, bdir string) []entry
 		prepare func(t *testing.T, p paths)
+		keep    bool // keep_data
 		want    ExitCode
 		at      func(p paths) string // where the tablespace must be (default tsNew)
+		check   func(t *testing.T, p paths)
 	}{
 		{name: "mapped by the method section", args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} }},
 		{name: "mapped by pghook.yaml, the method section wins", mapping: func(p paths) map[string]string { return map[string]string{p.tsOld: "/nonexistent/ts"} },
@@ -195,6 +220,26 @@ func TestRestoreTablespacesSynthetic(t *testing.T) {
 				interruptedWithTablespace(t, p.data, p.tsNew)
 				mountPoint(t, p.tsNew) // the mount point's own entries stay
 			}},
+		{name: "keep_data replaces a former primary with its tablespace", keep: true,
+			args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
+			prepare: func(t *testing.T, p paths) {
+				existingState(sysid, false, 1)(t, p.data)
+				os.MkdirAll(filepath.Join(p.data, "pg_tblspc"), 0o700)
+				os.Symlink(p.tsNew, filepath.Join(p.data, "pg_tblspc", "16384"))
+				os.MkdirAll(filepath.Join(p.tsNew, "PG_15_202209061", "5"), 0o700)
+				os.WriteFile(filepath.Join(p.tsNew, "PG_15_202209061", "5", "old"), []byte("x"), 0o600)
+			},
+			check: func(t *testing.T, p paths) {
+				if _, err := os.Stat(filepath.Join(p.tsNew, "PG_15_202209061", "5", "old")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the former primary's tablespace file survived: %v", err)
+				}
+			}},
+		{name: "keep_data refuses a tablespace directory the old cluster did not use", keep: true,
+			args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
+			prepare: func(t *testing.T, p paths) {
+				existingState(sysid, false, 1)(t, p.data)
+				os.MkdirAll(filepath.Join(p.tsNew, "PG_15_202209061"), 0o700)
+			}, want: ExitNotEmpty},
 		{name: "an interrupted restore's tablespace directory holding other files is refused", args: func(p paths) map[string]string { return map[string]string{p.tsOld: p.tsNew} },
 			prepare: func(t *testing.T, p paths) {
 				interruptedWithTablespace(t, p.data, p.tsNew)
@@ -222,7 +267,7 @@ func TestRestoreTablespacesSynthetic(t *testing.T) {
 			}
 			before := treeOf(t, parent)
 			leader := &fakeLeader{sysid: sysid}
-			opts := RestoreOptions{Args: Args{Scope: "s", DataDir: p.data, ConnString: "host=x"}, BackupDir: dir,
+			opts := RestoreOptions{Args: Args{Scope: "s", DataDir: p.data, ConnString: "host=x", KeepData: tc.keep}, BackupDir: dir,
 				Dial: func(context.Context, string) (Leader, error) { return leader, nil }, Log: zerolog.Nop()}
 			if tc.mapping != nil {
 				opts.TablespaceMapping = tc.mapping(p)
@@ -258,6 +303,9 @@ func TestRestoreTablespacesSynthetic(t *testing.T) {
 			}
 			if fi, err := os.Stat(filepath.Join(at, "PG_15_202209061")); err != nil || fi.Mode().Perm() != 0o700 {
 				t.Fatalf("tablespace subdirectory: %v %v", fi, err)
+			}
+			if tc.check != nil {
+				tc.check(t, p)
 			}
 			if strings.Contains(treeOf(t, parent), "pghook-new") {
 				t.Fatal("temporary tablespace_map left behind")

@@ -25,7 +25,7 @@ const createReplicaHelp = `Patroni runs it as a create_replica method:
     pghook:
       command: pghook create-replica
       backup_dir: /var/lib/pghook/backups   # optional, default shown
-      keep_data: true                       # optional: adopt a copy of this cluster already there
+      keep_data: true                       # optional: adopt a copy of this cluster already there, else replace what is there
       tablespace_mapping: /srv/ts1=/srv/ts1-replica   # optional: OLD=NEW[,OLD=NEW…]
 
 Patroni appends --key=value for every key of the section, then --scope,
@@ -43,6 +43,13 @@ tablespace_mapping in pghook.yaml as a map) moves them; each directory
 must be empty or absent. pghook links pg_tblspc/OID to it and rewrites
 tablespace_map.
 
+With keep_data, a stopped copy of this cluster (a standby's, or a base
+backup never started) is adopted without copying; anything else — another
+cluster, a former primary, an interrupted restore — is removed once the
+checks above have passed (with the old cluster's PG_<version>_ directories
+in the tablespace directories it linked) and the backup restored. A
+running postmaster is never touched (exit 8).
+
 When patroni.yml's postgresql.config_dir (or --config_dir) is not the data
 directory and the backup saved a copy of it (pghook backup does), its files
 are verified (SHA-256 in pghook.json) and laid there atomically with their
@@ -52,8 +59,9 @@ PGPASSFILE (Patroni sets it). Global flags go before the command name;
 (PGHOOK_BACKUP_DIR too).
 
 After a non-zero exit the data directory and the tablespace directories
-are as Patroni left them (absent, or empty but for dotfiles and
-lost+found), so Patroni's next method can run.
+are as Patroni left them (without keep_data: absent, or empty but for
+dotfiles and lost+found), or empty once a keep_data restore had begun
+replacing what was there; nothing pghook created remains.
 
 Exit codes:
 `

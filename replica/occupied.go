@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -86,10 +87,8 @@ func clearInterrupted(log zerolog.Logger, dataDir string, st dirState) (dirState
 	if !bytes.HasPrefix(b, []byte(markerHeader)) {
 		return st, failf(ExitNotEmpty, "data directory %s holds a %s that pghook did not write: remove it by hand", dataDir, restoringMarker)
 	}
-	if pid, ok := postmasterPID(dataDir); ok {
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			return st, failf(ExitNotEmpty, "data directory %s holds an interrupted restore, but a postmaster (pid %d) is running on it", dataDir, pid)
-		}
+	if pid, ok := livePostmaster(dataDir); ok {
+		return st, failf(ExitNotEmpty, "data directory %s holds an interrupted restore, but a postmaster (pid %d) is running on it", dataDir, pid)
 	}
 	// Check every tablespace directory before deleting anything.
 	var clear []string
@@ -136,6 +135,110 @@ func clearInterrupted(log zerolog.Logger, dataDir string, st dirState) (dirState
 	}
 	st, err = inspectDataDir(dataDir)
 	if err != nil {
+		return st, fail(ExitIO, err)
+	}
+	return st, nil
+}
+
+// livePostmaster returns the pid in dataDir's postmaster.pid when that
+// process is alive.
+func livePostmaster(dataDir string) (int, bool) {
+	pid, ok := postmasterPID(dataDir)
+	if !ok {
+		return 0, false
+	}
+	if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+		return pid, true
+	}
+	return 0, false
+}
+
+// wipePlan is what a keep_data restore removes, once the pre-flight has
+// passed, from a data directory it cannot adopt (another cluster, a former
+// primary, anything else): every entry but dotfiles and lost+found, and in
+// each tablespace directory its pg_tblspc links point to, that cluster's
+// own PG_<major>_<catversion> directory (other versions' stay).
+type wipePlan struct {
+	tsDirs []string // targets of the pg_tblspc links outside the data directory
+	prefix string   // "PG_<major>_" of the cluster being replaced ("": unknown, nothing cleared there)
+}
+
+func planWipe(dataDir string, st dirState) (*wipePlan, error) {
+	w := &wipePlan{}
+	if b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
+		if v := strings.TrimSpace(string(b)); v != "" && !strings.ContainsAny(v, "/_") {
+			w.prefix = "PG_" + v + "_"
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(dataDir, "pg_tblspc"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fail(ExitIO, fmt.Errorf("reading pg_tblspc: %w", err))
+	}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dataDir, "pg_tblspc", e.Name()))
+		if err != nil {
+			continue // not a link: it goes with the data directory
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dataDir, "pg_tblspc", target)
+		}
+		if target = filepath.Clean(target); within(target, dataDir) || within(dataDir, target) {
+			continue
+		}
+		w.tsDirs = append(w.tsDirs, target)
+	}
+	return w, nil
+}
+
+// clears reports whether the wipe removes name from dir (nil: no wipe).
+func (w *wipePlan) clears(dir, name string) bool {
+	return w != nil && w.prefix != "" && strings.HasPrefix(name, w.prefix) && slices.Contains(w.tsDirs, dir)
+}
+
+// run removes what the plan names and returns the data directory's state
+// afterwards; the tablespace directories' states in ts are taken again.
+func (w *wipePlan) run(log zerolog.Logger, dataDir string, ts []*tsTarget) (dirState, error) {
+	var removed []string
+	for _, d := range w.tsDirs {
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return dirState{}, fail(ExitIO, fmt.Errorf("tablespace directory %s: %w", d, err))
+		}
+		for _, e := range ents {
+			if w.clears(d, e.Name()) {
+				p := filepath.Join(d, e.Name())
+				if err := os.RemoveAll(p); err != nil {
+					return dirState{}, fail(ExitIO, fmt.Errorf("replacing the data directory: %w", err))
+				}
+				removed = append(removed, p)
+			}
+		}
+	}
+	st, err := inspectDataDir(dataDir)
+	if err != nil {
+		return st, fail(ExitIO, err)
+	}
+	for _, n := range st.significant {
+		if err := os.RemoveAll(filepath.Join(dataDir, n)); err != nil {
+			return st, fail(ExitIO, fmt.Errorf("replacing the data directory: %w", err))
+		}
+	}
+	if err := syncDir(dataDir); err != nil {
+		return st, fail(ExitIO, err)
+	}
+	for _, t := range ts {
+		if t.state, err = inspectDataDir(t.Target); err != nil {
+			return st, fail(ExitIO, err)
+		}
+		if len(t.state.significant) > 0 {
+			return st, failf(ExitNotEmpty, "tablespace %s directory %s is not empty (%s…)", t.OID, t.Target, t.state.significant[0])
+		}
+	}
+	log.Warn().Strs("removed", append(st.significant, removed...)).Msg("keep_data: the previous contents of the data directory removed")
+	if st, err = inspectDataDir(dataDir); err != nil {
 		return st, fail(ExitIO, err)
 	}
 	return st, nil
