@@ -81,6 +81,21 @@ func startStandby(t *testing.T, pg *testenv.Postgres, dataDir string) int {
 	return port
 }
 
+// waitStreams waits until the standby on port is in recovery, streaming,
+// and sel (a scalar subquery on it) returns want: the proof that a restored
+// data directory works.
+func waitStreams(t *testing.T, pg *testenv.Postgres, port int, what, sel, want string) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, what, func() error {
+		out, err := exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/psql", "-h", "127.0.0.1", "-p", fmt.Sprint(port),
+			"-U", "postgres", "-XAtqc", "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), "+sel).CombinedOutput()
+		if got := strings.TrimSpace(string(out)); err != nil || got != "t|streaming|"+want {
+			return fmt.Errorf("%v: %q", err, got)
+		}
+		return nil
+	})
+}
+
 func pgTempDir(t *testing.T) string {
 	d, err := os.MkdirTemp("", "pghook-replica-")
 	if err != nil {
@@ -125,14 +140,7 @@ func TestBackupRestoreIntegration(t *testing.T) {
 			// The proof: PostgreSQL starts on it as a standby and streams.
 			port := startStandby(t, pg, dataDir)
 			psql(t, pg, pg.Port, "INSERT INTO t VALUES (-1, 'after backup "+comp+"')")
-			testenv.WaitFor(t, 30*time.Second, "standby streams the new row", func() error {
-				out, err := exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/psql", "-h", "127.0.0.1", "-p", fmt.Sprint(port),
-					"-U", "postgres", "-XAtqc", "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), (SELECT h FROM t WHERE g = -1 AND h LIKE '%"+comp+"')").CombinedOutput()
-				if got := strings.TrimSpace(string(out)); err != nil || got != "t|streaming|after backup "+comp {
-					return fmt.Errorf("%v: %q", err, got)
-				}
-				return nil
-			})
+			waitStreams(t, pg, port, "standby streams the new row", "(SELECT h FROM t WHERE g = -1 AND h LIKE '%"+comp+"')", "after backup "+comp)
 			if n := psql(t, pg, port, "SELECT count(*) FROM t WHERE g > 0"); n != "200000" {
 				t.Fatalf("standby has %s rows", n)
 			}
@@ -287,14 +295,7 @@ func TestBackupRestoreIntegration(t *testing.T) {
 		}
 		port := startStandby(t, pg, dataDir)
 		psql(t, pg, pg.Port, "INSERT INTO t VALUES (-2, 'after the interrupted restore')")
-		testenv.WaitFor(t, 30*time.Second, "standby streams the new row", func() error {
-			out, err := exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/psql", "-h", "127.0.0.1", "-p", fmt.Sprint(port),
-				"-U", "postgres", "-XAtqc", "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), (SELECT h FROM t WHERE g = -2)").CombinedOutput()
-			if got := strings.TrimSpace(string(out)); err != nil || got != "t|streaming|after the interrupted restore" {
-				return fmt.Errorf("%v: %q", err, got)
-			}
-			return nil
-		})
+		waitStreams(t, pg, port, "standby streams the new row", "(SELECT h FROM t WHERE g = -2)", "after the interrupted restore")
 	})
 
 	t.Run("keep_data: a diverged former primary is replaced by the backup and streams", func(t *testing.T) {
@@ -318,14 +319,7 @@ func TestBackupRestoreIntegration(t *testing.T) {
 		}
 		port = startStandby(t, pg, dataDir)
 		psql(t, pg, pg.Port, "INSERT INTO t VALUES (-4, 'after the replacement')")
-		testenv.WaitFor(t, 30*time.Second, "the replaced copy streams, without the diverged row", func() error {
-			out, err := exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/psql", "-h", "127.0.0.1", "-p", fmt.Sprint(port),
-				"-U", "postgres", "-XAtqc", "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), (SELECT count(*) FROM t WHERE g = -3), (SELECT h FROM t WHERE g = -4)").CombinedOutput()
-			if got := strings.TrimSpace(string(out)); err != nil || got != "t|streaming|0|after the replacement" {
-				return fmt.Errorf("%v: %q", err, got)
-			}
-			return nil
-		})
+		waitStreams(t, pg, port, "the replaced copy streams, without the diverged row", "(SELECT count(*) FROM t WHERE g = -3), (SELECT h FROM t WHERE g = -4)", "0|after the replacement")
 	})
 }
 

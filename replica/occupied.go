@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pghook/pghook/internal/fsutil"
 	"github.com/rs/zerolog"
 )
 
@@ -48,7 +49,7 @@ func writeMarker(dataDir string, ts []*tsTarget) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", restoringMarker, err)
 	}
-	return syncDir(dataDir)
+	return fsutil.SyncDir(dataDir)
 }
 
 // removeMarker removes the marker durably.
@@ -56,19 +57,7 @@ func removeMarker(dataDir string) error {
 	if err := os.Remove(filepath.Join(dataDir, restoringMarker)); err != nil {
 		return fmt.Errorf("removing %s: %w", restoringMarker, err)
 	}
-	return syncDir(dataDir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(dataDir)
 }
 
 // clearInterrupted removes what an interrupted restore left — every
@@ -226,7 +215,7 @@ func (w *wipePlan) run(log zerolog.Logger, dataDir string, ts []*tsTarget) (dirS
 			return st, fail(ExitIO, fmt.Errorf("replacing the data directory: %w", err))
 		}
 	}
-	if err := syncDir(dataDir); err != nil {
+	if err := fsutil.SyncDir(dataDir); err != nil {
 		return st, fail(ExitIO, err)
 	}
 	for _, t := range ts {

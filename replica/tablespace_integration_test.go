@@ -4,7 +4,6 @@ package replica
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,14 +62,7 @@ func TestTablespaceIntegration(t *testing.T) {
 		}
 		port := startStandby(t, pg, dataDir)
 		psql(t, pg, pg.Port, "INSERT INTO tst VALUES (-1, 'after backup')")
-		testenv.WaitFor(t, 30*time.Second, "standby streams the new row of the tablespace table", func() error {
-			out, err := exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/psql", "-h", "127.0.0.1", "-p", fmt.Sprint(port),
-				"-U", "postgres", "-XAtqc", "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), (SELECT h FROM tst WHERE g = -1)").CombinedOutput()
-			if got := strings.TrimSpace(string(out)); err != nil || got != "t|streaming|after backup" {
-				return fmt.Errorf("%v: %q", err, got)
-			}
-			return nil
-		})
+		waitStreams(t, pg, port, "standby streams the new row of the tablespace table", "(SELECT h FROM tst WHERE g = -1)", "after backup")
 		if n := psql(t, pg, port, "SELECT count(*) FROM tst WHERE g > 0"); n != "50000" {
 			t.Fatalf("standby reads %s rows of the tablespace table", n)
 		}
