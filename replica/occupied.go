@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,20 +21,30 @@ import (
 // synced. A data directory that still holds it is a restore that was
 // killed (kill -9, a power cut): never a copy to adopt under keep_data —
 // pg_control and backup_label may be complete while tablespaces or WAL
-// are not. It lists the tablespace directories that restore was writing,
-// so that the next attempt can clear them too.
+// are not. It names what was in the data directory before (kept) and the
+// exact directories the restore writes into each tablespace directory, so
+// that the next attempt clears precisely what that restore wrote.
 const restoringMarker = ".pghook-restoring"
 
 // markerHeader starts the marker; a file without it was not written by
 // pghook and makes the next attempt refuse rather than delete anything.
 const markerHeader = "pghook create-replica: restore in progress; this data directory is incomplete until this file is gone\n"
 
-// writeMarker writes the marker durably (file and directory synced).
-func writeMarker(dataDir string, ts []*tsTarget) error {
+// writeMarker writes the marker durably (file and directory synced):
+// "kept\tNAME" for every entry the data directory held before (st), and
+// "tablespace\tDIR\tNAME" for every top-level directory the manifest puts
+// into a tablespace directory.
+func writeMarker(dataDir string, st dirState, m *Manifest, ts []*tsTarget) error {
 	var b bytes.Buffer
 	b.WriteString(markerHeader)
+	kept := slices.Sorted(maps.Keys(st.entries))
+	for _, n := range kept {
+		fmt.Fprintf(&b, "kept\t%s\n", n)
+	}
 	for _, t := range ts {
-		fmt.Fprintf(&b, "tablespace\t%s\n", t.Target)
+		for _, n := range tablespaceTops(m, t.OID) {
+			fmt.Fprintf(&b, "tablespace\t%s\t%s\n", t.Target, n)
+		}
 	}
 	f, err := os.OpenFile(filepath.Join(dataDir, restoringMarker), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -52,6 +63,21 @@ func writeMarker(dataDir string, ts []*tsTarget) error {
 	return fsutil.SyncDir(dataDir)
 }
 
+// tablespaceTops returns the top-level names the manifest has under
+// pg_tblspc/OID/ (PostgreSQL's PG_<major>_<catversion>), sorted.
+func tablespaceTops(m *Manifest, oid string) []string {
+	prefix := "pg_tblspc/" + oid + "/"
+	set := map[string]bool{}
+	for p := range m.Files {
+		if rest, ok := strings.CutPrefix(p, prefix); ok {
+			if top, _, _ := strings.Cut(rest, "/"); top != "" {
+				set[top] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
 // removeMarker removes the marker durably.
 func removeMarker(dataDir string) error {
 	if err := os.Remove(filepath.Join(dataDir, restoringMarker)); err != nil {
@@ -61,68 +87,69 @@ func removeMarker(dataDir string) error {
 }
 
 // clearInterrupted removes what an interrupted restore left — every
-// entry of the data directory but dotfiles and lost+found that were there
-// before it, the marker, and the PG_* directories it was writing into the
-// tablespace directories the marker lists — and returns the data
+// entry of the data directory the marker does not name as kept, the
+// marker last, and in each tablespace directory the marker lists exactly
+// the PG_* directories that restore wrote — and returns the data
 // directory's state afterwards. It refuses (exit 8) and deletes nothing
-// when a postmaster runs on the directory, when the marker is not
-// pghook's, or when a listed tablespace directory holds anything a
-// restore does not write.
-func clearInterrupted(log zerolog.Logger, dataDir string, st dirState) (dirState, error) {
+// when a postmaster runs on the directory or when the marker is not
+// pghook's or names anything a restore does not write.
+func clearInterrupted(log zerolog.Logger, dataDir string) (dirState, error) {
 	b, err := os.ReadFile(filepath.Join(dataDir, restoringMarker))
 	if err != nil {
-		return st, fail(ExitIO, fmt.Errorf("reading %s: %w", restoringMarker, err))
+		return dirState{}, fail(ExitIO, fmt.Errorf("reading %s: %w", restoringMarker, err))
 	}
 	if !bytes.HasPrefix(b, []byte(markerHeader)) {
-		return st, failf(ExitNotEmpty, "data directory %s holds a %s that pghook did not write: remove it by hand", dataDir, restoringMarker)
+		return dirState{}, failf(ExitNotEmpty, "data directory %s holds a %s that pghook did not write: remove it by hand", dataDir, restoringMarker)
 	}
 	if pid, ok := livePostmaster(dataDir); ok {
-		return st, failf(ExitNotEmpty, "data directory %s holds an interrupted restore, but a postmaster (pid %d) is running on it", dataDir, pid)
+		return dirState{}, failf(ExitNotEmpty, "data directory %s holds an interrupted restore, but a postmaster (pid %d) is running on it", dataDir, pid)
 	}
-	// Check every tablespace directory before deleting anything.
+	// Read and check the whole marker before deleting anything.
+	kept := map[string]bool{restoringMarker: true}
 	var clear []string
 	sc := bufio.NewScanner(bytes.NewReader(b[len(markerHeader):]))
 	for sc.Scan() {
-		dir, ok := strings.CutPrefix(sc.Text(), "tablespace\t")
-		if !ok {
-			continue
-		}
-		if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || within(dir, dataDir) || within(dataDir, dir) {
-			return st, failf(ExitNotEmpty, "%s in %s names tablespace directory %q, which pghook would not have written: remove the file by hand", restoringMarker, dataDir, dir)
-		}
-		ents, err := os.ReadDir(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return st, fail(ExitIO, fmt.Errorf("tablespace directory %s: %w", dir, err))
-		}
-		for _, e := range ents {
-			switch {
-			case strings.HasPrefix(e.Name(), "PG_"):
-				clear = append(clear, filepath.Join(dir, e.Name()))
-			case strings.HasPrefix(e.Name(), "."), e.Name() == "lost+found":
-			default:
-				return st, failf(ExitNotEmpty, "tablespace directory %s (being restored when a restore into %s was interrupted) holds %s, which a restore does not write: empty it by hand", dir, dataDir, e.Name())
+		f := strings.Split(sc.Text(), "\t")
+		switch {
+		case len(f) == 2 && f[0] == "kept":
+			kept[f[1]] = true
+		case len(f) == 3 && f[0] == "tablespace":
+			dir, name := f[1], f[2]
+			if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || dir == "/" || within(dir, dataDir) || within(dataDir, dir) ||
+				!strings.HasPrefix(name, "PG_") || strings.ContainsAny(name, "/\x00") {
+				return dirState{}, failf(ExitNotEmpty, "%s in %s names %q in %q, which a restore does not write: remove the file by hand", restoringMarker, dataDir, name, dir)
 			}
+			clear = append(clear, filepath.Join(dir, name))
+		default:
+			return dirState{}, failf(ExitNotEmpty, "%s in %s has a line pghook does not write (%q): remove the file by hand", restoringMarker, dataDir, sc.Text())
 		}
 	}
-	log.Warn().Strs("entries", st.significant).Strs("tablespace_dirs", clear).
-		Msg("the data directory holds an interrupted pghook restore: removing it and restoring again")
+	ents, err := os.ReadDir(dataDir)
+	if err != nil {
+		return dirState{}, fail(ExitIO, fmt.Errorf("reading data directory: %w", err))
+	}
+	var removed []string
+	for _, e := range ents {
+		if !kept[e.Name()] {
+			removed = append(removed, e.Name())
+		}
+	}
+	log.Warn().Strs("entries", removed).Strs("tablespace_dirs", clear).
+		Msg("the data directory holds an interrupted pghook restore: removing what it wrote and restoring again")
 	for _, p := range clear {
 		if err := os.RemoveAll(p); err != nil {
-			return st, fail(ExitIO, fmt.Errorf("clearing an interrupted restore: %w", err))
+			return dirState{}, fail(ExitIO, fmt.Errorf("clearing an interrupted restore: %w", err))
 		}
 	}
-	for _, n := range st.significant {
+	for _, n := range removed {
 		if err := os.RemoveAll(filepath.Join(dataDir, n)); err != nil {
-			return st, fail(ExitIO, fmt.Errorf("clearing an interrupted restore: %w", err))
+			return dirState{}, fail(ExitIO, fmt.Errorf("clearing an interrupted restore: %w", err))
 		}
 	}
 	if err := removeMarker(dataDir); err != nil {
-		return st, fail(ExitIO, err)
+		return dirState{}, fail(ExitIO, err)
 	}
-	st, err = inspectDataDir(dataDir)
+	st, err := inspectDataDir(dataDir)
 	if err != nil {
 		return st, fail(ExitIO, err)
 	}
@@ -142,74 +169,53 @@ func livePostmaster(dataDir string) (int, bool) {
 	return 0, false
 }
 
-// wipePlan is what a keep_data restore removes, once the pre-flight has
-// passed, from a data directory it cannot adopt (another cluster, a former
-// primary, anything else): every entry but dotfiles and lost+found, and in
-// each tablespace directory its pg_tblspc links point to, that cluster's
-// own PG_<major>_<catversion> directory (other versions' stay).
-type wipePlan struct {
-	tsDirs []string // targets of the pg_tblspc links outside the data directory
-	prefix string   // "PG_<major>_" of the cluster being replaced ("": unknown, nothing cleared there)
-}
-
-func planWipe(dataDir string, st dirState) (*wipePlan, error) {
-	w := &wipePlan{}
-	if b, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION")); err == nil {
-		if v := strings.TrimSpace(string(b)); v != "" && !strings.ContainsAny(v, "/_") {
-			w.prefix = "PG_" + v + "_"
-		}
+// checkReplaceable says whether a keep_data restore may replace a data
+// directory it cannot adopt (another cluster, a former primary): only a
+// PostgreSQL data directory (PG_VERSION and global/ at its top), holding
+// no other one below it, with no postmaster running on it. Anything else
+// — a data_dir pointing at the wrong place, at a parent of clusters — is
+// refused (exit 8) and left alone.
+func checkReplaceable(dataDir string) error {
+	fi, err := os.Stat(filepath.Join(dataDir, "PG_VERSION"))
+	gi, gerr := os.Stat(filepath.Join(dataDir, "global"))
+	if err != nil || !fi.Mode().IsRegular() || gerr != nil || !gi.IsDir() {
+		return failf(ExitNotEmpty, "data directory %s is not empty and is no PostgreSQL data directory (no PG_VERSION or global/): not replaced; check data_dir, or empty it by hand", dataDir)
 	}
-	ents, err := os.ReadDir(filepath.Join(dataDir, "pg_tblspc"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fail(ExitIO, fmt.Errorf("reading pg_tblspc: %w", err))
+	ents, err := os.ReadDir(dataDir)
+	if err != nil {
+		return fail(ExitIO, fmt.Errorf("reading data directory: %w", err))
 	}
 	for _, e := range ents {
-		target, err := os.Readlink(filepath.Join(dataDir, "pg_tblspc", e.Name()))
-		if err != nil {
-			continue // not a link: it goes with the data directory
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(dataDir, "pg_tblspc", target)
-		}
-		if target = filepath.Clean(target); within(target, dataDir) || within(dataDir, target) {
+		if !e.IsDir() {
 			continue
 		}
-		w.tsDirs = append(w.tsDirs, target)
-	}
-	return w, nil
-}
-
-// clears reports whether the wipe removes name from dir (nil: no wipe).
-func (w *wipePlan) clears(dir, name string) bool {
-	return w != nil && w.prefix != "" && strings.HasPrefix(name, w.prefix) && slices.Contains(w.tsDirs, dir)
-}
-
-// run removes what the plan names and returns the data directory's state
-// afterwards; the tablespace directories' states in ts are taken again.
-func (w *wipePlan) run(log zerolog.Logger, dataDir string, ts []*tsTarget) (dirState, error) {
-	var removed []string
-	for _, d := range w.tsDirs {
-		ents, err := os.ReadDir(d)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return dirState{}, fail(ExitIO, fmt.Errorf("tablespace directory %s: %w", d, err))
-		}
-		for _, e := range ents {
-			if w.clears(d, e.Name()) {
-				p := filepath.Join(d, e.Name())
-				if err := os.RemoveAll(p); err != nil {
-					return dirState{}, fail(ExitIO, fmt.Errorf("replacing the data directory: %w", err))
-				}
-				removed = append(removed, p)
+		for _, f := range []string{"PG_VERSION", "postmaster.pid"} {
+			if _, err := os.Lstat(filepath.Join(dataDir, e.Name(), f)); err == nil {
+				return failf(ExitNotEmpty, "data directory %s holds another data directory (%s/%s): not replaced; check data_dir", dataDir, e.Name(), f)
 			}
 		}
+	}
+	if pid, ok := livePostmaster(dataDir); ok {
+		return failf(ExitNotEmpty, "data directory %s is not empty and cannot be adopted or replaced: a postmaster (pid %d) is running on it", dataDir, pid)
+	}
+	return nil
+}
+
+// wipeDataDir removes every entry of a replaceable data directory but
+// dotfiles and lost+found (its pg_tblspc links with it; the directories
+// they point to are left alone, and must be empty for the restore) and
+// returns its state afterwards. The postmaster check is repeated first:
+// minutes may have passed since checkReplaceable. An error while removing
+// can leave the directory partly emptied (exit 7).
+func wipeDataDir(log zerolog.Logger, dataDir string) (dirState, error) {
+	if pid, ok := livePostmaster(dataDir); ok {
+		return dirState{}, failf(ExitNotEmpty, "data directory %s: a postmaster (pid %d) started on it during the pre-flight: not replaced", dataDir, pid)
 	}
 	st, err := inspectDataDir(dataDir)
 	if err != nil {
 		return st, fail(ExitIO, err)
 	}
+	log.Warn().Strs("removed", st.significant).Msg("keep_data: the previous contents of the data directory removed")
 	for _, n := range st.significant {
 		if err := os.RemoveAll(filepath.Join(dataDir, n)); err != nil {
 			return st, fail(ExitIO, fmt.Errorf("replacing the data directory: %w", err))
@@ -218,15 +224,6 @@ func (w *wipePlan) run(log zerolog.Logger, dataDir string, ts []*tsTarget) (dirS
 	if err := fsutil.SyncDir(dataDir); err != nil {
 		return st, fail(ExitIO, err)
 	}
-	for _, t := range ts {
-		if t.state, err = inspectDataDir(t.Target); err != nil {
-			return st, fail(ExitIO, err)
-		}
-		if len(t.state.significant) > 0 {
-			return st, failf(ExitNotEmpty, "tablespace %s directory %s is not empty (%s…)", t.OID, t.Target, t.state.significant[0])
-		}
-	}
-	log.Warn().Strs("removed", append(st.significant, removed...)).Msg("keep_data: the previous contents of the data directory removed")
 	if st, err = inspectDataDir(dataDir); err != nil {
 		return st, fail(ExitIO, err)
 	}

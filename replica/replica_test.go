@@ -329,6 +329,7 @@ func TestRestoreSynthetic(t *testing.T) {
 		keep    bool
 		want    ExitCode
 		adopted bool
+		check   func(t *testing.T, data string) // after a restore
 	}{
 		{name: "restores", leader: &fakeLeader{sysid: sysid}, backup: good(sysid)},
 		{name: "restores with DCS agreeing", leader: &fakeLeader{sysid: sysid}, dcs: sysid, backup: good(sysid)},
@@ -355,7 +356,12 @@ func TestRestoreSynthetic(t *testing.T) {
 		// keep_data and not adoptable: replaced by the backup, once the pre-flight passed.
 		{name: "keep_data replaces a former primary (may have diverged)", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: withStale(existingState(sysid, false, 1))},
 		{name: "keep_data replaces another cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: withStale(existing(5, false))},
-		{name: "keep_data replaces what is not a cluster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: withStale(func(*testing.T, string) {})},
+		{name: "keep_data does not replace what is no data directory", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: withStale(func(*testing.T, string) {}), want: ExitNotEmpty},
+		{name: "keep_data does not replace a parent of data directories", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid),
+			prepare: func(t *testing.T, d string) {
+				existing(5, false)(t, d)
+				existing(6, false)(t, filepath.Join(d, "main"))
+			}, want: ExitNotEmpty},
 		{name: "keep_data replaces nothing when there is no backup", leader: &fakeLeader{sysid: sysid}, keep: true, prepare: existing(5, false), want: ExitNoBackup},
 		{name: "keep_data replaces nothing when the WAL is gone", leader: &fakeLeader{sysid: sysid, walGone: true}, keep: true, backup: good(sysid), prepare: existing(5, false), want: ExitWALGone},
 		{name: "keep_data refuses a live postmaster", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid), prepare: existing(sysid, true), want: ExitNotEmpty},
@@ -366,6 +372,20 @@ func TestRestoreSynthetic(t *testing.T) {
 			prepare: interrupted(sysid, false, markerHeader)},
 		{name: "an interrupted restore with a live postmaster is refused", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid),
 			prepare: interrupted(sysid, true, markerHeader), want: ExitNotEmpty},
+		{name: "an interrupted restore's dotfiles go, what was there before it stays", leader: &fakeLeader{sysid: sysid}, backup: good(sysid),
+			prepare: func(t *testing.T, d string) {
+				interrupted(sysid, false, markerHeader+"kept\t.snapshot\n")(t, d)
+				os.WriteFile(filepath.Join(d, ".snapshot"), []byte("x"), 0o644)
+				os.WriteFile(filepath.Join(d, ".from-the-restore"), []byte("x"), 0o600)
+			},
+			check: func(t *testing.T, d string) {
+				if _, err := os.Stat(filepath.Join(d, ".snapshot")); err != nil {
+					t.Errorf("a dotfile from before the interrupted restore was removed: %v", err)
+				}
+				if _, err := os.Stat(filepath.Join(d, ".from-the-restore")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the interrupted restore's dotfile survived: %v", err)
+				}
+			}},
 		{name: "a restore marker pghook did not write is refused", leader: &fakeLeader{sysid: sysid}, keep: true, backup: good(sysid),
 			prepare: interrupted(sysid, false, "something else\n"), want: ExitNotEmpty},
 	}
@@ -421,6 +441,9 @@ func TestRestoreSynthetic(t *testing.T) {
 			}
 			if _, err := os.Lstat(filepath.Join(data, staleFile)); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("a file of the directory's previous contents survived: %v", err)
+			}
+			if tc.check != nil {
+				tc.check(t, data)
 			}
 			// primary backup: the standby next needs the segment after the end LSN's.
 			if len(tc.leader.probed) != 1 || tc.leader.probed[0] != 0x200000 {

@@ -80,8 +80,11 @@ func classify(ctx context.Context, err error) ExitCode {
 
 // Restore builds a replica in opts.DataDir from the newest published
 // backup of opts.Scope (see the package doc for the checks). On failure it
-// returns an *Error and the data directory is as it was found: absent, or
-// with the same entries (only dotfiles and lost+found can be there).
+// returns an *Error and the data directory is as it was found (absent, or
+// with the same entries) — except what it cleared on purpose before
+// restoring: an interrupted restore of its own, or, with keep_data, a data
+// directory it was replacing (then empty, or partly emptied after an I/O
+// error while removing).
 func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	start := time.Now()
 	log := opts.Log.With().Str("scope", opts.Scope).Str("datadir", opts.DataDir).Logger()
@@ -117,14 +120,14 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		return res, fail(ExitIO, err)
 	}
 	if st.entries[restoringMarker] {
-		if st, err = clearInterrupted(log, dataDir, st); err != nil {
+		if st, err = clearInterrupted(log, dataDir); err != nil {
 			return res, err
 		}
 	}
 	// wipe: keep_data, and what the directory holds is not a copy to adopt
 	// (another cluster, a former primary, an incomplete copy): it is
 	// removed once the pre-flight has passed, and the backup restored.
-	var wipe *wipePlan
+	wipe := false
 	if len(st.significant) > 0 {
 		if !opts.KeepData {
 			return res, failf(ExitNotEmpty, "data directory %s is not empty (%s…) and keep_data is not set", dataDir, st.significant[0])
@@ -135,13 +138,11 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 			res.Adopted, res.Took = true, time.Since(start)
 			return res, nil
 		}
-		if pid, ok := livePostmaster(dataDir); ok {
-			return res, failf(ExitNotEmpty, "data directory %s is not empty and cannot be adopted or replaced: a postmaster (pid %d) is running on it", dataDir, pid)
-		}
-		if wipe, err = planWipe(dataDir, st); err != nil {
+		if err := checkReplaceable(dataDir); err != nil {
 			return res, err
 		}
-		log.Warn().Str("reason", why).Strs("entries", st.significant).Strs("tablespace_dirs", wipe.tsDirs).
+		wipe = true
+		log.Warn().Str("reason", why).Strs("entries", st.significant).
 			Msg("keep_data: the data directory cannot be adopted; it will be replaced by the backup once the pre-flight has passed")
 	}
 
@@ -171,7 +172,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	for k, v := range opts.Args.TablespaceMapping {
 		mapping[filepath.Clean(k)] = filepath.Clean(v)
 	}
-	tablespaces, err := planTablespaces(plan, mapping, dataDir, wipe.clears)
+	tablespaces, err := planTablespaces(plan, mapping, dataDir)
 	if err != nil {
 		return res, err
 	}
@@ -219,8 +220,8 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	// 5. Extract, verify, sync; on any failure undo (what a wipe removed
 	// stays removed: the directory is then empty, and Patroni's next method
 	// can use it).
-	if wipe != nil {
-		if st, err = wipe.run(log, dataDir, tablespaces); err != nil {
+	if wipe {
+		if st, err = wipeDataDir(log, dataDir); err != nil {
 			return res, err
 		}
 	}
@@ -248,7 +249,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	for _, t := range tablespaces {
 		log.Info().Str("tablespace", t.OID).Str("backed_up_dir", t.Path).Str("dir", t.Target).Msg("restoring tablespace")
 	}
-	if err = writeMarker(dataDir, tablespaces); err != nil {
+	if err = writeMarker(dataDir, st, plan.manifest, tablespaces); err != nil {
 		return res, fail(ExitIO, err)
 	}
 	n, err := extractAll(ctx, log, dataDir, st, plan, tablespaces, sysid, opts.ProgressEvery)

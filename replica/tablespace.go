@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -166,10 +165,7 @@ type tsTarget struct {
 // planTablespaces decides each tablespace's directory (mapping, else the
 // backed-up path) and checks them before anything is written: absolute,
 // distinct, outside the data directory, and empty or absent.
-//
-// clears reports whether an entry of a directory will be removed before
-// the restore (a keep_data wipe): it does not make the directory "not empty".
-func planTablespaces(p *plan, mapping map[string]string, dataDir string, clears func(dir, name string) bool) ([]*tsTarget, error) {
+func planTablespaces(p *plan, mapping map[string]string, dataDir string) ([]*tsTarget, error) {
 	var out []*tsTarget
 	used := map[string]string{}
 	for _, ts := range p.tablespaces {
@@ -195,7 +191,6 @@ func planTablespaces(p *plan, mapping map[string]string, dataDir string, clears 
 			}
 			return nil, fail(ExitIO, fmt.Errorf("tablespace %s: %w", ts.OID, err))
 		}
-		st.significant = slices.DeleteFunc(st.significant, func(n string) bool { return clears(t.Target, n) })
 		if len(st.significant) > 0 {
 			hint := "empty it, or map the tablespace elsewhere with tablespace_mapping"
 			if t.Target == filepath.Clean(ts.Path) {

@@ -44,11 +44,12 @@ must be empty or absent. pghook links pg_tblspc/OID to it and rewrites
 tablespace_map.
 
 With keep_data, a stopped copy of this cluster (a standby's, or a base
-backup never started) is adopted without copying; anything else — another
-cluster, a former primary, an interrupted restore — is removed once the
-checks above have passed (with the old cluster's PG_<version>_ directories
-in the tablespace directories it linked) and the backup restored. A
-running postmaster is never touched (exit 8).
+backup never started) is adopted without copying; another data directory
+(another cluster, a former primary) is removed once the checks above have
+passed, and the backup restored; a running postmaster, or a directory that
+is no data directory (no PG_VERSION and global/), is refused (exit 8). A
+restore killed midway (its .pghook-restoring marker left) is never adopted:
+the next attempt removes what it wrote and restores again.
 
 When patroni.yml's postgresql.config_dir (or --config_dir) is not the data
 directory and the backup saved a copy of it (pghook backup does), its files
