@@ -30,7 +30,7 @@ const restoringMarker = ".pghook-restoring"
 // pghook and makes the next attempt refuse rather than delete anything.
 const markerHeader = "pghook create-replica: restore in progress; this data directory is incomplete until this file is gone\n"
 
-// writeMarker writes the marker durably (file and directory synced):
+// writeMarker writes the marker atomically and durably:
 // "kept\tNAME" for every entry the data directory held before (st), and
 // "tablespace\tDIR\tNAME" for every top-level directory the manifest puts
 // into a tablespace directory.
@@ -46,21 +46,7 @@ func writeMarker(dataDir string, st dirState, m *Manifest, ts []*tsTarget) error
 			fmt.Fprintf(&b, "tablespace\t%s\t%s\n", t.Target, n)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(dataDir, restoringMarker), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", restoringMarker, err)
-	}
-	_, err = f.Write(b.Bytes())
-	if serr := f.Sync(); err == nil {
-		err = serr
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", restoringMarker, err)
-	}
-	return fsutil.SyncDir(dataDir)
+	return fsutil.WriteFile(filepath.Join(dataDir, restoringMarker), b.Bytes(), 0o600, fsutil.Keep)
 }
 
 // tablespaceTops returns the top-level names the manifest has under
@@ -136,15 +122,11 @@ func clearInterrupted(log zerolog.Logger, dataDir string) (dirState, error) {
 	}
 	log.Warn().Strs("entries", removed).Strs("tablespace_dirs", clear).
 		Msg("the data directory holds an interrupted pghook restore: removing what it wrote and restoring again")
-	for _, p := range clear {
-		if err := os.RemoveAll(p); err != nil {
-			return dirState{}, fail(ExitIO, fmt.Errorf("clearing an interrupted restore: %w", err))
-		}
-	}
 	for _, n := range removed {
-		if err := os.RemoveAll(filepath.Join(dataDir, n)); err != nil {
-			return dirState{}, fail(ExitIO, fmt.Errorf("clearing an interrupted restore: %w", err))
-		}
+		clear = append(clear, filepath.Join(dataDir, n))
+	}
+	if err := removeAll(clear, "clearing an interrupted restore"); err != nil {
+		return dirState{}, err
 	}
 	if err := removeMarker(dataDir); err != nil {
 		return dirState{}, fail(ExitIO, err)
@@ -216,10 +198,12 @@ func wipeDataDir(log zerolog.Logger, dataDir string) (dirState, error) {
 		return st, fail(ExitIO, err)
 	}
 	log.Warn().Strs("removed", st.significant).Msg("keep_data: the previous contents of the data directory removed")
-	for _, n := range st.significant {
-		if err := os.RemoveAll(filepath.Join(dataDir, n)); err != nil {
-			return st, fail(ExitIO, fmt.Errorf("replacing the data directory: %w", err))
-		}
+	paths := make([]string, len(st.significant))
+	for i, n := range st.significant {
+		paths[i] = filepath.Join(dataDir, n)
+	}
+	if err := removeAll(paths, "replacing the data directory"); err != nil {
+		return st, err
 	}
 	if err := fsutil.SyncDir(dataDir); err != nil {
 		return st, fail(ExitIO, err)
@@ -228,4 +212,14 @@ func wipeDataDir(log zerolog.Logger, dataDir string) (dirState, error) {
 		return st, fail(ExitIO, err)
 	}
 	return st, nil
+}
+
+// removeAll removes every path (what: the reason, for the error, exit 7).
+func removeAll(paths []string, what string) error {
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			return fail(ExitIO, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	return nil
 }

@@ -62,7 +62,8 @@ type ioErr struct{ error }
 
 func (e ioErr) Unwrap() error { return e.error }
 
-// classify maps an extraction error to its exit code.
+// classify maps a restore's error to its exit code: the pre-flight's
+// (backupErr) and the extraction's.
 func classify(ctx context.Context, err error) ExitCode {
 	var re *Error
 	switch {
@@ -72,7 +73,7 @@ func classify(ctx context.Context, err error) ExitCode {
 		return ExitFailure
 	case errors.Is(err, ErrUnsafeArchive), errors.Is(err, ErrChecksum), errors.Is(err, ErrManifest):
 		return ExitVerify
-	case errors.As(err, new(ioErr)), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EIO):
+	case errors.As(err, new(ioErr)), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EIO), errors.Is(err, fs.ErrPermission):
 		return ExitIO
 	}
 	return ExitVerify // a corrupt compressed stream
@@ -399,10 +400,8 @@ func adoptable(dataDir string, sysid uint64) string {
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
 		return "no PG_VERSION"
 	}
-	if pid, ok := postmasterPID(dataDir); ok {
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			return fmt.Sprintf("a postmaster (pid %d) is running on it", pid)
-		}
+	if pid, ok := livePostmaster(dataDir); ok {
+		return fmt.Sprintf("a postmaster (pid %d) is running on it", pid)
 	}
 	return ""
 }
@@ -590,10 +589,7 @@ func preflight(bdir string, progs Decompressors) (*plan, error) {
 // failed verification (exit 4: missing or malformed files, corrupt streams).
 func backupErr(bdir string, err error) error {
 	err = fmt.Errorf("backup %s: %w", bdir, err)
-	if errors.As(err, new(ioErr)) || errors.Is(err, syscall.EIO) || errors.Is(err, fs.ErrPermission) {
-		return &Error{Code: ExitIO, Err: err}
-	}
-	return &Error{Code: ExitVerify, Err: err}
+	return fail(classify(context.Background(), err), err)
 }
 
 // labelOf reads backup_label and tablespace_map from the start of a base
