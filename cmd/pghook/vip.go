@@ -168,6 +168,8 @@ func requireScope(c *cli.Context) (string, error) {
 //   - netlink without CAP_NET_ADMIN/CAP_NET_RAW (and not root): the
 //     scope's running watcher (`pghook vip watch`, over its control
 //     socket), else the privileged helper, which apply the same stack;
+//     the watcher itself (the caller that passes ann) goes straight to
+//     the helper: the socket is its own;
 //   - otherwise the backend itself, guarded by the DCS leader key when
 //     guard is set, announcing through ann (nil: a detached process, which
 //     outlives a callback that Patroni kills).
@@ -199,7 +201,11 @@ func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announ
 		if p := s.PatroniConfig; p != "" {
 			args = append(args, "--patroni-config", p)
 		}
-		return &vipctl.Backend{Scope: scope, Fallback: netvip.Helper{Path: helper, Args: args, Backend: backend}, Log: log}, nil
+		h := netvip.Helper{Path: helper, Args: args, Backend: backend}
+		if ann != nil {
+			return h, nil
+		}
+		return &vipctl.Backend{Scope: scope, Fallback: h, Log: log}, nil
 	}
 	if ann == nil {
 		self, err := os.Executable()
@@ -285,11 +291,6 @@ func (a *app) vipWatch(c *cli.Context, scope string) error {
 	b, err := a.vipFor(c, scope, true, netvip.Background{Ctx: ctx, Log: log})
 	if err != nil {
 		return err
-	}
-	if vb, ok := b.(*vipctl.Backend); ok {
-		// An unprivileged watcher (not the helper) uses the helper, never
-		// its own socket.
-		b = vb.Fallback
 	}
 	pc := patroni.FindConfig(scope, s.PatroniConfig, 0)
 	if pc == "" {
