@@ -38,6 +38,22 @@ func (r AnnounceRequest) check() error {
 	return nil
 }
 
+// bounded refuses a request that would flood the link: more than
+// MaxAnnouncements rounds, an interval outside MinAnnounceInterval to
+// MaxAnnounceInterval, or a longer delay than that. It applies to requests
+// read from a command line; settings are bounded by parseSettings.
+func (r AnnounceRequest) bounded() error {
+	switch {
+	case r.Rounds > MaxAnnouncements:
+		return fmt.Errorf("rounds %d: at most %d", r.Rounds, MaxAnnouncements)
+	case r.Rounds > 1 && (r.Interval < MinAnnounceInterval || r.Interval > MaxAnnounceInterval):
+		return fmt.Errorf("interval %v: want %v to %v", r.Interval, MinAnnounceInterval, MaxAnnounceInterval)
+	case r.Delay > MaxAnnounceInterval:
+		return fmt.Errorf("delay %v: at most %v", r.Delay, MaxAnnounceInterval)
+	}
+	return nil
+}
+
 // Args returns r as command-line arguments that ParseAnnounceArgs reads
 // back.
 func (r AnnounceRequest) Args() []string {
@@ -74,7 +90,7 @@ func ParseAnnounceArgs(args []string) (AnnounceRequest, error) {
 		return AnnounceRequest{}, fmt.Errorf("netvip: parsing announce arguments: %w", err)
 	}
 	r.Addr = a
-	if err := r.check(); err != nil {
+	if err := errors.Join(r.check(), r.bounded()); err != nil {
 		return AnnounceRequest{}, fmt.Errorf("netvip: announce: %w", err)
 	}
 	return r, nil
@@ -204,6 +220,10 @@ func (a Background) Announce(_ context.Context, r AnnounceRequest) error {
 type Spawner struct {
 	Self    string   // executable, usually from os.Executable
 	Command []string // arguments before the request's, e.g. {"vip", "announce"}
+	// Fixed passes Command alone, without the request: the VIP helper's
+	// announcer takes what to announce from its root-owned config
+	// (FollowUp), never from its arguments.
+	Fixed bool
 }
 
 // Announce implements Announcer. It returns once the detached process has
@@ -212,7 +232,11 @@ func (s Spawner) Announce(_ context.Context, r AnnounceRequest) error {
 	if err := r.check(); err != nil {
 		return fmt.Errorf("announcing %v on %s: %w", r.Addr, r.Interface, err)
 	}
-	if err := SpawnDetached(s.Self, append(slices.Clone(s.Command), r.Args()...)); err != nil {
+	args := slices.Clone(s.Command)
+	if !s.Fixed {
+		args = append(args, r.Args()...)
+	}
+	if err := SpawnDetached(s.Self, args); err != nil {
 		return fmt.Errorf("announcing %v on %s: %w", r.Addr, r.Interface, err)
 	}
 	return nil

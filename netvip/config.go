@@ -13,6 +13,12 @@ const (
 	defaultAnnounceInterval = time.Second
 	defaultTakeoverWait     = 3 * time.Second
 	maxIfNameLen            = 15 // IFNAMSIZ - 1; also the limit for IPv4 labels
+
+	// MaxAnnouncements and the interval bounds keep announcements from
+	// flooding the link, whoever configured them.
+	MaxAnnouncements    = 30
+	MinAnnounceInterval = 100 * time.Millisecond
+	MaxAnnounceInterval = 10 * time.Second
 )
 
 // vip is the validated form of Settings for the netlink backend.
@@ -27,6 +33,24 @@ type vip struct {
 }
 
 func (v vip) addr() netip.Addr { return v.prefix.Addr() }
+
+// followUp is what Hold hands its Announcer after the first round: the
+// remaining rounds, one interval apart. Rounds 0: nothing to hand over.
+func (v vip) followUp() AnnounceRequest {
+	return AnnounceRequest{Interface: v.ifname, Addr: v.addr(), Rounds: v.rounds - 1, Interval: v.interval, Delay: v.interval}
+}
+
+// FollowUp is the announcement request that Hold of the netlink backend
+// with settings s hands to its Announcer. The VIP helper's detached
+// announcer builds it from its root-owned config with this, instead of
+// reading it from its arguments.
+func FollowUp(s Settings) (AnnounceRequest, error) {
+	v, err := parseSettings(s)
+	if err != nil {
+		return AnnounceRequest{}, err
+	}
+	return v.followUp(), nil
+}
 
 // parseSettings validates s for the netlink backend and fills in defaults.
 func parseSettings(s Settings) (vip, error) {
@@ -57,6 +81,8 @@ func parseSettings(s Settings) (vip, error) {
 	switch {
 	case s.Announcements < 0:
 		return vip{}, fmt.Errorf("netvip: vip %s: announcements %d is negative", p, s.Announcements)
+	case s.Announcements > MaxAnnouncements:
+		return vip{}, fmt.Errorf("netvip: vip %s: announcements %d: at most %d", p, s.Announcements, MaxAnnouncements)
 	case s.Announcements == 0:
 		v.rounds = defaultAnnouncements
 	default:
@@ -67,6 +93,8 @@ func parseSettings(s Settings) (vip, error) {
 		return vip{}, fmt.Errorf("netvip: vip %s: announce interval %v is negative", p, s.AnnounceInterval)
 	case s.AnnounceInterval == 0:
 		v.interval = defaultAnnounceInterval
+	case s.AnnounceInterval < MinAnnounceInterval || s.AnnounceInterval > MaxAnnounceInterval:
+		return vip{}, fmt.Errorf("netvip: vip %s: announce interval %v: want %v to %v", p, s.AnnounceInterval, MinAnnounceInterval, MaxAnnounceInterval)
 	default:
 		v.interval = s.AnnounceInterval
 	}

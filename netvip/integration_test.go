@@ -455,7 +455,7 @@ func TestIntegrationDetachedAnnouncer(t *testing.T) {
 			pidfile := filepath.Join(t.TempDir(), "pid")
 			t.Setenv(helperEnv, "announce")
 			s := fam.settings()
-			s.Announcements = 100
+			s.Announcements = MaxAnnouncements
 			s.AnnounceInterval = 200 * time.Millisecond
 			b := newBackend(t, s, WithAnnouncer(Spawner{Self: self, Command: []string{pidfile}}))
 			inNS(t, l.holder, func() {

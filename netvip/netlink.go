@@ -230,8 +230,7 @@ func (n *Netlink) HoldIf(ctx context.Context, gate Gate) error {
 		return fmt.Errorf("announcing vip %s on %s: %w", n.v.prefix, n.v.ifname, err)
 	}
 	if n.v.rounds > 1 {
-		req := AnnounceRequest{Interface: n.v.ifname, Addr: n.v.addr(), Rounds: n.v.rounds - 1, Interval: n.v.interval, Delay: n.v.interval}
-		if err := n.ann.Announce(ctx, req); err != nil {
+		if err := n.ann.Announce(ctx, n.v.followUp()); err != nil {
 			return fmt.Errorf("announcing vip %s on %s: %w", n.v.prefix, n.v.ifname, err)
 		}
 	}

@@ -48,6 +48,8 @@ func TestParseSettings(t *testing.T) {
 		{name: "long label", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", Label: "averylonglabel"}, wantErr: `label "eth0:averylonglabel" is longer`},
 		{name: "negative announcements", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: -1}, wantErr: "announcements -1 is negative"},
 		{name: "negative interval", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", AnnounceInterval: -time.Second}, wantErr: "interval -1s is negative"},
+		{name: "too many announcements", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 2000}, wantErr: "announcements 2000: at most 30"},
+		{name: "interval too short", s: Settings{Address: "192.0.2.10/24", Interface: "eth0", AnnounceInterval: time.Millisecond}, wantErr: "announce interval 1ms: want 100ms to 10s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -415,6 +417,11 @@ func TestAnnounceArgsRoundTrip(t *testing.T) {
 		{"--interface", "eth0", "--address", "192.0.2.10", "--rounds", "-1"},
 		{"--interface", "eth0", "--address", "192.0.2.10", "extra"},
 		{"--nope"},
+		// Bounded: a caller cannot flood the link.
+		{"--interface", "eth0", "--address", "192.0.2.10", "--rounds", "2000", "--interval", "1s"},
+		{"--interface", "eth0", "--address", "192.0.2.10", "--rounds", "5", "--interval", "0s"},
+		{"--interface", "eth0", "--address", "192.0.2.10", "--rounds", "5", "--interval", "1h"},
+		{"--interface", "eth0", "--address", "192.0.2.10", "--delay", "1h"},
 	} {
 		if _, err := ParseAnnounceArgs(bad); err == nil {
 			t.Errorf("ParseAnnounceArgs(%q) accepted it", bad)

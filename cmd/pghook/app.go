@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pghook/pghook/internal/applet"
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/logging"
 	"github.com/pghook/pghook/internal/patroni"
@@ -32,8 +31,8 @@ func usageErr(format string, a ...any) error {
 type app struct {
 	log zerolog.Logger
 	cfg *config.File
-	// privileged is set when running as the VIP helper (file capabilities):
-	// only VIP commands, only a root-owned config.
+	// privileged is set when running as the VIP helper (runHelper): only
+	// VIP commands, settings from a root-owned config alone.
 	privileged bool
 	// patroniCfgs caches patroni.yml by path: a callback needs it for the
 	// roster row and for the VIP guard, and reads it once.
@@ -58,8 +57,8 @@ func (a *app) loadPatroni(path string) (*patroni.Config, error) {
 	return cfg, err
 }
 
-func newApp(privileged bool) *cli.App {
-	a := &app{log: zerolog.Nop(), privileged: privileged}
+func newApp() *cli.App {
+	a := &app{log: zerolog.Nop()}
 	return &cli.App{
 		Name:  "pghook",
 		Usage: "Patroni's hooks in one binary: VIP, roster, replica restore, post_init, install",
@@ -129,17 +128,6 @@ func (a *app) withGlobals(cmds []*cli.Command) []*cli.Command {
 	return cmds
 }
 
-// topCommand is the name of the first-level command being run, or "".
-func topCommand(c *cli.Context) string {
-	top := ""
-	for _, cc := range c.Lineage() {
-		if cc.Command != nil && cc.Command.Name != "" && cc.Command.Name != c.App.Name {
-			top = cc.Command.Name
-		}
-	}
-	return top
-}
-
 // global returns the value of a global flag from the innermost command
 // where it was set (or its env var/default).
 func global(c *cli.Context, name string) (string, bool) {
@@ -167,11 +155,6 @@ func (a *app) before(c *cli.Context) error {
 		a.cfg = cfg
 	}
 	cfg := a.cfg
-	if a.privileged {
-		if top := topCommand(c); top != "" && top != "vip" && top != "version" && top != "help" {
-			return usageErr("%s runs only vip commands, not %q", applet.VIPHelper, top)
-		}
-	}
 	lv, _ := global(c, "log-level")
 	lf, _ := global(c, "log-format")
 	level := firstNonEmpty(lv, cfg.LogLevel)

@@ -36,7 +36,7 @@ func init() {
 }
 
 func genDocs(dir string) error {
-	app := newApp(false)
+	app := newApp()
 	app.Name = "pghook"
 	man, err := app.ToManWithSection(1)
 	if err != nil {

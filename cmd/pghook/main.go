@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"github.com/pghook/pghook/internal/applet"
+	"github.com/pghook/pghook/internal/privilege"
 	"github.com/urfave/cli/v2"
 )
 
@@ -24,8 +25,12 @@ func main() {
 // run executes the CLI and maps its error to an exit code. It is the
 // single exit point.
 func run(argv []string) int {
-	privileged := len(argv) > 0 && applet.Privileged(argv[0])
-	app := newApp(privileged)
+	// Privilege is read from the kernel, never from the caller's argv[0];
+	// the helper's name only adds restrictions.
+	if privilege.Elevated() || (len(argv) > 0 && applet.Privileged(argv[0])) {
+		return runHelper(argv, os.Stdout, os.Stderr)
+	}
+	app := newApp()
 	err := app.Run(applet.Rewrite(argv))
 	if err == nil {
 		return 0

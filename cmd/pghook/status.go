@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -186,11 +187,7 @@ func (a *app) vipView(scope string, s *config.Scope) (clusterstatus.VIPView, err
 	}
 	if _, raw := netvip.HaveCaps(); !raw {
 		helper := firstNonEmpty(a.cfg.VIPHelper, config.DefaultVIPHelper)
-		args := []string{"--scope", scope}
-		if a.cfg.Path != "" {
-			args = append(args, "--config", a.cfg.Path)
-		}
-		h := netvip.Helper{Path: helper, Args: args, Backend: "netlink"}
+		h := netvip.Helper{Path: helper, Args: []string{"--scope", scope}, Backend: "netlink"}
 		ask = func(ctx context.Context) ([]net.HardwareAddr, error) {
 			if _, err := os.Stat(helper); err != nil {
 				return nil, fmt.Errorf("this process lacks CAP_NET_RAW and the VIP helper %s is not usable: %w (run as root, install the package, or set vip_helper)", helper, err)
@@ -226,37 +223,38 @@ func (a *app) vipWhoHasCommand(scopeFlag cli.Flag) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if a.privileged {
-				if err := a.checkPrivilegedInputs(c); err != nil {
-					return err
-				}
-			}
 			s, err := a.scopeSettings(c, scope)
 			if err != nil {
 				return usageErr("vip who-has: %v", err)
-			}
-			if s.VIP.Backend != "netlink" {
-				return usageErr("vip who-has: scope %s has VIP backend %q: only netlink is probed", scope, s.VIP.Backend)
 			}
 			timeout, err := netvip.ParseWhoHasTimeout(c.String("timeout"))
 			if err != nil {
 				return usageErr("vip who-has: %v", err)
 			}
-			prefix, err := netip.ParsePrefix(s.VIP.Address)
-			if err != nil {
-				return usageErr("vip who-has: address %q of scope %s: %v", s.VIP.Address, scope, err)
-			}
-			ctx, cancel := context.WithTimeout(c.Context, timeout+5*time.Second)
-			defer cancel()
-			macs, err := netvip.WhoHas(ctx, s.VIP.Interface, prefix.Addr(), timeout)
-			if err != nil {
-				return cli.Exit(fmt.Sprintf("vip who-has: %v", err), exitFailure)
-			}
-			out := netvip.WhoHasAnswer{Address: prefix.Addr().String(), Interface: s.VIP.Interface, Answers: []string{}}
-			for _, m := range macs {
-				out.Answers = append(out.Answers, m.String())
-			}
-			return json.NewEncoder(c.App.Writer).Encode(out)
+			return whoHas(c.Context, c.App.Writer, scope, s, timeout)
 		},
 	}
+}
+
+// whoHas asks the link who answers for scope's VIP and prints
+// netvip.WhoHasAnswer as JSON.
+func whoHas(ctx context.Context, w io.Writer, scope string, s *config.Scope, timeout time.Duration) error {
+	if s.VIP.Backend != "netlink" {
+		return usageErr("vip who-has: scope %s has VIP backend %q: only netlink is probed", scope, s.VIP.Backend)
+	}
+	prefix, err := netip.ParsePrefix(s.VIP.Address)
+	if err != nil {
+		return usageErr("vip who-has: address %q of scope %s: %v", s.VIP.Address, scope, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	macs, err := netvip.WhoHas(ctx, s.VIP.Interface, prefix.Addr(), timeout)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("vip who-has: %v", err), exitFailure)
+	}
+	out := netvip.WhoHasAnswer{Address: prefix.Addr().String(), Interface: s.VIP.Interface, Answers: []string{}}
+	for _, m := range macs {
+		out.Answers = append(out.Answers, m.String())
+	}
+	return json.NewEncoder(w).Encode(out)
 }

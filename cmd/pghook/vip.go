@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pghook/pghook/hooks"
-	"github.com/pghook/pghook/internal/applet"
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/vipctl"
@@ -59,8 +58,9 @@ func (a *app) vipCommand() *cli.Command {
 			"unprivileged pghook (a callback run by Patroni as postgres) runs the VIP\n" +
 			"helper for these operations: a copy of pghook with those two file\n" +
 			"capabilities that only group postgres may execute (vip_helper in\n" +
-			"pghook.yaml, default " + config.DefaultVIPHelper + "). The helper takes VIP\n" +
-			"settings only from a root-owned pghook.yaml.",
+			"pghook.yaml, default " + config.DefaultVIPHelper + "). The helper takes only\n" +
+			"--scope; every setting comes from " + config.DefaultPath + ", which it reads only\n" +
+			"when root owns it and every directory above it, writable by root alone.",
 		Subcommands: []*cli.Command{
 			op("up", "hold the VIP on this node (refused when the DCS names another leader)", func(ctx context.Context, b netvip.Backend) error { return b.Hold(ctx) }),
 			op("down", "release the VIP from this node", func(ctx context.Context, b netvip.Backend) error { return b.Release(ctx) }),
@@ -106,8 +106,8 @@ func (a *app) vipCommand() *cli.Command {
 					"A healthy primary keeps the VIP while etcd is unreachable. Stopping the\n" +
 					"watcher leaves the VIP as it is. Run it as a service (install writes one).\n\n" +
 					"It also serves the callbacks: a callback without the capabilities asks it,\n" +
-					"over the abstract unix socket @pghook-vip/<scope> of its network namespace,\n" +
-					"to hold or release the VIP now (the same guarded hold as the helper, without\n" +
+					"over the socket <run_dir>/vip-<scope>.sock (run_dir: /run/pghook), to hold\n" +
+					"or release the VIP now (the same guarded hold as the helper, without\n" +
 					"starting a process); only its own user and root may ask, and a callback\n" +
 					"trusts only a watcher of its own user or root. Without a watcher the\n" +
 					"callback runs the helper.",
@@ -161,8 +161,18 @@ func requireScope(c *cli.Context) (string, error) {
 	return s, nil
 }
 
-// vipFor builds the VIP backend stack for scope, as the callback and the
-// vip commands use it:
+// vipFor builds the VIP backend stack for scope from pghook.yaml and the
+// command's flags (see vipStack).
+func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announcer) (netvip.Backend, error) {
+	s, err := a.scopeSettings(c, scope)
+	if err != nil {
+		return nil, usageErr("vip: %v", err)
+	}
+	return a.vipStack(scope, s, guard, ann)
+}
+
+// vipStack builds the VIP backend stack for scope with settings s, as the
+// callback, the vip commands and the VIP helper use it:
 //
 //   - backend none: nothing to do;
 //   - netlink without CAP_NET_ADMIN/CAP_NET_RAW (and not root): the
@@ -173,16 +183,7 @@ func requireScope(c *cli.Context) (string, error) {
 //   - otherwise the backend itself, guarded by the DCS leader key when
 //     guard is set, announcing through ann (nil: a detached process, which
 //     outlives a callback that Patroni kills).
-func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announcer) (netvip.Backend, error) {
-	s, err := a.scopeSettings(c, scope)
-	if err != nil {
-		return nil, usageErr("vip: %v", err)
-	}
-	if a.privileged {
-		if err := a.checkPrivilegedInputs(c); err != nil {
-			return nil, err
-		}
-	}
+func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Announcer) (netvip.Backend, error) {
 	log := a.log.With().Str("scope", scope).Logger()
 	backend := s.VIP.Backend
 	if backend == "" || backend == "none" {
@@ -194,31 +195,24 @@ func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announ
 		if _, err := os.Stat(helper); err != nil {
 			return nil, cli.Exit(fmt.Sprintf("vip: this process lacks CAP_NET_ADMIN/CAP_NET_RAW and the VIP helper %s is not usable: %v (install the package, or set vip_helper)", helper, err), exitFailure)
 		}
-		args := []string{"--scope", scope}
-		if a.cfg.Path != "" {
-			args = append(args, "--config", a.cfg.Path)
-		}
-		if p := s.PatroniConfig; p != "" {
-			args = append(args, "--patroni-config", p)
-		}
-		h := netvip.Helper{Path: helper, Args: args, Backend: backend}
+		// The helper reads everything else from its own root-owned config.
+		h := netvip.Helper{Path: helper, Args: []string{"--scope", scope}, Backend: backend}
 		if ann != nil {
 			return h, nil
 		}
-		return &vipctl.Backend{Scope: scope, Fallback: h, Log: log}, nil
+		return &vipctl.Backend{Endpoint: a.endpoint(scope), Fallback: h, Log: log}, nil
 	}
 	if ann == nil {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, cli.Exit(fmt.Sprintf("vip: %v", err), exitFailure)
 		}
-		// The announcer must hold CAP_NET_RAW too: it is this same file (the
-		// helper when privileged), and the helper's own name already means "vip".
-		cmd := []string{"vip", "announce"}
-		if applet.Privileged(self) {
-			cmd = []string{"announce"}
+		// The announcer must hold CAP_NET_RAW too: it is this same file.
+		// The helper's announcer reads what to announce from its config.
+		ann = netvip.Spawner{Self: self, Command: []string{"vip", "announce"}}
+		if a.privileged {
+			ann = netvip.Spawner{Self: self, Command: []string{"announce", "--scope", scope}, Fixed: true}
 		}
-		ann = netvip.Spawner{Self: self, Command: cmd}
 	}
 	b, err := netvip.New(vipSettings(s.VIP), log, netvip.WithAnnouncer(ann))
 	if err != nil {
@@ -227,74 +221,88 @@ func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announ
 	if !guard {
 		return b, nil
 	}
-	me, view := a.leaderView(scope, s, log)
+	me, view, err := a.leaderView(scope, s, log)
+	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("vip: %v", err), exitFailure)
+	}
 	return hooks.GuardedVIP{Backend: b, Me: me, View: view, Log: log}, nil
 }
 
+// endpoint is scope's watcher control socket.
+func (a *app) endpoint(scope string) vipctl.Endpoint {
+	return vipctl.Endpoint{Dir: a.cfg.ControlDir(), Scope: scope}
+}
+
+// patroniConfigPath finds scope's patroni.yml. The VIP helper takes it
+// from its root-owned config or the fixed default paths only, never from
+// its caller (a parent process's command line, a flag).
+func (a *app) patroniConfigPath(scope string, s *config.Scope) string {
+	ppid := os.Getppid()
+	if a.privileged {
+		ppid = 0
+	}
+	return patroni.FindConfig(scope, s.PatroniConfig, ppid)
+}
+
 // leaderView returns this member's name and the view of the leader lock,
-// from the scope's patroni.yml; nil view when it cannot be read (the guard
-// then relies on Patroni's decision and the address probe).
-func (a *app) leaderView(scope string, s *config.Scope, log zerolog.Logger) (string, hooks.LeaderView) {
-	pc := patroni.FindConfig(scope, s.PatroniConfig, os.Getppid())
+// from the scope's patroni.yml. When it cannot be read, an unprivileged
+// caller gets a nil view (the guard then relies on Patroni's decision and
+// the address probe); the VIP helper gets an error: it never takes the
+// VIP without a DCS check, whatever its caller arranged.
+func (a *app) leaderView(scope string, s *config.Scope, log zerolog.Logger) (string, hooks.LeaderView, error) {
+	refuse := func(err error) (string, hooks.LeaderView, error) {
+		if a.privileged {
+			return "", nil, fmt.Errorf("%w: the VIP helper takes the VIP only with a DCS check (set scopes.%s.patroni_config in %s)", err, scope, a.cfg.Path)
+		}
+		log.Warn().Err(err).Msg("the VIP is taken without a DCS check")
+		return "", nil, nil
+	}
+	pc := a.patroniConfigPath(scope, s)
 	if pc == "" {
-		log.Warn().Msg("no patroni.yml found: the VIP is taken without a DCS check")
-		return "", nil
+		return refuse(fmt.Errorf("no patroni.yml found for scope %s", scope))
 	}
 	cfg, err := a.loadPatroni(pc)
 	if err != nil {
-		log.Warn().Err(err).Msg("the VIP is taken without a DCS check")
-		return "", nil
+		return refuse(err)
+	}
+	if cfg.Scope != "" && cfg.Scope != scope {
+		return refuse(fmt.Errorf("%s is for scope %s, not %s", pc, cfg.Scope, scope))
 	}
 	view, err := cfg.NewLeaderReader(time.Second)
 	if err != nil {
-		log.Warn().Err(err).Msg("the VIP is taken without a DCS check")
-		return cfg.Name, nil
-	}
-	return cfg.Name, view
-}
-
-// checkPrivilegedInputs enforces what the capability-holding helper trusts:
-// VIP settings only from a config file that root owns and nobody else can
-// write, never from flags or the environment of an unprivileged caller.
-func (a *app) checkPrivilegedInputs(c *cli.Context) error {
-	for _, f := range []string{"vip-backend", "vip-address", "vip-interface", "vip-label", "vip-resource", "vip-node"} {
-		if c.IsSet(f) {
-			return usageErr("%s: --%s (or its PGHOOK_ variable) is refused: the VIP helper takes VIP settings only from a root-owned pghook.yaml", applet.VIPHelper, f)
+		if a.privileged {
+			return refuse(err)
 		}
+		log.Warn().Err(err).Msg("the VIP is taken without a DCS check")
+		return cfg.Name, nil, nil
 	}
-	if a.cfg.Path == "" {
-		return usageErr("%s: no config file", applet.VIPHelper)
-	}
-	fi, err := os.Stat(a.cfg.Path)
-	if err != nil {
-		return usageErr("%s: %v", applet.VIPHelper, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-		return usageErr("%s: refusing %s: it must be owned by root and writable by root alone (chown root:postgres, chmod 0640)", applet.VIPHelper, a.cfg.Path)
-	}
-	return nil
+	return cfg.Name, view, nil
 }
 
-// vipWatch runs the reconciler until SIGTERM/SIGINT, and serves the
-// callbacks' requests on the scope's control socket.
+// vipWatch runs the reconciler of scope with pghook.yaml and the flags.
 func (a *app) vipWatch(c *cli.Context, scope string) error {
 	s, err := a.scopeSettings(c, scope)
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	return a.watch(c.Context, scope, s)
+}
+
+// watch runs the reconciler until SIGTERM/SIGINT, and serves the
+// callbacks' requests on the scope's control socket.
+func (a *app) watch(parent context.Context, scope string, s *config.Scope) error {
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log := a.log.With().Str("scope", scope).Logger()
 	// A long-running process announces from a goroutine: no process start
 	// between a request and its first announcement.
-	b, err := a.vipFor(c, scope, true, netvip.Background{Ctx: ctx, Log: log})
+	b, err := a.vipStack(scope, s, true, netvip.Background{Ctx: ctx, Log: log})
 	if err != nil {
 		return err
 	}
-	pc := patroni.FindConfig(scope, s.PatroniConfig, 0)
+	pc := a.patroniConfigPath(scope, s)
 	if pc == "" {
-		return usageErr("vip watch: no patroni.yml for scope %s: set scopes.%s.patroni_config or --patroni-config", scope, scope)
+		return usageErr("vip watch: no patroni.yml for scope %s: set scopes.%s.patroni_config", scope, scope)
 	}
 	cfg, err := a.loadPatroni(pc)
 	if err != nil {
@@ -313,7 +321,7 @@ func (a *app) vipWatch(c *cli.Context, scope string) error {
 	} else {
 		log.Warn().Err(err).Msg("no DCS view: Patroni's REST API alone decides")
 	}
-	srv, err := vipctl.Listen(scope)
+	srv, err := vipctl.Listen(a.endpoint(scope))
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
 	}

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/pghook/pghook/internal/privilege"
 	"gopkg.in/yaml.v3"
 )
 
@@ -28,8 +30,23 @@ type File struct {
 	Pgtab     string `yaml:"pgtab"`
 	// VIPHelper is the file-capability copy of pghook that performs VIP
 	// operations for an unprivileged callback.
-	VIPHelper string            `yaml:"vip_helper"`
-	Scopes    map[string]*Scope `yaml:"scopes"`
+	VIPHelper string `yaml:"vip_helper"`
+	// RunDir holds the VIP watchers' control sockets (default /run/pghook,
+	// created by the watcher's unit): a directory that only root and the
+	// watcher's user may write.
+	RunDir string            `yaml:"run_dir"`
+	Scopes map[string]*Scope `yaml:"scopes"`
+}
+
+// DefaultRunDir is the default RunDir.
+const DefaultRunDir = "/run/pghook"
+
+// ControlDir is RunDir or its default.
+func (f *File) ControlDir() string {
+	if f.RunDir != "" {
+		return f.RunDir
+	}
+	return DefaultRunDir
 }
 
 // DefaultVIPHelper is where the .deb installs the privileged VIP helper.
@@ -101,6 +118,14 @@ type VIP struct {
 	WatchGrace time.Duration `yaml:"watch_grace"`
 }
 
+// The bounds of announcements, as netvip enforces them (config does not
+// import netvip).
+const (
+	maxAnnouncements    = 30
+	minAnnounceInterval = 100 * time.Millisecond
+	maxAnnounceInterval = 10 * time.Second
+)
+
 // ErrUnknownScope is returned by File.Scope for a scope with no section.
 var ErrUnknownScope = errors.New("config: unknown scope")
 
@@ -123,6 +148,27 @@ func Load(path string, required bool) (*File, error) {
 	return f, nil
 }
 
+// LoadTrusted reads path as a process running with privileges its caller
+// did not give it (the VIP helper) must: only when root alone can have
+// written it and every directory above it (privilege.ReadTrusted), never
+// through a symbolic link, never from procfs or sysfs, at most
+// privilege.MaxTrustedSize bytes. The file must exist.
+func LoadTrusted(path string) (*File, error) {
+	b, err := privilege.ReadTrusted(path, 0)
+	if err != nil {
+		if errors.Is(err, privilege.ErrUntrusted) {
+			return nil, fmt.Errorf("refusing pghook config: %w (it and every directory above it must be owned by root and writable by root alone: chown root:postgres, chmod 0640)", err)
+		}
+		return nil, fmt.Errorf("reading pghook config: %w", err)
+	}
+	f, err := Parse(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("pghook config %s: %w", path, err)
+	}
+	f.Path = path
+	return f, nil
+}
+
 // Parse decodes pghook.yaml and checks it; unknown keys are errors (a typo
 // must not silently disable the VIP).
 func Parse(r io.Reader) (*File, error) {
@@ -134,6 +180,9 @@ func Parse(r io.Reader) (*File, error) {
 	}
 	if f.Scopes == nil {
 		f.Scopes = map[string]*Scope{}
+	}
+	if f.RunDir != "" && (!filepath.IsAbs(f.RunDir) || filepath.Clean(f.RunDir) != f.RunDir) {
+		return nil, fmt.Errorf("key run_dir: %q must be a clean absolute path, e.g. %s", f.RunDir, DefaultRunDir)
 	}
 	for name, s := range f.Scopes {
 		if s == nil {
@@ -165,8 +214,11 @@ func (v VIP) Validate() error {
 	default:
 		return fmt.Errorf("backend %q: want none, netlink or pcs", v.Backend)
 	}
-	if v.Announcements < 0 {
-		return fmt.Errorf("announcements %d: must be >= 0", v.Announcements)
+	if v.Announcements < 0 || v.Announcements > maxAnnouncements {
+		return fmt.Errorf("announcements %d: want 0 (the default, 5) to %d", v.Announcements, maxAnnouncements)
+	}
+	if v.AnnounceInterval != 0 && (v.AnnounceInterval < minAnnounceInterval || v.AnnounceInterval > maxAnnounceInterval) {
+		return fmt.Errorf("announce_interval %v: want %v to %v (0: the default, 1s)", v.AnnounceInterval, minAnnounceInterval, maxAnnounceInterval)
 	}
 	if v.AnnounceInterval < 0 || v.WatchInterval < 0 || v.WatchGrace < 0 {
 		return errors.New("announce_interval, watch_interval and watch_grace must be >= 0")

@@ -13,7 +13,7 @@ import (
 // scope's running watcher and, when no trusted watcher answers, does the
 // operation through Fallback (the privileged helper).
 type Backend struct {
-	Scope    string
+	Endpoint Endpoint
 	Fallback netvip.Backend
 	// Wait bounds how long the watcher may take before Fallback is tried
 	// instead (0: 15s); a hold may legitimately wait for the previous
@@ -48,10 +48,10 @@ func (b *Backend) do(ctx context.Context, op Op, fallback func(context.Context) 
 		wait = 15 * time.Second
 	}
 	rctx, cancel := context.WithTimeout(ctx, wait)
-	err := Request(rctx, b.Scope, op)
+	err := Request(rctx, b.Endpoint, op)
 	cancel()
 	if err == nil || !errors.Is(err, ErrNoWatcher) || ctx.Err() != nil {
-		b.served = "watcher " + Address(b.Scope)
+		b.served = "watcher " + b.Endpoint.Path()
 		return err
 	}
 	if !isAbsent(err) {

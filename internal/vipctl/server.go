@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,18 +22,54 @@ type Handler func(ctx context.Context, op Op) error
 // Server answers requests on a scope's socket.
 type Server struct {
 	ln      *net.UnixListener
+	lock    *os.File
 	Timeout time.Duration // per request; 0 means 30s
 	Log     zerolog.Logger
 }
 
-// Listen binds scope's socket. It fails when another process serves the
-// scope in this network namespace (another watcher of the same scope).
-func Listen(scope string) (*Server, error) {
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: Address(scope), Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w (is another watcher of scope %s running in this network namespace?)", Address(scope), err, scope)
+// Listen binds the endpoint's socket after checking its directory. It
+// takes the scope's lock file first and fails when another watcher of the
+// scope holds it; a socket left behind by a watcher that died is replaced.
+func Listen(ep Endpoint) (*Server, error) {
+	if err := ep.check(); err != nil {
+		return nil, err
 	}
-	return &Server{ln: ln}, nil
+	lock, err := os.OpenFile(ep.lockPath(), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("control socket lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another watcher of scope %s holds %s: stop it first", ep.Scope, ep.lockPath())
+		}
+		return nil, fmt.Errorf("locking %s: %w", ep.lockPath(), err)
+	}
+	path := ep.Path()
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			lock.Close()
+			return nil, fmt.Errorf("%s exists and is not a socket: remove it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("removing the stale socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	// Only the owner (and root) may connect; the directory already keeps
+	// everyone else out.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		lock.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return &Server{ln: ln, lock: lock}, nil
 }
 
 // Addr is the socket's address.
@@ -44,7 +82,12 @@ func (s *Server) Serve(ctx context.Context, h Handler) error {
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { _ = s.ln.Close() })
 	defer stop()
-	defer s.ln.Close()
+	defer func() {
+		_ = s.ln.Close()
+		if s.lock != nil {
+			_ = s.lock.Close()
+		}
+	}()
 	for {
 		c, err := s.ln.AcceptUnix()
 		if err != nil {

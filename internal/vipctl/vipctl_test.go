@@ -22,7 +22,7 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("VIPCTL_CHILD") {
 	case "listen": // pose as a watcher, as whoever we run as
-		s, err := Listen(os.Getenv("VIPCTL_SCOPE"))
+		s, err := Listen(childEndpoint())
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
@@ -31,16 +31,38 @@ func TestMain(m *testing.M) {
 		_ = s.Serve(context.Background(), func(context.Context, Op) error { return nil })
 		os.Exit(0)
 	case "request":
-		err := Request(context.Background(), os.Getenv("VIPCTL_SCOPE"), Hold)
+		err := Request(context.Background(), childEndpoint(), Hold)
 		fmt.Printf("nowatcher=%t err=%v\n", errors.Is(err, ErrNoWatcher), err)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-// scope returns a scope name no other test (or process) uses.
-func scope(t *testing.T) string {
-	return fmt.Sprintf("test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "_"))
+// childEndpoint is the endpoint a child process (asNobody) was given.
+func childEndpoint() Endpoint {
+	ep := Endpoint{Dir: os.Getenv("VIPCTL_DIR"), Scope: os.Getenv("VIPCTL_SCOPE")}
+	if os.Getenv("VIPCTL_TRUST") == "any" {
+		ep.Trust = trustAny
+	}
+	return ep
+}
+
+func trustAny(string) error { return nil }
+
+// endpoint returns an endpoint no other test (or process) uses, in a
+// directory others may enter and write (the tests of the socket protocol
+// and of peer credentials; the directory check has tests of its own).
+func endpoint(t *testing.T) Endpoint {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vipctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return Endpoint{Dir: dir, Scope: strings.ReplaceAll(t.Name(), "/", "_"), Trust: trustAny}
 }
 
 type recorder struct {
@@ -56,7 +78,7 @@ func (r *recorder) handle(_ context.Context, op Op) error {
 	return r.err
 }
 
-func serve(t *testing.T, sc string, h Handler) {
+func serve(t *testing.T, sc Endpoint, h Handler) {
 	t.Helper()
 	s, err := Listen(sc)
 	if err != nil {
@@ -87,7 +109,7 @@ func TestRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sc := scope(t)
+			sc := endpoint(t)
 			r := &recorder{err: tt.handlerErr}
 			serve(t, sc, r.handle)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -109,14 +131,14 @@ func TestRequest(t *testing.T) {
 }
 
 func TestRequestNoWatcher(t *testing.T) {
-	err := Request(context.Background(), scope(t), Hold)
+	err := Request(context.Background(), endpoint(t), Hold)
 	if !errors.Is(err, ErrNoWatcher) || !isAbsent(err) {
 		t.Fatalf("Request with nobody listening: %v, want ErrNoWatcher (absent)", err)
 	}
 }
 
 func TestRequestBadOp(t *testing.T) {
-	if err := Request(context.Background(), scope(t), Op("hold\nrelease")); err == nil || errors.Is(err, ErrNoWatcher) {
+	if err := Request(context.Background(), endpoint(t), Op("hold\nrelease")); err == nil || errors.Is(err, ErrNoWatcher) {
 		t.Fatalf("an unknown op must be refused before anything is sent: %v", err)
 	}
 }
@@ -124,7 +146,7 @@ func TestRequestBadOp(t *testing.T) {
 // A server refuses what it does not understand, and a watcher that hangs
 // does not hold the caller past its deadline.
 func TestServerRawLines(t *testing.T) {
-	sc := scope(t)
+	sc := endpoint(t)
 	r := &recorder{}
 	serve(t, sc, r.handle)
 	for _, tt := range []struct{ send, want string }{
@@ -133,7 +155,7 @@ func TestServerRawLines(t *testing.T) {
 		{"release 10.0.0.1\n", `error: unknown request "release 10.0.0.1" (want hold or release)`},
 		{strings.Repeat("x", 5000) + "\n", ""}, // too long: closed without an answer
 	} {
-		c, err := net.Dial("unix", Address(sc))
+		c, err := net.Dial("unix", sc.Path())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +175,7 @@ func TestServerRawLines(t *testing.T) {
 }
 
 func TestRequestDeadline(t *testing.T) {
-	sc := scope(t)
+	sc := endpoint(t)
 	serve(t, sc, func(ctx context.Context, _ Op) error { <-ctx.Done(); return ctx.Err() })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -168,7 +190,7 @@ func TestRequestDeadline(t *testing.T) {
 }
 
 // asNobody runs this test binary as child mode as uid/gid 65534.
-func asNobody(t *testing.T, mode, sc string) *exec.Cmd {
+func asNobody(t *testing.T, mode string, sc Endpoint) *exec.Cmd {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a process as another user")
@@ -191,7 +213,11 @@ func asNobody(t *testing.T, mode, sc string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VIPCTL_CHILD="+mode, "VIPCTL_SCOPE="+sc)
+	trust := ""
+	if sc.Trust != nil {
+		trust = "any"
+	}
+	cmd.Env = append(os.Environ(), "VIPCTL_CHILD="+mode, "VIPCTL_SCOPE="+sc.Scope, "VIPCTL_DIR="+sc.Dir, "VIPCTL_TRUST="+trust)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	return cmd
 }
@@ -199,7 +225,7 @@ func asNobody(t *testing.T, mode, sc string) *exec.Cmd {
 // Another user cannot pose as the watcher: a caller trusts only a
 // listener of its own user or root, and falls back.
 func TestImpostorWatcherRefused(t *testing.T) {
-	sc := scope(t)
+	sc := endpoint(t)
 	cmd := asNobody(t, "listen", sc)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -221,7 +247,7 @@ func TestImpostorWatcherRefused(t *testing.T) {
 
 // A watcher serves only its own user and root.
 func TestUntrustedCallerRefused(t *testing.T) {
-	sc := scope(t)
+	sc := endpoint(t)
 	r := &recorder{}
 	serve(t, sc, r.handle)
 	out, err := asNobody(t, "request", sc).CombinedOutput()
@@ -260,19 +286,19 @@ func TestBackend(t *testing.T) {
 		wantFallback string
 		wantName     string
 	}{
-		{name: "watcher serves", watcher: true, wantName: "watcher @pghook-vip/"},
-		{name: "watcher fails: its error, no second try", watcher: true, watcherErr: errors.New("leader key names n2"), wantErr: true, wantName: "watcher @pghook-vip/"},
+		{name: "watcher serves", watcher: true, wantName: "watcher /"},
+		{name: "watcher fails: its error, no second try", watcher: true, watcherErr: errors.New("leader key names n2"), wantErr: true, wantName: "watcher /"},
 		{name: "no watcher: the helper", wantFallback: "hold", wantName: "netlink via helper"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sc := scope(t)
+			sc := endpoint(t)
 			r := &recorder{err: tt.watcherErr}
 			if tt.watcher {
 				serve(t, sc, r.handle)
 			}
 			fb := &fakeBackend{}
-			b := &Backend{Scope: sc, Fallback: fb, Log: zerolog.Nop()}
+			b := &Backend{Endpoint: sc, Fallback: fb, Log: zerolog.Nop()}
 			err := b.Hold(context.Background())
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Hold: %v", err)
@@ -284,5 +310,70 @@ func TestBackend(t *testing.T) {
 				t.Errorf("Name %q, want prefix %q", b.Name(), tt.wantName)
 			}
 		})
+	}
+}
+
+// The socket's directory is checked by both ends: a directory that another
+// user could write (here under /tmp, writable by everyone) is refused by
+// the watcher and by the caller, which then falls back.
+func TestUntrustedDirectoryRefused(t *testing.T) {
+	ep := endpoint(t)
+	ep.Trust = nil // the real check
+	if _, err := Listen(ep); err == nil || !strings.Contains(err.Error(), "control socket directory") {
+		t.Fatalf("Listen in a world-writable directory: %v, want refused", err)
+	}
+	err := Request(context.Background(), ep, Hold)
+	if !errors.Is(err, ErrNoWatcher) || isAbsent(err) || !strings.Contains(err.Error(), "control socket directory") {
+		t.Fatalf("Request in a world-writable directory: %v, want ErrNoWatcher naming the directory", err)
+	}
+}
+
+// Only one watcher per scope: the second is refused and the first keeps
+// serving; a socket left by a watcher that died is replaced.
+func TestOneWatcherPerScope(t *testing.T) {
+	ep := endpoint(t)
+	// A socket file left behind (its process gone, nobody listening).
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: ep.Path(), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	r := &recorder{}
+	serve(t, ep, r.handle)
+	if _, err := Listen(ep); err == nil || !strings.Contains(err.Error(), "another watcher") {
+		t.Fatalf("second Listen: %v, want refused", err)
+	}
+	if err := Request(context.Background(), ep, Release); err != nil {
+		t.Fatalf("the first watcher stopped serving: %v", err)
+	}
+	if fi, err := os.Stat(ep.Path()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket %v mode %v, want 0600", err, fi.Mode().Perm())
+	}
+}
+
+// Nobody but root and the watcher's user can squat the name: in a
+// root-owned directory, another user cannot bind the socket at all.
+func TestSquatterCannotBind(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to own the directory and run another user")
+	}
+	dir, err := os.MkdirTemp("/run", "vipctl-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ep := Endpoint{Dir: dir, Scope: "squat"}
+	out, _ := asNobody(t, "listen", ep).CombinedOutput()
+	if !strings.Contains(string(out), "error") {
+		t.Fatalf("uid 65534 bound %s: %s", ep.Path(), out)
+	}
+	r := &recorder{}
+	serve(t, ep, r.handle)
+	if err := Request(context.Background(), ep, Hold); err != nil {
+		t.Fatalf("the real watcher: %v", err)
 	}
 }
