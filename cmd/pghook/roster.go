@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pghook/pghook/internal/privilege"
 	"github.com/pghook/pghook/internal/shellenv"
 	"github.com/pghook/pghook/pgtab"
 	"github.com/urfave/cli/v2"
@@ -47,6 +48,21 @@ func (a *app) readRoster(c *cli.Context) ([]pgtab.Row, error) {
 		return nil, err
 	}
 	return pgtab.File{Path: path}.Read()
+}
+
+// rootMayRunFrom decides whether root's PATH may start with binDir, a
+// value read from the roster at rosterPath. The roster is written by
+// callbacks running as postgres, so root follows it only when root alone
+// could have written the roster, or binDir and every directory above it:
+// otherwise the database account would choose root's psql.
+func rootMayRunFrom(rosterPath, binDir string) error {
+	if _, err := privilege.ReadTrusted(rosterPath, 0); err == nil {
+		return nil
+	}
+	if err := privilege.CheckDir(binDir); err != nil {
+		return fmt.Errorf("bin_dir %s from %s, which root does not own alone, is not vouched for: %w", binDir, rosterPath, err)
+	}
+	return nil
 }
 
 func printRoster(c *cli.Context, rows []pgtab.Row) {
@@ -107,6 +123,13 @@ func (a *app) envCommand() *cli.Command {
 			}
 			r := sel[0]
 			t := shellenv.Target{Scope: r.Scope, Node: r.Node, DataDir: r.DataDir, Listen: r.Listen, BinDir: r.BinDir, PatroniConfig: r.PatroniConfig}
+			if os.Geteuid() == 0 && t.BinDir != "" {
+				path, _ := a.pgtabPath(c)
+				if err := rootMayRunFrom(path, t.BinDir); err != nil {
+					fmt.Fprintf(os.Stderr, "# PATH left as it is: %v\n", err)
+					t.BinDir = ""
+				}
+			}
 			if r.PatroniConfig != "" {
 				if pc, err := a.loadPatroni(r.PatroniConfig); err == nil {
 					t.SocketDir = pc.SocketDir()

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrNoEtcd3 is returned when patroni.yml has no etcd3 section, so the v3
@@ -127,14 +128,54 @@ func (c *Config) Leader(ctx context.Context, e *Etcd3) (string, error) {
 	return v, err
 }
 
-// statusError is a non-2xx answer from the gateway.
+// statusError is a non-2xx answer from the gateway. body is kept whole for
+// classify; Error shows only the answer's error message, cut short, so a
+// server that echoes the request (a password) does not put it in a log.
 type statusError struct {
 	code int
 	body string
 }
 
+// maxErrorText bounds the part of an answer that an error message shows.
+const maxErrorText = 160
+
 func (s *statusError) Error() string {
-	return fmt.Sprintf("HTTP %d: %s", s.code, strings.TrimSpace(s.body))
+	return fmt.Sprintf("HTTP %d: %s", s.code, answerText(s.body))
+}
+
+// answerText is what a log may show of an error answer: the "error" or
+// "message" of a JSON body (the gateway's own words), else the body; one
+// line of printable text, at most maxErrorText bytes.
+func answerText(body string) string {
+	var j struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	text := body
+	if json.Unmarshal([]byte(body), &j) == nil {
+		switch {
+		case j.Error != "":
+			text = j.Error
+		case j.Message != "":
+			text = j.Message
+		default:
+			text = "(no error message)"
+		}
+	}
+	text = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(text))
+	if len(text) > maxErrorText {
+		cut := maxErrorText
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	return text
 }
 
 // call POSTs a JSON request to each endpoint in turn until one answers.
@@ -259,7 +300,12 @@ func (e *Etcd3) authenticate(ctx context.Context, ep, prefix string) error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("authenticating as %s: %w", e.user, &statusError{code: resp.StatusCode, body: string(b)})
+		// The request carried the password: never keep it, even echoed.
+		body := string(b)
+		if e.password != "" {
+			body = strings.ReplaceAll(body, e.password, "[redacted]")
+		}
+		return fmt.Errorf("authenticating as %s: %w", e.user, &statusError{code: resp.StatusCode, body: body})
 	}
 	var r struct {
 		Token string `json:"token"`
