@@ -702,7 +702,7 @@ func TestVIPFollowsSwitchover(t *testing.T) {
 	// not started the helper.
 	if l := logLines(cand, logFrom, `"message":"callback applied"`, `"action":"on_role_change"`, `"vip":"hold"`); len(l) == 0 {
 		t.Errorf("no on_role_change callback holding the VIP in %s's patroni.log", cand)
-	} else if !strings.Contains(l[len(l)-1], `"vip_backend":"watcher @pghook-vip/`) {
+	} else if !strings.Contains(l[len(l)-1], `"vip_backend":"watcher /`) {
 		t.Errorf("%s's on_role_change did not go through its watcher: %s", cand, l[len(l)-1])
 	} else {
 		t.Logf("  %s", l[len(l)-1])

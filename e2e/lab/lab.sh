@@ -124,7 +124,18 @@ make_dirs() {
 		install -d -o root -g root -m 0700 "$d/etcd"
 		touch "$d/patroni.log" "$d/etcd.log" "$d/vipwatch.log"
 		chown postgres:postgres "$d/patroni.log" "$d/vipwatch.log"
+		# What the VIP helper trusts: root-owned all the way down (see lab_etc_pghook), and
+		# the watcher's socket directory, as the unit's RuntimeDirectory makes it.
+		install -d -o root -g root -m 0755 /etc/netns "/etc/netns/$(lab_ns "$n")" "$(lab_etc_pghook "$n")"
+		install -d -o root -g root -m 0755 /run/pghook-lab
+		install -d -o postgres -g postgres -m 0750 "$(lab_run_dir "$n")"
+		ln -sfn "$(lab_etc_pghook "$n")/pghook.yaml" "$d/pghook.yaml"
 	done
+	# `ip netns exec` can only bind-mount over a directory that exists.
+	if [[ ! -d /etc/pghook ]]; then
+		install -d -o root -g root -m 0755 /etc/pghook
+		touch "$LAB_DIR/.made-etc-pghook"
+	fi
 	make_backup_dir
 }
 
@@ -402,8 +413,9 @@ configure_node() {
 	# the roster in the node's HOME, and post_init (the rewind user defaults to
 	# authentication.rewind of patroni.yml).
 	if [[ ! -e $d/pghook.yaml ]]; then
-		write_file "$d/pghook.yaml" root:postgres 0640 <<EOF
+		write_file "$(lab_etc_pghook "$node")/pghook.yaml" root:postgres 0640 <<EOF
 pgtab: $d/home/.pgtab
+run_dir: $(lab_run_dir "$node")
 scopes:
   $LAB_SCOPE:
     post_init:
@@ -417,7 +429,7 @@ EOF
 	# log_connections shows who connects (e.g. pg_rewind as the rewind user, in the
 	# leader's log).
 	args=(--from "$LAB_DIR/install.yaml" --name "$node" --etcd-endpoints "$eps"
-		--patroni-config "$d/patroni.yml" --pghook-config "$d/pghook.yaml" --data-dir "$d/data"
+		--patroni-config "$d/patroni.yml" --pghook-config "$(lab_etc_pghook "$node")/pghook.yaml" --data-dir "$d/data"
 		--pgpass "$d/pgpass" --socket-dir "$d/run" --state-file "$d/install-state.json"
 		--systemd-dir "$d/systemd" --sysctl-dir "$d/sysctl.d"
 		--pghook-bin "$(lab_pghook)" --vip-helper "$(lab_vip_helper)"
@@ -721,8 +733,14 @@ cmd_down() {
 		lab_log "etcd stopped after $((SECONDS - t0))s"
 	fi
 	net_down
+	for n in "${LAB_NODES[@]}"; do
+		rm -rf --one-file-system "$(lab_etc_pghook "$n")"
+		rmdir "/etc/netns/$(lab_ns "$n")" 2>/dev/null || true
+	done
+	rm -rf --one-file-system /run/pghook-lab
 	if [[ -d $LAB_DIR ]]; then
 		for n in "${LAB_NODES[@]}"; do free_stale_shm "$n"; done
+		[[ -e $LAB_DIR/.made-etc-pghook ]] && rmdir /etc/pghook 2>/dev/null
 		rm -rf --one-file-system "$LAB_DIR"
 	fi
 	purge_deb

@@ -98,7 +98,13 @@ lab_pghook() {
 }
 lab_node_dir() { printf '%s/%s\n' "$LAB_DIR" "$1"; }
 lab_patroni_yml() { printf '%s/%s/patroni.yml\n' "$LAB_DIR" "$1"; }
+# A node's pghook.yaml lives where the VIP helper reads it: /etc/pghook/pghook.yaml as
+# seen in the node's namespace, i.e. /etc/netns/<ns>/pghook/pghook.yaml, which
+# `ip netns exec` bind-mounts over /etc/pghook/. $LAB_DIR/NODE/pghook.yaml links to it.
+lab_etc_pghook() { printf '/etc/netns/%s/pghook\n' "$(lab_ns "$1")"; }
 lab_pghook_yaml() { printf '%s/%s/pghook.yaml\n' "$LAB_DIR" "$1"; }
+# lab_run_dir NODE — the node's run_dir (its VIP watcher's control socket).
+lab_run_dir() { printf '/run/pghook-lab/%s\n' "$1"; }
 lab_etcd_endpoints() {
 	local n out=()
 	for n in "${LAB_NODES[@]}"; do out+=("http://$(lab_ip "$n"):2379"); done
@@ -478,7 +484,7 @@ lab_vip_probe() { lab_psql_client "$LAB_VIP_ADDR" -c 'select pg_is_in_recovery()
 
 # lab_vip_status NODE — `pghook-vip status --json` on NODE, as postgres (as a DBA would).
 lab_vip_status() {
-	lab_exec_pg "$1" "$(lab_vip_helper)" status --json --scope "$LAB_SCOPE" --config "$(lab_pghook_yaml "$1")"
+	lab_exec_pg "$1" "$(lab_vip_helper)" status --json --scope "$LAB_SCOPE"
 }
 
 # lab_start_vipwatch NODE — start `pghook-vip watch` in NODE's namespace as postgres (the
@@ -490,7 +496,7 @@ lab_start_vipwatch() {
 	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
 		setpriv --reuid=postgres --regid=postgres --init-groups \
 		env -i HOME="$d/home" PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-		"$(lab_vip_helper)" watch --scope "$LAB_SCOPE" --config "$d/pghook.yaml" \
+		"$(lab_vip_helper)" watch --scope "$LAB_SCOPE" \
 		</dev/null >>"$d/vipwatch.log" 2>&1) &
 	echo $! >"$(lab_pidfile "$node" pghook-vip)"
 }

@@ -7,11 +7,13 @@ package patroni
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"gopkg.in/yaml.v3"
 )
@@ -79,7 +81,7 @@ type Postgres struct {
 
 // Load reads and checks patroni.yml at p. Errors name the file and key.
 func Load(p string) (*Config, error) {
-	b, err := os.ReadFile(p)
+	b, err := readConfig(p)
 	if err != nil {
 		return nil, fmt.Errorf("reading Patroni config: %w", err)
 	}
@@ -89,6 +91,35 @@ func Load(p string) (*Config, error) {
 	}
 	c.Path = p
 	return c, nil
+}
+
+// maxConfigSize bounds patroni.yml: the file belongs to postgres, and the
+// VIP helper reads it too.
+const maxConfigSize = 4 << 20
+
+// readConfig reads a regular file of at most maxConfigSize bytes; a FIFO
+// or a device in its place is refused without blocking.
+func readConfig(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxConfigSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, maxConfigSize)
+	}
+	return b, nil
 }
 
 // Parse decodes patroni.yml content and checks the keys pghook relies on.
