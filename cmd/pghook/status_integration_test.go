@@ -85,20 +85,18 @@ func TestStatusAsPostgresThroughTheHelper(t *testing.T) {
 
 	pyml := filepath.Join(dir, "patroni.yml")
 	os.WriteFile(pyml, []byte("scope: s\nname: n1\nrestapi: {connect_address: '"+l.Addr().String()+"'}\npostgresql: {data_dir: /nonexistent}\n"), 0o644)
-	conf := filepath.Join(dir, "pghook.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("vip_helper: %s\nscopes:\n  s:\n    patroni_config: %s\n    vip: {backend: netlink, address: 192.0.2.10/24, interface: d0}\n", helper, pyml)), 0o640)
-	os.Chown(conf, 0, gid)
+	conf := helperConf(t, me, gid, fmt.Sprintf("vip_helper: %s\nscopes:\n  s:\n    patroni_config: %s\n    vip: {backend: netlink, address: 192.0.2.10/24, interface: d0}\n", helper, pyml))
 
 	asPG := func(args ...string) (string, string, int) { return runAsPostgres(t, me, "/", args...) }
 
 	// The helper alone: the peer's MAC answers.
-	out, errOut, code := asPG(helper, "who-has", "--scope", "s", "--config", conf, "--json")
+	out, errOut, code := asPG(helper, "who-has", "--scope", "s", "--json")
 	var ans struct{ Answers []string }
 	if code != 0 || json.Unmarshal([]byte(out), &ans) != nil || len(ans.Answers) != 1 || ans.Answers[0] != peerMAC {
 		t.Fatalf("helper who-has (exit %d): %s %s", code, out, errOut)
 	}
 	// It takes the address only from the root-owned config.
-	if _, errOut, code := asPG(helper, "who-has", "--scope", "s", "--config", conf, "--vip-address", "192.0.2.99/24"); code != 2 || !strings.Contains(errOut, "refused") {
+	if _, errOut, code := asPG(helper, "who-has", "--scope", "s", "--vip-address", "192.0.2.99/24"); code != 2 || !strings.Contains(errOut, "refused") {
 		t.Fatalf("helper took a caller's address (exit %d): %s", code, errOut)
 	}
 
