@@ -367,6 +367,9 @@ func (in *installer) build() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", in.p(o.PghookConfig), err)
 	}
+	if o.PghookConfig != PghookYAML && o.VIPBackend == "netlink" {
+		in.warn("the VIP helper reads its settings from %s only, never from %s: that file, as this host (or the network namespace the VIP lives in) sees it, must hold the same scopes.%s.vip", PghookYAML, o.PghookConfig, o.Scope)
+	}
 	in.files = append(in.files, &fileItem{path: o.PghookConfig, data: pyml, mode: 0o640, own: in.rootPG,
 		stateKey: o.PghookConfig + "#scopes." + o.Scope, managedSum: managedSum(pyml, o.Scope), curManaged: managedSum(cur, o.Scope)})
 

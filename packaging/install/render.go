@@ -315,10 +315,6 @@ func renderUnit(o *Options, f *Facts) []byte {
 	if patroni == "" {
 		patroni = "/usr/bin/patroni"
 	}
-	cfgArg := ""
-	if o.PghookConfig != PghookYAML {
-		cfgArg = " --config " + o.PghookConfig
-	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by pghook install: Patroni for scope %[1]s.
 [Unit]
@@ -334,8 +330,9 @@ User=postgres
 Group=postgres
 ExecStart=%[3]s %[2]s
 ExecReload=/bin/kill -HUP $MAINPID
-# The callbacks cannot release the VIP once Patroni is gone: do it here.
-ExecStopPost=-%[4]s down --scope %[1]s%[5]s
+# The callbacks cannot release the VIP once Patroni is gone: do it here
+# (the helper reads its settings from /etc/pghook/pghook.yaml only).
+ExecStopPost=-%[4]s down --scope %[1]s
 # Only Patroni is killed on stop; it stops PostgreSQL itself.
 KillMode=process
 TimeoutSec=30
@@ -344,7 +341,7 @@ RestartSec=5s
 
 [Install]
 WantedBy=multi-user.target
-`, o.Scope, o.PatroniConfig, patroni, o.VIPHelper, cfgArg)
+`, o.Scope, o.PatroniConfig, patroni, o.VIPHelper)
 	return []byte(b.String())
 }
 
