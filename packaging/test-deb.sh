@@ -19,6 +19,13 @@ getcap /usr/lib/pghook/pghook-vip | grep -q 'cap_net_admin,cap_net_raw=ep' || fa
 [[ $(stat -c '%U:%G %a' /usr/lib/pghook/pghook-vip) == "root:postgres 750" ]] || fail "pghook-vip owner/mode: $(stat -c '%U:%G %a' /usr/lib/pghook/pghook-vip)"
 [[ -z $(getcap /usr/bin/pghook) ]] || fail "/usr/bin/pghook must hold no capability"
 [[ -f /lib/systemd/system/pghook-vip-watch@.service ]] || fail "reconciler unit missing"
+grep -q '^RuntimeDirectory=pghook$' /lib/systemd/system/pghook-vip-watch@.service || fail "reconciler unit makes no /run/pghook"
+# The installed helper takes its privilege from the kernel, not from the name it is run
+# under: as postgres, renamed to pghook, it still refuses every flag but --scope.
+if out=$(cd / && runuser -u postgres -- bash -c 'exec -a pghook /usr/lib/pghook/pghook-vip vip up --scope x --vip-backend netlink --vip-address 192.0.2.77/24 --vip-interface lo' 2>&1); then
+  fail "pghook-vip under the name pghook accepted VIP flags: $out"
+fi
+grep -q '"--vip-backend" is refused' <<<"$out" || fail "pghook-vip under the name pghook: $out"
 man -w pghook >/dev/null 2>&1 || [[ -f /usr/share/man/man1/pghook.1.gz ]] || fail "man page missing"
 # The seed's callback path works for postgres and never shows the password.
 out=$(cd / && runuser -u postgres -- env PGHOOK_PGTAB=/tmp/deb-test.pgtab /usr/lib/pghook/callback.sh s n /d 0.0.0.0:5432 /b sekrit on_start replica s 2>&1) || fail "callback.sh as postgres: $out"
