@@ -9,6 +9,7 @@ import (
 
 	"github.com/pghook/pghook/hooks"
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
 	"github.com/pghook/pghook/pgtab"
@@ -103,7 +104,16 @@ func (a *app) callback(c *cli.Context) error {
 		Log:    a.log,
 		Now:    time.Now,
 	}
-	if _, err := runner.Handle(ctx, ev, row); err != nil {
+	start := time.Now()
+	_, err = runner.Handle(ctx, ev, row)
+	if dir := a.cfg.MetricsTextfileDir; dir != "" {
+		end := time.Now()
+		fams := metrics.Callback(ev.Scope, string(ev.Action), ev.RawRole, end, end.Sub(start), err == nil)
+		if merr := metrics.WriteTextfile(dir, "callback_"+metrics.FileName(ev.Scope)+"_"+string(ev.Action), fams); merr != nil {
+			log.Warn().Err(merr).Msg("metrics textfile not written")
+		}
+	}
+	if err != nil {
 		return cli.Exit("", exitFailure) // already logged with context
 	}
 	if serr != nil && !errors.Is(serr, config.ErrUnknownScope) {

@@ -150,3 +150,36 @@ func TestCallbackUsesPatroniConfig(t *testing.T) {
 		t.Fatalf("roster not kept for an unknown scope:\n%s", b)
 	}
 }
+
+// With metrics_textfile_dir set, a callback leaves its last run there for
+// node_exporter; without it, nothing is written.
+func TestCallbackTextfile(t *testing.T) {
+	dir := t.TempDir()
+	prom := filepath.Join(dir, "textfiles")
+	os.Mkdir(prom, 0o755)
+	conf := filepath.Join(dir, "pghook.yaml")
+	roster := filepath.Join(dir, ".pgtab")
+	os.WriteFile(conf, []byte("pgtab: "+roster+"\nmetrics_textfile_dir: "+prom+"\nscopes:\n  main:\n    vip: {backend: none}\n"), 0o640)
+	if r := runBin(t, bin, nil, "callback", "--config", conf, "on_role_change", "master", "main"); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(prom, "pghook_callback_main_on_role_change.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`pghook_callback_success{scope="main",action="on_role_change"} 1`,
+		`pghook_callback_last_run_timestamp_seconds{scope="main",action="on_role_change",role="master"} `,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("textfile lacks %q:\n%s", want, b)
+		}
+	}
+	os.WriteFile(conf, []byte("pgtab: "+roster+"\nscopes:\n  main:\n    vip: {backend: none}\n"), 0o640)
+	os.RemoveAll(prom)
+	os.Mkdir(prom, 0o755)
+	runBin(t, bin, nil, "callback", "--config", conf, "on_start", "replica", "main")
+	if left, _ := filepath.Glob(filepath.Join(prom, "*")); len(left) != 0 {
+		t.Errorf("written without metrics_textfile_dir: %v", left)
+	}
+}

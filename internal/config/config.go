@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,8 +35,11 @@ type File struct {
 	// RunDir holds the VIP watchers' control sockets (default /run/pghook,
 	// created by the watcher's unit): a directory that only root and the
 	// watcher's user may write.
-	RunDir string            `yaml:"run_dir"`
-	Scopes map[string]*Scope `yaml:"scopes"`
+	RunDir string `yaml:"run_dir"`
+	// MetricsTextfileDir is node_exporter's textfile directory: callback,
+	// backup and create-replica write their last run there (off when empty).
+	MetricsTextfileDir string            `yaml:"metrics_textfile_dir"`
+	Scopes             map[string]*Scope `yaml:"scopes"`
 }
 
 // DefaultRunDir is the default RunDir.
@@ -116,6 +120,9 @@ type VIP struct {
 	// WatchGrace is how long `vip watch` keeps the VIP when neither
 	// Patroni nor the DCS answers (0: 3s).
 	WatchGrace time.Duration `yaml:"watch_grace"`
+	// MetricsListen is where `vip watch` serves Prometheus metrics
+	// (host:port, e.g. 127.0.0.1:9187; off when empty).
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // The bounds of announcements, as netvip enforces them (config does not
@@ -181,6 +188,9 @@ func Parse(r io.Reader) (*File, error) {
 	if f.Scopes == nil {
 		f.Scopes = map[string]*Scope{}
 	}
+	if f.MetricsTextfileDir != "" && !filepath.IsAbs(f.MetricsTextfileDir) {
+		return nil, fmt.Errorf("key metrics_textfile_dir: %q must be an absolute path, e.g. /var/lib/prometheus/node-exporter", f.MetricsTextfileDir)
+	}
 	if f.RunDir != "" && (!filepath.IsAbs(f.RunDir) || filepath.Clean(f.RunDir) != f.RunDir) {
 		return nil, fmt.Errorf("key run_dir: %q must be a clean absolute path, e.g. %s", f.RunDir, DefaultRunDir)
 	}
@@ -213,6 +223,11 @@ func (v VIP) Validate() error {
 		}
 	default:
 		return fmt.Errorf("backend %q: want none, netlink or pcs", v.Backend)
+	}
+	if v.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(v.MetricsListen); err != nil {
+			return fmt.Errorf("metrics_listen %q: want host:port, e.g. 127.0.0.1:9187", v.MetricsListen)
+		}
 	}
 	if v.Announcements < 0 || v.Announcements > maxAnnouncements {
 		return fmt.Errorf("announcements %d: want 0 (the default, 5) to %d", v.Announcements, maxAnnouncements)
