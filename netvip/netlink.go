@@ -107,6 +107,13 @@ func WithAnnouncer(a Announcer) Option {
 	return func(n *Netlink) { n.ann = a }
 }
 
+// WithTakeoverWaits makes Hold call f after every takeover whose probe
+// found another host answering for the VIP, with how long it then waited
+// (metrics).
+func WithTakeoverWaits(f func(waited time.Duration)) Option {
+	return func(n *Netlink) { n.onWait = f }
+}
+
 // Netlink is the backend that adds the VIP to a local interface over
 // netlink and announces it with gratuitous ARP or unsolicited neighbour
 // advertisements. It needs CAP_NET_ADMIN and CAP_NET_RAW (see HaveCaps).
@@ -116,6 +123,7 @@ type Netlink struct {
 	ann        Announcer
 	log        zerolog.Logger
 	probeEvery time.Duration
+	onWait     func(time.Duration)
 }
 
 // NewNetlink returns the netlink backend for s. It checks s but not yet the
@@ -241,6 +249,12 @@ func (n *Netlink) HoldIf(ctx context.Context, gate Gate) error {
 // takeoverWait has passed. A failed probe never blocks a takeover.
 func (n *Netlink) waitForOwner(ctx context.Context, li linkInfo) error {
 	start := time.Now()
+	conflict := false
+	defer func() {
+		if conflict && n.onWait != nil {
+			n.onWait(time.Since(start))
+		}
+	}()
 	for probes := 1; ; probes++ {
 		owner, answered, err := n.sys.probe(ctx, li, n.v.addr(), n.v.probeTimeout)
 		switch {
@@ -259,6 +273,7 @@ func (n *Netlink) waitForOwner(ctx context.Context, li linkInfo) error {
 				Msg("another host still answers for the vip; taking it anyway")
 			return nil
 		case probes == 1:
+			conflict = true
 			n.log.Info().Str("owner", owner.String()).Dur("max_wait", n.v.takeoverWait).
 				Msg("another host answers for the vip; waiting for it to release")
 		}
