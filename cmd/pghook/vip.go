@@ -12,6 +12,7 @@ import (
 
 	"github.com/pghook/pghook/hooks"
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/vipctl"
 	"github.com/pghook/pghook/netvip"
@@ -183,7 +184,7 @@ func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announ
 //   - otherwise the backend itself, guarded by the DCS leader key when
 //     guard is set, announcing through ann (nil: a detached process, which
 //     outlives a callback that Patroni kills).
-func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Announcer) (netvip.Backend, error) {
+func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Announcer, opts ...netvip.Option) (netvip.Backend, error) {
 	log := a.log.With().Str("scope", scope).Logger()
 	backend := s.VIP.Backend
 	if backend == "" || backend == "none" {
@@ -214,7 +215,7 @@ func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Ann
 			ann = netvip.Spawner{Self: self, Command: []string{"announce", "--scope", scope}, Fixed: true}
 		}
 	}
-	b, err := netvip.New(vipSettings(s.VIP), log, netvip.WithAnnouncer(ann))
+	b, err := netvip.New(vipSettings(s.VIP), log, append([]netvip.Option{netvip.WithAnnouncer(ann)}, opts...)...)
 	if err != nil {
 		return nil, usageErr("vip: %v", err)
 	}
@@ -294,9 +295,23 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log := a.log.With().Str("scope", scope).Logger()
+	// Prometheus metrics, when vip.metrics_listen is set (m nil: off).
+	var m *metrics.VIP
+	if s.VIP.MetricsListen != "" {
+		ln, err := metrics.Listen(s.VIP.MetricsListen)
+		if err != nil {
+			return usageErr("vip watch: key scopes.%s.vip.%v", scope, err)
+		}
+		m = metrics.NewVIP(scope, s.VIP.Backend, nil)
+		go func() {
+			if err := metrics.Serve(ctx, ln, m.Families); err != nil {
+				log.Error().Err(err).Str("action", "vip watch").Msg("metrics endpoint stopped")
+			}
+		}()
+	}
 	// A long-running process announces from a goroutine: no process start
 	// between a request and its first announcement.
-	b, err := a.vipStack(scope, s, true, netvip.Background{Ctx: ctx, Log: log})
+	b, err := a.vipStack(scope, s, true, netvip.Background{Ctx: ctx, Log: log}, netvip.WithTakeoverWaits(m.TakeoverWait))
 	if err != nil {
 		return err
 	}
@@ -329,10 +344,13 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	served := make(chan error, 1)
 	go func() {
 		served <- srv.Serve(ctx, func(ctx context.Context, op vipctl.Op) error {
-			return w.Request(ctx, op == vipctl.Hold)
+			start := time.Now()
+			err := w.Request(ctx, op == vipctl.Hold)
+			m.Request(string(op), time.Since(start), err)
+			return err
 		})
 	}()
-	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).
+	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Str("metrics", s.VIP.MetricsListen).
 		Str("control_socket", srv.Addr()).Msg("watching")
 	err = w.Run(ctx)
 	stop()
