@@ -121,6 +121,8 @@ make_dirs() {
 		# Patroni (postgres) writes pgpass and its callbacks' output next to patroni.yml.
 		install -d -o postgres -g postgres -m 0755 "$d" "$d/run" "$d/pglog"
 		install -d -o postgres -g postgres -m 0700 "$d/data" "$d/home"
+		# node_exporter's textfile directory: callbacks (postgres) write their last run.
+		install -d -o postgres -g postgres -m 0755 "$d/textfiles"
 		install -d -o root -g root -m 0700 "$d/etcd"
 		touch "$d/patroni.log" "$d/etcd.log" "$d/vipwatch.log"
 		chown postgres:postgres "$d/patroni.log" "$d/vipwatch.log"
@@ -416,8 +418,11 @@ configure_node() {
 		write_file "$(lab_etc_pghook "$node")/pghook.yaml" root:postgres 0640 <<EOF
 pgtab: $d/home/.pgtab
 run_dir: $(lab_run_dir "$node")
+metrics_textfile_dir: $d/textfiles
 scopes:
   $LAB_SCOPE:
+    vip:
+      metrics_listen: $ip:$LAB_METRICS_PORT
     post_init:
       roles:
         - {name: app, login: true, password_file: $LAB_DIR/secrets/app.password}
@@ -722,6 +727,7 @@ cmd_down() {
 		# Patroni's on_stop released the VIP; then the watchers (they leave the VIP as it
 		# is) and whatever is left of it. (vip-manager, LAB_VIP_TOOL=vip-manager, first.)
 		vipmgr_down
+		lab_metrics_down
 		vip_down
 		# etcd followers first, the etcd leader last: stopped all at once, the leader spends
 		# ~7 s trying to hand its leadership to members that are going away too.

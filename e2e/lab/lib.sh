@@ -52,6 +52,10 @@ LAB_NET=10.251.77
 LAB_BRIDGE=pghbr0
 LAB_BRIDGE_IP=$LAB_NET.1
 LAB_CLIENT=cl
+# Each VIP watcher serves Prometheus metrics on its node's address (vip.metrics_listen).
+LAB_METRICS_PORT=9187
+# pghook's alert rules, loaded by the lab's Prometheus (lab_metrics_up).
+LAB_RULES=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/internal/metrics/rules/pghook.rules.yml
 LAB_VIP_ADDR=$LAB_NET.100 # the VIP's address; LAB_VIP is the backend setting
 LAB_VIP_PREFIX=24
 LAB_VIP_IF=eth0
@@ -523,4 +527,63 @@ lab_vip_del() {
 	if ip -n "$ns" -4 -o addr show dev "$LAB_VIP_IF" 2>/dev/null | grep -q "inet $LAB_VIP_ADDR/"; then
 		ip -n "$ns" addr del "$LAB_VIP_ADDR/$LAB_VIP_PREFIX" dev "$LAB_VIP_IF" 2>/dev/null || true
 	fi
+}
+
+# --- metrics: Prometheus and node_exporter (e2e/metrics_test.go) ----------------------
+
+# lab_metrics_up — one node_exporter per node (textfile collector only, on the node's
+# address, reading $LAB_DIR/NODE/textfiles) and one Prometheus in the client namespace
+# scraping them and the three VIP watchers every second, with pghook's alert rules.
+# No-op for what runs already.
+lab_metrics_up() {
+	local n d targets="" nodes="" pid
+	d=$LAB_DIR/prometheus
+	install -d -o root -g root -m 0755 "$d" "$d/data"
+	for n in "${LAB_NODES[@]}"; do
+		targets+="'$(lab_ip "$n"):$LAB_METRICS_PORT', "
+		nodes+="'$(lab_ip "$n"):9100', "
+		lab_pid "$n" prometheus-node-exporter >/dev/null && continue
+		(lab__close_fds && cd / && exec ip netns exec "$(lab_ns "$n")" "${LAB__SETSID[@]}" \
+			prometheus-node-exporter --collector.disable-defaults --collector.textfile \
+			--collector.textfile.directory="$LAB_DIR/$n/textfiles" \
+			--web.listen-address="$(lab_ip "$n"):9100" </dev/null >>"$LAB_DIR/$n/node-exporter.log" 2>&1) &
+		echo $! >"$(lab_pidfile "$n" prometheus-node-exporter)"
+	done
+	cat >"$d/prometheus.yml" <<EOF
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ['$LAB_RULES']
+scrape_configs:
+  - job_name: pghook-vip
+    static_configs: [{targets: [${targets%, }]}]
+  - job_name: node
+    static_configs: [{targets: [${nodes%, }]}]
+EOF
+	if ! pid=$(lab_pid "$LAB_CLIENT" prometheus); then
+		mkdir -p "$(lab_node_dir "$LAB_CLIENT")"
+		(lab__close_fds && cd / && exec ip netns exec "$(lab_ns "$LAB_CLIENT")" "${LAB__SETSID[@]}" \
+			prometheus --config.file="$d/prometheus.yml" --storage.tsdb.path="$d/data" \
+			--web.listen-address=127.0.0.1:9090 </dev/null >>"$d/prometheus.log" 2>&1) &
+		echo $! >"$(lab_pidfile "$LAB_CLIENT" prometheus)"
+	fi
+	lab_wait 60 "Prometheus to answer" lab_prom_query up >/dev/null
+}
+
+# lab_metrics_down — stop what lab_metrics_up started.
+lab_metrics_down() {
+	local n pid what
+	for n in "${LAB_NODES[@]}" "$LAB_CLIENT"; do
+		for what in prometheus-node-exporter prometheus; do
+			if pid=$(lab_pid "$n" "$what"); then
+				kill -TERM "$pid" 2>/dev/null || true
+				lab_wait 10 "$what on $n to stop" lab__gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+			fi
+			rm -f "$(lab_pidfile "$n" "$what")"
+		done
+	done
+}
+
+# lab_prom_query EXPR — Prometheus's instant query API answer (JSON) for EXPR.
+lab_prom_query() {
+	ip netns exec "$(lab_ns "$LAB_CLIENT")" curl -fsS --max-time 5 \
+		--data-urlencode "query=$1" http://127.0.0.1:9090/api/v1/query
 }
