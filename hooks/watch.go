@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
@@ -55,6 +57,8 @@ type Watcher struct {
 	Interval time.Duration // 0 means 300ms
 	Grace    time.Duration // 0 means 3s
 	Log      zerolog.Logger
+	// Metrics receives what the watcher sees and does (nil: off).
+	Metrics *metrics.VIP
 
 	lastAnswer time.Time
 	holding    *bool
@@ -99,11 +103,16 @@ func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason
 	cancel()
 	if perr == nil {
 		w.lastAnswer = now
+	} else {
+		w.Metrics.PatroniError()
 	}
 	known, leader := false, ""
 	if dcs != nil {
 		a := <-dcs
 		known, leader = a.err == nil, a.leader
+		if a.err != nil {
+			w.Metrics.DCSError()
+		}
 	}
 	switch {
 	case known && leader != "" && leader != w.Me:
@@ -127,6 +136,20 @@ func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason
 		return *h, "patroni silent and leader unknown: keeping the current state within the grace period"
 	}
 	return false, "patroni silent and leader unknown"
+}
+
+// causeOf names what decided, for metrics: a callback's request, the
+// grace period, the leader key, or Patroni's REST API.
+func causeOf(reason string) string {
+	switch {
+	case reason == "callback request":
+		return metrics.CauseCallback
+	case strings.Contains(reason, "grace period"):
+		return metrics.CauseGrace
+	case strings.HasPrefix(reason, "leader key"), strings.HasPrefix(reason, "patroni silent"):
+		return metrics.CauseDCS
+	}
+	return metrics.CausePatroni
 }
 
 func quoteEmpty(s string) string {
@@ -236,15 +259,22 @@ func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reas
 	if !force {
 		st, serr := w.VIP.Status(ctx)
 		act = serr != nil || st.Held != hold
+		if serr == nil {
+			w.Metrics.Held(st.Held)
+		}
 	}
 	var err error
 	if act {
 		changed = true
+		opStart := time.Now()
+		direction := metrics.Release
 		if hold {
+			direction = metrics.Hold
 			err = w.VIP.Hold(ctx)
 		} else {
 			err = w.VIP.Release(ctx)
 		}
+		w.Metrics.Transition(direction, causeOf(reason), time.Since(opStart), err)
 	}
 	switch {
 	case err == nil:

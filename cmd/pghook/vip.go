@@ -327,7 +327,7 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
-	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log}
+	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log, Metrics: m}
 	// The guard's view of the leader lock serves the watcher too.
 	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
 		w.DCS = g.View
