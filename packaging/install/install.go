@@ -399,9 +399,14 @@ func managedSum(b []byte, scope string) string {
 		return "invalid"
 	}
 	s, ok := f.Scopes[scope]
-	if !ok || (s.PatroniConfig == "" && s.VIP == nil) {
-		// No section, or only keys install does not manage (a
-		// post_init written before the first install).
+	managedVIP := false
+	for _, k := range []string{"backend", "address", "interface", "label"} {
+		managedVIP = managedVIP || s.VIP[k] != nil
+	}
+	if !ok || (s.PatroniConfig == "" && !managedVIP) {
+		// No section, or only keys install does not manage (a post_init,
+		// or vip keys such as metrics_listen, written before the first
+		// install).
 		return ""
 	}
 	return sum([]byte(fmt.Sprintf("%s|%v|%v|%v|%v", s.PatroniConfig, s.VIP["backend"], s.VIP["address"], s.VIP["interface"], s.VIP["label"])))

@@ -510,3 +510,21 @@ func TestShippedExamples(t *testing.T) {
 		t.Fatalf("%+v %v", o, err)
 	}
 }
+
+// Keys install does not manage, written before the first install, are no
+// hand edit of what install wrote.
+func TestManagedSumIgnoresUnmanagedKeys(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string
+		managed bool
+	}{
+		{"scopes:\n  main:\n    post_init: {sql_dir: /x}\n", false},
+		{"scopes:\n  main:\n    vip: {metrics_listen: '127.0.0.1:9187', watch_interval: 1s}\n", false},
+		{"scopes:\n  main:\n    vip: {backend: netlink, address: 10.0.0.1/24}\n", true},
+		{"scopes:\n  main:\n    patroni_config: /etc/patroni/main.yml\n", true},
+	} {
+		if got := managedSum([]byte(tt.yaml), "main") != ""; got != tt.managed {
+			t.Errorf("managedSum(%q) managed = %t, want %t", tt.yaml, got, tt.managed)
+		}
+	}
+}
