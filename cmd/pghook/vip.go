@@ -128,30 +128,40 @@ func (a *app) vipCommand() *cli.Command {
 				Hidden:          true,
 				SkipFlagParsing: true,
 				Action: func(c *cli.Context) error {
-					self, err := os.Executable()
-					if err != nil {
-						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-					}
-					if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
-						if err != nil {
-							return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-						}
-						return nil
-					}
-					r, err := netvip.ParseAnnounceArgs(c.Args().Slice())
-					if err != nil {
-						return usageErr("vip announce: %v", err)
-					}
-					ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-					defer stop()
-					if err := netvip.Announce(ctx, r, a.log); err != nil {
-						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-					}
-					return nil
+					return a.announceDetached(a.log, func() (netvip.AnnounceRequest, error) {
+						return netvip.ParseAnnounceArgs(c.Args().Slice())
+					})
 				},
 			},
 		},
 	}
+}
+
+// announceDetached is the detached announcer's process (see
+// netvip.SpawnDetached): in the middle process it starts the final one and
+// returns; in the final one it announces what request returns until the
+// rounds are done, the address is gone, or SIGTERM.
+func (a *app) announceDetached(log zerolog.Logger, request func() (netvip.AnnounceRequest, error)) error {
+	self, err := os.Executable()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+	}
+	if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+		}
+		return nil
+	}
+	r, err := request()
+	if err != nil {
+		return usageErr("vip announce: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := netvip.Announce(ctx, r, log); err != nil {
+		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+	}
+	return nil
 }
 
 func requireScope(c *cli.Context) (string, error) {
