@@ -7,19 +7,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
 
-// PrimaryProbe asks the local Patroni whether this member is the primary
-// (REST GET /primary). An error means Patroni did not answer.
+// PrimaryProbe asks the local Patroni about this member (REST GET
+// /primary: whether it holds the leader lock, PostgreSQL's state and role).
+// An error means Patroni did not answer.
 type PrimaryProbe interface {
-	IsPrimary(ctx context.Context) (bool, error)
+	Primary(ctx context.Context) (patroni.PrimaryStatus, error)
 }
 
 // LeaderChanges is a LeaderView that can also wait for the leader key to
 // change (an etcd watch). WatchLeader calls changed once established and
 // after every change, until ctx ends (nil) or the watch breaks (error).
+// Such a view reads the DCS itself, not Patroni's cached copy.
 type LeaderChanges interface {
 	WatchLeader(ctx context.Context, changed func()) error
 }
@@ -27,26 +30,39 @@ type LeaderChanges interface {
 // Watcher is the level-triggered safety net behind the callbacks (`pghook
 // vip watch`): callbacks do not run when Patroni is killed, an isolated
 // primary's on_stop comes late, and once a promotion ran no on_role_change
-// at all (lab-notes.md). Every Interval, and at once whenever the leader
-// key changes (when DCS is a LeaderChanges), it decides whether this node
-// should hold the VIP and makes it so. Patroni and the DCS are asked at the
-// same time:
+// at all (lab-notes.md). Every Interval, and at once
+// whenever the leader key changes (when DCS is a LeaderChanges), it decides
+// whether this node should hold the VIP and makes it so. Patroni and the
+// DCS are asked at the same time:
 //
-//	DCS leader key          local Patroni /primary    VIP
-//	names another member    (any)                     release (the lock is someone else's)
-//	this node / none / ?    200, PostgreSQL running   hold
-//	this node / none / ?    503, or 200 while stopping release (an isolated primary's
-//	                                                  shutdown waits for its replicas)
-//	this node               no answer                 hold (Patroni busy; lock still ours)
-//	none                    no answer                 release
-//	unreachable             no answer                 hold until Grace has passed
-//	                                                  since Patroni last answered, then release
+//	DCS leader key          local Patroni (GET /primary)          VIP
+//	names another member    (any)                                 release (the lock is someone else's)
+//	this node / none / ?    200, PostgreSQL running               hold
+//	this node / none        PostgreSQL not running, role master   hand-over: keep holding (the kernel
+//	  (read from the DCS      or demoted, VIP held here           refuses connections at once) until the
+//	  itself, watched)                                            key moves or HandoverMax has passed
+//	this node / none / ?    503 or not running (otherwise)        release (an isolated primary's
+//	                                                              shutdown waits for its replicas)
+//	this node               no answer                             hold (Patroni busy; lock still ours)
+//	none                    no answer                             release
+//	unreachable             no answer                             hold until Grace has passed
+//	                                                              since Patroni last answered, then release
 //
 // A healthy primary never loses the VIP because etcd is briefly
 // unreachable (vip-manager #411/#431), a node whose Patroni is gone gives
 // it up as soon as the lock expires or moves, and a primary that Patroni
 // has not demoted yet gives it up when the DCS names another leader — the
 // VIP follows the leader key even when Patroni itself is split.
+//
+// The hand-over row serves a switchover: Patroni stops the old primary's
+// PostgreSQL, releases the leader key, and the new primary takes the key
+// and promotes ~1 s later. Were the VIP released when PostgreSQL began to
+// stop, a client's SYN in that second would go to a MAC that no longer
+// owns the address and be dropped: the client hangs until its
+// connect_timeout or the kernel's SYN retransmit. Kept, the address
+// answers with a refusal, and the client retries at once. The DCS tells a
+// switchover (the key is this node's or empty, and readable) from an
+// isolation (the DCS cannot be read: the early release stands).
 type Watcher struct {
 	VIP      netvip.Backend
 	Patroni  PrimaryProbe
@@ -54,10 +70,16 @@ type Watcher struct {
 	Me       string
 	Interval time.Duration // 0 means 300ms
 	Grace    time.Duration // 0 means 3s
-	Log      zerolog.Logger
+	// HandoverMax bounds the hand-over hold: how long after PostgreSQL
+	// stopped here the VIP is kept while the key stays this node's or
+	// empty. 0 means 30s (Patroni's default ttl; set it to the DCS ttl).
+	HandoverMax time.Duration
+	Log         zerolog.Logger
 
 	lastAnswer time.Time
 	holding    *bool
+	// handoverSince is when the current hand-over hold began (zero: none).
+	handoverSince time.Time
 
 	// Requests (callbacks through the control socket) and steps converge
 	// one at a time (opMu). A request cancels the operation in progress
@@ -78,8 +100,21 @@ type leaderAnswer struct {
 	err    error
 }
 
+// decision is one verdict of the watcher: hold or not, why, and whether it
+// is the hand-over hold (which a callback's release does not override).
+type decision struct {
+	hold     bool
+	reason   string
+	handover bool
+}
+
 // Desired decides whether to hold the VIP now; reason is for the log.
 func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason string) {
+	d := w.decide(ctx, now)
+	return d.hold, d.reason
+}
+
+func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	timeout := w.interval()
 	if timeout < 500*time.Millisecond {
 		timeout = 500 * time.Millisecond
@@ -95,38 +130,109 @@ func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason
 		}()
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	primary, perr := w.Patroni.IsPrimary(pctx)
+	st, perr := w.Patroni.Primary(pctx)
 	cancel()
-	if perr == nil {
-		w.lastAnswer = now
-	}
 	known, leader := false, ""
 	if dcs != nil {
 		a := <-dcs
 		known, leader = a.err == nil, a.leader
 	}
+	d := w.rule(now, st, perr, known, leader)
+	w.mu.Lock()
+	if perr == nil {
+		w.lastAnswer = now
+	}
+	if !d.handover {
+		w.handoverSince = time.Time{}
+	} else if w.handoverSince.IsZero() {
+		w.handoverSince = now
+	}
+	w.mu.Unlock()
+	return d
+}
+
+// rule is the table of the Watcher's comment, first match wins.
+func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, known bool, leader string) decision {
+	primary := perr == nil && st.Leader && st.Running()
 	switch {
 	case known && leader != "" && leader != w.Me:
-		if perr == nil && primary {
-			return false, "leader key is " + leader + " although patroni still says primary"
+		if primary {
+			return decision{reason: "leader key is " + leader + " although patroni still says primary"}
 		}
-		return false, "leader key is " + leader
-	case perr == nil && primary:
-		return true, "patroni: primary"
+		return decision{reason: "leader key is " + leader}
+	case primary:
+		return decision{hold: true, reason: "patroni: primary"}
+	case perr == nil && !st.Running() && known && w.direct() && handoverRole(st.Role) && w.isHeld():
+		since := w.handoverStart(now)
+		if now.Sub(since) > w.handoverMax() {
+			return decision{reason: fmt.Sprintf("postgresql %s for %s with the leader key %s: hand-over hold ended",
+				st.State, now.Sub(since).Round(time.Millisecond), quoteEmpty(leader))}
+		}
+		return decision{hold: true, handover: true, reason: fmt.Sprintf("hand-over: postgresql %s (role %s), leader key %s: keeping the address so connections are refused, not lost",
+			st.State, st.Role, quoteEmpty(leader))}
+	case perr == nil && st.Leader:
+		return decision{reason: "patroni: leader, but postgresql " + st.State}
 	case perr == nil:
-		return false, "patroni: not primary"
+		return decision{reason: "patroni: not primary"}
 	case known && leader == w.Me:
-		return true, "patroni silent; leader key is this node"
+		return decision{hold: true, reason: "patroni silent; leader key is this node"}
 	case known:
-		return false, "patroni silent; leader key is empty"
+		return decision{reason: "patroni silent; leader key is empty"}
 	}
-	if w.lastAnswer.IsZero() || now.Sub(w.lastAnswer) > w.grace() {
-		return false, "patroni silent and leader unknown past the grace period"
+	last := w.lastAnswered()
+	if last.IsZero() || now.Sub(last) > w.grace() {
+		return decision{reason: "patroni silent and leader unknown past the grace period"}
 	}
 	if h := w.held(); h != nil {
-		return *h, "patroni silent and leader unknown: keeping the current state within the grace period"
+		return decision{hold: *h, reason: "patroni silent and leader unknown: keeping the current state within the grace period"}
 	}
-	return false, "patroni silent and leader unknown"
+	return decision{reason: "patroni silent and leader unknown"}
+}
+
+// handoverRole: Patroni's role for a primary whose PostgreSQL stopped —
+// still master/primary while it stops, demoted once it released the key.
+// A replica (Patroni restarting it to follow the new leader) ends the hold.
+func handoverRole(role string) bool {
+	switch role {
+	case "master", "primary", "demoted":
+		return true
+	}
+	return false
+}
+
+// direct: the DCS view reads the key itself and is told of every change
+// (an etcd watch), so "this node's or empty" is the DCS's word, not
+// Patroni's cached view, and the release when the key moves is immediate.
+func (w *Watcher) direct() bool {
+	_, ok := w.DCS.(LeaderChanges)
+	return ok
+}
+
+func (w *Watcher) isHeld() bool {
+	h := w.held()
+	return h != nil && *h
+}
+
+func (w *Watcher) handoverStart(now time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.handoverSince.IsZero() {
+		return now
+	}
+	return w.handoverSince
+}
+
+func (w *Watcher) lastAnswered() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastAnswer
+}
+
+func (w *Watcher) handoverMax() time.Duration {
+	if w.HandoverMax <= 0 {
+		return 30 * time.Second
+	}
+	return w.HandoverMax
 }
 
 func quoteEmpty(s string) string {
@@ -172,7 +278,21 @@ func (w *Watcher) Step(ctx context.Context) error {
 // probe). It cancels the operation in progress; the next Step decides
 // from Patroni and the DCS again, so a request cannot keep the VIP on a
 // node that is not the primary for longer than a step.
+//
+// A release is first checked against the hand-over row: the old primary's
+// on_stop comes while PostgreSQL is down and the key is still this node's
+// or empty — releasing then would drop clients' SYNs until the new primary
+// holds the address. Such a release is deferred (nil is returned: the
+// watcher owns the outcome) and the key's move releases the VIP.
 func (w *Watcher) Request(ctx context.Context, hold bool) error {
+	if !hold && w.direct() {
+		start := time.Now()
+		if d := w.decide(ctx, start); d.handover {
+			w.Log.Info().Str("action", "vip watch").Str("vip", VIPHold.String()).Str("reason", d.reason).
+				Dur("took_ms", time.Since(start)).Msg("callback's release deferred until the leader key moves")
+			return nil
+		}
+	}
 	octx, done, ok := w.begin(ctx, 0, true)
 	if !ok {
 		return ErrSuperseded

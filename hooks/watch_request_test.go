@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
@@ -19,10 +20,10 @@ type gatedProbe struct {
 	primary bool
 }
 
-func (g *gatedProbe) IsPrimary(ctx context.Context) (bool, error) {
+func (g *gatedProbe) Primary(ctx context.Context) (patroni.PrimaryStatus, error) {
 	g.entered <- struct{}{}
 	<-g.release
-	return g.primary, nil
+	return patroni.PrimaryStatus{Leader: g.primary, State: "running"}, nil
 }
 
 // blockingVIP records operations; a Hold blocks until its context ends
@@ -152,4 +153,73 @@ func TestWatcherRequestPreempts(t *testing.T) {
 	if got := vip.record(); got != "hold,release" {
 		t.Errorf("ops %q", got)
 	}
+}
+
+// A callback's release (the old primary's on_stop during a switchover)
+// does not override the hand-over hold; it does everywhere else.
+func TestWatcherRequestReleaseDuringHandover(t *testing.T) {
+	stopped := fakeProbe{state: "stopped", role: "demoted"}
+	tests := []struct {
+		name    string
+		probe   fakeProbe
+		dcs     LeaderView
+		wantOps string
+		held    bool
+	}{
+		{"switchover: key empty, postgresql stopped: deferred", stopped, &watchedLeader{&fakeLeader{name: ""}}, "", true},
+		{"switchover: key still ours, stopping: deferred", fakeProbe{primary: true, state: "stopping", role: "master"}, &watchedLeader{&fakeLeader{name: "me"}}, "", true},
+		{"key names the new leader: released", stopped, &watchedLeader{&fakeLeader{name: "n2"}}, "release", false},
+		{"isolated (DCS unreadable): released", fakeProbe{primary: true, state: "stopping", role: "master"}, &watchedLeader{&fakeLeader{err: errDown}}, "release", false},
+		{"running as a replica: released", fakeProbe{state: "running", role: "replica"}, &watchedLeader{&fakeLeader{name: ""}}, "release", false},
+		{"patroni silent: released", fakeProbe{err: errDown}, &watchedLeader{&fakeLeader{name: "me"}}, "release", false},
+		{"no watched DCS view: released", stopped, &fakeLeader{name: ""}, "release", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := &blockingVIP{held: true}
+			w := &Watcher{VIP: vip, Patroni: &tt.probe, DCS: tt.dcs, Me: "me", Log: zerolog.Nop(), holding: ptr(true)}
+			if err := w.Request(context.Background(), false); err != nil {
+				t.Fatal(err)
+			}
+			if got := vip.record(); got != tt.wantOps {
+				t.Errorf("ops %q, want %q", got, tt.wantOps)
+			}
+			if st, _ := vip.Status(context.Background()); st.Held != tt.held {
+				t.Errorf("held %v, want %v", st.Held, tt.held)
+			}
+		})
+	}
+}
+
+// After a deferred release, the key's move (an etcd watch event) releases
+// the VIP at once, without waiting for the periodic step.
+func TestWatcherHandoverEndsOnKeyMove(t *testing.T) {
+	probe := &fakeProbe{state: "stopped", role: "demoted"}
+	dcs := &movingLeader{name: "", ready: make(chan struct{})}
+	vip := &blockingVIP{held: true}
+	w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", Interval: time.Hour, Log: zerolog.Nop(), holding: ptr(true)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-dcs.ready
+	if err := w.Request(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := vip.Status(ctx); !st.Held {
+		t.Fatal("the release was not deferred")
+	}
+	start := time.Now()
+	dcs.move("n2")
+	for {
+		if st, _ := vip.Status(ctx); !st.Held {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("still held 2s after the key moved (ops %s)", vip.record())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }

@@ -304,7 +304,8 @@ func (a *app) vipWatch(c *cli.Context, scope string) error {
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
-	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log}
+	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace,
+		HandoverMax: cfg.TTL(ctx, time.Second), Log: log}
 	// The guard's view of the leader lock serves the watcher too.
 	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
 		w.DCS = g.View
@@ -325,7 +326,7 @@ func (a *app) vipWatch(c *cli.Context, scope string) error {
 		})
 	}()
 	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).
-		Str("control_socket", srv.Addr()).Msg("watching")
+		Str("control_socket", srv.Addr()).Dur("handover_max", w.HandoverMax).Msg("watching")
 	err = w.Run(ctx)
 	stop()
 	if serr := <-served; serr != nil {
