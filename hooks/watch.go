@@ -80,6 +80,9 @@ type Watcher struct {
 	holding    *bool
 	// handoverSince is when the current hand-over hold began (zero: none).
 	handoverSince time.Time
+	// promoting: the last decision saw the key name this node while
+	// Patroni answered but did not call it primary (yet).
+	promoting bool
 
 	// Requests (callbacks through the control socket) and steps converge
 	// one at a time (opMu). A request cancels the operation in progress
@@ -139,6 +142,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	}
 	d := w.rule(now, st, perr, known, leader)
 	w.mu.Lock()
+	w.promoting = known && leader == w.Me && perr == nil && !d.hold
 	if perr == nil {
 		w.lastAnswer = now
 	}
@@ -400,18 +404,48 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if lc, ok := w.DCS.(LeaderChanges); ok {
 		go w.follow(ctx, lc, changed)
 	}
+	var promoting time.Time // when the key began naming this node before Patroni said primary
 	for {
 		_ = w.Step(ctx) // logged; the next step tries again
 		if ctx.Err() != nil {
 			return nil
 		}
+		// The key names this node but Patroni is not primary yet: it is
+		// between taking the lock and saying so (~ms). Ask again soon, so
+		// the VIP is taken at Patroni's first 200 — the old holder let go
+		// at the key's write — not one interval later.
+		var soon <-chan time.Time
+		if w.awaitingPrimary() {
+			if promoting.IsZero() {
+				promoting = time.Now()
+			}
+			if time.Since(promoting) < promoteWatch {
+				soon = time.After(promotePoll)
+			}
+		} else {
+			promoting = time.Time{}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-soon:
 		case <-changed:
 		}
 	}
+}
+
+const (
+	// promotePoll is the pause between steps while the key names this
+	// node and Patroni does not call it primary yet, for up to promoteWatch.
+	promotePoll  = 20 * time.Millisecond
+	promoteWatch = 3 * time.Second
+)
+
+func (w *Watcher) awaitingPrimary() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.promoting
 }
 
 // follow keeps a watch on the leader key open and signals changed

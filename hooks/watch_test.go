@@ -301,3 +301,53 @@ func TestGuardedVIP(t *testing.T) {
 		})
 	}
 }
+
+// switchingProbe says primary from `after` past `from` on, as a Patroni that
+// has just taken the lock.
+type switchingProbe struct {
+	mu    sync.Mutex
+	calls int
+	from  time.Time
+	after time.Duration
+}
+
+func (p *switchingProbe) Primary(context.Context) (patroni.PrimaryStatus, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	return patroni.PrimaryStatus{Leader: time.Since(p.from) >= p.after, State: "running", Role: "replica"}, nil
+}
+
+// When the key names this node before Patroni calls it primary, the watcher
+// asks again within tens of milliseconds, not one interval later.
+func TestWatcherPollsWhilePromoting(t *testing.T) {
+	dcs := &movingLeader{name: "n1", ready: make(chan struct{})}
+	probe := &switchingProbe{from: time.Now().Add(time.Hour)}
+	vip := &blockingVIP{}
+	w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", Interval: time.Hour, Log: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-dcs.ready
+	probe.mu.Lock()
+	probe.from, probe.after = time.Now(), 150*time.Millisecond
+	probe.mu.Unlock()
+	start := time.Now()
+	dcs.move("me")
+	for {
+		st, _ := vip.Status(ctx)
+		if st.Held {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("not held 2s after Patroni said primary (the watcher waited for its interval)")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("held %v after the key moved, want about 150ms", took)
+	}
+	cancel()
+	<-done
+}
