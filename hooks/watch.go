@@ -74,12 +74,19 @@ type Watcher struct {
 	// stopped here the VIP is kept while the key stays this node's or
 	// empty. 0 means 30s (Patroni's default ttl; set it to the DCS ttl).
 	HandoverMax time.Duration
-	Log         zerolog.Logger
+	// RefuseFor bounds the refusal after a hand-over (Refuser): the new
+	// holder announces at once and every second, so clients have moved
+	// well within it; it also ends once PostgreSQL runs here again.
+	// 0 means 3s.
+	RefuseFor time.Duration
+	Log       zerolog.Logger
 
 	lastAnswer time.Time
 	holding    *bool
 	// handoverSince is when the current hand-over hold began (zero: none).
 	handoverSince time.Time
+	// refuseSince: when the refusal after a hand-over began (zero: none).
+	refuseSince time.Time
 	// promoting: the last decision saw the key name this node while
 	// Patroni answered but did not call it primary (yet).
 	promoting bool
@@ -109,6 +116,26 @@ type decision struct {
 	hold     bool
 	reason   string
 	handover bool
+	// refuse: the release ends a hand-over, so the address goes on
+	// refusing connections (Refuser) while clients move to the new holder.
+	refuse bool
+	// pgRunning: Patroni answered and PostgreSQL runs here.
+	pgRunning bool
+}
+
+// Refuser is a VIP backend that, after releasing the VIP, can go on
+// refusing connections to it without answering ARP for it (netvip.Netlink:
+// a local route, with arp_ignore >= 1). ok false: not possible here.
+type Refuser interface {
+	Refuse(ctx context.Context) (ok bool, err error)
+	Unrefuse(ctx context.Context) error
+}
+
+func (w *Watcher) refuseFor() time.Duration {
+	if w.RefuseFor <= 0 {
+		return 3 * time.Second
+	}
+	return w.RefuseFor
 }
 
 // Desired decides whether to hold the VIP now; reason is for the log.
@@ -141,6 +168,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		known, leader = a.err == nil, a.leader
 	}
 	d := w.rule(now, st, perr, known, leader)
+	d.pgRunning = perr == nil && st.Running()
 	w.mu.Lock()
 	w.promoting = known && leader == w.Me && perr == nil && !d.hold
 	if perr == nil {
@@ -162,6 +190,9 @@ func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, know
 	case known && leader != "" && leader != w.Me:
 		if primary {
 			return decision{reason: "leader key is " + leader + " although patroni still says primary"}
+		}
+		if w.inHandover() && w.isHeld() {
+			return decision{refuse: true, reason: "leader key is " + leader + ": hand-over done"}
 		}
 		return decision{reason: "leader key is " + leader}
 	case primary:
@@ -210,6 +241,12 @@ func handoverRole(role string) bool {
 func (w *Watcher) direct() bool {
 	_, ok := w.DCS.(LeaderChanges)
 	return ok
+}
+
+func (w *Watcher) inHandover() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.handoverSince.IsZero()
 }
 
 func (w *Watcher) isHeld() bool {
@@ -267,13 +304,71 @@ func (w *Watcher) grace() time.Duration {
 func (w *Watcher) Step(ctx context.Context) error {
 	start := time.Now()
 	seen := w.generation()
-	hold, reason := w.Desired(ctx, start)
+	d := w.decide(ctx, start)
 	octx, done, ok := w.begin(ctx, seen, false)
 	if !ok {
 		return nil
 	}
 	defer done()
-	return w.converge(octx, start, hold, reason, false)
+	if d.refuse && !d.hold {
+		w.refuse(octx)
+	}
+	err := w.converge(octx, start, d.hold, d.reason, false)
+	if w.refusing() && (d.hold || d.pgRunning || time.Since(w.refuseStart()) > w.refuseFor()) {
+		w.unrefuse(octx, d.reason)
+	}
+	return err
+}
+
+// refuse starts refusing connections to the VIP (before it is released).
+func (w *Watcher) refuse(ctx context.Context) {
+	r, ok := w.VIP.(Refuser)
+	if !ok {
+		return
+	}
+	done, err := r.Refuse(ctx)
+	ev := w.Log.Info()
+	switch {
+	case err != nil:
+		ev = w.Log.Warn().Err(err)
+	case !done:
+		w.Log.Warn().Str("action", "vip watch").Msg("no refusal after the hand-over: net.ipv4.conf.*.arp_ignore is 0 (set it to 1; pghook install does) or the VIP is IPv6; a client's SYN between this release and the new holder's announcement is lost")
+		return
+	}
+	if done {
+		w.mu.Lock()
+		w.refuseSince = time.Now()
+		w.mu.Unlock()
+	}
+	ev.Str("action", "vip watch").Msg("the VIP goes on refusing connections here while clients move to the new holder")
+}
+
+func (w *Watcher) unrefuse(ctx context.Context, reason string) {
+	r, ok := w.VIP.(Refuser)
+	if !ok {
+		return
+	}
+	if err := r.Unrefuse(ctx); err != nil {
+		w.Log.Warn().Err(err).Str("action", "vip watch").Msg("ending the refusal")
+		return
+	}
+	w.mu.Lock()
+	took := time.Since(w.refuseSince)
+	w.refuseSince = time.Time{}
+	w.mu.Unlock()
+	w.Log.Info().Str("action", "vip watch").Str("reason", reason).Dur("refused_ms", took).Msg("refusal ended")
+}
+
+func (w *Watcher) refusing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.refuseSince.IsZero()
+}
+
+func (w *Watcher) refuseStart() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refuseSince
 }
 
 // Request makes this node hold (hold true) or release the VIP now, as a
@@ -289,9 +384,10 @@ func (w *Watcher) Step(ctx context.Context) error {
 // holds the address. Such a release is deferred (nil is returned: the
 // watcher owns the outcome) and the key's move releases the VIP.
 func (w *Watcher) Request(ctx context.Context, hold bool) error {
+	var d decision
 	if !hold && w.direct() {
 		start := time.Now()
-		if d := w.decide(ctx, start); d.handover {
+		if d = w.decide(ctx, start); d.handover {
 			w.Log.Info().Str("action", "vip watch").Str("vip", VIPHold.String()).Str("reason", d.reason).
 				Dur("took_ms", time.Since(start)).Msg("callback's release deferred until the leader key moves")
 			return nil
@@ -302,7 +398,14 @@ func (w *Watcher) Request(ctx context.Context, hold bool) error {
 		return ErrSuperseded
 	}
 	defer done()
-	return w.converge(octx, time.Now(), hold, "callback request", true)
+	if d.refuse {
+		w.refuse(octx)
+	}
+	err := w.converge(octx, time.Now(), hold, "callback request", true)
+	if hold && w.refusing() {
+		w.unrefuse(octx, "callback request: hold")
+	}
+	return err
 }
 
 // held is the state the last successful operation left (nil: none yet).

@@ -223,3 +223,100 @@ func TestWatcherHandoverEndsOnKeyMove(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// refuserVIP is a blockingVIP that can refuse after releasing.
+type refuserVIP struct {
+	blockingVIP
+	refusing bool
+	canRef   bool
+}
+
+func (r *refuserVIP) Refuse(context.Context) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.canRef {
+		return false, nil
+	}
+	r.ops = append(r.ops, "refuse")
+	r.refusing = true
+	return true, nil
+}
+func (r *refuserVIP) Unrefuse(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = append(r.ops, "unrefuse")
+	r.refusing = false
+	return nil
+}
+
+// The release that ends a hand-over goes on refusing connections until
+// PostgreSQL runs here again, the bound passes, or this node holds again;
+// any other release does not refuse.
+func TestWatcherRefusesAfterHandover(t *testing.T) {
+	stopped := fakeProbe{state: "stopped", role: "demoted"}
+	type step struct {
+		probe  fakeProbe
+		leader string
+		wait   time.Duration
+	}
+	tests := []struct {
+		name    string
+		canRef  bool
+		steps   []step
+		wantOps string
+	}{
+		{"hand-over, key moves: refuse, release; postgresql runs as a replica: unrefuse", true,
+			[]step{{stopped, "", 0}, {stopped, "n2", 0}, {fakeProbe{state: "starting", role: "replica"}, "n2", 0}, {fakeProbe{state: "running", role: "replica"}, "n2", 0}},
+			"refuse,release,unrefuse"},
+		{"refusal ends after its bound", true,
+			[]step{{stopped, "me", 0}, {stopped, "n2", 0}, {stopped, "n2", 80 * time.Millisecond}},
+			"refuse,release,unrefuse"},
+		{"no refusal possible here (arp_ignore 0): plain release", false,
+			[]step{{stopped, "", 0}, {stopped, "n2", 0}},
+			"release"},
+		{"key moves away from a running primary (no hand-over): plain release", true,
+			[]step{{fakeProbe{primary: true}, "me", 0}, {fakeProbe{primary: true}, "n2", 0}},
+			"release"},
+		{"node takes the VIP again: refusal ends", true,
+			[]step{{stopped, "", 0}, {stopped, "n2", 0}, {fakeProbe{primary: true}, "me", 0}},
+			"refuse,release,hold,unrefuse"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := &refuserVIP{blockingVIP: blockingVIP{held: true}, canRef: tt.canRef}
+			probe := &fakeProbe{}
+			dcs := &watchedLeader{&fakeLeader{}}
+			w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", RefuseFor: 50 * time.Millisecond, Log: zerolog.Nop(), holding: ptr(true)}
+			for _, s := range tt.steps {
+				time.Sleep(s.wait)
+				*probe = s.probe
+				dcs.name = s.leader
+				if err := w.Step(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := vip.record(); got != tt.wantOps {
+				t.Errorf("ops %q, want %q", got, tt.wantOps)
+			}
+		})
+	}
+}
+
+// A callback's release that comes after the key moved, before the
+// watcher's own step, ends the hand-over the same way.
+func TestWatcherRequestAfterKeyMoveRefuses(t *testing.T) {
+	vip := &refuserVIP{blockingVIP: blockingVIP{held: true}, canRef: true}
+	probe := &fakeProbe{state: "stopped", role: "demoted"}
+	dcs := &watchedLeader{&fakeLeader{name: ""}}
+	w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", Log: zerolog.Nop(), holding: ptr(true)}
+	if err := w.Step(context.Background()); err != nil { // hand-over hold
+		t.Fatal(err)
+	}
+	dcs.name = "n2"
+	if err := w.Request(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if got := vip.record(); got != "refuse,release" {
+		t.Errorf("ops %q, want refuse,release", got)
+	}
+}
