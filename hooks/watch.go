@@ -116,7 +116,8 @@ type decision struct {
 	hold     bool
 	reason   string
 	handover bool
-	// refuse: the release ends a hand-over, so the address goes on
+	// refuse: the release leaves a node whose PostgreSQL does not run (the
+	// end of a hand-over, a dead or isolated node), so the address goes on
 	// refusing connections (Refuser) while clients move to the new holder.
 	refuse bool
 	// pgRunning: Patroni answered and PostgreSQL runs here.
@@ -169,6 +170,10 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	}
 	d := w.rule(now, st, perr, known, leader)
 	d.pgRunning = perr == nil && st.Running()
+	// Letting go while PostgreSQL does not run here (a hand-over's end, a
+	// dead or isolated node): go on refusing, so clients still sent here
+	// are reset, not left waiting; a running PostgreSQL would answer.
+	d.refuse = !d.hold && !d.pgRunning && w.isHeld()
 	w.mu.Lock()
 	w.promoting = known && leader == w.Me && perr == nil && !d.hold
 	if perr == nil {
@@ -191,8 +196,8 @@ func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, know
 		if primary {
 			return decision{reason: "leader key is " + leader + " although patroni still says primary"}
 		}
-		if w.inHandover() && w.isHeld() {
-			return decision{refuse: true, reason: "leader key is " + leader + ": hand-over done"}
+		if w.inHandover() {
+			return decision{reason: "leader key is " + leader + ": hand-over done"}
 		}
 		return decision{reason: "leader key is " + leader}
 	case primary:

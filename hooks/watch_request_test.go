@@ -277,6 +277,15 @@ func TestWatcherRefusesAfterHandover(t *testing.T) {
 		{"key moves away from a running primary (no hand-over): plain release", true,
 			[]step{{fakeProbe{primary: true}, "me", 0}, {fakeProbe{primary: true}, "n2", 0}},
 			"release"},
+		{"demoted to a running replica: plain release", true,
+			[]step{{fakeProbe{state: "running", role: "replica"}, "n2", 0}},
+			"release"},
+		{"patroni killed, key expired: refuse, release", true,
+			[]step{{fakeProbe{err: errDown}, "me", 0}, {fakeProbe{err: errDown}, "", 0}},
+			"refuse,release"},
+		{"isolated, postgresql stopping: refuse, release", true,
+			[]step{{fakeProbe{primary: true, state: "stopping", role: "master"}, "", 0}},
+			"refuse,release"},
 		{"node takes the VIP again: refusal ends", true,
 			[]step{{stopped, "", 0}, {stopped, "n2", 0}, {fakeProbe{primary: true}, "me", 0}},
 			"refuse,release,hold,unrefuse"},
@@ -290,7 +299,10 @@ func TestWatcherRefusesAfterHandover(t *testing.T) {
 			for _, s := range tt.steps {
 				time.Sleep(s.wait)
 				*probe = s.probe
-				dcs.name = s.leader
+				dcs.name, dcs.err = s.leader, nil
+				if strings.HasPrefix(tt.name, "isolated") {
+					dcs.err = errDown
+				}
 				if err := w.Step(context.Background()); err != nil {
 					t.Fatal(err)
 				}
