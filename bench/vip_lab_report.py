@@ -4,7 +4,7 @@ Usage: python3 vip_lab_report.py RAWDIR OUT_PREFIX   (env: BENCH_CMD, BENCH_DATE
 RAWDIR/<dcs>/<tool>/{client.jsonl,holders.jsonl,events.tsv,n*-vipwatch.log,n*-callbacks.log};
 events.tsv columns: rep scenario old new t0 t_end
 """
-import glob, json, os, statistics, sys
+import datetime, glob, json, os, statistics, sys
 
 raw, outp = sys.argv[1], sys.argv[2]
 DCSS = [d for d in ["etcd3", "etcd"] if os.path.isdir(os.path.join(raw, d))]
@@ -68,6 +68,36 @@ def log_counts(d):
     return c
 
 
+def vip_moves(d):
+    """(time, node, "added"|"removed") from pghook's watcher logs, sorted."""
+    out = []
+    for f in glob.glob(os.path.join(d, "n*-vipwatch.log")):
+        node = os.path.basename(f).split("-")[0]
+        with open(f, errors="replace") as fh:
+            for line in fh:
+                if '"vip added"' not in line and '"vip removed"' not in line:
+                    continue
+                try:
+                    r = json.loads(line)
+                    t = datetime.datetime.fromisoformat(r["time"].replace("Z", "+00:00")[:26] + "+00:00").timestamp()
+                except (ValueError, KeyError):
+                    continue
+                out.append((t, node, "added" if r["message"] == "vip added" else "removed"))
+    return sorted(out)
+
+
+def logged_gap(moves, old, new, t0, t_end):
+    """From the old holder's last "vip removed" to the new holder's first "vip added"
+    after it, in the window: the unowned time as pghook logged it (negative: overlap)."""
+    rem = [t for t, n, k in moves if n == old and k == "removed" and t0 <= t <= t_end]
+    if not rem:
+        return None
+    add = [t for t, n, k in moves if n == new and k == "added" and t0 <= t <= t_end]
+    if not add:
+        return None
+    return min(add, key=lambda a: abs(a - rem[-1])) - rem[-1]
+
+
 events, logs = [], {}
 for dcs in DCSS:
     for tool in TOOLS:
@@ -77,6 +107,7 @@ for dcs in DCSS:
         logs.setdefault(dcs, {})[tool] = log_counts(d)
         cl = load(os.path.join(d, "client.jsonl"))
         hs = load(os.path.join(d, "holders.jsonl"))
+        moves = vip_moves(d)
         ok = {k: {"vip": sorted(r["at"] + r["took"] for r in cl if r.get("k") == k and r["t"] == "vip" and r["ok"]),
                   "dir": sorted(r["at"] + r["took"] for r in cl if r.get("k") == k and r["t"] != "vip" and r["ok"])}
               for k in KINDS}
@@ -98,13 +129,14 @@ for dcs in DCSS:
                                                       and t0 <= r["at"] <= t_end), default=None)
                 ev["double_samples"] = sum(1 for h in hs if t0 <= h["at"] <= t_end and len(h["h"]) >= 2)
                 ev["unowned_samples"], ev["unowned_longest_s"] = unowned(hs, t0, t_end)
+                ev["unowned_logged_s"] = logged_gap(moves, old, new, t0, t_end)
                 last_old = max((h["at"] for h in hs if t0 <= h["at"] <= t_end and old in h["h"]), default=None)
                 ev["old_vip_held_until_s"] = None if last_old is None else last_old - t0
                 events.append(ev)
 
 METRICS = ["downtime_ct2", "floor_ct2", "excess_ct2", "longest_attempt_ct2",
            "downtime_none", "floor_none", "excess_none", "longest_attempt_none",
-           "unowned_samples", "unowned_longest_s", "double_samples"]
+           "unowned_samples", "unowned_longest_s", "unowned_logged_s", "double_samples"]
 
 
 def agg(xs):
@@ -144,7 +176,7 @@ if doc["note"]:
     L += [doc["note"], ""]
 L += ["Median (min–max) per DCS × tool × scenario; n = events measured. ct2 = libpq with "
       "connect_timeout=2, none = libpq without connect_timeout; each a loop of one attempt at a time.", "",
-      "| DCS | tool | scenario | n | downtime ct2 s | − floor | longest attempt ct2 s | downtime none s | − floor | longest attempt none s | floor s | unowned samples | longest unowned s | samples on 2+ hosts |",
+      "| DCS | tool | scenario | n | downtime ct2 s | − floor | longest attempt ct2 s | downtime none s | − floor | longest attempt none s | floor s | unowned samples | unowned s (pghook log) | samples on 2+ hosts |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for dcs in DCSS:
     for tool in TOOLS:
@@ -156,7 +188,7 @@ for dcs in DCSS:
                 dcs, tool, sc, s["events"], fs(s["downtime_ct2"], "%.2f"), fs(s["excess_ct2"], "%+.2f"),
                 fs(s["longest_attempt_ct2"], "%.2f"), fs(s["downtime_none"], "%.2f"), fs(s["excess_none"], "%+.2f"),
                 fs(s["longest_attempt_none"], "%.2f"), fs(s["floor_ct2"], "%.2f"),
-                fs(s["unowned_samples"], "%d"), fs(s["unowned_longest_s"], "%.2f"), fs(s["double_samples"], "%d")))
+                fs(s["unowned_samples"], "%d"), fs(s["unowned_logged_s"], "%.3f"), fs(s["double_samples"], "%d")))
 L += ["", "pghook's logs (all events of the run): takeover waits (the new holder's probe found another "
       "host answering) / taken anyway after takeover_wait / callbacks' releases deferred by the hand-over hold", ""]
 for dcs in DCSS:
@@ -165,15 +197,16 @@ for dcs in DCSS:
         if c and tool == "pghook":
             L.append("- %s: %d / %d / %d" % (dcs, c["takeover_wait"], c["taken_anyway"], c["release_deferred"]))
 L += ["", "## Per event", "",
-      "| DCS | tool | scenario | rep | old→new | downtime ct2 / none s | floor ct2 / none s | longest attempt ct2 / none s | unowned samples (longest s) | doubles | old node held VIP until (s after t0) |",
-      "|---|---|---|---|---|---|---|---|---|---|---|"]
+      "| DCS | tool | scenario | rep | old→new | downtime ct2 / none s | floor ct2 / none s | longest attempt ct2 / none s | unowned samples (longest run s) | unowned s (pghook log) | doubles | old node held VIP until (s after t0) |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 f2 = lambda x, fmt="%.2f": "–" if x is None else fmt % x
 for e in events:
-    L.append("| %s | %s | %s | %d | %s→%s | %s / %s | %s / %s | %s / %s | %d (%s) | %d | %s |" % (
+    L.append("| %s | %s | %s | %d | %s→%s | %s / %s | %s / %s | %s / %s | %d (%s) | %s | %d | %s |" % (
         e["dcs"], e["tool"], e["scenario"], e["rep"], e["old"], e["new"],
         f2(e["downtime_ct2"]), f2(e["downtime_none"]), f2(e["floor_ct2"]), f2(e["floor_none"]),
         f2(e["longest_attempt_ct2"]), f2(e["longest_attempt_none"]),
-        e["unowned_samples"], f2(e["unowned_longest_s"]), e["double_samples"], f2(e["old_vip_held_until_s"])))
+        e["unowned_samples"], f2(e["unowned_longest_s"]), f2(e.get("unowned_logged_s"), "%.3f"),
+        e["double_samples"], f2(e["old_vip_held_until_s"])))
 with open(os.path.join(os.path.dirname(__file__), "vip_lab_method.md")) as f:
     L += ["", f.read().rstrip()]
 with open(outp + ".md", "w") as f:

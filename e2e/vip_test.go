@@ -802,8 +802,10 @@ func TestVIPFollowsSwitchover(t *testing.T) {
 	waits = append(waits, logLines(cand, logFrom, "another host answers for the vip")...)
 	deferred := vipwatchLines(old, watchFrom[old], "release deferred")
 	t.Logf("  %s's takeover waited for another holder %d times; %s deferred %d callback releases", cand, len(waits), old, len(deferred))
-	for _, l := range waits {
-		t.Logf("    %s", l)
+	for _, n := range []string{old, cand} {
+		for _, l := range vipwatchLines(n, watchFrom[n], `"vip`) {
+			t.Logf("    %s vipwatch: %s", n, l)
+		}
 	}
 	if lat > time.Second {
 		t.Errorf("the VIP reached the new primary %s after its /primary=200, want <= 1s", sec(lat))

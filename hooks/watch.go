@@ -160,14 +160,49 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 			dcs <- leaderAnswer{l, err}
 		}()
 	}
+	type patroniAnswer struct {
+		st  patroni.PrimaryStatus
+		err error
+	}
+	pch := make(chan patroniAnswer, 1)
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	st, perr := w.Patroni.Primary(pctx)
-	cancel()
-	known, leader := false, ""
+	defer cancel()
+	go func() {
+		st, err := w.Patroni.Primary(pctx)
+		pch <- patroniAnswer{st, err}
+	}()
+	var pa patroniAnswer
+	known, leader, answered := false, "", false
+	if dcs != nil {
+		select {
+		case pa = <-pch:
+			answered = true
+		case a := <-dcs:
+			known, leader = a.err == nil, a.leader
+			dcs = nil
+		}
+	}
 	if dcs != nil {
 		a := <-dcs
 		known, leader = a.err == nil, a.leader
 	}
+	if !answered {
+		// The key names this node (a watched DCS): Patroni has just taken
+		// the lock and is busy promoting — its REST API answers late
+		// (~0.1 s measured). Waiting for it would leave the address on no
+		// host; past promoteAnswer it counts as silent, and a silent
+		// Patroni whose key is ours holds.
+		wait := timeout
+		if known && leader == w.Me && w.direct() {
+			wait = promoteAnswer
+		}
+		select {
+		case pa = <-pch:
+		case <-time.After(wait):
+			pa.err = fmt.Errorf("%w: no answer within %s while the leader key names this node", patroni.ErrNoAnswer, wait)
+		}
+	}
+	st, perr := pa.st, pa.err
 	d := w.rule(now, st, perr, known, leader)
 	d.pgRunning = perr == nil && st.Running()
 	// Letting go while PostgreSQL does not run here (a hand-over's end, a
@@ -202,6 +237,11 @@ func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, know
 		return decision{reason: "leader key is " + leader}
 	case primary:
 		return decision{hold: true, reason: "patroni: primary"}
+	case perr == nil && known && leader == w.Me && w.direct() && st.Running() && st.Role == "replica":
+		// Patroni took the lock and promotes (its /primary turns 200 a
+		// moment later); the VIP follows the key. A standby cluster's
+		// leader says standby_leader and is not matched.
+		return decision{hold: true, reason: "leader key is this node: patroni is promoting"}
 	case perr == nil && !st.Running() && known && w.direct() && handoverRole(st.Role) && w.isHeld():
 		since := w.handoverStart(now)
 		if now.Sub(since) > w.handoverMax() {
@@ -542,6 +582,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// promoteAnswer is how long a step waits for Patroni's answer once the
+// watched DCS says the key names this node.
+const promoteAnswer = 30 * time.Millisecond
 
 const (
 	// promotePoll is the pause between steps while the key names this

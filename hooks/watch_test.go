@@ -20,9 +20,17 @@ type fakeProbe struct {
 	err     error
 	state   string
 	role    string
+	delay   time.Duration // answers this late (a Patroni busy promoting)
 }
 
-func (f *fakeProbe) Primary(context.Context) (patroni.PrimaryStatus, error) {
+func (f *fakeProbe) Primary(ctx context.Context) (patroni.PrimaryStatus, error) {
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return patroni.PrimaryStatus{}, ctx.Err()
+		}
+	}
 	if f.err != nil {
 		return patroni.PrimaryStatus{}, f.err
 	}
@@ -97,6 +105,12 @@ func TestWatcherDecides(t *testing.T) {
 		{"isolated (DCS unreadable): early release while stopping", fakeProbe{primary: true, state: "stopping", role: "master"}, &fakeLeader{err: errDown}, true, -1, ptr(true), 0, false},
 		{"no watched DCS view (Patroni's /cluster): early release", fakeProbe{primary: true, state: "stopping", role: "master"}, &fakeLeader{name: "me"}, false, -1, ptr(true), 0, false},
 		{"no DCS view at all: early release", fakeProbe{primary: true, state: "stopping", role: "master"}, nil, false, -1, ptr(true), 0, false},
+		// The new leader: the key names this node before Patroni says primary.
+		{"promoting: key ours (watched), postgresql a running replica", fakeProbe{state: "running", role: "replica"}, &fakeLeader{name: "me"}, true, -1, nil, 0, true},
+		{"promoting: key ours (watched), patroni answers late", fakeProbe{state: "running", role: "replica", delay: 300 * time.Millisecond}, &fakeLeader{name: "me"}, true, -1, nil, 0, true},
+		{"standby cluster leader: key ours, role standby_leader", fakeProbe{state: "running", role: "standby_leader"}, &fakeLeader{name: "me"}, true, -1, nil, 0, false},
+		{"replica, key another's, patroni answers late: waits for it and releases", fakeProbe{state: "running", role: "replica", delay: 100 * time.Millisecond}, &fakeLeader{name: "n2"}, true, -1, ptr(true), 0, false},
+		{"key ours but postgresql stopped, not holding", fakeProbe{state: "stopped", role: "replica"}, &fakeLeader{name: "me"}, true, -1, ptr(false), 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,7 +329,7 @@ func (p *switchingProbe) Primary(context.Context) (patroni.PrimaryStatus, error)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
-	return patroni.PrimaryStatus{Leader: time.Since(p.from) >= p.after, State: "running", Role: "replica"}, nil
+	return patroni.PrimaryStatus{Leader: time.Since(p.from) >= p.after, State: "running"}, nil
 }
 
 // When the key names this node before Patroni calls it primary, the watcher
