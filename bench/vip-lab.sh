@@ -29,8 +29,8 @@ OUT=$ROOT/bench/results/vip-lab
 CMD="PGHOOK_BIN=$PGHOOK_BIN N=$N SCENARIOS=\"$SCENARIOS\" DCS=\"$DCS\" TOOLS=\"$TOOLS\" bash bench/vip-lab.sh"
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 [[ $(id -u) == 0 ]] || { echo "vip-lab: must run as root" >&2; exit 1; }
-# Results of a DCS setting not in this run stay, so the two settings can run apart.
-for d in $DCS; do rm -rf "${RAW:?}/$d"; done
+# Results of a DCS setting or tool not in this run stay, so they can run apart.
+for d in $DCS; do for t in $TOOLS; do rm -rf "${RAW:?}/$d/$t"; done; done
 mkdir -p "$RAW"
 
 log() { printf 'vip-lab: %s\n' "$*" >&2; }
