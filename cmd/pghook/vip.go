@@ -337,7 +337,8 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
-	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log, Metrics: m}
+	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace,
+		HandoverMax: cfg.TTL(ctx, time.Second), Log: log, Metrics: m}
 	// The guard's view of the leader lock serves the watcher too.
 	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
 		w.DCS = g.View
@@ -370,7 +371,7 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 		}()
 	}
 	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Str("metrics", s.VIP.MetricsListen).
-		Str("control_socket", socket).Msg("watching")
+		Str("control_socket", socket).Dur("handover_max", w.HandoverMax).Msg("watching")
 	err = w.Run(ctx)
 	stop()
 	if serr := <-served; serr != nil {

@@ -253,15 +253,19 @@ vip_up() {
 	if [[ $LAB_VIP == none ]]; then
 		vip_down
 		for n in "${LAB_NODES[@]}"; do
-			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.eth0.arp_announce=0
+			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.eth0.arp_announce=0 \
+				net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.eth0.arp_ignore=0
 		done
 		[[ $LAB_FROM_DEB == 1 ]] || rm -f "$(lab_vip_helper)" # never the package's file
 		return 0
 	fi
 	install_vip_helper
 	for n in "${LAB_NODES[@]}"; do
-		# A demoted node must not ARP with the VIP as sender (lab-notes.md, failure mode 3).
-		lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2
+		# A demoted node must not ARP with the VIP as sender (lab-notes.md, failure mode 3);
+		# arp_ignore=1: it answers ARP only for addresses on eth0, so the watcher's refusal
+		# after a hand-over (a local route for the VIP) is not announced.
+		lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
+			net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1
 		f=$LAB_DIR/$n/vipwatch.stamp
 		stamp=$(vip_watch_stamp "$n")
 		if lab_pid "$n" pghook-vip >/dev/null && [[ ! -r $f || $(<"$f") != "$stamp" ]]; then

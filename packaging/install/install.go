@@ -752,15 +752,17 @@ func (in *installer) apply() error {
 	}
 	if in.o.VIP != "" && in.root == "" {
 		for _, k := range []string{"all", strings.ReplaceAll(in.vipInterface(), ".", "/")} {
-			pp := "/proc/sys/net/ipv4/conf/" + k + "/arp_announce"
-			if b, err := os.ReadFile(pp); err == nil && strings.TrimSpace(string(b)) == "2" {
-				continue
-			}
-			if err := os.WriteFile(pp, []byte("2\n"), 0o644); err != nil {
-				in.warn("setting %s: %v", pp, err)
-			} else {
-				in.say("applied    %s = 2", pp)
-				in.res.Changes++
+			for _, kv := range [][2]string{{"arp_announce", "2"}, {"arp_ignore", "1"}} {
+				pp := "/proc/sys/net/ipv4/conf/" + k + "/" + kv[0]
+				if b, err := os.ReadFile(pp); err == nil && strings.TrimSpace(string(b)) == kv[1] {
+					continue
+				}
+				if err := os.WriteFile(pp, []byte(kv[1]+"\n"), 0o644); err != nil {
+					in.warn("setting %s: %v", pp, err)
+				} else {
+					in.say("applied    %s = %s", pp, kv[1])
+					in.res.Changes++
+				}
 			}
 		}
 	}

@@ -351,9 +351,17 @@ func sysctlKey(iface string) string {
 	return "net.ipv4.conf." + strings.ReplaceAll(iface, ".", "/") + ".arp_announce"
 }
 
+func sysctlIgnoreKey(iface string) string {
+	return "net.ipv4.conf." + strings.ReplaceAll(iface, ".", "/") + ".arp_ignore"
+}
+
 // renderSysctl makes ARP requests use the interface's own address as
-// source, so that neighbours never learn the VIP from a stale holder.
+// source, so that neighbours never learn the VIP from a stale holder, and
+// ARP answer only for addresses on the interface, so that the refusal a
+// former holder keeps after a switchover (a local route) is never announced.
 func renderSysctl(iface string) []byte {
-	return []byte("# Written by pghook install: ARP uses the best local address (VIP hosts).\n" +
-		"net.ipv4.conf.all.arp_announce = 2\n" + sysctlKey(iface) + " = 2\n")
+	return []byte("# Written by pghook install: ARP uses the best local address and answers only for\n" +
+		"# addresses on the interface (VIP hosts).\n" +
+		"net.ipv4.conf.all.arp_announce = 2\n" + sysctlKey(iface) + " = 2\n" +
+		"net.ipv4.conf.all.arp_ignore = 1\n" + sysctlIgnoreKey(iface) + " = 1\n")
 }
