@@ -56,6 +56,7 @@ func holdersOf(r *holderReader, addr string) ([]string, error) {
 
 // twoVIPs samples both VIPs' holders every sampleEvery.
 type twoVIPs struct {
+	once    sync.Once
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -117,7 +118,7 @@ func (w *twoVIPs) history(vip string) []string {
 	return append([]string(nil), w.seen[vip]...)
 }
 
-func (w *twoVIPs) Stop() { close(w.stop); w.wg.Wait() }
+func (w *twoVIPs) Stop() { w.once.Do(func() { close(w.stop) }); w.wg.Wait() }
 
 // vipAlone waits until vip is held by node alone.
 func vipAlone(t *testing.T, vip, node string, timeout time.Duration) {
