@@ -357,6 +357,12 @@ func (in *installer) build() error {
 	}
 	if l.ConfigDir != "" {
 		in.dirs = append(in.dirs, dirItem{path: filepath.Dir(l.ConfigDir), mode: 0o755, own: in.pg}, dirItem{path: l.ConfigDir, mode: 0o755, own: in.pg})
+		if o.ConfigDir != "" && strings.HasPrefix(l.ConfigDir, debianConfRoot+"/") {
+			// Debian's postgresql.conf has include_dir = 'conf.d', and a
+			// backup's config_dir copy holds files only: without the
+			// directory a restored replica does not start.
+			in.dirs = append(in.dirs, dirItem{path: filepath.Join(l.ConfigDir, "conf.d"), mode: 0o755, own: in.pg})
+		}
 	}
 	if o.BackupDir != "" {
 		in.dirs = append(in.dirs, dirItem{path: o.BackupDir, mode: 0o750, own: in.pg})
