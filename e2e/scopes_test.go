@@ -222,6 +222,19 @@ func TestSecondScope(t *testing.T) {
 	}
 	t.Logf("second scope adopted and replicated in %v", time.Since(t0).Round(time.Second))
 	t.Cleanup(func() {
+		if t.Failed() {
+			// standalone-down removes them: what each watcher of the second scope saw.
+			for _, n := range nodes {
+				for _, f := range []string{"vipwatch.log", "patroni.log"} {
+					b, _ := os.ReadFile(filepath.Join(labDir, n, "sa", f))
+					lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+					if len(lines) > 40 {
+						lines = lines[len(lines)-40:]
+					}
+					t.Logf("---- %s sa/%s (tail) ----\n%s", n, f, strings.Join(lines, "\n"))
+				}
+			}
+		}
 		if os.Getenv("LAB_KEEP") != "" {
 			return
 		}
@@ -291,7 +304,7 @@ func TestSecondScope(t *testing.T) {
 	})
 	// pghook env for the second scope.
 	envOut, _, code := pghookAs(t, l2, "env", "-q", saScope)
-	if code != 0 || !strings.Contains(envOut, "PGPORT=5433") || !strings.Contains(envOut, filepath.Join(labDir, l2, "sa", "data")) {
+	if code != 0 || !strings.Contains(envOut, "export PGPORT='5433'") || !strings.Contains(envOut, filepath.Join(labDir, l2, "sa", "data")) {
 		t.Errorf("pghook env %s on %s (exit %d):\n%s", saScope, l2, code, envOut)
 	}
 
