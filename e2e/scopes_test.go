@@ -203,10 +203,10 @@ func pghookAs(t *testing.T, node string, args ...string) (string, string, int) {
 // statusAll runs `pghook status --json` (every scope) on node.
 func statusAll(t *testing.T, node string) (statusDoc, int, string) {
 	t.Helper()
-	out, _, code := pghookAs(t, node, "status", "--json")
+	out, errOut, code := pghookAs(t, node, "status", "--json")
 	var d statusDoc
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
-		t.Fatalf("status on %s (exit %d) is not JSON: %v: %q", node, code, err, out)
+		t.Fatalf("status on %s (exit %d) is not JSON: %v: %q\nstderr: %s", node, code, err, out, errOut)
 	}
 	return d, code, out
 }
