@@ -99,7 +99,7 @@ type PostInit struct {
 
 // VIP configures the virtual IP of a scope.
 type VIP struct {
-	// Backend is none, netlink or pcs.
+	// Backend is none, netlink, pcs, dns or exec.
 	Backend   string `yaml:"backend"`
 	Address   string `yaml:"address"`   // CIDR, e.g. 10.0.0.100/24
 	Interface string `yaml:"interface"` // e.g. eth0
@@ -123,6 +123,10 @@ type VIP struct {
 	// MetricsListen is where `vip watch` serves Prometheus metrics
 	// (host:port, e.g. 127.0.0.1:9187; off when empty).
 	MetricsListen string `yaml:"metrics_listen"`
+	// DNS configures backend dns: an RFC 2136 record instead of an address.
+	DNS DNS `yaml:"dns"`
+	// Exec configures backend exec: commands that move the VIP (cloud APIs).
+	Exec Exec `yaml:"exec"`
 }
 
 // The bounds of announcements, as netvip enforces them (config does not
@@ -183,6 +187,11 @@ func Parse(r io.Reader) (*File, error) {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// One line: "yaml: line 3: field nme not found in type config.DNS; …".
+			return nil, fmt.Errorf("yaml: %s", strings.Join(te.Errors, "; "))
+		}
 		return nil, err
 	}
 	if f.Scopes == nil {
@@ -221,8 +230,16 @@ func (v VIP) Validate() error {
 		if v.Resource == "" {
 			return errors.New("backend pcs needs resource (the Pacemaker IPaddr2 resource name)")
 		}
+	case "dns":
+		if err := v.DNS.validate(v); err != nil {
+			return err
+		}
+	case "exec":
+		if err := v.Exec.validate(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("backend %q: want none, netlink or pcs", v.Backend)
+		return fmt.Errorf("backend %q: want none, netlink, pcs, dns or exec", v.Backend)
 	}
 	if v.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(v.MetricsListen); err != nil {
