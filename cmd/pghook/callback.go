@@ -21,7 +21,7 @@ import (
 func scopeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "patroni-config", Usage: "this scope's patroni.yml `FILE` (default: the config's patroni_config, else the calling Patroni's, else /etc/patroni/<scope>.yml)", EnvVars: []string{"PGHOOK_PATRONI_CONFIG"}, Category: "scope"},
-		&cli.StringFlag{Name: "vip-backend", Usage: "none, netlink or pcs", EnvVars: []string{"PGHOOK_VIP_BACKEND"}, Category: "vip"},
+		&cli.StringFlag{Name: "vip-backend", Usage: "none, netlink, pcs, dns or exec", EnvVars: []string{"PGHOOK_VIP_BACKEND"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-address", Usage: "VIP as `CIDR`, e.g. 10.0.0.100/24", EnvVars: []string{"PGHOOK_VIP_ADDRESS"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-interface", Usage: "interface to hold the VIP on", EnvVars: []string{"PGHOOK_VIP_INTERFACE"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-label", Usage: "address label, e.g. eth0:vip", EnvVars: []string{"PGHOOK_VIP_LABEL"}, Category: "vip"},

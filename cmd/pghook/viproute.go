@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/netvip"
+	"github.com/pghook/pghook/netvip/dnsvip"
+	"github.com/pghook/pghook/netvip/execvip"
+	"github.com/rs/zerolog"
+)
+
+// newBackend builds the VIP backend that s names. dns and exec need no
+// capabilities: they run in this process (the callback, `vip watch`),
+// never in the VIP helper, which refuses them.
+func (a *app) newBackend(scope string, s *config.Scope, log zerolog.Logger, ann netvip.Announcer) (netvip.Backend, error) {
+	v := s.VIP
+	switch v.Backend {
+	case "dns", "exec":
+		if a.privileged {
+			return nil, fmt.Errorf("backend %s runs without privileges: the VIP helper serves netlink only", v.Backend)
+		}
+	default:
+		return netvip.New(vipSettings(v), log, netvip.WithAnnouncer(ann))
+	}
+	if v.Backend == "dns" {
+		d := v.DNS
+		return dnsvip.New(dnsvip.Settings{Name: d.Name, Zone: d.Zone, Server: d.Server, TTL: d.TTL, KeyFile: d.TSIGKeyFile,
+			Transport: d.Transport, Timeout: d.Timeout, Interface: v.Interface}, log)
+	}
+	e := v.Exec
+	return execvip.New(execvip.Settings{Hold: e.Hold, Release: e.Release, Check: e.Check, Timeout: e.Timeout,
+		Scope: scope, Node: a.memberName(scope, s), Address: v.Address}, log)
+}
+
+// memberName is this node's Patroni name (patroni.yml), else the host name.
+func (a *app) memberName(scope string, s *config.Scope) string {
+	if pc := a.patroniConfigPath(scope, s); pc != "" {
+		if cfg, err := a.loadPatroni(pc); err == nil && cfg.Name != "" {
+			return cfg.Name
+		}
+	}
+	h, _ := os.Hostname()
+	return h
+}
