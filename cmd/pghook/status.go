@@ -172,6 +172,8 @@ func (a *app) vipView(scope string, s *config.Scope) (clusterstatus.VIPView, err
 			return nil, err
 		}
 		return clusterstatus.PcsView{Resource: s.VIP.Resource, Locate: p.Locate}, nil
+	case "dns", "exec":
+		return a.routeView(scope, s)
 	}
 	prefix, err := netip.ParsePrefix(s.VIP.Address)
 	if err != nil {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
+	"github.com/pghook/pghook/internal/clusterstatus"
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/netvip"
 	"github.com/pghook/pghook/netvip/dnsvip"
@@ -43,4 +45,21 @@ func (a *app) memberName(scope string, s *config.Scope) string {
 	}
 	h, _ := os.Hostname()
 	return h
+}
+
+// routeView tells `pghook status` who answers for a dns or exec VIP: what
+// the name resolves to on its server, or this host's check command.
+func (a *app) routeView(scope string, s *config.Scope) (clusterstatus.VIPView, error) {
+	b, err := a.newBackend(scope, s, a.log, nil)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := b.(*dnsvip.Backend); ok {
+		self, _ := dnsvip.InterfaceAddr(s.VIP.Interface)
+		return clusterstatus.DNSView{Name: s.VIP.DNS.Name, Resolve: d.Resolve, Self: self}, nil
+	}
+	return clusterstatus.ExecView{Address: s.VIP.Address, Held: func(ctx context.Context) (bool, error) {
+		st, err := b.Status(ctx)
+		return st.Held, err
+	}}, nil
 }
