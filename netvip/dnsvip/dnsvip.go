@@ -30,7 +30,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
@@ -81,8 +80,8 @@ func New(s Settings, log zerolog.Logger) (*Backend, error) {
 	if s.Name == "" || s.Zone == "" || s.Server == "" || (s.Interface == "" && !s.Address.IsValid()) {
 		return nil, errors.New("dnsvip: needs name, zone, server, a TSIG key file and an interface")
 	}
-	name, zone := dns.CanonicalName(s.Name), dns.CanonicalName(s.Zone)
-	if _, ok := dns.IsDomainName(name); !ok || !dns.IsSubDomain(zone, name) || name == zone {
+	name, zone := canonicalName(s.Name), canonicalName(s.Zone)
+	if !validName(name) || !validName(zone) || !strings.HasSuffix(name, "."+zone) {
 		return nil, fmt.Errorf("dnsvip: name %q is not a name below zone %q", s.Name, s.Zone)
 	}
 	server := s.Server
@@ -124,8 +123,7 @@ func (b *Backend) Hold(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dns record %s: %w", b.name, err)
 	}
-	m := b.holdMsg(me)
-	if err := b.update(ctx, m); err != nil {
+	if err := b.update(ctx, b.holdRRs(me)); err != nil {
 		return fmt.Errorf("pointing dns record %s at %s (server %s): %w", b.name, me, b.server, err)
 	}
 	b.log.Info().Str("action", "vip hold").Str("address", me.String()).Dur("took_ms", time.Since(start)).Msg("dns record points here")
@@ -142,20 +140,20 @@ func (b *Backend) Release(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dns record %s: %w", b.name, err)
 	}
-	err = b.update(ctx, b.releaseMsg(me, true))
+	err = b.update(ctx, b.releaseRRs(me, true))
 	var rc *RcodeError
 	switch {
 	case err == nil:
 		b.log.Info().Str("action", "vip release").Str("address", me.String()).Dur("took_ms", time.Since(start)).Msg("dns record removed (it named this node)")
 		return nil
-	case errors.As(err, &rc) && rc.Rcode == dns.RcodeNXRrset:
+	case errors.As(err, &rc) && rc.Rcode == RcodeNXRRSet:
 	default:
 		return fmt.Errorf("removing this node's value %s from dns record %s (server %s): %w", me, b.name, b.server, err)
 	}
 	// The prerequisite failed: the record does not name this node alone.
 	vals, _, qerr := b.lookup(ctx, rrtype(me))
 	if qerr == nil && len(vals) > 1 && slices.Contains(vals, me) {
-		if err := b.update(ctx, b.releaseMsg(me, false)); err != nil {
+		if err := b.update(ctx, b.releaseRRs(me, false)); err != nil {
 			return fmt.Errorf("removing this node's value %s from dns record %s (with %s): %w", me, b.name, joinAddrs(vals), err)
 		}
 		b.log.Info().Str("action", "vip release").Str("address", me.String()).Str("left", joinAddrs(vals)).Msg("this node's value removed from a record that names several")
@@ -183,7 +181,7 @@ func (b *Backend) Status(ctx context.Context) (netvip.Status, error) {
 	if err != nil {
 		return netvip.Status{}, fmt.Errorf("dns record %s on %s: %w", b.name, b.server, err)
 	}
-	t := dns.TypeToString[rrtype(me)]
+	t := typeName(rrtype(me))
 	switch {
 	case len(vals) == 0:
 		return netvip.Status{Detail: fmt.Sprintf("%s %s: no record on %s (this node is %s)", b.name, t, b.server, me)}, nil
@@ -198,9 +196,9 @@ func (b *Backend) Status(ctx context.Context) (netvip.Status, error) {
 // Resolve returns what the server serves for the name (A, then AAAA when
 // there is no A record), for status displays.
 func (b *Backend) Resolve(ctx context.Context) ([]netip.Addr, error) {
-	vals, _, err := b.lookup(ctx, dns.TypeA)
+	vals, _, err := b.lookup(ctx, typeA)
 	if err == nil && len(vals) == 0 {
-		vals, _, err = b.lookup(ctx, dns.TypeAAAA)
+		vals, _, err = b.lookup(ctx, typeAAAA)
 	}
 	return vals, err
 }
@@ -213,39 +211,25 @@ func (b *Backend) self() (netip.Addr, error) {
 	return InterfaceAddr(b.ifname)
 }
 
-func rrtype(a netip.Addr) uint16 {
-	if a.Is4() {
-		return dns.TypeA
-	}
-	return dns.TypeAAAA
+// change is one UPDATE's prerequisite and update sections.
+type change struct{ prereq, updates []rr }
+
+// holdRRs replaces the RRset of me's type with me, in one message.
+func (b *Backend) holdRRs(me netip.Addr) change {
+	return change{updates: []rr{
+		{name: b.name, typ: rrtype(me), class: classANY}, // delete the RRset (RFC 2136 2.5.2)
+		addrRR(b.name, me, classINET, b.ttl),             // add this node's RR (2.5.1)
+	}}
 }
 
-func (b *Backend) rr(a netip.Addr, ttl uint32) dns.RR {
-	h := dns.RR_Header{Name: b.name, Rrtype: rrtype(a), Class: dns.ClassINET, Ttl: ttl}
-	if a.Is4() {
-		return &dns.A{Hdr: h, A: a.AsSlice()}
-	}
-	return &dns.AAAA{Hdr: h, AAAA: a.AsSlice()}
-}
-
-// holdMsg replaces the RRset of me's type with me, in one message.
-func (b *Backend) holdMsg(me netip.Addr) *dns.Msg {
-	m := new(dns.Msg).SetUpdate(b.zone)
-	m.RemoveRRset([]dns.RR{&dns.ANY{Hdr: dns.RR_Header{Name: b.name, Rrtype: rrtype(me)}}})
-	m.Insert([]dns.RR{b.rr(me, b.ttl)})
-	return m
-}
-
-// releaseMsg deletes me from the RRset; guarded, only when the RRset is
-// exactly {me} (RFC 2136 2.4.2, value-dependent). Used and Remove rewrite
-// the header of the RR they get, so each gets its own.
-func (b *Backend) releaseMsg(me netip.Addr, guarded bool) *dns.Msg {
-	m := new(dns.Msg).SetUpdate(b.zone)
+// releaseRRs deletes me from the RRset (RFC 2136 2.5.4); guarded, only
+// when the RRset is exactly {me} (value-dependent prerequisite, 2.4.2).
+func (b *Backend) releaseRRs(me netip.Addr, guarded bool) change {
+	c := change{updates: []rr{addrRR(b.name, me, classNONE, 0)}}
 	if guarded {
-		m.Used([]dns.RR{b.rr(me, 0)})
+		c.prereq = []rr{addrRR(b.name, me, classINET, 0)}
 	}
-	m.Remove([]dns.RR{b.rr(me, 0)})
-	return m
+	return c
 }
 
 // RcodeError is a reply whose rcode is not NOERROR.
@@ -257,27 +241,19 @@ type RcodeError struct {
 }
 
 func (e *RcodeError) Error() string {
-	name := dns.RcodeToString[e.Rcode]
-	if name == "" {
-		name = fmt.Sprintf("RCODE%d", e.Rcode)
-	}
 	if e.TSIGError != 0 {
-		t := dns.RcodeToString[int(e.TSIGError)]
-		if t == "" {
-			t = fmt.Sprint(e.TSIGError)
-		}
-		return fmt.Sprintf("server answered %s (TSIG %s): %s", name, t, tsigHint(e.TSIGError))
+		return fmt.Sprintf("server answered %s (TSIG %s): %s", rcodeName(e.Rcode), rcodeName(int(e.TSIGError)), tsigHint(e.TSIGError))
 	}
-	return "server answered " + name + ": " + rcodeHint(e.Rcode)
+	return "server answered " + rcodeName(e.Rcode) + ": " + rcodeHint(e.Rcode)
 }
 
 func tsigHint(code uint16) string {
 	switch code {
-	case dns.RcodeBadSig:
+	case RcodeBadSig:
 		return "the key's secret differs from the server's: use the key file the server includes"
-	case dns.RcodeBadKey:
+	case RcodeBadKey:
 		return "the server has no key of this name and algorithm: check tsig_key_file against the server's key statement"
-	case dns.RcodeBadTime:
+	case RcodeBadTime:
 		return "the clocks of this host and the server differ by more than 300 s: fix NTP"
 	}
 	return "the signature was refused"
@@ -285,42 +261,47 @@ func tsigHint(code uint16) string {
 
 func rcodeHint(rc int) string {
 	switch rc {
-	case dns.RcodeNXRrset:
+	case RcodeNXRRSet:
 		return "a prerequisite failed (the record does not hold this node's value)"
-	case dns.RcodeRefused:
+	case RcodeRefused:
 		return "the update policy does not let this key change this name and type (grant KEY name NAME A AAAA;)"
-	case dns.RcodeNotAuth:
+	case RcodeNotAuth:
 		return "the server is not the primary for this zone (check dns.zone and dns.server)"
-	case dns.RcodeServerFailure:
+	case RcodeServFail:
 		return "the server could not apply the update (see its log: journal, permissions)"
-	case dns.RcodeFormatError:
+	case RcodeFormErr:
 		return "the server could not parse the update"
 	}
 	return "update not applied"
 }
 
-// update signs and sends m and checks the reply's rcode.
-func (b *Backend) update(ctx context.Context, m *dns.Msg) error {
+// update signs and sends one UPDATE and checks the signed reply's rcode.
+func (b *Backend) update(ctx context.Context, c change) error {
 	k, err := b.loadKey()
 	if err != nil {
 		return err
 	}
-	m.SetTsig(k.Name, k.Algorithm, fudge, time.Now().Unix())
-	c := &dns.Client{Net: b.net, Timeout: b.timeout, TsigSecret: map[string]string{k.Name: k.secret}}
-	r, err := b.exchange(ctx, c, m)
-	if r != nil && errors.Is(err, dns.ErrAuth) {
-		// A NOTAUTH reply with an unsigned TSIG: the cause is its error.
-		e := &RcodeError{Rcode: r.Rcode}
-		if t := r.IsTsig(); t != nil {
-			e.TSIGError = t.Error
-		}
-		return e
-	}
+	msg, mac, err := k.sign(updateMsg(newID(), b.zone, c.prereq, c.updates), time.Now())
 	if err != nil {
 		return err
 	}
-	if r.Rcode != dns.RcodeSuccess {
-		return &RcodeError{Rcode: r.Rcode}
+	raw, err := b.roundTrip(ctx, msg)
+	if err != nil {
+		return err
+	}
+	r, err := parseReply(raw)
+	if err != nil {
+		return err
+	}
+	if r.rcode == RcodeNotAuth && r.tsig != nil && r.tsig.error != 0 {
+		// The server refused the signature; its reply is unsigned.
+		return &RcodeError{Rcode: r.rcode, TSIGError: r.tsig.error}
+	}
+	if err := k.verify(raw, r, mac, time.Now()); err != nil {
+		return fmt.Errorf("%s (rcode %s): %w", k, rcodeName(r.rcode), err)
+	}
+	if r.rcode != RcodeSuccess {
+		return &RcodeError{Rcode: r.rcode}
 	}
 	return nil
 }
@@ -328,51 +309,30 @@ func (b *Backend) update(ctx context.Context, m *dns.Msg) error {
 // lookup asks the server for the name's RRset of type t, without
 // recursion.
 func (b *Backend) lookup(ctx context.Context, t uint16) ([]netip.Addr, uint32, error) {
-	m := new(dns.Msg).SetQuestion(b.name, t)
-	m.RecursionDesired = false
-	r, err := b.exchange(ctx, &dns.Client{Net: b.net, Timeout: b.timeout}, m)
+	raw, err := b.roundTrip(ctx, queryMsg(newID(), b.name, t))
 	if err != nil {
 		return nil, 0, err
 	}
-	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
-		return nil, 0, &RcodeError{Rcode: r.Rcode}
+	r, err := parseReply(raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	if r.rcode != RcodeSuccess && r.rcode != RcodeNXDomain {
+		return nil, 0, &RcodeError{Rcode: r.rcode}
 	}
 	var vals []netip.Addr
 	var ttl uint32
-	for _, rr := range r.Answer {
-		if !strings.EqualFold(rr.Header().Name, b.name) {
+	for _, a := range r.answers {
+		if a.name != b.name || a.typ != t {
 			continue
 		}
-		var ip net.IP
-		switch v := rr.(type) {
-		case *dns.A:
-			ip = v.A
-		case *dns.AAAA:
-			ip = v.AAAA
-		default:
-			continue
-		}
-		if a, ok := netip.AddrFromSlice(ip); ok && rr.Header().Rrtype == t {
-			vals = append(vals, a.Unmap())
-			ttl = rr.Header().Ttl
+		if v, ok := netip.AddrFromSlice(a.rdata); ok && (t == typeA) == (len(a.rdata) == 4) {
+			vals = append(vals, v)
+			ttl = a.ttl
 		}
 	}
 	slices.SortFunc(vals, netip.Addr.Compare)
 	return vals, ttl, nil
-}
-
-// exchange runs one exchange within the backend's timeout and ctx.
-func (b *Backend) exchange(ctx context.Context, c *dns.Client, m *dns.Msg) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	r, _, err := c.ExchangeContext(ctx, m, b.server)
-	if err != nil && r == nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("no answer within %v: %w", b.timeout, err)
-		}
-		return nil, err
-	}
-	return r, err
 }
 
 func (b *Backend) loadKey() (Key, error) {

@@ -21,11 +21,12 @@ type zoneServer struct {
 	addr string
 	key  Key
 
-	mu      sync.Mutex
-	sets    map[string][]netip.Addr // "name/type" → values
-	ttl     map[string]uint32
-	updates int
-	rcode   int // forced rcode for updates (0: none)
+	mu       sync.Mutex
+	sets     map[string][]netip.Addr // "name/type" → values
+	ttl      map[string]uint32
+	updates  int
+	rcode    int  // forced rcode for updates (0: none)
+	unsigned bool // answer updates without TSIG (a spoofed reply)
 }
 
 func newZoneServer(t *testing.T, zone string, key Key, network string) *zoneServer {
@@ -92,7 +93,7 @@ func addrOf(rr dns.RR) netip.Addr {
 func (z *zoneServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg).SetReply(r)
 	defer func() {
-		if t := r.IsTsig(); t != nil && w.TsigStatus() == nil {
+		if t := r.IsTsig(); t != nil && w.TsigStatus() == nil && !z.unsigned {
 			m.SetTsig(t.Hdr.Name, t.Algorithm, 300, int64(t.TimeSigned))
 		}
 		_ = w.WriteMsg(m)

@@ -10,12 +10,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
 
 // Key is a TSIG key: its name (canonical, with the final dot), its
-// algorithm (dns.HmacSHA256 or dns.HmacSHA512) and its base64 secret.
+// algorithm ("hmac-sha256." or "hmac-sha512.") and its base64 secret.
 // String never prints the secret.
 type Key struct {
 	Name      string
@@ -120,9 +119,9 @@ func ParseKey(text string) (Key, error) {
 		case "algorithm":
 			switch strings.ToLower(val) {
 			case "hmac-sha256":
-				k.Algorithm = dns.HmacSHA256
+				k.Algorithm = algSHA256
 			case "hmac-sha512":
-				k.Algorithm = dns.HmacSHA512
+				k.Algorithm = algSHA512
 			default:
 				return Key{}, fmt.Errorf("key %s: algorithm %q: want hmac-sha256 or hmac-sha512", name, val)
 			}
@@ -139,13 +138,13 @@ func ParseKey(text string) (Key, error) {
 	if !want(i, "}") || !want(i+1, ";") || len(toks) != i+2 {
 		return Key{}, fmt.Errorf("key %s: want exactly one key statement ending in };", name)
 	}
-	if _, ok := dns.IsDomainName(name); !ok || name == "" || strings.ContainsAny(name, " \t") {
+	if name == "" || !validName(canonicalName(name)) {
 		return Key{}, fmt.Errorf("key name %q is not a domain name", name)
 	}
 	if k.Algorithm == "" || k.secret == "" {
 		return Key{}, fmt.Errorf("key %s: needs both algorithm and secret", name)
 	}
-	k.Name = dns.CanonicalName(name)
+	k.Name = canonicalName(name)
 	return k, nil
 }
 
