@@ -56,7 +56,8 @@ const (
 	algSHA512 = "hmac-sha512."
 )
 
-var rcodeNames = map[int]string{
+// rcodeNames is indexed by rcode; an array, so it costs nothing at start-up.
+var rcodeNames = [...]string{
 	RcodeSuccess: "NOERROR", RcodeFormErr: "FORMERR", RcodeServFail: "SERVFAIL", RcodeNXDomain: "NXDOMAIN",
 	RcodeNotImp: "NOTIMP", RcodeRefused: "REFUSED", RcodeYXDomain: "YXDOMAIN", RcodeYXRRSet: "YXRRSET",
 	RcodeNXRRSet: "NXRRSET", RcodeNotAuth: "NOTAUTH", RcodeNotZone: "NOTZONE",
@@ -64,8 +65,8 @@ var rcodeNames = map[int]string{
 }
 
 func rcodeName(rc int) string {
-	if n, ok := rcodeNames[rc]; ok {
-		return n
+	if rc >= 0 && rc < len(rcodeNames) && rcodeNames[rc] != "" {
+		return rcodeNames[rc]
 	}
 	return fmt.Sprintf("RCODE%d", rc)
 }
