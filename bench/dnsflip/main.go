@@ -99,6 +99,13 @@ func run(pghook string, trials int, out string) error {
 	}{
 		{"pghook callback, backend dns (TCP, TSIG)", []string{bin, "--log-level", "error", "callback", "on_role_change", "master", "bench"}},
 		{"shell callback running nsupdate (UDP, TSIG)", []string{"/bin/sh", script, "on_role_change", "master", "bench"}},
+		// No process start: what `pghook vip watch` does when it takes.
+		{"in-process Hold, as the running watcher does (TCP, TSIG)", nil},
+	}
+	self, err := dnsvip.New(dnsvip.Settings{Name: dnslab.Name, Zone: dnslab.Zone, Server: dnslab.ServerAddr, KeyFile: lab.KeyFile,
+		Address: netip.MustParseAddr(newPrimary)}, zerolog.Nop())
+	if err != nil {
+		return err
 	}
 	reset, err := dnsvip.New(dnsvip.Settings{Name: dnslab.Name, Zone: dnslab.Zone, Server: dnslab.ServerAddr, KeyFile: lab.KeyFile,
 		Address: netip.MustParseAddr(oldPrimary)}, zerolog.Nop())
@@ -108,6 +115,9 @@ func run(pghook string, trials int, out string) error {
 	var results []result
 	for _, tool := range tools {
 		r := result{Tool: tool.name, Command: strings.Join(tool.argv, " ")}
+		if tool.argv == nil {
+			r.Command = "(dnsvip.Backend.Hold in this process)"
+		}
 		for i := 0; i < trials+3; i++ { // 3 warm-up trials
 			if err := reset.Hold(context.Background()); err != nil {
 				return fmt.Errorf("resetting the record: %w", err)
@@ -115,7 +125,7 @@ func run(pghook string, trials int, out string) error {
 			if !waitFor(lab.Server, oldPrimary, time.Second).ok {
 				return fmt.Errorf("reset not served")
 			}
-			flip, exit, ok, err := trial(lab.Server, tool.argv, env)
+			flip, exit, ok, err := trial(lab.Server, tool.argv, env, self)
 			if err != nil {
 				return fmt.Errorf("%s: %w", tool.name, err)
 			}
@@ -171,16 +181,24 @@ func waitFor(server, want string, within time.Duration) seen {
 
 // trial starts argv and measures when the server first answers the new
 // primary's address, and when the callback exits.
-func trial(server string, argv []string, env []string) (flip, exit time.Duration, ok bool, err error) {
+func trial(server string, argv []string, env []string, self *dnsvip.Backend) (flip, exit time.Duration, ok bool, err error) {
 	watch := make(chan seen, 1)
 	start := time.Now()
 	go func() { watch <- waitFor(server, newPrimary, 5*time.Second) }()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = env
-	outb, err := cmd.CombinedOutput()
-	exit = time.Since(start)
-	if err != nil {
-		return 0, 0, false, fmt.Errorf("%v: %s", err, outb)
+	if argv == nil {
+		err = self.Hold(context.Background())
+		exit = time.Since(start)
+		if err != nil {
+			return 0, 0, false, err
+		}
+	} else {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		outb, err := cmd.CombinedOutput()
+		exit = time.Since(start)
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("%v: %s", err, outb)
+		}
 	}
 	s := <-watch
 	return s.at.Sub(start), exit, s.ok, nil
