@@ -120,3 +120,24 @@ func TestReadKeyFile(t *testing.T) {
 		t.Fatalf("symlink: err %v", err)
 	}
 }
+
+func FuzzParseKey(f *testing.F) {
+	f.Add(`key "pglab-hook" { algorithm hmac-sha256; secret "` + secretB + `"; };`)
+	f.Add("key k { algorithm hmac-sha512; /* c */ secret \"" + secretB + "\"; }; # x")
+	f.Add(`key "k" { secret "abc`)
+	f.Fuzz(func(t *testing.T, in string) {
+		k, err := ParseKey(in)
+		if err != nil {
+			return
+		}
+		if !validName(k.Name) || (k.Algorithm != algSHA256 && k.Algorithm != algSHA512) {
+			t.Fatalf("accepted key %+v", k)
+		}
+		if _, err := k.newHash(); err != nil {
+			t.Fatalf("accepted key cannot sign: %v", err)
+		}
+		if strings.Contains(k.String(), k.secret) {
+			t.Fatal("String prints the secret")
+		}
+	})
+}
