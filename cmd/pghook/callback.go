@@ -46,6 +46,9 @@ func (a *app) scopeSettings(c *cli.Context, scope string) (*config.Scope, error)
 			*dst = c.String(name)
 		}
 	}
+	if c.IsSet("vip-address") {
+		s.VIP.Addresses = nil // the flag names the VIP
+	}
 	if verr := s.VIP.Validate(); verr != nil {
 		return &s, fmt.Errorf("VIP settings of scope %s: %w", scope, verr)
 	}
@@ -123,7 +126,7 @@ func (a *app) callback(c *cli.Context) error {
 }
 
 func vipSettings(v config.VIP) netvip.Settings {
-	return netvip.Settings{Backend: v.Backend, Address: v.Address, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Node: v.Node,
+	return netvip.Settings{Backend: v.Backend, Address: v.Address, Addresses: v.Addresses, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Node: v.Node,
 		Announcements: v.Announcements, AnnounceInterval: v.AnnounceInterval, TakeoverWait: v.TakeoverWait, ProbeTimeout: v.ProbeTimeout}
 }
 

@@ -32,8 +32,12 @@ func (a *app) newBackend(scope string, s *config.Scope, log zerolog.Logger, ann 
 			Transport: d.Transport, Timeout: d.Timeout, Interface: v.Interface}, log)
 	}
 	e := v.Exec
+	addr, err := vipAddress(v)
+	if err != nil {
+		return nil, err
+	}
 	return execvip.New(execvip.Settings{Hold: e.Hold, Release: e.Release, Check: e.Check, Timeout: e.Timeout,
-		Scope: scope, Node: a.memberName(scope, s), Address: v.Address}, log)
+		Scope: scope, Node: a.memberName(scope, s), Address: addr}, log)
 }
 
 // memberName is this node's Patroni name (patroni.yml), else the host name.
@@ -58,8 +62,18 @@ func (a *app) routeView(scope string, s *config.Scope) (clusterstatus.VIPView, e
 		self, _ := dnsvip.InterfaceAddr(s.VIP.Interface)
 		return clusterstatus.DNSView{Name: s.VIP.DNS.Name, Resolve: d.Resolve, Self: self}, nil
 	}
-	return clusterstatus.ExecView{Address: s.VIP.Address, Held: func(ctx context.Context) (bool, error) {
+	addr, _ := vipAddress(s.VIP)
+	return clusterstatus.ExecView{Address: addr, Held: func(ctx context.Context) (bool, error) {
 		st, err := b.Status(ctx)
 		return st.Held, err
 	}}, nil
+}
+
+// vipAddress is the scope's VIP: address, or the one of addresses whose
+// subnet holds an address of the interface.
+func vipAddress(v config.VIP) (string, error) {
+	if v.Address != "" || len(v.Addresses) == 0 {
+		return v.Address, nil
+	}
+	return netvip.PickAddress(v.Addresses, v.Interface)
 }

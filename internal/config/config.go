@@ -102,6 +102,10 @@ type VIP struct {
 	// Backend is none, netlink, pcs, dns or exec.
 	Backend   string `yaml:"backend"`
 	Address   string `yaml:"address"`   // CIDR, e.g. 10.0.0.100/24
+	// Addresses are VIPs, one per subnet the cluster spans (instead of
+	// Address): the primary takes the one whose subnet holds an address of
+	// Interface.
+	Addresses []string `yaml:"addresses"`
 	Interface string `yaml:"interface"` // e.g. eth0
 	Label     string `yaml:"label"`     // e.g. eth0:vip
 	Resource  string `yaml:"resource"`  // pcs resource name
@@ -220,10 +224,10 @@ func (v VIP) Validate() error {
 	switch v.Backend {
 	case "", "none":
 	case "netlink":
-		if v.Address == "" || v.Interface == "" {
-			return errors.New("backend netlink needs address (CIDR) and interface")
+		if (v.Address == "" && len(v.Addresses) == 0) || v.Interface == "" {
+			return errors.New("backend netlink needs address (CIDR) or addresses (one CIDR per subnet) and interface")
 		}
-		if !strings.Contains(v.Address, "/") {
+		if v.Address != "" && !strings.Contains(v.Address, "/") {
 			return fmt.Errorf("address %q needs a prefix length, e.g. %s/24", v.Address, v.Address)
 		}
 	case "pcs":
@@ -240,6 +244,9 @@ func (v VIP) Validate() error {
 		}
 	default:
 		return fmt.Errorf("backend %q: want none, netlink, pcs, dns or exec", v.Backend)
+	}
+	if err := v.checkAddresses(); err != nil {
+		return err
 	}
 	if v.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(v.MetricsListen); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -156,6 +157,32 @@ func (e Exec) validate() error {
 	}
 	if e.Timeout < 0 || e.Timeout > MaxExecTimeout {
 		return fmt.Errorf("exec.timeout %v: want up to %v (0: the default, 10s)", e.Timeout, MaxExecTimeout)
+	}
+	return nil
+}
+
+// MaxVIPAddresses bounds vip.addresses (netvip.MaxAddresses).
+const MaxVIPAddresses = 16
+
+// checkAddresses checks vip.addresses: CIDRs, at most MaxVIPAddresses,
+// not together with address.
+func (v VIP) checkAddresses() error {
+	if len(v.Addresses) == 0 {
+		return nil
+	}
+	if v.Address != "" {
+		return fmt.Errorf("address %q and addresses: give one (addresses: one VIP per subnet)", v.Address)
+	}
+	if v.Interface == "" {
+		return errors.New("addresses needs interface (the VIP of the subnet that holds its address is taken)")
+	}
+	if len(v.Addresses) > MaxVIPAddresses {
+		return fmt.Errorf("addresses: %d entries, at most %d", len(v.Addresses), MaxVIPAddresses)
+	}
+	for _, a := range v.Addresses {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			return fmt.Errorf("addresses: %q is not a CIDR, e.g. 192.0.2.100/24", a)
+		}
 	}
 	return nil
 }

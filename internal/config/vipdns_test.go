@@ -41,6 +41,11 @@ func TestParseDNSAndExec(t *testing.T) {
 		{"exec nul", vip(`{backend: exec, exec: {hold: [/a], release: [/a], check: [/a, "x\0"]}}`), "exec.check"},
 		{"exec timeout", vip(`{backend: exec, exec: {hold: [/a], release: [/a], check: [/a], timeout: 1h}}`), "exec.timeout"},
 		{"exec as a string", vip(`{backend: exec, exec: {hold: "/a hold", release: [/a], check: [/a]}}`), "string"},
+		{"netlink per subnet", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24, 198.51.100.100/24]}`), ""},
+		{"addresses and address", vip(`{backend: netlink, interface: eth0, address: 192.0.2.100/24, addresses: [198.51.100.100/24]}`), "addresses"},
+		{"addresses not CIDR", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100]}`), "addresses"},
+		{"addresses without interface", vip(`{backend: exec, addresses: [192.0.2.100/24], exec: {hold: [/a], release: [/a], check: [/a]}}`), "interface"},
+		{"too many addresses", vip(`{backend: netlink, interface: eth0, addresses: [` + strings.Repeat("192.0.2.1/24, ", 16) + `192.0.2.1/24]}`), "at most 16"},
 		{"other backend ignores dns section", vip(`{backend: none, dns: {name: "bad name"}}`), ""},
 	}
 	for _, tt := range tests {
