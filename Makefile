@@ -24,10 +24,16 @@ vet:
 	$(GO) vet -tags integration,e2e ./...
 
 # The README's test command: everything, from a fresh Debian 12 machine, as root.
-test: deps build vet unit integration deb-test e2e
+test: deps build vet unit rules-test integration deb-test e2e
 
 unit:
 	$(GO) test -count=1 ./...
+
+# The shipped Prometheus alerting rules: syntax, and a unit test for every alert.
+.PHONY: rules-test
+rules-test:
+	promtool check rules internal/metrics/rules/pghook.rules.yml
+	cd internal/metrics/rules && promtool test rules pghook.rules_test.yml
 
 # Root-only tests against the real kernel, PostgreSQL and etcd (no Patroni).
 integration: build

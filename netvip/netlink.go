@@ -95,6 +95,12 @@ type system interface {
 	// probe asks who holds addr on li and waits up to timeout for another
 	// host than li's own MAC to answer.
 	probe(ctx context.Context, li linkInfo, addr netip.Addr, timeout time.Duration) (owner net.HardwareAddr, answered bool, err error)
+	// localRoute adds (add) or deletes the route "local ADDR dev lo table
+	// local scope host": the host accepts packets for addr without having
+	// it on any link. Deleting a route that is not there is success.
+	localRoute(addr netip.Addr, add bool) error
+	// arpIgnore is max(net.ipv4.conf.{all,ifname}.arp_ignore); -1 unknown.
+	arpIgnore(ifname string) int
 }
 
 // Option configures the netlink backend.
@@ -107,6 +113,13 @@ func WithAnnouncer(a Announcer) Option {
 	return func(n *Netlink) { n.ann = a }
 }
 
+// WithTakeoverWaits makes Hold call f after every takeover whose probe
+// found another host answering for the VIP, with how long it then waited
+// (metrics).
+func WithTakeoverWaits(f func(waited time.Duration)) Option {
+	return func(n *Netlink) { n.onWait = f }
+}
+
 // Netlink is the backend that adds the VIP to a local interface over
 // netlink and announces it with gratuitous ARP or unsolicited neighbour
 // advertisements. It needs CAP_NET_ADMIN and CAP_NET_RAW (see HaveCaps).
@@ -116,6 +129,7 @@ type Netlink struct {
 	ann        Announcer
 	log        zerolog.Logger
 	probeEvery time.Duration
+	onWait     func(time.Duration)
 }
 
 // NewNetlink returns the netlink backend for s. It checks s but not yet the
@@ -241,6 +255,12 @@ func (n *Netlink) HoldIf(ctx context.Context, gate Gate) error {
 // takeoverWait has passed. A failed probe never blocks a takeover.
 func (n *Netlink) waitForOwner(ctx context.Context, li linkInfo) error {
 	start := time.Now()
+	conflict := false
+	defer func() {
+		if conflict && n.onWait != nil {
+			n.onWait(time.Since(start))
+		}
+	}()
 	for probes := 1; ; probes++ {
 		owner, answered, err := n.sys.probe(ctx, li, n.v.addr(), n.v.probeTimeout)
 		switch {
@@ -259,6 +279,7 @@ func (n *Netlink) waitForOwner(ctx context.Context, li linkInfo) error {
 				Msg("another host still answers for the vip; taking it anyway")
 			return nil
 		case probes == 1:
+			conflict = true
 			n.log.Info().Str("owner", owner.String()).Dur("max_wait", n.v.takeoverWait).
 				Msg("another host answers for the vip; waiting for it to release")
 		}

@@ -207,6 +207,33 @@ func TestHoldTakesOverAfterTheBound(t *testing.T) {
 	}
 }
 
+// A takeover that met another holder reports how long it waited; one that
+// met nobody reports nothing.
+func TestHoldReportsTakeoverWaits(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		answers  int // probes answered by another host before it lets go
+		wantWait bool
+	}{
+		{name: "nobody answers", answers: 0},
+		{name: "the old holder lets go after two probes", answers: 2, wantWait: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake()
+			f.probeFn = func(i int) (net.HardwareAddr, bool, error) { return otherMAC, i <= tt.answers, nil }
+			var waits []time.Duration
+			n := newTestBackend(t, Settings{Address: "192.0.2.10/24", Interface: "eth0", Announcements: 1, TakeoverWait: time.Second}, f)
+			WithTakeoverWaits(func(d time.Duration) { waits = append(waits, d) })(n)
+			if err := n.Hold(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(waits) == 1; got != tt.wantWait || len(waits) > 1 {
+				t.Fatalf("waits reported %v, want one: %t", waits, tt.wantWait)
+			}
+		})
+	}
+}
+
 func TestHoldStopsWaitingWhenCancelled(t *testing.T) {
 	f := newFake()
 	f.probeFn = func(int) (net.HardwareAddr, bool, error) { return otherMAC, true, nil }

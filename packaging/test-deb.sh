@@ -19,6 +19,10 @@ getcap /usr/lib/pghook/pghook-vip | grep -q 'cap_net_admin,cap_net_raw=ep' || fa
 [[ $(stat -c '%U:%G %a' /usr/lib/pghook/pghook-vip) == "root:postgres 750" ]] || fail "pghook-vip owner/mode: $(stat -c '%U:%G %a' /usr/lib/pghook/pghook-vip)"
 [[ -z $(getcap /usr/bin/pghook) ]] || fail "/usr/bin/pghook must hold no capability"
 [[ -f /lib/systemd/system/pghook-vip-watch@.service ]] || fail "reconciler unit missing"
+for f in pghook.rules.yml pghook-dashboard.json; do
+  [[ -f /usr/share/pghook/prometheus/$f ]] || fail "/usr/share/pghook/prometheus/$f missing"
+done
+promtool check rules /usr/share/pghook/prometheus/pghook.rules.yml >/dev/null || fail "shipped rules do not pass promtool check rules"
 grep -q '^RuntimeDirectory=pghook$' /lib/systemd/system/pghook-vip-watch@.service || fail "reconciler unit makes no /run/pghook"
 # The installed helper takes its privilege from the kernel, not from the name it is run
 # under: as postgres, renamed to pghook, it still refuses every flag but --scope.

@@ -85,6 +85,7 @@ func newApp() *cli.App {
 			a.vipCommand(),
 			a.statusCommand(),
 			a.installCommand(),
+			a.metricsCommand(),
 			{
 				Name:  "version",
 				Usage: "print version, commit and Go version",

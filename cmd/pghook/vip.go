@@ -12,6 +12,7 @@ import (
 
 	"github.com/pghook/pghook/hooks"
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/vipctl"
 	"github.com/pghook/pghook/netvip"
@@ -127,30 +128,40 @@ func (a *app) vipCommand() *cli.Command {
 				Hidden:          true,
 				SkipFlagParsing: true,
 				Action: func(c *cli.Context) error {
-					self, err := os.Executable()
-					if err != nil {
-						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-					}
-					if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
-						if err != nil {
-							return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-						}
-						return nil
-					}
-					r, err := netvip.ParseAnnounceArgs(c.Args().Slice())
-					if err != nil {
-						return usageErr("vip announce: %v", err)
-					}
-					ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-					defer stop()
-					if err := netvip.Announce(ctx, r, a.log); err != nil {
-						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-					}
-					return nil
+					return a.announceDetached(a.log, func() (netvip.AnnounceRequest, error) {
+						return netvip.ParseAnnounceArgs(c.Args().Slice())
+					})
 				},
 			},
 		},
 	}
+}
+
+// announceDetached is the detached announcer's process (see
+// netvip.SpawnDetached): in the middle process it starts the final one and
+// returns; in the final one it announces what request returns until the
+// rounds are done, the address is gone, or SIGTERM.
+func (a *app) announceDetached(log zerolog.Logger, request func() (netvip.AnnounceRequest, error)) error {
+	self, err := os.Executable()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+	}
+	if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+		}
+		return nil
+	}
+	r, err := request()
+	if err != nil {
+		return usageErr("vip announce: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := netvip.Announce(ctx, r, log); err != nil {
+		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+	}
+	return nil
 }
 
 func requireScope(c *cli.Context) (string, error) {
@@ -183,7 +194,7 @@ func (a *app) vipFor(c *cli.Context, scope string, guard bool, ann netvip.Announ
 //   - otherwise the backend itself, guarded by the DCS leader key when
 //     guard is set, announcing through ann (nil: a detached process, which
 //     outlives a callback that Patroni kills).
-func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Announcer) (netvip.Backend, error) {
+func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Announcer, opts ...netvip.Option) (netvip.Backend, error) {
 	log := a.log.With().Str("scope", scope).Logger()
 	backend := s.VIP.Backend
 	if backend == "" || backend == "none" {
@@ -214,7 +225,7 @@ func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Ann
 			ann = netvip.Spawner{Self: self, Command: []string{"announce", "--scope", scope}, Fixed: true}
 		}
 	}
-	b, err := a.newBackend(scope, s, log, ann)
+	b, err := a.newBackend(scope, s, log, append([]netvip.Option{netvip.WithAnnouncer(ann)}, opts...)...)
 	if err != nil {
 		return nil, usageErr("vip: %v", err)
 	}
@@ -294,9 +305,23 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log := a.log.With().Str("scope", scope).Logger()
+	// Prometheus metrics, when vip.metrics_listen is set (m nil: off).
+	var m *metrics.VIP
+	if s.VIP.MetricsListen != "" {
+		ln, err := metrics.Listen(s.VIP.MetricsListen)
+		if err != nil {
+			return usageErr("vip watch: key scopes.%s.vip.%v", scope, err)
+		}
+		m = metrics.NewVIP(scope, s.VIP.Backend, nil)
+		go func() {
+			if err := metrics.Serve(ctx, ln, m.Families); err != nil {
+				log.Error().Err(err).Str("action", "vip watch").Msg("metrics endpoint stopped")
+			}
+		}()
+	}
 	// A long-running process announces from a goroutine: no process start
 	// between a request and its first announcement.
-	b, err := a.vipStack(scope, s, true, netvip.Background{Ctx: ctx, Log: log})
+	b, err := a.vipStack(scope, s, true, netvip.Background{Ctx: ctx, Log: log}, netvip.WithTakeoverWaits(m.TakeoverWait))
 	if err != nil {
 		return err
 	}
@@ -312,7 +337,8 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
-	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log}
+	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace,
+		HandoverMax: cfg.TTL(ctx, time.Second), Log: log, Metrics: m}
 	// The guard's view of the leader lock serves the watcher too.
 	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
 		w.DCS = g.View
@@ -321,19 +347,31 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	} else {
 		log.Warn().Err(err).Msg("no DCS view: Patroni's REST API alone decides")
 	}
-	srv, err := vipctl.Listen(a.endpoint(scope))
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
-	}
-	srv.Log = log
+	// Without its socket the watcher still reconciles; callbacks then use
+	// the helper. A second watcher of the scope is an error.
 	served := make(chan error, 1)
-	go func() {
-		served <- srv.Serve(ctx, func(ctx context.Context, op vipctl.Op) error {
-			return w.Request(ctx, op == vipctl.Hold)
-		})
-	}()
-	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).
-		Str("control_socket", srv.Addr()).Msg("watching")
+	socket := "none (callbacks use the helper)"
+	srv, err := vipctl.Listen(a.endpoint(scope))
+	switch {
+	case errors.Is(err, vipctl.ErrAnotherWatcher):
+		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
+	case err != nil:
+		log.Error().Err(err).Str("action", "vip watch").Msg("control socket unusable: reconciling without it; callbacks use the helper")
+		served <- nil
+	default:
+		srv.Log = log
+		socket = srv.Addr()
+		go func() {
+			served <- srv.Serve(ctx, func(ctx context.Context, op vipctl.Op) error {
+				start := time.Now()
+				err := w.Request(ctx, op == vipctl.Hold)
+				m.Request(string(op), time.Since(start), err)
+				return err
+			})
+		}()
+	}
+	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Str("metrics", s.VIP.MetricsListen).
+		Str("control_socket", socket).Dur("handover_max", w.HandoverMax).Msg("watching")
 	err = w.Run(ctx)
 	stop()
 	if serr := <-served; serr != nil {

@@ -16,7 +16,7 @@ import (
 // newBackend builds the VIP backend that s names. dns and exec need no
 // capabilities: they run in this process (the callback, `vip watch`),
 // never in the VIP helper, which refuses them.
-func (a *app) newBackend(scope string, s *config.Scope, log zerolog.Logger, ann netvip.Announcer) (netvip.Backend, error) {
+func (a *app) newBackend(scope string, s *config.Scope, log zerolog.Logger, opts ...netvip.Option) (netvip.Backend, error) {
 	v := s.VIP
 	switch v.Backend {
 	case "dns", "exec":
@@ -24,7 +24,7 @@ func (a *app) newBackend(scope string, s *config.Scope, log zerolog.Logger, ann 
 			return nil, fmt.Errorf("backend %s runs without privileges: the VIP helper serves netlink only", v.Backend)
 		}
 	default:
-		return netvip.New(vipSettings(v), log, netvip.WithAnnouncer(ann))
+		return netvip.New(vipSettings(v), log, opts...)
 	}
 	if v.Backend == "dns" {
 		d := v.DNS
@@ -54,7 +54,7 @@ func (a *app) memberName(scope string, s *config.Scope) string {
 // routeView tells `pghook status` who answers for a dns or exec VIP: what
 // the name resolves to on its server, or this host's check command.
 func (a *app) routeView(scope string, s *config.Scope) (clusterstatus.VIPView, error) {
-	b, err := a.newBackend(scope, s, a.log, nil)
+	b, err := a.newBackend(scope, s, a.log)
 	if err != nil {
 		return nil, err
 	}

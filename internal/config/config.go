@@ -102,14 +102,16 @@ type VIP struct {
 	// Backend is none, netlink, pcs, dns or exec.
 	Backend   string `yaml:"backend"`
 	Address   string `yaml:"address"`   // CIDR, e.g. 10.0.0.100/24
-	// Addresses are VIPs, one per subnet the cluster spans (instead of
-	// Address): the primary takes the one whose subnet holds an address of
-	// Interface.
-	Addresses []string `yaml:"addresses"`
 	Interface string `yaml:"interface"` // e.g. eth0
 	Label     string `yaml:"label"`     // e.g. eth0:vip
 	Resource  string `yaml:"resource"`  // pcs resource name
 	Node      string `yaml:"node"`      // pcs: this node's Pacemaker name (default: crm_node -n)
+
+	// Addresses are VIPs, one per subnet the cluster spans (instead of
+	// Address): the primary takes the one whose subnet holds an address of
+	// Interface.
+	Addresses []string `yaml:"addresses"`
+
 	// Announcements is how many gratuitous ARP / NA rounds to send (0: 5).
 	Announcements int `yaml:"announcements"`
 	// AnnounceInterval is the time between rounds (0: 1s).
@@ -155,6 +157,11 @@ func Load(path string, required bool) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading pghook config: %w", err)
 	}
+	return parseFile(path, b)
+}
+
+// parseFile parses the content b of the file at path.
+func parseFile(path string, b []byte) (*File, error) {
 	f, err := Parse(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("pghook config %s: %w", path, err)
@@ -176,12 +183,7 @@ func LoadTrusted(path string) (*File, error) {
 		}
 		return nil, fmt.Errorf("reading pghook config: %w", err)
 	}
-	f, err := Parse(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("pghook config %s: %w", path, err)
-	}
-	f.Path = path
-	return f, nil
+	return parseFile(path, b)
 }
 
 // Parse decodes pghook.yaml and checks it; unknown keys are errors (a typo

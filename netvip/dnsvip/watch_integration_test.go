@@ -19,13 +19,21 @@ import (
 
 	"github.com/pghook/pghook/hooks"
 	"github.com/pghook/pghook/internal/dnslab"
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/testenv"
 	"github.com/rs/zerolog"
 )
 
 type flag struct{ v atomic.Bool }
 
-func (f *flag) IsPrimary(context.Context) (bool, error) { return f.v.Load(), nil }
+// Primary answers as Patroni's GET /primary does for a running primary
+// (200) or a running replica (503).
+func (f *flag) Primary(context.Context) (patroni.PrimaryStatus, error) {
+	if f.v.Load() {
+		return patroni.PrimaryStatus{Leader: true, State: "running", Role: "master"}, nil
+	}
+	return patroni.PrimaryStatus{State: "running", Role: "replica"}, nil
+}
 
 type leaderKey struct {
 	mu   sync.Mutex

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pghook/pghook/hooks"
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/rs/zerolog"
 )
 
@@ -72,7 +73,12 @@ func (c *fakeCloud) get() string {
 
 type primary struct{ yes bool }
 
-func (p *primary) IsPrimary(context.Context) (bool, error) { return p.yes, nil }
+func (p *primary) Primary(context.Context) (patroni.PrimaryStatus, error) {
+	if p.yes {
+		return patroni.PrimaryStatus{Leader: true, State: "running", Role: "master"}, nil
+	}
+	return patroni.PrimaryStatus{State: "running", Role: "replica"}, nil
+}
 
 type leader struct{ name string }
 

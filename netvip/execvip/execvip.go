@@ -103,7 +103,7 @@ func (b *Backend) Status(ctx context.Context) (netvip.Status, error) {
 type ExitError struct {
 	Op       string // hold, release, check
 	Cmd      string
-	Code     int    // -1: killed
+	Code     int // -1: killed
 	TimedOut time.Duration
 	Stderr   string
 }

@@ -63,10 +63,14 @@ func TestInstallDNSBadInput(t *testing.T) {
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer = "p.z.example", "192.0.2.53" }},
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p.z.example", "192.0.2.53", "relative.key" }},
 		{"dns-name", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p q", "192.0.2.53", "/k" }},
-		{"dns-name", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIP = "p.z.example", "192.0.2.53", "/k", "10.0.0.100/24" }},
+		{"dns-name", func(o *Options) {
+			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIP = "p.z.example", "192.0.2.53", "/k", "10.0.0.100/24"
+		}},
 		{"dns-name", func(o *Options) { o.VIPBackend = "dns" }},
 		{"dns-server", func(o *Options) { o.DNSServer = "192.0.2.53" }},
-		{"vip-backend", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", "netlink" }},
+		{"vip-backend", func(o *Options) {
+			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", "netlink"
+		}},
 	}
 	for _, tc := range cases {
 		o := baseOpts(t)

@@ -178,7 +178,8 @@ func TestRenderDebianLayout(t *testing.T) {
 		t.Errorf("patroni unit not enabled: %q", tg)
 	}
 	sc := string(read(t, filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")))
-	if !strings.Contains(sc, "net.ipv4.conf.all.arp_announce = 2") || !strings.Contains(sc, "net.ipv4.conf.eth0.arp_announce = 2") {
+	if !strings.Contains(sc, "net.ipv4.conf.all.arp_announce = 2") || !strings.Contains(sc, "net.ipv4.conf.eth0.arp_announce = 2") ||
+		!strings.Contains(sc, "net.ipv4.conf.all.arp_ignore = 1") || !strings.Contains(sc, "net.ipv4.conf.eth0.arp_ignore = 1") {
 		t.Errorf("sysctl: %s", sc)
 	}
 	for _, d := range []string{"/var/lib/postgresql/15/main", "/etc/postgresql/15/main", "/mnt/shared/backup"} {
@@ -508,5 +509,23 @@ func TestShippedExamples(t *testing.T) {
 	}
 	if err := o.normalize(); err != nil || o.Scope != "main" || o.VIP == "" || len(o.Members) != 3 {
 		t.Fatalf("%+v %v", o, err)
+	}
+}
+
+// Keys install does not manage, written before the first install, are no
+// hand edit of what install wrote.
+func TestManagedSumIgnoresUnmanagedKeys(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string
+		managed bool
+	}{
+		{"scopes:\n  main:\n    post_init: {sql_dir: /x}\n", false},
+		{"scopes:\n  main:\n    vip: {metrics_listen: '127.0.0.1:9187', watch_interval: 1s}\n", false},
+		{"scopes:\n  main:\n    vip: {backend: netlink, address: 10.0.0.1/24}\n", true},
+		{"scopes:\n  main:\n    patroni_config: /etc/patroni/main.yml\n", true},
+	} {
+		if got := managedSum([]byte(tt.yaml), "main") != ""; got != tt.managed {
+			t.Errorf("managedSum(%q) managed = %t, want %t", tt.yaml, got, tt.managed)
+		}
 	}
 }
