@@ -43,9 +43,13 @@ func installFlags() []cli.Flag {
 		str("etcd-cert", "client certificate `FILE` for etcd TLS"),
 		str("etcd-key", "client key `FILE` for etcd TLS"),
 		str("vip", "virtual IP as `CIDR`, e.g. 10.0.0.100/24 (enables the VIP and its reconciler unit)"),
-		str("vip-backend", "netlink (default with --vip) or none"),
+		str("vip-backend", "netlink (default with --vip), dns (default with --dns-name) or none"),
 		str("vip-interface", "`IFACE` to hold the VIP on (default: --interface)"),
 		str("vip-label", "address `LABEL`, e.g. eth0:vip"),
+		str("dns-name", "DNS `NAME` the primary points at its own address (backend dns; enables the reconciler unit)"),
+		str("dns-zone", "`ZONE` that holds --dns-name (default: the name without its first label)"),
+		str("dns-server", "the zone's primary authoritative server, `HOST[:PORT]`"),
+		str("tsig-key-file", "TSIG key `FILE` (tsig-keygen output; root:postgres 0640; never a key on the command line)"),
 		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
 		&cli.IntFlag{Name: "ttl", Usage: "Patroni's leader lock `SECONDS` (bootstrap.dcs.ttl, default 30)", EnvVars: env("ttl"), Category: "cluster"},
 		&cli.IntFlag{Name: "loop-wait", Usage: "Patroni's loop `SECONDS` (default 10); loop_wait + 2 × retry_timeout must not exceed ttl", EnvVars: env("loop-wait"), Category: "cluster"},
@@ -149,7 +153,8 @@ func (a *app) installCommand() *cli.Command {
 				"sysctl-dir": &o.SysctlDir, "pgpass": &o.Pgpass, "socket-dir": &o.SocketDir,
 				"pghook-bin": &o.PghookBin, "vip-helper": &o.VIPHelper, "etcd-root-user": &o.EtcdRootUser,
 				"etcd-root-password-file": &o.EtcdRootPasswordFile, "debian-cluster": &o.DebianCluster,
-				"config-dir": &o.ConfigDir,
+				"config-dir": &o.ConfigDir, "dns-name": &o.DNSName, "dns-zone": &o.DNSZone, "dns-server": &o.DNSServer,
+				"tsig-key-file": &o.TSIGKeyFile,
 			}
 			for name, dst := range str {
 				if c.IsSet(name) {
