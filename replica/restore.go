@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,7 +72,7 @@ func classify(ctx context.Context, err error) ExitCode {
 		return re.Code
 	case ctx.Err() != nil:
 		return ExitFailure
-	case errors.Is(err, ErrUnsafeArchive), errors.Is(err, ErrChecksum), errors.Is(err, ErrManifest):
+	case errors.Is(err, ErrUnsafeArchive), errors.Is(err, ErrChecksum), errors.Is(err, ErrManifest), errors.Is(err, ErrWALRecord):
 		return ExitVerify
 	case errors.As(err, new(ioErr)), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EIO), errors.Is(err, fs.ErrPermission):
 		return ExitIO
@@ -666,60 +667,13 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 		reserved[n] = true
 	}
 	x := newExtractor(root, p.manifest, reserved)
-	wh := p.wal
-	x.walHdr = &wh
-
-	files := []string{p.base, p.walTar}
-	for _, t := range ts {
-		files = append(files, t.archive)
-	}
-	var total int64
-	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil {
-			total += fi.Size()
-		}
-	}
-	prog := startProgress(log, total, every)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	seg := int64(p.wal.SegSize)
-	_, startLSN := p.manifest.Start()
-	walCap := (int64(p.end-startLSN)/seg+4)*seg + 1<<20
-	baseCap := p.manifest.DataSize() + int64(len(p.manifest.Files)+20000)*2048 + 1<<20
-
-	var wg sync.WaitGroup
-	errs := make([]error, 2+len(ts))
-	run := func(i int, file string, limit int64, do func(io.Reader) error) {
-		defer wg.Done()
-		errs[i] = extractFile(ctx, p.progs, prog, file, limit, do)
-		if errs[i] != nil {
-			cancel()
-		}
-	}
-	wg.Add(2 + len(ts))
-	go run(0, p.base, baseCap, x.extractBase)
-	go run(1, p.walTar, walCap, func(r io.Reader) error { return x.extractWAL(r, sysid) })
+	tsx := make([]*extractor, len(ts))
+	archives := make([]string, len(ts))
 	for i, t := range ts {
-		tx, oid := x.sub(tsRoots[i], t.state.entries), t.OID
-		go run(2+i, t.archive, baseCap, func(r io.Reader) error { return tx.extractTablespace(r, oid) })
+		tsx[i], archives[i] = x.sub(tsRoots[i], t.state.entries), t.archive
 	}
-	wg.Wait()
-	prog.finish()
-	read := prog.done.Load()
-	for _, e := range errs {
-		// the first real cause, not the other side's "context canceled"
-		if e != nil && !errors.Is(e, context.Canceled) {
-			return read, e
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return read, err
-	}
-	if miss := x.missing(); len(miss) > 0 {
-		return read, fmt.Errorf("%w: %d files of the manifest are not in the archive (e.g. %s)", ErrUnsafeArchive, len(miss), miss[0])
-	}
-	if err := checkWALCoverage(p, x.wal); err != nil {
+	read, err := streamArchives(ctx, log, p, x, tsx, archives, sysid, every)
+	if err != nil {
 		return read, err
 	}
 	if err := checkRestored(root, sysid); err != nil {
@@ -736,7 +690,82 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 			return read, ioErr{err}
 		}
 	}
-	prog.line(log.Info(), "extracted")
+	return read, nil
+}
+
+// streamArchives reads the base, WAL and tablespace archives in parallel
+// through x and tsx (one per tablespace archive), writing under their roots
+// or, without roots, only checking; then checks that every file of the
+// manifest came, that the WAL covers the backup and that every WAL record
+// in its range is valid. It returns the bytes read.
+func streamArchives(ctx context.Context, log zerolog.Logger, p *plan, x *extractor, tsx []*extractor, tsArchives []string, sysid uint64, every time.Duration) (int64, error) {
+	wh := p.wal
+	x.walHdr = &wh
+	for _, r := range p.manifest.WAL {
+		w, err := newWALWalker(r, p.wal)
+		if err != nil {
+			return 0, err
+		}
+		x.walkers = append(x.walkers, w)
+	}
+	files := append([]string{p.base, p.walTar}, tsArchives...)
+	var total int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			total += fi.Size()
+		}
+	}
+	prog := startProgress(log, total, every)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	seg := int64(p.wal.SegSize)
+	_, startLSN := p.manifest.Start()
+	walCap := (int64(p.end-startLSN)/seg+4)*seg + 1<<20
+	baseCap := p.manifest.DataSize() + int64(len(p.manifest.Files)+20000)*2048 + 1<<20
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(files))
+	run := func(i int, file string, limit int64, do func(io.Reader) error) {
+		defer wg.Done()
+		errs[i] = extractFile(ctx, p.progs, prog, file, limit, do)
+		if errs[i] != nil {
+			cancel()
+		}
+	}
+	wg.Add(len(files))
+	go run(0, p.base, baseCap, x.extractBase)
+	go run(1, p.walTar, walCap, func(r io.Reader) error { return x.extractWAL(r, sysid) })
+	for i, tx := range tsx {
+		tx, oid := tx, p.tablespaces[i].OID
+		if a, ok := tablespaceArchiveOID(filepath.Base(tsArchives[i])); ok {
+			oid = a
+		}
+		go run(2+i, tsArchives[i], baseCap, func(r io.Reader) error { return tx.extractTablespace(r, oid) })
+	}
+	wg.Wait()
+	prog.finish()
+	read := prog.done.Load()
+	for _, e := range errs {
+		// the first real cause, not the other side's "context canceled"
+		if e != nil && !errors.Is(e, context.Canceled) {
+			return read, e
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return read, err
+	}
+	if miss := x.missing(); len(miss) > 0 {
+		sort.Strings(miss)
+		return read, fmt.Errorf("%w: %d files of the manifest are not in the archive (e.g. %s)", ErrUnsafeArchive, len(miss), miss[0])
+	}
+	if err := checkWALCoverage(p, x.wal); err != nil {
+		return read, err
+	}
+	if err := x.finishWALWalks(); err != nil {
+		return read, err
+	}
+	prog.line(log.Info().Int("wal_records", x.walRecords()), "read and checked")
 	return read, nil
 }
 
