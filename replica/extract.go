@@ -110,7 +110,7 @@ func newExtractor(root *os.Root, m *Manifest, reserved map[string]bool) *extract
 func (x *extractor) sub(root *os.Root, reserved map[string]bool) *extractor {
 	return &extractor{
 		root: root, manifest: x.manifest, reserved: reserved, mu: x.mu,
-		dirs: map[string]bool{"": true, ".": true}, written: x.written, wal: map[string]bool{},
+		dirs: map[string]bool{"": true, ".": true}, written: x.written, wal: map[string]bool{}, kept: x.kept,
 	}
 }
 
