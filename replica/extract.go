@@ -890,6 +890,7 @@ type BackupLabel struct {
 	From        string // primary or standby
 	Timeline    uint32
 	Incremental bool
+	StartTime   string // as written, e.g. "2026-01-01 12:00:00 UTC"
 }
 
 // ParseBackupLabel parses backup_label's "KEY: value" lines.
@@ -901,6 +902,8 @@ func ParseBackupLabel(b []byte) BackupLabel {
 			continue
 		}
 		switch k {
+		case "START TIME":
+			l.StartTime = strings.TrimSpace(v)
 		case "BACKUP FROM":
 			l.From = strings.TrimSpace(v)
 		case "START TIMELINE":

@@ -647,6 +647,7 @@ type plan struct {
 	end          LSN
 	endTLI       uint32
 	fromStandby  bool
+	label        BackupLabel
 	storedBytes  int64
 	progs        Decompressors // never nil
 }
@@ -751,6 +752,7 @@ func preflight(bdir string, progs Decompressors) (*plan, error) {
 		return nil, failf(ExitVerify, "backup %s is incremental: it needs pg_combinebackup", bdir)
 	}
 	p.fromStandby = label.From == "standby"
+	p.label = label
 	return p, nil
 }
 

@@ -55,6 +55,8 @@ type Meta struct {
 
 	// Dir is the backup's directory (not stored).
 	Dir string `json:"-"`
+	// startTime is backup_label's START TIME (not stored).
+	startTime string
 }
 
 // scopeDir is <dir>/<scope>, refusing scope names that leave dir.

@@ -78,6 +78,7 @@ func (p *plan) meta() Meta {
 	m.StoredBytes = p.storedBytes
 	m.FromStandby = p.fromStandby
 	m.Compression = p.compression
+	m.startTime = p.label.StartTime
 	m.Files = []string{filepath.Base(p.base), filepath.Base(p.walTar), "backup_manifest"}
 	for _, t := range p.tablespaces {
 		m.Files = append(m.Files, filepath.Base(p.tsArchives[t.OID]))
