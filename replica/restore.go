@@ -47,7 +47,20 @@ type RestoreOptions struct {
 	// Decompressors are the programs that undo each compression (nil:
 	// DefaultDecompressors).
 	Decompressors Decompressors
-	Log           zerolog.Logger
+	// BeforeWrite, if set, runs once before the first change to the data
+	// directory (BecomeDataOwner for a run as root); its error is returned.
+	BeforeWrite func() error
+	Log         zerolog.Logger
+}
+
+// beforeWrite runs opts.BeforeWrite once.
+func (o *RestoreOptions) beforeWrite() error {
+	f := o.BeforeWrite
+	if f == nil {
+		return nil
+	}
+	o.BeforeWrite = nil
+	return f()
 }
 
 // Result describes a successful Restore.
@@ -147,6 +160,9 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		return res, fail(ExitIO, err)
 	}
 	if st.entries[restoringMarker] {
+		if err := opts.beforeWrite(); err != nil {
+			return res, err
+		}
 		if st, err = clearInterrupted(log, dataDir); err != nil {
 			return res, err
 		}
@@ -178,7 +194,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 
 	// 4. The backups, newest first: one refused for verification (4) or
 	// for its WAL (6) gives way to the next older one of this cluster.
-	t := &attempt{opts: opts, log: log, dataDir: dataDir, sysid: sysid, leaderInfo: leaderInfo, st: st, wipe: wipe}
+	t := &attempt{opts: &opts, log: log, dataDir: dataDir, sysid: sysid, leaderInfo: leaderInfo, st: st, wipe: wipe}
 	t.leader = func() (Leader, error) {
 		if leader == nil {
 			return nil, nil
@@ -275,7 +291,7 @@ func describeTries(tried []tryResult) []string {
 
 // attempt restores one backup after another into the same data directory.
 type attempt struct {
-	opts       RestoreOptions
+	opts       *RestoreOptions
 	log        zerolog.Logger
 	dataDir    string
 	sysid      uint64
@@ -323,7 +339,7 @@ func (t *attempt) try(ctx context.Context, b Meta) (r tryResult) {
 		r.err = err
 		return r
 	}
-	opts, dataDir := t.opts, t.dataDir
+	opts, dataDir := *t.opts, t.dataDir
 
 	mapping := map[string]string{}
 	for k, v := range opts.TablespaceMapping {
@@ -398,6 +414,10 @@ func (t *attempt) try(ctx context.Context, b Meta) (r tryResult) {
 	// or the next older backup can use it).
 	r.stage = 3
 	start := time.Now()
+	if err := t.opts.beforeWrite(); err != nil {
+		r.err = err
+		return r
+	}
 	if t.wipe {
 		st, err := wipeDataDir(log, dataDir)
 		if err != nil {
