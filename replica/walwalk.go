@@ -113,6 +113,12 @@ func (w *walWalker) begin() {
 func (w *walWalker) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 && !w.done && w.err == nil {
+		if w.have == 0 && len(b) >= len(w.page) { // a whole page in place
+			w.err = w.walkPage(w.pos, b[:len(w.page)])
+			w.pos += LSN(w.blck)
+			b = b[len(w.page):]
+			continue
+		}
 		k := copy(w.page[w.have:], b)
 		w.have += k
 		b = b[k:]
