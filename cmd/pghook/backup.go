@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/replica"
 	"github.com/urfave/cli/v2"
 )
@@ -77,6 +78,8 @@ func (a *app) backupCommand() *cli.Command {
 			&cli.StringFlag{Name: "pg-basebackup", Usage: "pg_basebackup binary", Value: replica.DefaultPgBaseBackup},
 			&cli.StringFlag{Name: "config-dir", Usage: "PostgreSQL's configuration `DIR` outside the data directory, saved with the backup (default: patroni.yml's postgresql.config_dir when it is not the data directory; \"-\": none)"},
 			&cli.StringFlag{Name: "patroni-config", Usage: "patroni.yml `FILE` to read config_dir from (default: pghook.yaml's, else /etc/patroni/SCOPE.yml…)"},
+			&cli.BoolFlag{Name: "scheduled", Usage: "as the backup timer runs it on every node: only the node chosen from Patroni's /cluster (the streaming replica with the least lag, else the leader) takes the backup, from itself, as patroni.yml's replication user; the others exit 0"},
+			&cli.DurationFlag{Name: "skip-within", Usage: "with --scheduled: do nothing when the newest backup is younger than this (another node took this round's)", Value: 10 * time.Minute},
 		},
 		Subcommands: []*cli.Command{a.backupListCommand(), a.backupVerifyCommand(), a.backupImportCommand()},
 		Action:      a.backupTake,
@@ -104,9 +107,26 @@ func (a *app) backupTake(c *cli.Context) error {
 	if configDir == "-" {
 		configDir = ""
 	}
+	dir := a.backupDir(scope, c.String("backup-dir"))
+	host, port, user := c.String("host"), c.Int("port"), c.String("user")
+	if c.Bool("scheduled") {
+		if m, recent := replica.RecentBackup(dir, scope, c.Duration("skip-within")); recent {
+			log.Info().Str("scope", scope).Str("backup_id", m.ID).Msg("scheduled backup: the newest backup is recent enough; nothing to do")
+			return nil
+		}
+		me, chosen, h, p, u, err := a.scheduledNode(ctx, scope, c.String("patroni-config"))
+		if err != nil {
+			return cli.Exit("backup --scheduled: "+err.Error(), int(replica.ExitFailure))
+		}
+		if me != chosen {
+			log.Info().Str("scope", scope).Str("node", me).Str("chosen", chosen).Msg("scheduled backup: another node takes it")
+			return nil
+		}
+		host, port, user = firstNonEmpty(host, h), max(port, p), firstNonEmpty(user, u)
+	}
 	m, err := replica.Backup(ctx, replica.BackupOptions{
-		Dir: a.backupDir(scope, c.String("backup-dir")), Scope: scope, ConnString: c.String("dbname"),
-		Host: c.String("host"), Port: c.Int("port"), User: c.String("user"),
+		Dir: dir, Scope: scope, ConnString: c.String("dbname"),
+		Host: host, Port: port, User: user,
 		Compression: c.String("compression"), Keep: c.Int("keep"), OlderThan: c.Duration("older-than"),
 		PgBaseBackup: c.String("pg-basebackup"), ConfigDir: configDir, Log: log,
 	})
@@ -115,6 +135,49 @@ func (a *app) backupTake(c *cli.Context) error {
 	}
 	fmt.Fprintln(c.App.Writer, m.Dir)
 	return nil
+}
+
+// scheduledNode asks this node's Patroni for the cluster and returns this
+// node's name, the node chosen to take the backup, and this node's
+// PostgreSQL host, port and replication user.
+func (a *app) scheduledNode(ctx context.Context, scope, configured string) (me, chosen, host string, port int, user string, err error) {
+	if configured == "" && a.cfg != nil {
+		if s, ok := a.cfg.Scopes[scope]; ok && s != nil {
+			configured = s.PatroniConfig
+		}
+	}
+	pc := patroni.FindConfig(scope, configured, 0)
+	if pc == "" {
+		return "", "", "", 0, "", fmt.Errorf("no patroni.yml for scope %s (--patroni-config, or pghook.yaml's scopes.%s.patroni_config)", scope, scope)
+	}
+	cfg, err := patroni.Load(pc)
+	if err != nil {
+		return "", "", "", 0, "", err
+	}
+	rest, err := cfg.RestClient(5 * time.Second)
+	if err != nil {
+		return "", "", "", 0, "", err
+	}
+	defer rest.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cl, err := rest.Cluster(cctx)
+	if err != nil {
+		return "", "", "", 0, "", fmt.Errorf("asking Patroni (%s) for the cluster: %w", rest.Base(), err)
+	}
+	var ms []replica.Member
+	for _, m := range cl.Members {
+		ms = append(ms, replica.Member{Name: m.Name, Role: m.Role, State: m.State, Lag: m.Lag})
+		if m.Name == cfg.Name {
+			host, port = m.Host, m.Port
+		}
+	}
+	chosen, why := replica.ChooseBackupNode(ms)
+	if chosen == "" {
+		return cfg.Name, "", "", 0, "", fmt.Errorf("no node can take the backup: %s", why)
+	}
+	a.log.Debug().Str("chosen", chosen).Str("why", why).Msg("scheduled backup")
+	return cfg.Name, chosen, host, port, cfg.UserName("replication"), nil
 }
 
 func (a *app) backupListCommand() *cli.Command {
