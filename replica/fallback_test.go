@@ -111,3 +111,24 @@ func writeMeta(t *testing.T, bdir, js string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestoreCancelledSaysWhy: a restore stopped by SIGTERM says so, not
+// "context canceled", exits 1 and leaves nothing.
+func TestRestoreCancelledSaysWhy(t *testing.T) {
+	const sysid = 7712150698949318755
+	dir := t.TempDir()
+	newSynth(sysid).write(t, dir, "s", "b1")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	data := filepath.Join(t.TempDir(), "data")
+	_, err := Restore(ctx, RestoreOptions{Args: Args{Scope: "s", DataDir: data, ConnString: "host=x"}, BackupDir: dir,
+		Dial: func(context.Context, string) (Leader, error) {
+			cancel(errors.New("interrupted by SIGTERM"))
+			return &fakeLeader{sysid: sysid}, nil
+		}, Log: zerolog.Nop()})
+	if CodeOf(err) != ExitFailure || !strings.Contains(err.Error(), "interrupted by SIGTERM") || strings.Contains(err.Error(), "context canceled") {
+		t.Fatalf("exit %d: %v", CodeOf(err), err)
+	}
+	if _, serr := os.Stat(data); !errors.Is(serr, os.ErrNotExist) {
+		t.Fatalf("data directory left: %v", serr)
+	}
+}

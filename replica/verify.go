@@ -31,6 +31,20 @@ type VerifyResult struct {
 func VerifyBackup(ctx context.Context, bdir string, progs Decompressors, log zerolog.Logger) (res VerifyResult, err error) {
 	start := time.Now()
 	defer func() { err = cancelled(ctx, err) }()
+	if exists(filepath.Join(bdir, MetaFile)) { // published: retention must not remove it meanwhile
+		lock, err := lockBackup(bdir)
+		if err != nil {
+			return res, failf(ExitNoBackup, "backup %s: %v", bdir, err)
+		}
+		defer lock.Close()
+		m, err := readMeta(bdir)
+		if err != nil {
+			return res, failf(ExitVerify, "%v", err)
+		}
+		if err := checkMetaFiles(m); err != nil {
+			return res, err
+		}
+	}
 	p, err := preflight(bdir, progs)
 	if err != nil {
 		return res, err
