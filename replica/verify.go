@@ -32,18 +32,23 @@ func VerifyBackup(ctx context.Context, bdir string, progs Decompressors, log zer
 	start := time.Now()
 	defer func() { err = cancelled(ctx, err) }()
 	if exists(filepath.Join(bdir, MetaFile)) { // published: retention must not remove it meanwhile
-		lock, err := lockBackup(bdir)
-		if err != nil {
-			return res, failf(ExitNoBackup, "backup %s: %v", bdir, err)
+		lock, lerr := lockBackup(bdir)
+		if lerr != nil {
+			return res, failf(ExitNoBackup, "backup %s: %v", bdir, lerr)
 		}
 		defer lock.Close()
-		m, err := readMeta(bdir)
-		if err != nil {
-			return res, failf(ExitVerify, "%v", err)
+		m, merr := readMeta(bdir)
+		if merr != nil {
+			return res, failf(ExitVerify, "%v", merr)
 		}
-		if err := checkMetaFiles(m); err != nil {
-			return res, err
+		if ferr := checkMetaFiles(m); ferr != nil {
+			return res, ferr
 		}
+		defer func() {
+			if err == nil {
+				err = checkMetaAgrees(m, &plan{wal: WALHeader{SystemID: res.Backup.SystemID}})
+			}
+		}()
 	}
 	p, err := preflight(bdir, progs)
 	if err != nil {
