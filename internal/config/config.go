@@ -191,6 +191,10 @@ func Parse(r io.Reader) (*File, error) {
 	if err := yaml.NewDecoder(r).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
+	var generic any
+	if err := doc.Decode(&generic); err != nil && doc.Kind != 0 { // yaml.v3's limits on aliases, before the walk follows them
+		return nil, err
+	}
 	if err := checkKeys(&doc, reflect.TypeOf(f), ""); err != nil {
 		return nil, err
 	}
