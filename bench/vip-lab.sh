@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # vip-lab.sh — side-by-side VIP benchmark in the three-node Patroni lab (e2e/lab/lab.sh):
 # pghook (LAB_VIP_TOOL=pghook, netlink) vs a shell ip+arping callback (LAB_VIP_TOOL=shell)
-# vs Debian's vip-manager 1.0.2 at 1000 ms and 100 ms (LAB_VIP_TOOL=vip-manager), all on
-# LAB_DCS=etcd (v2 API, which vip-manager needs; same DCS for every tool).
-# For each tool: a fresh lab, then N repetitions of each scenario in SCENARIOS
+# vs Debian's vip-manager 1.0.2 at 1000 ms and 100 ms (LAB_VIP_TOOL=vip-manager), on each
+# Patroni DCS setting in DCS (LAB_DCS=etcd3: the etcd v3 API; LAB_DCS=etcd: the v2 API;
+# vip-manager 1.0.2 reads only the v2 keys, so it runs on etcd alone).
+# For each DCS and tool: a fresh lab, then N repetitions of each scenario in SCENARIOS
 # (switchover: patronictl switchover to a replica; kill9: SIGKILL Patroni + postmaster of
 # the leader, then restart it; linkcut: cut the leader's veth, then restore it), waiting
 # until healthy (one leader, 2 streaming replicas, the VIP on the leader alone) between
-# events. Measured by bench/vip_lab_client.py (in pgh-cl: an INSERT through the VIP and to
-# each node's own address every 50 ms) and bench/vip_lab_holders.py (VIP holders every
-# 50 ms); bench/vip_lab_report.py writes bench/results/vip-lab.md and .json.
+# events. Measured by bench/vip_lab_client.py (in pgh-cl: per client kind — libpq with
+# connect_timeout=2, and without one — a connection loop writing through the VIP and to
+# each node's own address every 50 ms, one attempt at a time) and bench/vip_lab_holders.py
+# (VIP holders every 50 ms); bench/vip_lab_report.py writes bench/results/vip-lab.md and .json.
 # Usage, as root: make bench-vip-lab   or
-#   PGHOOK_BIN=$PWD/bin/pghook N=5 SCENARIOS="switchover kill9 linkcut" \
+#   PGHOOK_BIN=$PWD/bin/pghook N=5 SCENARIOS="switchover kill9 linkcut" DCS="etcd3 etcd" \
 #   TOOLS="pghook shell vip-manager-1000 vip-manager-100" bash bench/vip-lab.sh
 # Leaves the lab down.
 set -euo pipefail
@@ -19,14 +21,16 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${PGHOOK_BIN:?PGHOOK_BIN must name the pghook binary (absolute path)}"
 : "${N:=5}" "${SCENARIOS:=switchover kill9 linkcut}" "${TOOLS:=pghook shell vip-manager-1000 vip-manager-100}"
-export PGHOOK_BIN LAB_DCS=etcd
+: "${DCS:=etcd3 etcd}"
+export PGHOOK_BIN
 LAB=$ROOT/e2e/lab/lab.sh
 RAW=$ROOT/bench/results/vip-lab-raw
 OUT=$ROOT/bench/results/vip-lab
-CMD="PGHOOK_BIN=$PGHOOK_BIN N=$N SCENARIOS=\"$SCENARIOS\" TOOLS=\"$TOOLS\" bash bench/vip-lab.sh"
+CMD="PGHOOK_BIN=$PGHOOK_BIN N=$N SCENARIOS=\"$SCENARIOS\" DCS=\"$DCS\" TOOLS=\"$TOOLS\" bash bench/vip-lab.sh"
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 [[ $(id -u) == 0 ]] || { echo "vip-lab: must run as root" >&2; exit 1; }
-rm -rf "$RAW"
+# Results of a DCS setting or tool not in this run stay, so they can run apart.
+for d in $DCS; do for t in $TOOLS; do rm -rf "${RAW:?}/$d/$t"; done; done
 mkdir -p "$RAW"
 
 log() { printf 'vip-lab: %s\n' "$*" >&2; }
@@ -72,7 +76,7 @@ wait_until() { # wait_until TIMEOUT CMD... (polls every 0.1 s, prints CMD's outp
 healthy_vip() { lib lab_healthy && lib lab_vip_on_leader && lib lab_vip_probe >/dev/null; }
 
 run_tool() {
-	local tool=$1 d=$RAW/$1 rep sc old new t0 tend
+	local tool=$1 d=$RAW/$LAB_DCS/$1 rep sc old new t0 tend
 	mkdir -p "$d"
 	: >"$d/events.tsv"
 	bash "$LAB" down >&2
@@ -125,11 +129,24 @@ run_tool() {
 	done
 	sleep 1
 	stop_samplers
+	# pghook's own account (hand-over holds, takeover waits) for the report
+	local n
+	for n in n1 n2 n3; do
+		cp "/var/tmp/pghook-lab/$n/vipwatch.log" "$d/$n-vipwatch.log" 2>/dev/null || true
+		grep -h '"vip' "/var/tmp/pghook-lab/$n/patroni.log" >"$d/$n-callbacks.log" 2>/dev/null || true
+	done
 }
 
-for tool in $TOOLS; do
-	log "=== $tool ($(date -u +%T)) ==="
-	run_tool "$tool" || { log "$tool: aborted (partial results kept)"; stop_samplers; }
+for LAB_DCS in $DCS; do
+	export LAB_DCS
+	for tool in $TOOLS; do
+		if [[ $tool == vip-manager-* && $LAB_DCS != etcd ]]; then
+			log "$tool: skipped on LAB_DCS=$LAB_DCS (vip-manager 1.0.2 reads the v2 keys only)"
+			continue
+		fi
+		log "=== $LAB_DCS $tool ($(date -u +%T)) ==="
+		run_tool "$tool" || { log "$LAB_DCS $tool: aborted (partial results kept)"; stop_samplers; }
+	done
 done
 bash "$LAB" down >&2
 BENCH_CMD=$CMD BENCH_DATE=$DATE BENCH_NOTE=${BENCH_NOTE:-} python3 "$ROOT/bench/vip_lab_report.py" "$RAW" "$OUT"

@@ -68,6 +68,7 @@ type holderSample struct {
 }
 
 type probeSample struct {
+	kind     string // ct2 (connect_timeout=2) or none (no connect_timeout)
 	at       time.Time
 	took     time.Duration
 	ok       bool // answered by a primary
@@ -149,22 +150,28 @@ func (r *holderReader) Holders() ([]string, error) {
 }
 
 // probeScript runs in the client namespace (Debian's python3 with psycopg2,
-// which Patroni depends on): every INTERVAL seconds, on its own thread, a
-// new connection to HOST and one query; one JSON line per probe. It exits
-// when its stdin closes, so it cannot outlive the test. (A separate process:
-// moving threads of the test binary into pgh-cl would make lab.sh down count
-// the test as a process of the lab.)
+// which Patroni depends on) and behaves like an application's connection
+// loop: per client kind, one attempt at a time — a new libpq connection to
+// HOST and one query — the next at the next INTERVAL tick (at once when the
+// attempt took longer), so an attempt that hangs on a lost SYN delays the
+// next one as it would delay a real client. Kinds: ct2 = connect_timeout=2;
+// none = no connect_timeout (the kernel's SYN retransmits, 1 s then 3 s,
+// decide). One JSON line per attempt. It exits when its stdin closes, so it
+// cannot outlive the test. (A separate process: moving threads of the test
+// binary into pgh-cl would make lab.sh down count the test as a process of
+// the lab.)
 const probeScript = `
 import json, os, sys, threading, time
 import psycopg2
 host, interval = sys.argv[1], float(sys.argv[2])
 out = threading.Lock()
-slots = threading.BoundedSemaphore(32)
-def probe(t0):
-    r = {"at": t0}
+KINDS = {"ct2": {"connect_timeout": 2}, "none": {}}
+def probe(kind):
+    t0 = time.time()
+    r = {"at": t0, "k": kind}
     try:
         c = psycopg2.connect(host=host, port=5432, user="postgres", dbname="postgres",
-                             connect_timeout=2, application_name="vip-probe")
+                             application_name="vip-probe-" + kind, **KINDS[kind])
         try:
             cur = c.cursor()
             cur.execute("select pg_is_in_recovery()::text, current_setting('data_directory')")
@@ -179,19 +186,22 @@ def probe(t0):
     with out:
         sys.stdout.write(json.dumps(r) + "\n")
         sys.stdout.flush()
-    slots.release()
+def loop(kind):
+    nxt = time.time()
+    while True:
+        now = time.time()
+        if now < nxt:
+            time.sleep(nxt - now)
+        else:
+            nxt = now
+        nxt += interval
+        probe(kind)
 def watch_stdin():
     sys.stdin.read()
     os._exit(0)
-threading.Thread(target=watch_stdin, daemon=True).start()
-nxt = time.time()
-while True:
-    now = time.time()
-    if now < nxt:
-        time.sleep(nxt - now)
-    nxt += interval
-    if slots.acquire(blocking=False):
-        threading.Thread(target=probe, args=(time.time(),), daemon=True).start()
+for k in KINDS:
+    threading.Thread(target=loop, args=(k,), daemon=True).start()
+watch_stdin()
 `
 
 type clientProber struct {
@@ -230,12 +240,14 @@ func startClientProber(t *testing.T, emit func(probeSample)) *clientProber {
 				Answered bool    `json:"answered"`
 				Dir      string  `json:"dir"`
 				Err      string  `json:"err"`
+				Kind     string  `json:"k"`
 			}
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 				t.Logf("probe: %v: %q", err, sc.Text())
 				continue
 			}
 			s := probeSample{
+				kind:     r.Kind,
 				at:       time.Unix(0, int64(r.At*1e9)),
 				took:     time.Duration(r.Took * 1e9),
 				ok:       r.OK,
@@ -462,6 +474,82 @@ func clientOutage(ps []probeSample, from time.Time) outage {
 
 func (p probeSample) end() time.Time { return p.at.Add(p.took) }
 
+// ofKind keeps the probes of one client kind.
+func ofKind(ps []probeSample, kind string) []probeSample {
+	var out []probeSample
+	for _, p := range ps {
+		if p.kind == kind {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// longestAttempt is the probe started in [from, to) that took longest.
+func longestAttempt(ps []probeSample, from, to time.Time) probeSample {
+	var worst probeSample
+	for _, p := range ps {
+		if !p.at.Before(from) && p.at.Before(to) && p.took > worst.took {
+			worst = p
+		}
+	}
+	return worst
+}
+
+// unownedWindow is the longest stretch in [from, to) with the VIP on no
+// host: from the first sample that saw nobody to the next sample that saw
+// a holder; empty is the number of such samples in all.
+func unownedWindow(hs []holderSample, from, to time.Time) (longest time.Duration, at time.Time, empty int) {
+	var start time.Time
+	for _, s := range hs {
+		if s.at.Before(from) || !s.at.Before(to) {
+			continue
+		}
+		if len(s.nodes) == 0 {
+			empty++
+			if start.IsZero() {
+				start = s.at
+			}
+			continue
+		}
+		if !start.IsZero() {
+			if d := s.at.Sub(start); d > longest {
+				longest, at = d, start
+			}
+			start = time.Time{}
+		}
+	}
+	return longest, at, empty
+}
+
+// vipwatchLines are the lines of node's vipwatch.log after offset from
+// that contain every one of subs.
+func vipwatchLines(node string, from int64, subs ...string) []string {
+	b, _ := os.ReadFile(filepath.Join(labDir, node, "vipwatch.log"))
+	if from > int64(len(b)) {
+		from = 0
+	}
+	var out []string
+next:
+	for _, l := range strings.Split(string(b[from:]), "\n") {
+		for _, s := range subs {
+			if !strings.Contains(l, s) {
+				continue next
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func vipwatchSize(node string) int64 {
+	fi, err := os.Stat(filepath.Join(labDir, node, "vipwatch.log"))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
 // firstGoodProbe is the probe started after from that first reached a
 // primary on node (earliest answer); its end() is when the client had it.
 func firstGoodProbe(ps []probeSample, node string, from time.Time) (probeSample, bool) {
@@ -650,6 +738,7 @@ func TestVIPFollowsSwitchover(t *testing.T) {
 	old := vipOnLeader(t, 90*time.Second)
 	cand := otherNode(old)
 	logFrom := logSize(cand)
+	watchFrom := map[string]int64{old: vipwatchSize(old), cand: vipwatchSize(cand)}
 	w := startVIPWatcher(t)
 	time.Sleep(500 * time.Millisecond) // a baseline of good samples
 	t0 := time.Now()
@@ -687,6 +776,36 @@ func TestVIPFollowsSwitchover(t *testing.T) {
 		sec(tPrim.Sub(o.from)), cand, cand, sec(lat), sampleEvery, sec(good.end().Sub(tPrim)), old, sec(tOldGone.Sub(tPrim)), n2, first)
 	if n2 != 0 {
 		t.Errorf("%d samples with the VIP on two nodes during the switchover (first %v)", n2, first)
+	}
+	// The hand-over: the old primary keeps the address (refusing) until the
+	// key names the new leader, so the VIP is on no host for at most about
+	// one sample, and no client attempt hangs on a lost SYN.
+	un, unAt, empty := unownedWindow(w.holders, t0, end)
+	t.Logf("  VIP on no host: longest %s (from %s after the switchover began), %d empty samples", sec(un), sec(unAt.Sub(t0)), empty)
+	if un > 100*time.Millisecond {
+		t.Errorf("the VIP was on no host for %s during the switchover, want <= 100ms", sec(un))
+	}
+	for _, k := range []string{"ct2", "none"} {
+		ps := ofKind(w.probes, k)
+		ko := clientOutage(ps, w.start)
+		worst := longestAttempt(ps, t0, end)
+		t.Logf("  client %s (one attempt at a time): downtime %s, longest attempt %s (started %s after the switchover began: %q)",
+			k, sec(ko.longest), sec(worst.took), sec(worst.at.Sub(t0)), worst.err)
+		if worst.took > time.Second {
+			t.Errorf("client %s: an attempt through the VIP took %s, want <= 1s (a SYN to a host that no longer owns the VIP?)", k, sec(worst.took))
+		}
+		if ko.longest < 0 {
+			t.Errorf("client %s never reached the new primary through the VIP", k)
+		}
+	}
+	waits := vipwatchLines(cand, watchFrom[cand], "another host answers for the vip")
+	waits = append(waits, logLines(cand, logFrom, "another host answers for the vip")...)
+	deferred := vipwatchLines(old, watchFrom[old], "release deferred")
+	t.Logf("  %s's takeover waited for another holder %d times; %s deferred %d callback releases", cand, len(waits), old, len(deferred))
+	for _, n := range []string{old, cand} {
+		for _, l := range vipwatchLines(n, watchFrom[n], `"vip`) {
+			t.Logf("    %s vipwatch: %s", n, l)
+		}
 	}
 	if lat > time.Second {
 		t.Errorf("the VIP reached the new primary %s after its /primary=200, want <= 1s", sec(lat))

@@ -66,3 +66,19 @@ func (g GuardedVIP) check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Refuse implements Refuser when the backend does.
+func (g GuardedVIP) Refuse(ctx context.Context) (bool, error) {
+	if r, ok := g.Backend.(Refuser); ok {
+		return r.Refuse(ctx)
+	}
+	return false, nil
+}
+
+// Unrefuse implements Refuser when the backend does.
+func (g GuardedVIP) Unrefuse(ctx context.Context) error {
+	if r, ok := g.Backend.(Refuser); ok {
+		return r.Unrefuse(ctx)
+	}
+	return nil
+}

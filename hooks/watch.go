@@ -9,19 +9,22 @@ import (
 	"time"
 
 	"github.com/pghook/pghook/internal/metrics"
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
 
-// PrimaryProbe asks the local Patroni whether this member is the primary
-// (REST GET /primary). An error means Patroni did not answer.
+// PrimaryProbe asks the local Patroni about this member (REST GET
+// /primary: whether it holds the leader lock, PostgreSQL's state and role).
+// An error means Patroni did not answer.
 type PrimaryProbe interface {
-	IsPrimary(ctx context.Context) (bool, error)
+	Primary(ctx context.Context) (patroni.PrimaryStatus, error)
 }
 
 // LeaderChanges is a LeaderView that can also wait for the leader key to
 // change (an etcd watch). WatchLeader calls changed once established and
 // after every change, until ctx ends (nil) or the watch breaks (error).
+// Such a view reads the DCS itself, not Patroni's cached copy.
 type LeaderChanges interface {
 	WatchLeader(ctx context.Context, changed func()) error
 }
@@ -29,26 +32,39 @@ type LeaderChanges interface {
 // Watcher is the level-triggered safety net behind the callbacks (`pghook
 // vip watch`): callbacks do not run when Patroni is killed, an isolated
 // primary's on_stop comes late, and once a promotion ran no on_role_change
-// at all (lab-notes.md). Every Interval, and at once whenever the leader
-// key changes (when DCS is a LeaderChanges), it decides whether this node
-// should hold the VIP and makes it so. Patroni and the DCS are asked at the
-// same time:
+// at all (lab-notes.md). Every Interval, and at once
+// whenever the leader key changes (when DCS is a LeaderChanges), it decides
+// whether this node should hold the VIP and makes it so. Patroni and the
+// DCS are asked at the same time:
 //
-//	DCS leader key          local Patroni /primary    VIP
-//	names another member    (any)                     release (the lock is someone else's)
-//	this node / none / ?    200, PostgreSQL running   hold
-//	this node / none / ?    503, or 200 while stopping release (an isolated primary's
-//	                                                  shutdown waits for its replicas)
-//	this node               no answer                 hold (Patroni busy; lock still ours)
-//	none                    no answer                 release
-//	unreachable             no answer                 hold until Grace has passed
-//	                                                  since Patroni last answered, then release
+//	DCS leader key          local Patroni (GET /primary)          VIP
+//	names another member    (any)                                 release (the lock is someone else's)
+//	this node / none / ?    200, PostgreSQL running               hold
+//	this node / none        PostgreSQL not running, role master   hand-over: keep holding (the kernel
+//	  (read from the DCS      or demoted, VIP held here           refuses connections at once) until the
+//	  itself, watched)                                            key moves or HandoverMax has passed
+//	this node / none / ?    503 or not running (otherwise)        release (an isolated primary's
+//	                                                              shutdown waits for its replicas)
+//	this node               no answer                             hold (Patroni busy; lock still ours)
+//	none                    no answer                             release
+//	unreachable             no answer                             hold until Grace has passed
+//	                                                              since Patroni last answered, then release
 //
 // A healthy primary never loses the VIP because etcd is briefly
 // unreachable (vip-manager #411/#431), a node whose Patroni is gone gives
 // it up as soon as the lock expires or moves, and a primary that Patroni
 // has not demoted yet gives it up when the DCS names another leader — the
 // VIP follows the leader key even when Patroni itself is split.
+//
+// The hand-over row serves a switchover: Patroni stops the old primary's
+// PostgreSQL, releases the leader key, and the new primary takes the key
+// and promotes ~1 s later. Were the VIP released when PostgreSQL began to
+// stop, a client's SYN in that second would go to a MAC that no longer
+// owns the address and be dropped: the client hangs until its
+// connect_timeout or the kernel's SYN retransmit. Kept, the address
+// answers with a refusal, and the client retries at once. The DCS tells a
+// switchover (the key is this node's or empty, and readable) from an
+// isolation (the DCS cannot be read: the early release stands).
 type Watcher struct {
 	VIP      netvip.Backend
 	Patroni  PrimaryProbe
@@ -56,12 +72,28 @@ type Watcher struct {
 	Me       string
 	Interval time.Duration // 0 means 300ms
 	Grace    time.Duration // 0 means 3s
-	Log      zerolog.Logger
+	// HandoverMax bounds the hand-over hold: how long after PostgreSQL
+	// stopped here the VIP is kept while the key stays this node's or
+	// empty. 0 means 30s (Patroni's default ttl; set it to the DCS ttl).
+	HandoverMax time.Duration
+	// RefuseFor bounds the refusal after a hand-over (Refuser): the new
+	// holder announces at once and every second, so clients have moved
+	// well within it; it also ends once PostgreSQL runs here again.
+	// 0 means 3s.
+	RefuseFor time.Duration
+	Log       zerolog.Logger
 	// Metrics receives what the watcher sees and does (nil: off).
 	Metrics *metrics.VIP
 
 	lastAnswer time.Time
 	holding    *bool
+	// handoverSince is when the current hand-over hold began (zero: none).
+	handoverSince time.Time
+	// refuseSince: when the refusal after a hand-over began (zero: none).
+	refuseSince time.Time
+	// promoting: the last decision saw the key name this node while
+	// Patroni answered but did not call it primary (yet).
+	promoting bool
 
 	// Requests (callbacks through the control socket) and steps converge
 	// one at a time (opMu). A request cancels the operation in progress
@@ -82,8 +114,42 @@ type leaderAnswer struct {
 	err    error
 }
 
+// decision is one verdict of the watcher: hold or not, why, and whether it
+// is the hand-over hold (which a callback's release does not override).
+type decision struct {
+	hold     bool
+	reason   string
+	handover bool
+	// refuse: the release leaves a node whose PostgreSQL does not run (the
+	// end of a hand-over, a dead or isolated node), so the address goes on
+	// refusing connections (Refuser) while clients move to the new holder.
+	refuse bool
+	// pgRunning: Patroni answered and PostgreSQL runs here.
+	pgRunning bool
+}
+
+// Refuser is a VIP backend that, after releasing the VIP, can go on
+// refusing connections to it without answering ARP for it (netvip.Netlink:
+// a local route, with arp_ignore >= 1). ok false: not possible here.
+type Refuser interface {
+	Refuse(ctx context.Context) (ok bool, err error)
+	Unrefuse(ctx context.Context) error
+}
+
+func (w *Watcher) refuseFor() time.Duration {
+	if w.RefuseFor <= 0 {
+		return 3 * time.Second
+	}
+	return w.RefuseFor
+}
+
 // Desired decides whether to hold the VIP now; reason is for the log.
 func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason string) {
+	d := w.decide(ctx, now)
+	return d.hold, d.reason
+}
+
+func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	timeout := w.interval()
 	if timeout < 500*time.Millisecond {
 		timeout = 500 * time.Millisecond
@@ -98,44 +164,171 @@ func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason
 			dcs <- leaderAnswer{l, err}
 		}()
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	primary, perr := w.Patroni.IsPrimary(pctx)
-	cancel()
-	if perr == nil {
-		w.lastAnswer = now
-	} else {
-		w.Metrics.PatroniError()
+	type patroniAnswer struct {
+		st  patroni.PrimaryStatus
+		err error
 	}
-	known, leader := false, ""
+	pch := make(chan patroniAnswer, 1)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	go func() {
+		st, err := w.Patroni.Primary(pctx)
+		pch <- patroniAnswer{st, err}
+	}()
+	var pa patroniAnswer
+	known, leader, answered := false, "", false
+	if dcs != nil {
+		select {
+		case pa = <-pch:
+			answered = true
+		case a := <-dcs:
+			known, leader = a.err == nil, a.leader
+			dcs = nil
+		}
+	}
 	if dcs != nil {
 		a := <-dcs
 		known, leader = a.err == nil, a.leader
-		if a.err != nil {
-			w.Metrics.DCSError()
+	}
+	if w.DCS != nil && !known {
+		w.Metrics.DCSError()
+	}
+	if !answered {
+		// The key names this node (a watched DCS): Patroni has just taken
+		// the lock and is busy promoting — its REST API answers late
+		// (~0.1 s measured). Waiting for it would leave the address on no
+		// host; past promoteAnswer it counts as silent, and a silent
+		// Patroni whose key is ours holds.
+		wait := timeout
+		if known && leader == w.Me && w.direct() {
+			wait = promoteAnswer
+		}
+		select {
+		case pa = <-pch:
+		case <-time.After(wait):
+			pa.err = fmt.Errorf("%w: no answer within %s while the leader key names this node", patroni.ErrNoAnswer, wait)
 		}
 	}
+	st, perr := pa.st, pa.err
+	if perr != nil {
+		w.Metrics.PatroniError()
+	}
+	d := w.rule(now, st, perr, known, leader)
+	d.pgRunning = perr == nil && st.Running()
+	// Letting go while PostgreSQL does not run here (a hand-over's end, a
+	// dead or isolated node): go on refusing, so clients still sent here
+	// are reset, not left waiting; a running PostgreSQL would answer.
+	d.refuse = !d.hold && !d.pgRunning && w.isHeld()
+	w.mu.Lock()
+	w.promoting = known && leader == w.Me && perr == nil && !d.hold
+	if perr == nil {
+		w.lastAnswer = now
+	}
+	if !d.handover {
+		w.handoverSince = time.Time{}
+	} else if w.handoverSince.IsZero() {
+		w.handoverSince = now
+	}
+	w.mu.Unlock()
+	return d
+}
+
+// rule is the table of the Watcher's comment, first match wins.
+func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, known bool, leader string) decision {
+	primary := perr == nil && st.Leader && st.Running()
 	switch {
 	case known && leader != "" && leader != w.Me:
-		if perr == nil && primary {
-			return false, "leader key is " + leader + " although patroni still says primary"
+		if primary {
+			return decision{reason: "leader key is " + leader + " although patroni still says primary"}
 		}
-		return false, "leader key is " + leader
-	case perr == nil && primary:
-		return true, "patroni: primary"
+		if w.inHandover() {
+			return decision{reason: "leader key is " + leader + ": hand-over done"}
+		}
+		return decision{reason: "leader key is " + leader}
+	case primary:
+		return decision{hold: true, reason: "patroni: primary"}
+	case perr == nil && known && leader == w.Me && w.direct() && st.Running() && st.Role == "replica":
+		// Patroni took the lock and promotes (its /primary turns 200 a
+		// moment later); the VIP follows the key. A standby cluster's
+		// leader says standby_leader and is not matched.
+		return decision{hold: true, reason: "leader key is this node: patroni is promoting"}
+	case perr == nil && !st.Running() && known && w.direct() && handoverRole(st.Role) && w.isHeld():
+		since := w.handoverStart(now)
+		if now.Sub(since) > w.handoverMax() {
+			return decision{reason: fmt.Sprintf("postgresql %s for %s with the leader key %s: hand-over hold ended",
+				st.State, now.Sub(since).Round(time.Millisecond), quoteEmpty(leader))}
+		}
+		return decision{hold: true, handover: true, reason: fmt.Sprintf("hand-over: postgresql %s (role %s), leader key %s: keeping the address so connections are refused, not lost",
+			st.State, st.Role, quoteEmpty(leader))}
+	case perr == nil && st.Leader:
+		return decision{reason: "patroni: leader, but postgresql " + st.State}
 	case perr == nil:
-		return false, "patroni: not primary"
+		return decision{reason: "patroni: not primary"}
 	case known && leader == w.Me:
-		return true, "patroni silent; leader key is this node"
+		return decision{hold: true, reason: "patroni silent; leader key is this node"}
 	case known:
-		return false, "patroni silent; leader key is empty"
+		return decision{reason: "patroni silent; leader key is empty"}
 	}
-	if w.lastAnswer.IsZero() || now.Sub(w.lastAnswer) > w.grace() {
-		return false, "patroni silent and leader unknown past the grace period"
+	last := w.lastAnswered()
+	if last.IsZero() || now.Sub(last) > w.grace() {
+		return decision{reason: "patroni silent and leader unknown past the grace period"}
 	}
 	if h := w.held(); h != nil {
-		return *h, "patroni silent and leader unknown: keeping the current state within the grace period"
+		return decision{hold: *h, reason: "patroni silent and leader unknown: keeping the current state within the grace period"}
 	}
-	return false, "patroni silent and leader unknown"
+	return decision{reason: "patroni silent and leader unknown"}
+}
+
+// handoverRole: Patroni's role for a primary whose PostgreSQL stopped —
+// still master/primary while it stops, demoted once it released the key.
+// A replica (Patroni restarting it to follow the new leader) ends the hold.
+func handoverRole(role string) bool {
+	switch role {
+	case "master", "primary", "demoted":
+		return true
+	}
+	return false
+}
+
+// direct: the DCS view reads the key itself and is told of every change
+// (an etcd watch), so "this node's or empty" is the DCS's word, not
+// Patroni's cached view, and the release when the key moves is immediate.
+func (w *Watcher) direct() bool {
+	_, ok := w.DCS.(LeaderChanges)
+	return ok
+}
+
+func (w *Watcher) inHandover() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.handoverSince.IsZero()
+}
+
+func (w *Watcher) isHeld() bool {
+	h := w.held()
+	return h != nil && *h
+}
+
+func (w *Watcher) handoverStart(now time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.handoverSince.IsZero() {
+		return now
+	}
+	return w.handoverSince
+}
+
+func (w *Watcher) lastAnswered() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastAnswer
+}
+
+func (w *Watcher) handoverMax() time.Duration {
+	if w.HandoverMax <= 0 {
+		return 30 * time.Second
+	}
+	return w.HandoverMax
 }
 
 // causeOf names what decided, for metrics: a callback's request, the
@@ -146,7 +339,7 @@ func causeOf(reason string) string {
 		return metrics.CauseCallback
 	case strings.Contains(reason, "grace period"):
 		return metrics.CauseGrace
-	case strings.HasPrefix(reason, "leader key"), strings.HasPrefix(reason, "patroni silent"):
+	case strings.HasPrefix(reason, "leader key"), strings.HasPrefix(reason, "patroni silent"), strings.HasPrefix(reason, "hand-over"):
 		return metrics.CauseDCS
 	}
 	return metrics.CausePatroni
@@ -180,13 +373,71 @@ func (w *Watcher) grace() time.Duration {
 func (w *Watcher) Step(ctx context.Context) error {
 	start := time.Now()
 	seen := w.generation()
-	hold, reason := w.Desired(ctx, start)
+	d := w.decide(ctx, start)
 	octx, done, ok := w.begin(ctx, seen, false)
 	if !ok {
 		return nil
 	}
 	defer done()
-	return w.converge(octx, start, hold, reason, false)
+	if d.refuse && !d.hold {
+		w.refuse(octx)
+	}
+	err := w.converge(octx, start, d.hold, d.reason, false)
+	if w.refusing() && (d.hold || d.pgRunning || time.Since(w.refuseStart()) > w.refuseFor()) {
+		w.unrefuse(octx, d.reason)
+	}
+	return err
+}
+
+// refuse starts refusing connections to the VIP (before it is released).
+func (w *Watcher) refuse(ctx context.Context) {
+	r, ok := w.VIP.(Refuser)
+	if !ok {
+		return
+	}
+	done, err := r.Refuse(ctx)
+	ev := w.Log.Info()
+	switch {
+	case err != nil:
+		ev = w.Log.Warn().Err(err)
+	case !done:
+		w.Log.Warn().Str("action", "vip watch").Msg("no refusal after the hand-over: net.ipv4.conf.*.arp_ignore is 0 (set it to 1; pghook install does) or the VIP is IPv6; a client's SYN between this release and the new holder's announcement is lost")
+		return
+	}
+	if done {
+		w.mu.Lock()
+		w.refuseSince = time.Now()
+		w.mu.Unlock()
+	}
+	ev.Str("action", "vip watch").Msg("the VIP goes on refusing connections here while clients move to the new holder")
+}
+
+func (w *Watcher) unrefuse(ctx context.Context, reason string) {
+	r, ok := w.VIP.(Refuser)
+	if !ok {
+		return
+	}
+	if err := r.Unrefuse(ctx); err != nil {
+		w.Log.Warn().Err(err).Str("action", "vip watch").Msg("ending the refusal")
+		return
+	}
+	w.mu.Lock()
+	took := time.Since(w.refuseSince)
+	w.refuseSince = time.Time{}
+	w.mu.Unlock()
+	w.Log.Info().Str("action", "vip watch").Str("reason", reason).Dur("refused_ms", took).Msg("refusal ended")
+}
+
+func (w *Watcher) refusing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.refuseSince.IsZero()
+}
+
+func (w *Watcher) refuseStart() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refuseSince
 }
 
 // Request makes this node hold (hold true) or release the VIP now, as a
@@ -195,13 +446,35 @@ func (w *Watcher) Step(ctx context.Context) error {
 // probe). It cancels the operation in progress; the next Step decides
 // from Patroni and the DCS again, so a request cannot keep the VIP on a
 // node that is not the primary for longer than a step.
+//
+// A release is first checked against the hand-over row: the old primary's
+// on_stop comes while PostgreSQL is down and the key is still this node's
+// or empty — releasing then would drop clients' SYNs until the new primary
+// holds the address. Such a release is deferred (nil is returned: the
+// watcher owns the outcome) and the key's move releases the VIP.
 func (w *Watcher) Request(ctx context.Context, hold bool) error {
+	var d decision
+	if !hold && w.direct() {
+		start := time.Now()
+		if d = w.decide(ctx, start); d.handover {
+			w.Log.Info().Str("action", "vip watch").Str("vip", VIPHold.String()).Str("reason", d.reason).
+				Dur("took_ms", time.Since(start)).Msg("callback's release deferred until the leader key moves")
+			return nil
+		}
+	}
 	octx, done, ok := w.begin(ctx, 0, true)
 	if !ok {
 		return ErrSuperseded
 	}
 	defer done()
-	return w.converge(octx, time.Now(), hold, "callback request", true)
+	if d.refuse {
+		w.refuse(octx)
+	}
+	err := w.converge(octx, time.Now(), hold, "callback request", true)
+	if hold && w.refusing() {
+		w.unrefuse(octx, "callback request: hold")
+	}
+	return err
 }
 
 // held is the state the last successful operation left (nil: none yet).
@@ -310,18 +583,52 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if lc, ok := w.DCS.(LeaderChanges); ok {
 		go w.follow(ctx, lc, changed)
 	}
+	var promoting time.Time // when the key began naming this node before Patroni said primary
 	for {
 		_ = w.Step(ctx) // logged; the next step tries again
 		if ctx.Err() != nil {
 			return nil
 		}
+		// The key names this node but Patroni is not primary yet: it is
+		// between taking the lock and saying so (~ms). Ask again soon, so
+		// the VIP is taken at Patroni's first 200 — the old holder let go
+		// at the key's write — not one interval later.
+		var soon <-chan time.Time
+		if w.awaitingPrimary() {
+			if promoting.IsZero() {
+				promoting = time.Now()
+			}
+			if time.Since(promoting) < promoteWatch {
+				soon = time.After(promotePoll)
+			}
+		} else {
+			promoting = time.Time{}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-soon:
 		case <-changed:
 		}
 	}
+}
+
+// promoteAnswer is how long a step waits for Patroni's answer once the
+// watched DCS says the key names this node.
+const promoteAnswer = 30 * time.Millisecond
+
+const (
+	// promotePoll is the pause between steps while the key names this
+	// node and Patroni does not call it primary yet, for up to promoteWatch.
+	promotePoll  = 20 * time.Millisecond
+	promoteWatch = 3 * time.Second
+)
+
+func (w *Watcher) awaitingPrimary() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.promoting
 }
 
 // follow keeps a watch on the leader key open and signals changed

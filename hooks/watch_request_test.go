@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
@@ -19,10 +20,10 @@ type gatedProbe struct {
 	primary bool
 }
 
-func (g *gatedProbe) IsPrimary(ctx context.Context) (bool, error) {
+func (g *gatedProbe) Primary(ctx context.Context) (patroni.PrimaryStatus, error) {
 	g.entered <- struct{}{}
 	<-g.release
-	return g.primary, nil
+	return patroni.PrimaryStatus{Leader: g.primary, State: "running"}, nil
 }
 
 // blockingVIP records operations; a Hold blocks until its context ends
@@ -151,5 +152,183 @@ func TestWatcherRequestPreempts(t *testing.T) {
 	}
 	if got := vip.record(); got != "hold,release" {
 		t.Errorf("ops %q", got)
+	}
+}
+
+// A callback's release (the old primary's on_stop during a switchover)
+// does not override the hand-over hold; it does everywhere else.
+func TestWatcherRequestReleaseDuringHandover(t *testing.T) {
+	stopped := fakeProbe{state: "stopped", role: "demoted"}
+	tests := []struct {
+		name    string
+		probe   fakeProbe
+		dcs     LeaderView
+		wantOps string
+		held    bool
+	}{
+		{"switchover: key empty, postgresql stopped: deferred", stopped, &watchedLeader{&fakeLeader{name: ""}}, "", true},
+		{"switchover: key still ours, stopping: deferred", fakeProbe{primary: true, state: "stopping", role: "master"}, &watchedLeader{&fakeLeader{name: "me"}}, "", true},
+		{"key names the new leader: released", stopped, &watchedLeader{&fakeLeader{name: "n2"}}, "release", false},
+		{"isolated (DCS unreadable): released", fakeProbe{primary: true, state: "stopping", role: "master"}, &watchedLeader{&fakeLeader{err: errDown}}, "release", false},
+		{"running as a replica: released", fakeProbe{state: "running", role: "replica"}, &watchedLeader{&fakeLeader{name: ""}}, "release", false},
+		{"patroni silent: released", fakeProbe{err: errDown}, &watchedLeader{&fakeLeader{name: "me"}}, "release", false},
+		{"no watched DCS view: released", stopped, &fakeLeader{name: ""}, "release", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := &blockingVIP{held: true}
+			w := &Watcher{VIP: vip, Patroni: &tt.probe, DCS: tt.dcs, Me: "me", Log: zerolog.Nop(), holding: ptr(true)}
+			if err := w.Request(context.Background(), false); err != nil {
+				t.Fatal(err)
+			}
+			if got := vip.record(); got != tt.wantOps {
+				t.Errorf("ops %q, want %q", got, tt.wantOps)
+			}
+			if st, _ := vip.Status(context.Background()); st.Held != tt.held {
+				t.Errorf("held %v, want %v", st.Held, tt.held)
+			}
+		})
+	}
+}
+
+// After a deferred release, the key's move (an etcd watch event) releases
+// the VIP at once, without waiting for the periodic step.
+func TestWatcherHandoverEndsOnKeyMove(t *testing.T) {
+	probe := &fakeProbe{state: "stopped", role: "demoted"}
+	dcs := &movingLeader{name: "", ready: make(chan struct{})}
+	vip := &blockingVIP{held: true}
+	w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", Interval: time.Hour, Log: zerolog.Nop(), holding: ptr(true)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-dcs.ready
+	if err := w.Request(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := vip.Status(ctx); !st.Held {
+		t.Fatal("the release was not deferred")
+	}
+	start := time.Now()
+	dcs.move("n2")
+	for {
+		if st, _ := vip.Status(ctx); !st.Held {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("still held 2s after the key moved (ops %s)", vip.record())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+// refuserVIP is a blockingVIP that can refuse after releasing.
+type refuserVIP struct {
+	blockingVIP
+	refusing bool
+	canRef   bool
+}
+
+func (r *refuserVIP) Refuse(context.Context) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.canRef {
+		return false, nil
+	}
+	r.ops = append(r.ops, "refuse")
+	r.refusing = true
+	return true, nil
+}
+func (r *refuserVIP) Unrefuse(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = append(r.ops, "unrefuse")
+	r.refusing = false
+	return nil
+}
+
+// The release that ends a hand-over goes on refusing connections until
+// PostgreSQL runs here again, the bound passes, or this node holds again;
+// any other release does not refuse.
+func TestWatcherRefusesAfterHandover(t *testing.T) {
+	stopped := fakeProbe{state: "stopped", role: "demoted"}
+	type step struct {
+		probe  fakeProbe
+		leader string
+		wait   time.Duration
+	}
+	tests := []struct {
+		name    string
+		canRef  bool
+		steps   []step
+		wantOps string
+	}{
+		{"hand-over, key moves: refuse, release; postgresql runs as a replica: unrefuse", true,
+			[]step{{stopped, "", 0}, {stopped, "n2", 0}, {fakeProbe{state: "starting", role: "replica"}, "n2", 0}, {fakeProbe{state: "running", role: "replica"}, "n2", 0}},
+			"refuse,release,unrefuse"},
+		{"refusal ends after its bound", true,
+			[]step{{stopped, "me", 0}, {stopped, "n2", 0}, {stopped, "n2", 80 * time.Millisecond}},
+			"refuse,release,unrefuse"},
+		{"no refusal possible here (arp_ignore 0): plain release", false,
+			[]step{{stopped, "", 0}, {stopped, "n2", 0}},
+			"release"},
+		{"key moves away from a running primary (no hand-over): plain release", true,
+			[]step{{fakeProbe{primary: true}, "me", 0}, {fakeProbe{primary: true}, "n2", 0}},
+			"release"},
+		{"demoted to a running replica: plain release", true,
+			[]step{{fakeProbe{state: "running", role: "replica"}, "n2", 0}},
+			"release"},
+		{"patroni killed, key expired: refuse, release", true,
+			[]step{{fakeProbe{err: errDown}, "me", 0}, {fakeProbe{err: errDown}, "", 0}},
+			"refuse,release"},
+		{"isolated, postgresql stopping: refuse, release", true,
+			[]step{{fakeProbe{primary: true, state: "stopping", role: "master"}, "", 0}},
+			"refuse,release"},
+		{"node takes the VIP again: refusal ends", true,
+			[]step{{stopped, "", 0}, {stopped, "n2", 0}, {fakeProbe{primary: true}, "me", 0}},
+			"refuse,release,hold,unrefuse"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := &refuserVIP{blockingVIP: blockingVIP{held: true}, canRef: tt.canRef}
+			probe := &fakeProbe{}
+			dcs := &watchedLeader{&fakeLeader{}}
+			w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", RefuseFor: 50 * time.Millisecond, Log: zerolog.Nop(), holding: ptr(true)}
+			for _, s := range tt.steps {
+				time.Sleep(s.wait)
+				*probe = s.probe
+				dcs.name, dcs.err = s.leader, nil
+				if strings.HasPrefix(tt.name, "isolated") {
+					dcs.err = errDown
+				}
+				if err := w.Step(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := vip.record(); got != tt.wantOps {
+				t.Errorf("ops %q, want %q", got, tt.wantOps)
+			}
+		})
+	}
+}
+
+// A callback's release that comes after the key moved, before the
+// watcher's own step, ends the hand-over the same way.
+func TestWatcherRequestAfterKeyMoveRefuses(t *testing.T) {
+	vip := &refuserVIP{blockingVIP: blockingVIP{held: true}, canRef: true}
+	probe := &fakeProbe{state: "stopped", role: "demoted"}
+	dcs := &watchedLeader{&fakeLeader{name: ""}}
+	w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", Log: zerolog.Nop(), holding: ptr(true)}
+	if err := w.Step(context.Background()); err != nil { // hand-over hold
+		t.Fatal(err)
+	}
+	dcs.name = "n2"
+	if err := w.Request(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if got := vip.record(); got != "refuse,release" {
+		t.Errorf("ops %q, want refuse,release", got)
 	}
 }

@@ -8,16 +8,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
 
+// fakeProbe answers GET /primary: 200 when primary, with state and role in
+// the body ("" state: PostgreSQL running).
 type fakeProbe struct {
 	primary bool
 	err     error
+	state   string
+	role    string
+	delay   time.Duration // answers this late (a Patroni busy promoting)
 }
 
-func (f *fakeProbe) IsPrimary(context.Context) (bool, error) { return f.primary, f.err }
+func (f *fakeProbe) Primary(ctx context.Context) (patroni.PrimaryStatus, error) {
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return patroni.PrimaryStatus{}, ctx.Err()
+		}
+	}
+	if f.err != nil {
+		return patroni.PrimaryStatus{}, f.err
+	}
+	return patroni.PrimaryStatus{Leader: f.primary, State: f.state, Role: f.role}, nil
+}
 
 type fakeLeader struct {
 	name string
@@ -56,37 +74,101 @@ func TestWatcherDecides(t *testing.T) {
 		name     string
 		probe    fakeProbe
 		dcs      *fakeLeader
+		watched  bool          // the DCS view is an etcd watch (reads the DCS itself)
 		answered time.Duration // how long ago Patroni last answered; <0 never
 		holding  *bool
+		handover time.Duration // a hand-over hold began this long ago; 0 none
 		want     bool
 	}{
-		{"primary holds", fakeProbe{primary: true}, nil, -1, nil, true},
-		{"replica releases", fakeProbe{}, &fakeLeader{name: "n1"}, -1, nil, false},
-		{"primary keeps VIP while etcd is down", fakeProbe{primary: true}, &fakeLeader{err: errDown}, -1, nil, true},
-		{"patroni silent, lock ours", fakeProbe{err: errDown}, &fakeLeader{name: "me"}, time.Second, nil, true},
-		{"patroni killed, lock moved", fakeProbe{err: errDown}, &fakeLeader{name: "n2"}, time.Second, nil, false},
-		{"patroni killed, lock expired", fakeProbe{err: errDown}, &fakeLeader{name: ""}, time.Second, nil, false},
-		{"both silent within grace keeps holding", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, time.Second, ptr(true), true},
-		{"both silent past grace releases", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, 10 * time.Second, ptr(true), false},
-		{"both silent, never answered", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, -1, nil, false},
-		{"primary, lock empty (released in a switchover) holds", fakeProbe{primary: true}, &fakeLeader{name: ""}, -1, nil, true},
-		{"patroni still says primary but the lock names another", fakeProbe{primary: true}, &fakeLeader{name: "n2"}, -1, ptr(true), false},
-		{"promoting: lock ours, patroni not primary yet", fakeProbe{}, &fakeLeader{name: "me"}, -1, nil, false},
+		{"primary holds", fakeProbe{primary: true}, nil, false, -1, nil, 0, true},
+		{"replica releases", fakeProbe{}, &fakeLeader{name: "n1"}, false, -1, nil, 0, false},
+		{"primary keeps VIP while etcd is down", fakeProbe{primary: true}, &fakeLeader{err: errDown}, false, -1, nil, 0, true},
+		{"patroni silent, lock ours", fakeProbe{err: errDown}, &fakeLeader{name: "me"}, false, time.Second, nil, 0, true},
+		{"patroni killed, lock moved", fakeProbe{err: errDown}, &fakeLeader{name: "n2"}, false, time.Second, nil, 0, false},
+		{"patroni killed, lock expired", fakeProbe{err: errDown}, &fakeLeader{name: ""}, false, time.Second, nil, 0, false},
+		{"both silent within grace keeps holding", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, false, time.Second, ptr(true), 0, true},
+		{"both silent past grace releases", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, false, 10 * time.Second, ptr(true), 0, false},
+		{"both silent, never answered", fakeProbe{err: errDown}, &fakeLeader{err: errDown}, false, -1, nil, 0, false},
+		{"primary, lock empty (released in a switchover) holds", fakeProbe{primary: true}, &fakeLeader{name: ""}, false, -1, nil, 0, true},
+		{"patroni still says primary but the lock names another", fakeProbe{primary: true}, &fakeLeader{name: "n2"}, false, -1, ptr(true), 0, false},
+		{"promoting: lock ours, patroni not primary yet", fakeProbe{}, &fakeLeader{name: "me"}, false, -1, nil, 0, false},
+		// The hand-over hold (switchover: PostgreSQL stopped, key ours or empty).
+		{"hand-over: stopping, lock ours", fakeProbe{primary: true, state: "stopping", role: "master"}, &fakeLeader{name: "me"}, true, -1, ptr(true), 0, true},
+		{"hand-over: stopped and demoted, key released", fakeProbe{state: "stopped", role: "demoted"}, &fakeLeader{name: ""}, true, -1, ptr(true), 0, true},
+		{"hand-over within its bound", fakeProbe{state: "stopped", role: "demoted"}, &fakeLeader{name: ""}, true, -1, ptr(true), 9 * time.Second, true},
+		{"hand-over past its bound releases", fakeProbe{state: "stopped", role: "demoted"}, &fakeLeader{name: ""}, true, -1, ptr(true), 11 * time.Second, false},
+		{"hand-over ends when the key names the new leader", fakeProbe{state: "stopped", role: "demoted"}, &fakeLeader{name: "n2"}, true, -1, ptr(true), time.Second, false},
+		{"hand-over ends when postgresql restarts as a replica", fakeProbe{state: "starting", role: "replica"}, &fakeLeader{name: ""}, true, -1, ptr(true), time.Second, false},
+		{"hand-over ends when postgresql runs as a replica", fakeProbe{state: "running", role: "replica"}, &fakeLeader{name: ""}, true, -1, ptr(true), time.Second, false},
+		{"no hand-over on a node not holding the VIP", fakeProbe{state: "stopped", role: "demoted"}, &fakeLeader{name: ""}, true, -1, ptr(false), 0, false},
+		{"no hand-over before the first operation", fakeProbe{state: "stopped", role: "master"}, &fakeLeader{name: "me"}, true, -1, nil, 0, false},
+		{"isolated (DCS unreadable): early release while stopping", fakeProbe{primary: true, state: "stopping", role: "master"}, &fakeLeader{err: errDown}, true, -1, ptr(true), 0, false},
+		{"no watched DCS view (Patroni's /cluster): early release", fakeProbe{primary: true, state: "stopping", role: "master"}, &fakeLeader{name: "me"}, false, -1, ptr(true), 0, false},
+		{"no DCS view at all: early release", fakeProbe{primary: true, state: "stopping", role: "master"}, nil, false, -1, ptr(true), 0, false},
+		// The new leader: the key names this node before Patroni says primary.
+		{"promoting: key ours (watched), postgresql a running replica", fakeProbe{state: "running", role: "replica"}, &fakeLeader{name: "me"}, true, -1, nil, 0, true},
+		{"promoting: key ours (watched), patroni answers late", fakeProbe{state: "running", role: "replica", delay: 300 * time.Millisecond}, &fakeLeader{name: "me"}, true, -1, nil, 0, true},
+		{"standby cluster leader: key ours, role standby_leader", fakeProbe{state: "running", role: "standby_leader"}, &fakeLeader{name: "me"}, true, -1, nil, 0, false},
+		{"replica, key another's, patroni answers late: waits for it and releases", fakeProbe{state: "running", role: "replica", delay: 100 * time.Millisecond}, &fakeLeader{name: "n2"}, true, -1, ptr(true), 0, false},
+		{"key ours but postgresql stopped, not holding", fakeProbe{state: "stopped", role: "replica"}, &fakeLeader{name: "me"}, true, -1, ptr(false), 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &Watcher{Patroni: &tt.probe, Me: "me", Grace: 3 * time.Second, Log: zerolog.Nop(), holding: tt.holding}
+			w := &Watcher{Patroni: &tt.probe, Me: "me", Grace: 3 * time.Second, HandoverMax: 10 * time.Second, Log: zerolog.Nop(), holding: tt.holding}
 			if tt.dcs != nil {
 				w.DCS = tt.dcs
+				if tt.watched {
+					w.DCS = &watchedLeader{tt.dcs}
+				}
 			}
 			if tt.answered >= 0 {
 				w.lastAnswer = t0.Add(-tt.answered)
+			}
+			if tt.handover > 0 {
+				w.handoverSince = t0.Add(-tt.handover)
 			}
 			got, reason := w.Desired(context.Background(), t0)
 			if got != tt.want {
 				t.Fatalf("hold = %v (%s), want %v", got, reason, tt.want)
 			}
 		})
+	}
+}
+
+// watchedLeader is a fakeLeader that is also an etcd watch (never fires).
+type watchedLeader struct{ *fakeLeader }
+
+func (w *watchedLeader) WatchLeader(ctx context.Context, changed func()) error {
+	changed()
+	<-ctx.Done()
+	return nil
+}
+
+// The hand-over bound runs from the first step that kept the VIP with
+// PostgreSQL stopped, and restarts once PostgreSQL runs again.
+func TestWatcherHandoverBound(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	probe := &fakeProbe{primary: true, state: "restarting", role: "master"}
+	w := &Watcher{Patroni: probe, DCS: &watchedLeader{&fakeLeader{name: "me"}}, Me: "me",
+		HandoverMax: 10 * time.Second, Log: zerolog.Nop(), holding: ptr(true)}
+	ctx := context.Background()
+	for _, st := range []struct {
+		at    time.Duration
+		state string
+		want  bool
+	}{
+		{0, "restarting", true},
+		{9 * time.Second, "restarting", true},
+		{11 * time.Second, "restarting", false}, // past the bound
+		{12 * time.Second, "running", true},     // running again: a new bound
+		{13 * time.Second, "stopping", true},
+		{22 * time.Second, "stopping", true},
+		{24 * time.Second, "stopping", false},
+	} {
+		probe.state = st.state
+		if got, reason := w.Desired(ctx, t0.Add(st.at)); got != st.want {
+			t.Fatalf("at %v (%s): hold = %v (%s), want %v", st.at, st.state, got, reason, st.want)
+		}
 	}
 }
 
@@ -232,4 +314,54 @@ func TestGuardedVIP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// switchingProbe says primary from `after` past `from` on, as a Patroni that
+// has just taken the lock.
+type switchingProbe struct {
+	mu    sync.Mutex
+	calls int
+	from  time.Time
+	after time.Duration
+}
+
+func (p *switchingProbe) Primary(context.Context) (patroni.PrimaryStatus, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	return patroni.PrimaryStatus{Leader: time.Since(p.from) >= p.after, State: "running"}, nil
+}
+
+// When the key names this node before Patroni calls it primary, the watcher
+// asks again within tens of milliseconds, not one interval later.
+func TestWatcherPollsWhilePromoting(t *testing.T) {
+	dcs := &movingLeader{name: "n1", ready: make(chan struct{})}
+	probe := &switchingProbe{from: time.Now().Add(time.Hour)}
+	vip := &blockingVIP{}
+	w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", Interval: time.Hour, Log: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-dcs.ready
+	probe.mu.Lock()
+	probe.from, probe.after = time.Now(), 150*time.Millisecond
+	probe.mu.Unlock()
+	start := time.Now()
+	dcs.move("me")
+	for {
+		st, _ := vip.Status(ctx)
+		if st.Held {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("not held 2s after Patroni said primary (the watcher waited for its interval)")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("held %v after the key moved, want about 150ms", took)
+	}
+	cancel()
+	<-done
 }

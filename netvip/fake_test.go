@@ -29,7 +29,27 @@ type fakeSystem struct {
 	delErr     error // returned by addrDel after deleting
 	announces  int
 	onAnnounce func(f *fakeSystem) // called with mu held after each round
+	arpIgn     int                 // arp_ignore the "kernel" reports
+	routes     map[netip.Addr]bool // local routes on lo
 }
+
+func (f *fakeSystem) localRoute(addr netip.Addr, add bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.routes == nil {
+		f.routes = map[netip.Addr]bool{}
+	}
+	if add {
+		f.record("route add local %s dev lo", addr)
+		f.routes[addr] = true
+	} else {
+		f.record("route del local %s dev lo", addr)
+		delete(f.routes, addr)
+	}
+	return nil
+}
+
+func (f *fakeSystem) arpIgnore(string) int { return f.arpIgn }
 
 var fakeMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
 

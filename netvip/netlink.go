@@ -95,6 +95,12 @@ type system interface {
 	// probe asks who holds addr on li and waits up to timeout for another
 	// host than li's own MAC to answer.
 	probe(ctx context.Context, li linkInfo, addr netip.Addr, timeout time.Duration) (owner net.HardwareAddr, answered bool, err error)
+	// localRoute adds (add) or deletes the route "local ADDR dev lo table
+	// local scope host": the host accepts packets for addr without having
+	// it on any link. Deleting a route that is not there is success.
+	localRoute(addr netip.Addr, add bool) error
+	// arpIgnore is max(net.ipv4.conf.{all,ifname}.arp_ignore); -1 unknown.
+	arpIgnore(ifname string) int
 }
 
 // Option configures the netlink backend.

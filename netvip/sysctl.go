@@ -19,6 +19,27 @@ func ArpAnnounceWarning(ifname string) string {
 	return arpAnnounceWarning("/proc/sys/net/ipv4/conf", ifname)
 }
 
+// arpIgnoreLevel is max(all, ifname) of net.ipv4.conf.*.arp_ignore under
+// root, or -1 when it cannot be read.
+func arpIgnoreLevel(root, ifname string) int {
+	if ifname == "" || strings.ContainsAny(ifname, "/") {
+		return -1
+	}
+	level := -1
+	for _, conf := range []string{"all", ifname} {
+		b, err := os.ReadFile(filepath.Join(root, conf, "arp_ignore"))
+		if err != nil {
+			return -1
+		}
+		v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return -1
+		}
+		level = max(level, v)
+	}
+	return level
+}
+
 func arpAnnounceWarning(root, ifname string) string {
 	if ifname == "" || strings.ContainsAny(ifname, "/") {
 		return ""

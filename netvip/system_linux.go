@@ -87,6 +87,35 @@ func (osSystem) addrDel(li linkInfo, a addrSpec) error {
 	return netlink.AddrDel(nlLink(li), nlAddr(a))
 }
 
+func (osSystem) localRoute(addr netip.Addr, add bool) error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("looking up lo: %w", err)
+	}
+	bits := addr.BitLen()
+	r := &netlink.Route{
+		LinkIndex: lo.Attrs().Index,
+		Dst:       &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(bits, bits)},
+		Table:     unix.RT_TABLE_LOCAL,
+		Type:      unix.RTN_LOCAL,
+		Scope:     netlink.SCOPE_HOST,
+	}
+	if add {
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("adding route local %s dev lo: %w", addr, err)
+		}
+		return nil
+	}
+	if err := netlink.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("deleting route local %s dev lo: %w", addr, err)
+	}
+	return nil
+}
+
+func (osSystem) arpIgnore(ifname string) int {
+	return arpIgnoreLevel("/proc/sys/net/ipv4/conf", ifname)
+}
+
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // packetSocket opens an AF_PACKET socket. With proto 0 it receives

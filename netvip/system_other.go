@@ -20,6 +20,8 @@ func (osSystem) addrs(linkInfo, netip.Addr) ([]addrInfo, error) { return nil, er
 func (osSystem) addrReplace(linkInfo, addrSpec) error           { return errNotLinux }
 func (osSystem) addrDel(linkInfo, addrSpec) error               { return errNotLinux }
 func (osSystem) announce(linkInfo, netip.Addr) error            { return errNotLinux }
+func (osSystem) localRoute(netip.Addr, bool) error              { return errNotLinux }
+func (osSystem) arpIgnore(string) int                           { return -1 }
 func (osSystem) probe(context.Context, linkInfo, netip.Addr, time.Duration) (net.HardwareAddr, bool, error) {
 	return nil, false, errNotLinux
 }

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pghook/pghook/internal/applet"
@@ -194,24 +191,7 @@ func (a *app) helperOp(h helperArgs, s *config.Scope, stdout io.Writer) error {
 // from the callback (netvip.SpawnDetached), for the VIP of s: the address,
 // interface, rounds and interval come from the config, bounded by netvip.
 func (a *app) helperAnnounce(scope string, s *config.Scope) error {
-	self, err := os.Executable()
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-	}
-	if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-		}
-		return nil
-	}
-	r, err := netvip.FollowUp(vipSettings(s.VIP))
-	if err != nil {
-		return usageErr("vip announce: %v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := netvip.Announce(ctx, r, a.log.With().Str("scope", scope).Logger()); err != nil {
-		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-	}
-	return nil
+	return a.announceDetached(a.log.With().Str("scope", scope).Logger(), func() (netvip.AnnounceRequest, error) {
+		return netvip.FollowUp(vipSettings(s.VIP))
+	})
 }

@@ -61,6 +61,10 @@ func installFlags() []cli.Flag {
 		&cli.IntFlag{Name: "rest-port", Usage: "Patroni REST API port (default 8008)", EnvVars: env("rest-port"), Category: "cluster"},
 		str("pg-version", "PostgreSQL major `VERSION` (default: the highest in /usr/lib/postgresql)"),
 		str("data-dir", "data `DIR` (default /var/lib/postgresql/<version>/<scope>)"),
+		str("debian-cluster", "adopt the existing Debian cluster `VERSION/NAME` (pg_lsclusters): its data directory, port and config_dir from /etc/postgresql/VERSION/NAME/"),
+		&cli.BoolFlag{Name: "adopt", Usage: "put the existing cluster in --data-dir (and --config-dir) under Patroni: checks its version, its system identifier against the DCS and Patroni's roles", EnvVars: env("adopt"), Category: "cluster"},
+		&cli.BoolFlag{Name: "create-roles", Usage: "with --adopt: create or fix the superuser, replication and rewind roles (pg_rewind's grants, the scope's passwords) over the local socket as postgres", EnvVars: env("create-roles"), Category: "cluster"},
+		str("config-dir", "PostgreSQL's configuration `DIR` outside the data directory (postgresql.config_dir; default by --layout)"),
 		str("layout", "debian (config_dir in /etc/postgresql/<version>/<scope>, default) or seed (config in the data dir)"),
 		&cli.StringFlag{Name: "patroni-config", Usage: "patroni.yml to write (default /etc/patroni/<scope>.yml)", EnvVars: env("patroni-config"), Category: "cluster"},
 		path("pghook-config", "pghook.yaml to write (default /etc/pghook/pghook.yaml; named in the commands Patroni runs when not the default)"),
@@ -112,6 +116,12 @@ func (a *app) installCommand() *cli.Command {
 			"creates that etcd user and a role allowed only Patroni's keys of the scope, using\n" +
 			"--etcd-root-password-file or PGHOOK_ETCD_ROOT_PASSWORD; an unreachable etcd is a\n" +
 			"warning, a user with another password an error.\n" +
+			"--debian-cluster 15/NAME (or --adopt with --data-dir and --config-dir) adopts an\n" +
+			"existing cluster: same major version, its system identifier not another\n" +
+			"cluster's in the DCS, the server running (install reads its roles over the local\n" +
+			"socket as postgres) unless Patroni already knows it, and the superuser,\n" +
+			"replication and rewind roles with the scope's passwords (--create-roles creates\n" +
+			"or fixes them). Then stop the server and start Patroni.\n" +
 			"Every flag is also a PGHOOK_<FLAG> variable and a key of the --from file.",
 		Flags: installFlags(),
 		Action: func(c *cli.Context) error {
@@ -141,7 +151,8 @@ func (a *app) installCommand() *cli.Command {
 				"secrets-dir": &o.SecretsDir, "state-file": &o.StateFile, "systemd-dir": &o.SystemdDir,
 				"sysctl-dir": &o.SysctlDir, "pgpass": &o.Pgpass, "socket-dir": &o.SocketDir,
 				"pghook-bin": &o.PghookBin, "vip-helper": &o.VIPHelper, "etcd-root-user": &o.EtcdRootUser,
-				"etcd-root-password-file": &o.EtcdRootPasswordFile,
+				"etcd-root-password-file": &o.EtcdRootPasswordFile, "debian-cluster": &o.DebianCluster,
+				"config-dir": &o.ConfigDir,
 			}
 			for name, dst := range str {
 				if c.IsSet(name) {
@@ -162,6 +173,12 @@ func (a *app) installCommand() *cli.Command {
 				if c.IsSet(name) {
 					*dst = c.Int(name)
 				}
+			}
+			if c.IsSet("adopt") {
+				o.Adopt = c.Bool("adopt")
+			}
+			if c.IsSet("create-roles") {
+				o.CreateRoles = c.Bool("create-roles")
 			}
 			if c.IsSet("keep-data") {
 				v := c.Bool("keep-data")

@@ -128,30 +128,40 @@ func (a *app) vipCommand() *cli.Command {
 				Hidden:          true,
 				SkipFlagParsing: true,
 				Action: func(c *cli.Context) error {
-					self, err := os.Executable()
-					if err != nil {
-						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-					}
-					if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
-						if err != nil {
-							return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-						}
-						return nil
-					}
-					r, err := netvip.ParseAnnounceArgs(c.Args().Slice())
-					if err != nil {
-						return usageErr("vip announce: %v", err)
-					}
-					ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-					defer stop()
-					if err := netvip.Announce(ctx, r, a.log); err != nil {
-						return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
-					}
-					return nil
+					return a.announceDetached(a.log, func() (netvip.AnnounceRequest, error) {
+						return netvip.ParseAnnounceArgs(c.Args().Slice())
+					})
 				},
 			},
 		},
 	}
+}
+
+// announceDetached is the detached announcer's process (see
+// netvip.SpawnDetached): in the middle process it starts the final one and
+// returns; in the final one it announces what request returns until the
+// rounds are done, the address is gone, or SIGTERM.
+func (a *app) announceDetached(log zerolog.Logger, request func() (netvip.AnnounceRequest, error)) error {
+	self, err := os.Executable()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+	}
+	if exit, err := netvip.RunDetached(self, os.Args); exit || err != nil {
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+		}
+		return nil
+	}
+	r, err := request()
+	if err != nil {
+		return usageErr("vip announce: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := netvip.Announce(ctx, r, log); err != nil {
+		return cli.Exit(fmt.Sprintf("vip announce: %v", err), exitFailure)
+	}
+	return nil
 }
 
 func requireScope(c *cli.Context) (string, error) {
@@ -327,7 +337,8 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	if err != nil {
 		return usageErr("vip watch: %v", err)
 	}
-	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace, Log: log, Metrics: m}
+	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: s.VIP.WatchInterval, Grace: s.VIP.WatchGrace,
+		HandoverMax: cfg.TTL(ctx, time.Second), Log: log, Metrics: m}
 	// The guard's view of the leader lock serves the watcher too.
 	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
 		w.DCS = g.View
@@ -336,22 +347,31 @@ func (a *app) watch(parent context.Context, scope string, s *config.Scope) error
 	} else {
 		log.Warn().Err(err).Msg("no DCS view: Patroni's REST API alone decides")
 	}
-	srv, err := vipctl.Listen(a.endpoint(scope))
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
-	}
-	srv.Log = log
+	// Without its socket the watcher still reconciles; callbacks then use
+	// the helper. A second watcher of the scope is an error.
 	served := make(chan error, 1)
-	go func() {
-		served <- srv.Serve(ctx, func(ctx context.Context, op vipctl.Op) error {
-			start := time.Now()
-			err := w.Request(ctx, op == vipctl.Hold)
-			m.Request(string(op), time.Since(start), err)
-			return err
-		})
-	}()
+	socket := "none (callbacks use the helper)"
+	srv, err := vipctl.Listen(a.endpoint(scope))
+	switch {
+	case errors.Is(err, vipctl.ErrAnotherWatcher):
+		return cli.Exit(fmt.Sprintf("vip watch: %v", err), exitFailure)
+	case err != nil:
+		log.Error().Err(err).Str("action", "vip watch").Msg("control socket unusable: reconciling without it; callbacks use the helper")
+		served <- nil
+	default:
+		srv.Log = log
+		socket = srv.Addr()
+		go func() {
+			served <- srv.Serve(ctx, func(ctx context.Context, op vipctl.Op) error {
+				start := time.Now()
+				err := w.Request(ctx, op == vipctl.Hold)
+				m.Request(string(op), time.Since(start), err)
+				return err
+			})
+		}()
+	}
 	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Str("metrics", s.VIP.MetricsListen).
-		Str("control_socket", srv.Addr()).Msg("watching")
+		Str("control_socket", socket).Dur("handover_max", w.HandoverMax).Msg("watching")
 	err = w.Run(ctx)
 	stop()
 	if serr := <-served; serr != nil {

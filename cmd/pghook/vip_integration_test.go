@@ -35,7 +35,7 @@ run_dir: %s
 scopes:
   s:
     patroni_config: %s
-    vip: {backend: netlink, address: 192.0.2.10/24, interface: d0, label: vip, takeover_wait: -1s, announcements: 1}
+    vip: {backend: netlink, address: 192.0.2.10/24, interface: d0, label: vip, takeover_wait: -1s, announcements: 2, announce_interval: 100ms}
 `, roster, helper, runDirFor(t), patroniYml(t, dir, gid)))
 
 	asPG := func(args ...string) (string, int) {
@@ -56,6 +56,11 @@ scopes:
 	}
 	if out, code := asPG(pgh, "--config", conf, "vip", "status", "--scope", "s"); code != 0 || !strings.Contains(out, "held=true") {
 		t.Fatalf("status: %d %s", code, out)
+	}
+	// The helper's announcer takes what to announce from the config alone
+	// (the detached process a hold starts runs exactly this).
+	if out, code := asPG(helper, "announce", "--scope", "s"); code != 0 {
+		t.Fatalf("helper announce: exit %d %s", code, out)
 	}
 	if out, code := asPG(pgh, "--config", conf, "callback", "on_stop", "master", "s"); code != 0 || hasVIP() {
 		t.Fatalf("on_stop did not release the VIP (exit %d):\n%s", code, out)

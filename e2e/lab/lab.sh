@@ -6,6 +6,7 @@
 #   lab.sh down     stop everything, delete namespaces, bridge and $LAB_DIR; no-op if down
 #   lab.sh status   show what runs; exit 0 healthy, 1 partly up/unhealthy, 3 down
 #   lab.sh env      print the lab's settings as KEY=value lines (eval-able by sh)
+#   lab.sh standalone-up|standalone-down   a second scope on the running lab (see below)
 #
 # Settings (environment): LAB_DIR (/var/tmp/pghook-lab), LAB_DCS (etcd3 | etcd),
 # LAB_SCOPE (pglab), PGHOOK_BIN (absolute path of pghook, required by `up`),
@@ -38,7 +39,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -253,15 +254,19 @@ vip_up() {
 	if [[ $LAB_VIP == none ]]; then
 		vip_down
 		for n in "${LAB_NODES[@]}"; do
-			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.eth0.arp_announce=0
+			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=0 net.ipv4.conf.eth0.arp_announce=0 \
+				net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.eth0.arp_ignore=0
 		done
 		[[ $LAB_FROM_DEB == 1 ]] || rm -f "$(lab_vip_helper)" # never the package's file
 		return 0
 	fi
 	install_vip_helper
 	for n in "${LAB_NODES[@]}"; do
-		# A demoted node must not ARP with the VIP as sender (lab-notes.md, failure mode 3).
-		lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2
+		# A demoted node must not ARP with the VIP as sender (lab-notes.md, failure mode 3);
+		# arp_ignore=1: it answers ARP only for addresses on eth0, so the watcher's refusal
+		# after a hand-over (a local route for the VIP) is not announced.
+		lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
+			net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1
 		f=$LAB_DIR/$n/vipwatch.stamp
 		stamp=$(vip_watch_stamp "$n")
 		if lab_pid "$n" pghook-vip >/dev/null && [[ ! -r $f || $(<"$f") != "$stamp" ]]; then
@@ -741,12 +746,14 @@ cmd_down() {
 	net_down
 	for n in "${LAB_NODES[@]}"; do
 		rm -rf --one-file-system "$(lab_etc_pghook "$n")"
+		rm -rf --one-file-system "$(lab_sa_etc_postgresql "$n")" # standalone-up's
 		rmdir "/etc/netns/$(lab_ns "$n")" 2>/dev/null || true
 	done
 	rm -rf --one-file-system /run/pghook-lab
 	if [[ -d $LAB_DIR ]]; then
 		for n in "${LAB_NODES[@]}"; do free_stale_shm "$n"; done
 		[[ -e $LAB_DIR/.made-etc-pghook ]] && rmdir /etc/pghook 2>/dev/null
+		[[ -e $LAB_DIR/.made-etc-postgresql ]] && rmdir /etc/postgresql 2>/dev/null
 		rm -rf --one-file-system "$LAB_DIR"
 	fi
 	purge_deb
@@ -849,10 +856,122 @@ cmd_env() {
 	done
 }
 
+# ======================================================================================
+# A second scope (opt-in: `lab.sh standalone-up`, `lab.sh standalone-down`; the scopes
+# e2e test). n1 gets Debian's own standalone cluster (pg_createcluster 15 standalondb
+# --port 5433) with rows; `pghook install --debian-cluster 15/standalondb --create-roles`
+# adopts it; the standalone server is stopped and Patroni started on it; a
+# `pghook backup` of it (with config_dir) builds n2 and n3 through create_replica.
+# Helpers (lab_sa_*) are in lib.sh.
+# ======================================================================================
+
+# sa_install NODE [ARGS...] — `pghook install` of the second scope in NODE's namespace.
+sa_install() {
+	local node=$1 d s ip n eps out; shift
+	d=$LAB_DIR/$node; s=$(lab_sa_dir "$node"); ip=$(lab_ip "$node")
+	eps=http://$ip:2379
+	for n in "${LAB_NODES[@]}"; do [[ $n == "$node" ]] || eps+=,http://$(lab_ip "$n"):2379; done
+	if ! out=$(cd / && lab_exec "$node" env -i PATH="$LAB_PATH" LANG=C.UTF-8 "$(lab_pghook)" install \
+		--scope "$LAB_SA_SCOPE" --name "$node" --namespace "$LAB_NAMESPACE/" --dcs "$LAB_DCS" \
+		--interface eth0 --network "$LAB_NET.0/24" --members "$(lab_ip n1),$(lab_ip n2),$(lab_ip n3)" \
+		--etcd-endpoints "$eps" --port "$LAB_SA_PORT" --rest-port "$LAB_SA_REST" \
+		--ttl 10 --loop-wait 2 --retry-timeout 4 --watchdog off --keep-data=false \
+		--backup-dir "$LAB_DIR/backups" --secrets-dir "$LAB_DIR/secrets" \
+		--patroni-config "$s/patroni.yml" --pghook-config "$(lab_etc_pghook "$node")/pghook.yaml" \
+		--pgpass "$s/pgpass" --socket-dir "$d/run" --state-file "$s/install-state.json" \
+		--systemd-dir "$s/systemd" --sysctl-dir "$s/sysctl.d" \
+		--pghook-bin "$(lab_pghook)" --vip-helper "$(lab_vip_helper)" \
+		--vip "$LAB_SA_VIP_ADDR/$LAB_VIP_PREFIX" --vip-interface "$LAB_VIP_IF" --vip-label vip2 \
+		--pg-parameter "external_pid_file=$s/postmaster.ext.pid" \
+		--pg-parameter logging_collector=on --pg-parameter "log_directory=$s/pglog" \
+		--pg-parameter log_filename=postgresql.log "$@" 2>&1); then
+		printf '%s\n' "$out" >&2
+		die "pghook install of $LAB_SA_SCOPE failed on $node"
+	fi
+	printf '%s\n' "$out" >>"$s/install.log"
+}
+
+# sa_pgpass — replicator's and postgres's passwords for port 5433 (backups, tests).
+sa_pgpass() {
+	local su rep dir=$LAB_DIR/secrets/$LAB_SA_SCOPE
+	read -r su <"$dir/superuser" && read -r rep <"$dir/replication" || die "no passwords in $dir"
+	printf '*:%s:*:postgres:%s\n*:%s:*:replicator:%s\n' "$LAB_SA_PORT" "$su" "$LAB_SA_PORT" "$rep" |
+		write_file "$LAB_DIR/secrets/$LAB_SA_SCOPE.pgpass" postgres:postgres 0600
+}
+
+cmd_standalone_up() {
+	local t0=$SECONDS n s c
+	lab_healthy || die "the lab is not up and healthy: run '$0 up' first"
+	if lab_sa_healthy 2>/dev/null; then lab_log "$LAB_SA_SCOPE already up (leader $(lab_sa_leader))"; return 0; fi
+	# Each node's own /etc/postgresql (ip netns exec bind-mounts it over the host's).
+	if [[ ! -d /etc/postgresql ]]; then
+		install -d -o root -g root -m 0755 /etc/postgresql
+		touch "$LAB_DIR/.made-etc-postgresql"
+	fi
+	for n in "${LAB_NODES[@]}"; do
+		s=$(lab_sa_dir "$n")
+		install -d -o root -g root -m 0755 "$(lab_sa_etc_postgresql "$n")"
+		install -d -o postgres -g postgres -m 0755 "$s" "$s/pglog"
+		# pghook.yaml as the first scope left it, restored by standalone-down.
+		[[ -e $s/pghook.yaml.orig ]] || cp -p "$(lab_etc_pghook "$n")/pghook.yaml" "$s/pghook.yaml.orig"
+	done
+	s=$(lab_sa_dir n1)
+	if [[ ! -e $s/data/PG_VERSION ]]; then
+		lab_log "n1: pg_createcluster 15 $LAB_SA_SCOPE --port $LAB_SA_PORT"
+		lab_exec n1 pg_createcluster 15 "$LAB_SA_SCOPE" --port "$LAB_SA_PORT" --datadir "$s/data" \
+			--socketdir "$LAB_DIR/n1/run" --logfile "$s/standalone.log" \
+			-o "external_pid_file=$s/postmaster.ext.pid" -o listen_addresses=localhost >&2 ||
+			die "pg_createcluster failed on n1"
+		lab_exec n1 pg_ctlcluster 15 "$LAB_SA_SCOPE" start || die "pg_ctlcluster start failed on n1"
+		lab_sa_psql n1 -c "create table public.sa_rows (id int primary key, note text not null);
+			insert into public.sa_rows select g, 'standalone row ' || g from generate_series(1, 1000) g;" ||
+			die "could not fill the standalone cluster"
+	fi
+	sa_install n1 --debian-cluster "15/$LAB_SA_SCOPE" --create-roles
+	sa_pgpass
+	# The one step install leaves to the operator.
+	lab_exec n1 pg_ctlcluster 15 "$LAB_SA_SCOPE" stop 2>/dev/null || true
+	echo manual >"$(lab_sa_etc_postgresql n1)/15/$LAB_SA_SCOPE/start.conf"
+	for n in "${LAB_NODES[@]}"; do lab_sa_start_vipwatch "$n"; done
+	lab_sa_start_patroni n1
+	lab_wait "$LAB_TIMEOUT" "n1 leading $LAB_SA_SCOPE" lab_sa_leader || { tail -n 40 "$s/patroni.log" >&2; die "Patroni did not take $LAB_SA_SCOPE over on n1"; }
+	lab_log "$LAB_SA_SCOPE adopted and led by n1 after $((SECONDS - t0))s; backing it up"
+	lab_exec_pg n1 env PGPASSFILE="$LAB_DIR/secrets/$LAB_SA_SCOPE.pgpass" "$(lab_pghook)" \
+		--config "$(lab_pghook_yaml n1)" --log-format json backup --scope "$LAB_SA_SCOPE" \
+		--backup-dir "$LAB_DIR/backups" --host "$(lab_ip n1)" --port "$LAB_SA_PORT" --user replicator \
+		--patroni-config "$s/patroni.yml" >>"$s/backup.log" 2>&1 || { tail -n 20 "$s/backup.log" >&2; die "pghook backup of $LAB_SA_SCOPE failed"; }
+	for n in n2 n3; do
+		install -d -o postgres -g postgres -m 0700 "$(lab_sa_dir "$n")/data"
+		sa_install "$n" --pg-version 15 --data-dir "$(lab_sa_dir "$n")/data" --config-dir "$LAB_SA_CONFIG_DIR"
+		lab_sa_start_patroni "$n"
+	done
+	lab_wait $((LAB_TIMEOUT * 2)) "two replicas streaming in $LAB_SA_SCOPE" lab_sa_healthy ||
+		{ for n in n2 n3; do tail -n 30 "$(lab_sa_dir "$n")/patroni.log" >&2; done; die "$LAB_SA_SCOPE replicas are not streaming"; }
+	lab_log "$LAB_SA_SCOPE up in $((SECONDS - t0))s (leader $(lab_sa_leader))"
+}
+
+cmd_standalone_down() {
+	local n s
+	[[ -d $LAB_DIR ]] || { lab_log "lab is down"; return 0; }
+	for n in "${LAB_NODES[@]}"; do lab_sa_stop_patroni "$n"; done
+	for n in "${LAB_NODES[@]}"; do lab_sa_stop_vipwatch "$n"; lab_sa_vip_del "$n"; done
+	lab_etcdctl del --prefix "$LAB_NAMESPACE/$LAB_SA_SCOPE/" >/dev/null 2>&1 || true
+	[[ $LAB_DCS == etcd ]] && curl -fsS -X DELETE "http://$(lab_ip n1):2379/v2/keys$LAB_NAMESPACE/$LAB_SA_SCOPE?recursive=true" >/dev/null 2>&1
+	for n in "${LAB_NODES[@]}"; do
+		s=$(lab_sa_dir "$n")
+		[[ -e $s/pghook.yaml.orig ]] && cp -p "$s/pghook.yaml.orig" "$(lab_etc_pghook "$n")/pghook.yaml"
+		rm -rf --one-file-system "$(lab_sa_etc_postgresql "$n")" "$s"
+	done
+	rm -rf --one-file-system "$LAB_DIR/backups/$LAB_SA_SCOPE" "$LAB_DIR/secrets/$LAB_SA_SCOPE" "$LAB_DIR/secrets/$LAB_SA_SCOPE.pgpass"
+	[[ -e $LAB_DIR/.made-etc-postgresql ]] && rmdir /etc/postgresql 2>/dev/null && rm -f "$LAB_DIR/.made-etc-postgresql"
+	lab_log "$LAB_SA_SCOPE down"
+}
+
 main() {
 	local cmd=${1:-}
 	case $cmd in
 	up | down | status | env) ;;
+	standalone-up | standalone-down) cmd=${cmd/-/_} ;;
 	-h | --help | help) usage ;;
 	*) usage ;;
 	esac

@@ -587,3 +587,142 @@ lab_prom_query() {
 	ip netns exec "$(lab_ns "$LAB_CLIENT")" curl -fsS --max-time 5 \
 		--data-urlencode "query=$1" http://127.0.0.1:9090/api/v1/query
 }
+
+# ======================================================================================
+# A second scope on the same three nodes (e2e/scopes_test.go; `lab.sh standalone-up`):
+# the Debian cluster 15/standalondb on port 5433, made by pg_createcluster on n1 and
+# adopted by `pghook install --debian-cluster`, REST API 8009, VIP 10.251.77.101. Each
+# node's /etc/postgresql is /etc/netns/<ns>/postgresql (bind-mounted by ip netns exec);
+# its other files are in $LAB_DIR/NODE/sa/. The same pghook.yaml (one section per scope),
+# roster and run_dir as the first scope.
+# ======================================================================================
+LAB_SA_SCOPE=standalondb
+LAB_SA_PORT=5433
+LAB_SA_REST=8009
+LAB_SA_VIP_ADDR=$LAB_NET.101
+LAB_SA_CONFIG_DIR=/etc/postgresql/15/$LAB_SA_SCOPE
+
+lab_sa_dir() { printf '%s/%s/sa\n' "$LAB_DIR" "$1"; }
+lab_sa_etc_postgresql() { printf '/etc/netns/%s/postgresql\n' "$(lab_ns "$1")"; }
+
+# lab_sa_pid NODE patroni|vipwatch — the pid of the second scope's process, if alive.
+lab_sa_pid() {
+	local f pid pat
+	f=$(lab_sa_dir "$1")/$2.pid
+	[[ -r $f ]] || return 1
+	read -r pid <"$f" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" || return 1
+	case $2 in
+	patroni) pat="sa/patroni.yml" ;;
+	vipwatch) pat="--scope $LAB_SA_SCOPE" ;;
+	esac
+	{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$pat" || return 1
+	echo "$pid"
+}
+
+# lab_sa_postmaster_pid NODE — the second scope's running postmaster.
+lab_sa_postmaster_pid() {
+	local f pid
+	f=$(lab_sa_dir "$1")/data/postmaster.pid
+	[[ -r $f ]] || return 1
+	read -r pid <"$f" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" || return 1
+	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]] || return 1
+	echo "$pid"
+}
+
+lab_sa_start_patroni() {
+	local node=$1 d s
+	d=$(lab_node_dir "$node"); s=$(lab_sa_dir "$node")
+	lab_sa_pid "$node" patroni >/dev/null && return 0
+	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
+		setpriv --reuid=postgres --regid=postgres --init-groups \
+		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" \
+		LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUNBUFFERED=1 \
+		/usr/bin/patroni "$s/patroni.yml" </dev/null >>"$s/patroni.log" 2>&1) &
+	echo $! >"$s/patroni.pid"
+}
+
+# lab_sa_stop_patroni NODE — orderly stop (Patroni stops PostgreSQL); SIGKILL past 30 s.
+lab_sa_stop_patroni() {
+	local node=$1 pid
+	if pid=$(lab_sa_pid "$node" patroni); then
+		kill -TERM "$pid" 2>/dev/null || true
+		lab_wait 30 "the second scope's Patroni on $node to stop" lab__gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	if pid=$(lab_sa_postmaster_pid "$node"); then
+		lab_exec_pg "$node" "$LAB_PG_BIN/pg_ctl" -D "$(lab_sa_dir "$node")/data" -m immediate -w -t 10 stop >&2 || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$(lab_sa_dir "$node")/patroni.pid"
+}
+
+# lab_sa_kill_node NODE — SIGKILL the second scope's Patroni and postmaster only.
+lab_sa_kill_node() {
+	local pid
+	if pid=$(lab_sa_pid "$1" patroni); then kill -KILL "$pid" 2>/dev/null || true; fi
+	if pid=$(lab_sa_postmaster_pid "$1"); then kill -KILL "$pid" 2>/dev/null || true; fi
+}
+
+lab_sa_start_vipwatch() {
+	local node=$1 d s
+	d=$(lab_node_dir "$node"); s=$(lab_sa_dir "$node")
+	lab_sa_pid "$node" vipwatch >/dev/null && return 0
+	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
+		setpriv --reuid=postgres --regid=postgres --init-groups \
+		env -i HOME="$d/home" PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+		"$(lab_vip_helper)" watch --scope "$LAB_SA_SCOPE" </dev/null >>"$s/vipwatch.log" 2>&1) &
+	echo $! >"$s/vipwatch.pid"
+}
+
+lab_sa_stop_vipwatch() {
+	local node=$1 pid
+	if pid=$(lab_sa_pid "$node" vipwatch); then
+		kill -TERM "$pid" 2>/dev/null || true
+		lab_wait 5 "the second scope's watcher on $node to stop" lab__gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$(lab_sa_dir "$node")/vipwatch.pid"
+}
+
+# lab_sa_leader — the node answering 200 on the second scope's /primary (1: none, 2: several).
+lab_sa_leader() {
+	local n code found=()
+	for n in "${LAB_NODES[@]}"; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(lab_ip "$n"):$LAB_SA_REST/primary" 2>/dev/null) || true
+		[[ $code == 200 ]] && found+=("$n")
+	done
+	case ${#found[@]} in
+	0) return 1 ;;
+	1) echo "${found[0]}" ;;
+	*) echo "${found[*]}"; return 2 ;;
+	esac
+}
+
+# lab_sa_psql NODE [psql args...] — psql as postgres over NODE's socket, port 5433.
+lab_sa_psql() {
+	local node=$1; shift
+	lab_exec_pg "$node" psql -X -q -At -h "$(lab_node_dir "$node")/run" -p "$LAB_SA_PORT" -U postgres -d postgres "$@"
+}
+
+# lab_sa_healthy — one leader, the two other nodes streaming from it on port 5433.
+lab_sa_healthy() {
+	local l c
+	l=$(lab_sa_leader) || return 1
+	c=$(lab_sa_psql "$l" -c "select count(*) from pg_stat_replication where state = 'streaming'") || return 1
+	[[ $c == $((${#LAB_NODES[@]} - 1)) ]]
+}
+
+# lab_sa_switchover OLD NEW — switchover of the second scope only.
+lab_sa_switchover() {
+	(cd / && ip netns exec "$(lab_ns "$2")" env -i HOME=/root PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+		patronictl -c "$(lab_sa_dir "$2")/patroni.yml" switchover --master "$1" --candidate "$2" --force)
+}
+
+# lab_sa_vip_del NODE — remove the second VIP from NODE's eth0, if there.
+lab_sa_vip_del() {
+	local ns
+	ns=$(lab_ns "$1")
+	[[ -e /run/netns/$ns ]] || return 0
+	if ip -n "$ns" -4 -o addr show dev "$LAB_VIP_IF" 2>/dev/null | grep -q "inet $LAB_SA_VIP_ADDR/"; then
+		ip -n "$ns" addr del "$LAB_SA_VIP_ADDR/$LAB_VIP_PREFIX" dev "$LAB_VIP_IF" 2>/dev/null || true
+	fi
+}

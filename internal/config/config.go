@@ -154,6 +154,11 @@ func Load(path string, required bool) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading pghook config: %w", err)
 	}
+	return parseFile(path, b)
+}
+
+// parseFile parses the content b of the file at path.
+func parseFile(path string, b []byte) (*File, error) {
 	f, err := Parse(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("pghook config %s: %w", path, err)
@@ -175,12 +180,7 @@ func LoadTrusted(path string) (*File, error) {
 		}
 		return nil, fmt.Errorf("reading pghook config: %w", err)
 	}
-	f, err := Parse(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("pghook config %s: %w", path, err)
-	}
-	f.Path = path
-	return f, nil
+	return parseFile(path, b)
 }
 
 // Parse decodes pghook.yaml and checks it; unknown keys are errors (a typo

@@ -133,7 +133,9 @@ func (v *VIP) Request(op string, took time.Duration, err error) {
 func (v *VIP) Families() []Family {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	base := func(extra ...string) []Label { return L(append([]string{"scope", v.Scope, "backend", v.Backend}, extra...)...) }
+	base := func(extra ...string) []Label {
+		return L(append([]string{"scope", v.Scope, "backend", v.Backend}, extra...)...)
+	}
 	fams := []Family{
 		{Name: "pghook_vip_held", Help: "1 while this node holds the scope's VIP, else 0.", Type: Gauge,
 			Samples: []Sample{{base(), v.held}}},

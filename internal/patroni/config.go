@@ -32,6 +32,11 @@ type Config struct {
 	Kubernetes yaml.Node `yaml:"kubernetes"`
 	Raft       yaml.Node `yaml:"raft"`
 	Postgresql Postgres  `yaml:"postgresql"`
+	Bootstrap  struct {
+		DCS struct {
+			TTL yaml.Node `yaml:"ttl"`
+		} `yaml:"dcs"`
+	} `yaml:"bootstrap"`
 }
 
 // RestAPI is the restapi section.

@@ -60,6 +60,43 @@ func (r *Rest) Close() { r.http.CloseIdleConnections() }
 // hung, or unreachable).
 var ErrNoAnswer = errors.New("patroni: REST API did not answer")
 
+// PrimaryStatus is what GET /primary tells about this member: the code
+// says whether Patroni holds the leader lock (in memory, as Patroni last
+// saw the DCS), the body what PostgreSQL does. Patroni 3.0.2 sends the same
+// body as GET /patroni: state (running, stopping, stopped, starting,
+// restarting, crashed, unknown…) and role — while PostgreSQL runs, from
+// pg_is_in_recovery() (master or replica); while it does not, Patroni's own
+// (master, demoted, replica…).
+type PrimaryStatus struct {
+	Leader bool   // HTTP 200: Patroni holds the leader lock
+	State  string // PostgreSQL's state as Patroni sees it; "" when the body had none
+	Role   string
+}
+
+// Running reports whether PostgreSQL runs (or the body did not say).
+func (s PrimaryStatus) Running() bool { return s.State == "" || s.State == "running" }
+
+// Primary asks GET /primary. Any outcome but 200 or 503 is an error
+// wrapping ErrNoAnswer (no answer) or naming the code.
+func (r *Rest) Primary(ctx context.Context) (PrimaryStatus, error) {
+	code, body, err := r.get(ctx, "/primary")
+	if err != nil {
+		return PrimaryStatus{}, err
+	}
+	if code != http.StatusOK && code != http.StatusServiceUnavailable {
+		return PrimaryStatus{}, fmt.Errorf("GET %s/primary: unexpected HTTP %d", r.base, code)
+	}
+	st := PrimaryStatus{Leader: code == http.StatusOK}
+	var b struct {
+		State string `json:"state"`
+		Role  string `json:"role"`
+	}
+	if json.Unmarshal(body, &b) == nil {
+		st.State, st.Role = b.State, b.Role
+	}
+	return st, nil
+}
+
 // IsPrimary asks GET /primary: 200 means this member holds the leader lock
 // and runs as a read-write primary; 503 means it does not. A 200 whose body
 // says PostgreSQL is not running (Patroni keeps role master while it stops
@@ -68,23 +105,11 @@ var ErrNoAnswer = errors.New("patroni: REST API did not answer")
 // Any other outcome is an error wrapping ErrNoAnswer (no answer) or naming
 // the code.
 func (r *Rest) IsPrimary(ctx context.Context) (bool, error) {
-	code, body, err := r.get(ctx, "/primary")
+	st, err := r.Primary(ctx)
 	if err != nil {
 		return false, err
 	}
-	switch code {
-	case http.StatusOK:
-		var st struct {
-			State string `json:"state"`
-		}
-		if json.Unmarshal(body, &st) == nil && st.State != "" && st.State != "running" {
-			return false, nil
-		}
-		return true, nil
-	case http.StatusServiceUnavailable:
-		return false, nil
-	}
-	return false, fmt.Errorf("GET %s/primary: unexpected HTTP %d", r.base, code)
+	return st.Leader && st.Running(), nil
 }
 
 // Status is the part of GET /patroni that pghook reads.

@@ -107,3 +107,42 @@ func TestRestNoAnswer(t *testing.T) {
 		})
 	}
 }
+
+// Primary returns the code's meaning and the body's state and role as
+// Patroni 3.0.2 sends them while a switchover stops the old primary.
+func TestRestPrimaryStatus(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		code    int
+		body    string
+		want    PrimaryStatus
+		running bool
+	}{
+		{"primary", 200, `{"state":"running","role":"master"}`, PrimaryStatus{true, "running", "master"}, true},
+		{"stopping, lock still held", 200, `{"state":"stopping","role":"master"}`, PrimaryStatus{true, "stopping", "master"}, false},
+		{"stopped after demote", 503, `{"state":"stopped","role":"demoted"}`, PrimaryStatus{false, "stopped", "demoted"}, false},
+		{"replica", 503, `{"state":"running","role":"replica"}`, PrimaryStatus{false, "running", "replica"}, true},
+		{"no body", 200, ``, PrimaryStatus{Leader: true}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/primary" {
+					w.WriteHeader(http.StatusNotFound)
+					return
+				}
+				w.WriteHeader(tt.code)
+				w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			got, err := restFor(t, srv.URL, time.Second).Primary(context.Background())
+			if err != nil || got != tt.want || got.Running() != tt.running {
+				t.Fatalf("got %+v running %v err %v, want %+v running %v", got, got.Running(), err, tt.want, tt.running)
+			}
+		})
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+	defer srv.Close()
+	if _, err := restFor(t, srv.URL, time.Second).Primary(context.Background()); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("HTTP 500: err %v", err)
+	}
+}

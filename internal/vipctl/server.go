@@ -27,6 +27,9 @@ type Server struct {
 	Log     zerolog.Logger
 }
 
+// ErrAnotherWatcher: a watcher of the same scope already serves it.
+var ErrAnotherWatcher = errors.New("another watcher runs")
+
 // Listen binds the endpoint's socket after checking its directory. It
 // takes the scope's lock file first and fails when another watcher of the
 // scope holds it; a socket left behind by a watcher that died is replaced.
@@ -41,7 +44,7 @@ func Listen(ep Endpoint) (*Server, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another watcher of scope %s holds %s: stop it first", ep.Scope, ep.lockPath())
+			return nil, fmt.Errorf("%w: scope %s (it holds %s): stop it first", ErrAnotherWatcher, ep.Scope, ep.lockPath())
 		}
 		return nil, fmt.Errorf("locking %s: %w", ep.lockPath(), err)
 	}

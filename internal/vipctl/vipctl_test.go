@@ -341,7 +341,7 @@ func TestOneWatcherPerScope(t *testing.T) {
 	stale.Close()
 	r := &recorder{}
 	serve(t, ep, r.handle)
-	if _, err := Listen(ep); err == nil || !strings.Contains(err.Error(), "another watcher") {
+	if _, err := Listen(ep); !errors.Is(err, ErrAnotherWatcher) {
 		t.Fatalf("second Listen: %v, want refused", err)
 	}
 	if err := Request(context.Background(), ep, Release); err != nil {

@@ -79,11 +79,16 @@ type installer struct {
 	links      []linkItem
 	st         *state
 	res        Result
+	// adopt is set when adopting an existing cluster (--adopt).
+	adopt *adoptState
 }
 
 // Run performs `pghook install`. Messages for the operator go to out; a
 // *UsageError names a bad setting.
 func Run(o Options, out io.Writer) (*Result, error) {
+	if err := applyDebianCluster(&o); err != nil {
+		return nil, err
+	}
 	if err := o.normalize(); err != nil {
 		return nil, err
 	}
@@ -116,6 +121,11 @@ func Run(o Options, out io.Writer) (*Result, error) {
 	reachable := in.checkEtcd()
 	if err := in.checkClusterIdentity(reachable); err != nil {
 		return nil, err
+	}
+	if o.Adopt {
+		if err := in.checkAdopt(); err != nil {
+			return nil, err
+		}
 	}
 	if err := in.validate(); err != nil {
 		return nil, err
@@ -177,6 +187,9 @@ func (in *installer) owners() error {
 
 // checkDataDir refuses a data directory that holds another major version.
 func (in *installer) checkDataDir() error {
+	if in.o.Adopt {
+		return nil // checkAdoption says it the adoption's way
+	}
 	dd := layoutFor(&in.o, &in.f).DataDir
 	b, err := os.ReadFile(in.p(filepath.Join(dd, "PG_VERSION")))
 	if err != nil {
@@ -195,6 +208,9 @@ func (in *installer) checkDataDir() error {
 // the directory, no key yet, the DCS unreachable or not readable with the
 // rendered settings) is not an error; the last two are warnings.
 func (in *installer) checkClusterIdentity(reachable bool) error {
+	if in.o.Adopt {
+		return nil // checkAdoption compares, and refuses an unreachable DCS
+	}
 	dd := layoutFor(&in.o, &in.f).DataDir
 	b, err := os.ReadFile(in.p(filepath.Join(dd, "global", "pg_control")))
 	if err != nil {
@@ -208,13 +224,8 @@ func (in *installer) checkClusterIdentity(reachable bool) error {
 		in.warn("%s holds a cluster (system identifier %d) that could not be compared with the DCS", dd, ctl.SystemID)
 		return nil
 	}
-	var cfg *patroni.Config
-	for _, it := range in.files {
-		if it.path == in.o.PatroniConfig {
-			cfg, err = patroni.Parse(it.data)
-		}
-	}
-	if cfg == nil || err != nil {
+	cfg, err := in.renderedPatroni()
+	if err != nil {
 		return nil
 	}
 	timeout := in.o.EtcdTimeout
@@ -231,6 +242,16 @@ func (in *installer) checkClusterIdentity(reachable bool) error {
 		return usage("data-dir", "%s holds the cluster with system identifier %d, but the DCS key %s says this cluster is %s: Patroni would start another cluster's data as a member; choose another --data-dir (or move that directory away)", dd, ctl.SystemID, cfg.Key("initialize"), strings.TrimSpace(v))
 	}
 	return nil
+}
+
+// renderedPatroni parses the patroni.yml this run renders.
+func (in *installer) renderedPatroni() (*patroni.Config, error) {
+	for _, it := range in.files {
+		if it.path == in.o.PatroniConfig {
+			return patroni.Parse(it.data)
+		}
+	}
+	return nil, errors.New("no patroni.yml rendered")
 }
 
 // loadSecrets reuses the stored passwords, adopts those of an existing
@@ -336,6 +357,12 @@ func (in *installer) build() error {
 	}
 	if l.ConfigDir != "" {
 		in.dirs = append(in.dirs, dirItem{path: filepath.Dir(l.ConfigDir), mode: 0o755, own: in.pg}, dirItem{path: l.ConfigDir, mode: 0o755, own: in.pg})
+		if o.ConfigDir != "" && strings.HasPrefix(l.ConfigDir, debianConfRoot+"/") {
+			// Debian's postgresql.conf has include_dir = 'conf.d', and a
+			// backup's config_dir copy holds files only: without the
+			// directory a restored replica does not start.
+			in.dirs = append(in.dirs, dirItem{path: filepath.Join(l.ConfigDir, "conf.d"), mode: 0o755, own: in.pg})
+		}
 	}
 	if o.BackupDir != "" {
 		in.dirs = append(in.dirs, dirItem{path: o.BackupDir, mode: 0o750, own: in.pg})
@@ -562,7 +589,8 @@ func (in *installer) validate() error {
 	if !errors.As(err, &ee) {
 		return fmt.Errorf("running %s --validate-config: %w", in.f.Patroni, err)
 	}
-	running := patroniRunning(in.o.PatroniConfig)
+	// The adopted server holds its port until the operator stops it.
+	running := patroniRunning(in.o.PatroniConfig) || in.adopt != nil && in.adopt.facts.Running
 	var fatal []string
 	for _, line := range strings.Split(strings.TrimSpace(mask(out, in.secrets.values())), "\n") {
 		line = strings.TrimSpace(line)
@@ -624,6 +652,12 @@ func patroniRunning(config string) bool {
 
 func (in *installer) dryRun() {
 	secrets := in.secrets.values()
+	if in.adopt != nil {
+		for _, f := range in.adopt.fixes {
+			in.say("would %s", f.What)
+			in.res.Changes++
+		}
+	}
 	for _, d := range in.dirs {
 		if _, err := os.Stat(in.p(d.path)); errors.Is(err, fs.ErrNotExist) {
 			in.say("would create directory %s (%04o)", in.p(d.path), d.mode)
@@ -669,6 +703,10 @@ func (in *installer) chown(path string, own owner) error {
 }
 
 func (in *installer) apply() error {
+	// The roles first: a failure there leaves no file behind.
+	if err := in.applyRoles(); err != nil {
+		return err
+	}
 	for _, d := range in.dirs {
 		p := in.p(d.path)
 		fi, err := os.Stat(p)
@@ -759,15 +797,17 @@ func (in *installer) apply() error {
 	}
 	if in.o.VIP != "" && in.root == "" {
 		for _, k := range []string{"all", strings.ReplaceAll(in.vipInterface(), ".", "/")} {
-			pp := "/proc/sys/net/ipv4/conf/" + k + "/arp_announce"
-			if b, err := os.ReadFile(pp); err == nil && strings.TrimSpace(string(b)) == "2" {
-				continue
-			}
-			if err := os.WriteFile(pp, []byte("2\n"), 0o644); err != nil {
-				in.warn("setting %s: %v", pp, err)
-			} else {
-				in.say("applied    %s = 2", pp)
-				in.res.Changes++
+			for _, kv := range [][2]string{{"arp_announce", "2"}, {"arp_ignore", "1"}} {
+				pp := "/proc/sys/net/ipv4/conf/" + k + "/" + kv[0]
+				if b, err := os.ReadFile(pp); err == nil && strings.TrimSpace(string(b)) == kv[1] {
+					continue
+				}
+				if err := os.WriteFile(pp, []byte(kv[1]+"\n"), 0o644); err != nil {
+					in.warn("setting %s: %v", pp, err)
+				} else {
+					in.say("applied    %s = %s", pp, kv[1])
+					in.res.Changes++
+				}
 			}
 		}
 	}
@@ -779,6 +819,7 @@ func (in *installer) apply() error {
 	}
 	if in.res.Changes == 0 {
 		in.say("pghook install: scope %s: unchanged", in.o.Scope)
+		in.adoptNextStep()
 		return nil
 	}
 	if in.root == "" && in.o.SystemdDir == SystemdEtc {
@@ -789,6 +830,10 @@ func (in *installer) apply() error {
 		}
 	}
 	in.say("pghook install: scope %s: %d change(s)", in.o.Scope, in.res.Changes)
+	if in.adopt != nil {
+		in.adoptNextStep()
+		return nil
+	}
 	in.say("next: systemctl start %s", unitName(in.o.Scope))
 	if in.o.VIP != "" {
 		in.say("      systemctl start %s", vipWatchName(in.o.Scope))

@@ -178,7 +178,8 @@ func TestRenderDebianLayout(t *testing.T) {
 		t.Errorf("patroni unit not enabled: %q", tg)
 	}
 	sc := string(read(t, filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")))
-	if !strings.Contains(sc, "net.ipv4.conf.all.arp_announce = 2") || !strings.Contains(sc, "net.ipv4.conf.eth0.arp_announce = 2") {
+	if !strings.Contains(sc, "net.ipv4.conf.all.arp_announce = 2") || !strings.Contains(sc, "net.ipv4.conf.eth0.arp_announce = 2") ||
+		!strings.Contains(sc, "net.ipv4.conf.all.arp_ignore = 1") || !strings.Contains(sc, "net.ipv4.conf.eth0.arp_ignore = 1") {
 		t.Errorf("sysctl: %s", sc)
 	}
 	for _, d := range []string{"/var/lib/postgresql/15/main", "/etc/postgresql/15/main", "/mnt/shared/backup"} {

@@ -74,6 +74,18 @@ type Options struct {
 	DataDir          string   `yaml:"data-dir"`
 	Layout           string   `yaml:"layout"`
 	PatroniConfig    string   `yaml:"patroni-config"`
+	// ConfigDir is PostgreSQL's configuration directory outside the data
+	// directory (Patroni's postgresql.config_dir); "" follows Layout.
+	ConfigDir string `yaml:"config-dir"`
+
+	// Adopt puts an existing cluster (DataDir, ConfigDir) under Patroni
+	// instead of leaving Patroni to create one; DebianCluster ("15/main")
+	// names it the Debian way and implies Adopt. CreateRoles lets install
+	// create or fix the replication and rewind roles (and the superuser's
+	// password) in the adopted cluster.
+	Adopt         bool   `yaml:"adopt"`
+	DebianCluster string `yaml:"debian-cluster"`
+	CreateRoles   bool   `yaml:"create-roles"`
 
 	// Patroni timing (bootstrap.dcs); 0: 30 / 10 / 10.
 	TTL          int `yaml:"ttl"`
@@ -309,7 +321,16 @@ func (o *Options) normalize() error {
 	if o.Layout != "debian" && o.Layout != "seed" {
 		return usage("layout", "%q: want debian or seed", o.Layout)
 	}
-	for flag, p := range map[string]string{"data-dir": o.DataDir, "patroni-config": o.PatroniConfig, "backup-dir": o.BackupDir,
+	if o.DebianCluster != "" {
+		o.Adopt = true
+	}
+	if o.CreateRoles && !o.Adopt {
+		return usage("create-roles", "only with --adopt or --debian-cluster (a cluster Patroni creates gets its roles from Patroni)")
+	}
+	if o.Adopt && o.DataDir == "" {
+		return usage("data-dir", "is required with --adopt (the existing cluster's data directory), or name the cluster with --debian-cluster VERSION/NAME")
+	}
+	for flag, p := range map[string]string{"data-dir": o.DataDir, "config-dir": o.ConfigDir, "patroni-config": o.PatroniConfig, "backup-dir": o.BackupDir,
 		"etcd-cacert": o.EtcdCACert, "etcd-cert": o.EtcdCert, "etcd-key": o.EtcdKey, "etcd-password-file": o.EtcdPasswordFile,
 		"etcd-root-password-file": o.EtcdRootPasswordFile, "pghook-config": o.PghookConfig, "secrets-dir": o.SecretsDir,
 		"state-file": o.StateFile, "systemd-dir": o.SystemdDir, "sysctl-dir": o.SysctlDir, "pgpass": o.Pgpass,

@@ -67,6 +67,9 @@ func layoutFor(o *Options, f *Facts) Layout {
 		l.ConfigDir = filepath.Join("/etc/postgresql", f.PGVersion, o.Scope)
 		pgpass = "/var/lib/postgresql/" + f.PGVersion + "-" + o.Scope + ".pgpass"
 	}
+	if o.ConfigDir != "" {
+		l.ConfigDir = o.ConfigDir
+	}
 	if l.Pgpass == "" {
 		l.Pgpass = pgpass
 	}
@@ -144,6 +147,7 @@ type postgresql struct {
 	Parameters           map[string]any    `yaml:"parameters"`
 	Callbacks            map[string]string `yaml:"callbacks"`
 	CreateReplicaMethods []string          `yaml:"create_replica_methods"`
+	PgHBA                []string          `yaml:"pg_hba,omitempty"`
 	Pghook               map[string]any    `yaml:"pghook"`
 	Basebackup           map[string]any    `yaml:"basebackup"`
 }
@@ -201,6 +205,18 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 	}
 	if o.BackupDir != "" {
 		y.Postgres.Pghook["backup_dir"] = o.BackupDir
+	}
+	if o.Adopt {
+		// bootstrap.pg_hba applies to a cluster Patroni creates only; an
+		// adopted one gets its pg_hba.conf (in config_dir) from here.
+		y.Postgres.PgHBA = pgHBA(o, f)
+	}
+	if o.ConfigDir != "" {
+		// A configuration directory named by --config-dir or
+		// --debian-cluster holds a postgresql.conf of its own (Patroni keeps
+		// it as postgresql.base.conf), and a backup's copy restored on a
+		// replica names the first node's data directory: this node's wins.
+		y.Postgres.Parameters["data_directory"] = l.DataDir
 	}
 	if o.Watchdog != "" {
 		y.Watchdog = &watchdog{Mode: o.Watchdog}
@@ -351,9 +367,17 @@ func sysctlKey(iface string) string {
 	return "net.ipv4.conf." + strings.ReplaceAll(iface, ".", "/") + ".arp_announce"
 }
 
+func sysctlIgnoreKey(iface string) string {
+	return "net.ipv4.conf." + strings.ReplaceAll(iface, ".", "/") + ".arp_ignore"
+}
+
 // renderSysctl makes ARP requests use the interface's own address as
-// source, so that neighbours never learn the VIP from a stale holder.
+// source, so that neighbours never learn the VIP from a stale holder, and
+// ARP answer only for addresses on the interface, so that the refusal a
+// former holder keeps after a switchover (a local route) is never announced.
 func renderSysctl(iface string) []byte {
-	return []byte("# Written by pghook install: ARP uses the best local address (VIP hosts).\n" +
-		"net.ipv4.conf.all.arp_announce = 2\n" + sysctlKey(iface) + " = 2\n")
+	return []byte("# Written by pghook install: ARP uses the best local address and answers only for\n" +
+		"# addresses on the interface (VIP hosts).\n" +
+		"net.ipv4.conf.all.arp_announce = 2\n" + sysctlKey(iface) + " = 2\n" +
+		"net.ipv4.conf.all.arp_ignore = 1\n" + sysctlIgnoreKey(iface) + " = 1\n")
 }
