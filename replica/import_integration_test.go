@@ -186,6 +186,47 @@ func TestImportIntegration(t *testing.T) {
 	})
 }
 
+// TestBackupFromReplicaIntegration: a backup taken on a streaming replica
+// (BACKUP FROM: standby, no WAL switch at its end) is verified, WAL records
+// included, and restores a replica of the primary that streams.
+func TestBackupFromReplicaIntegration(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	psql(t, pg, pg.Port, "ALTER SYSTEM SET wal_keep_size = '1GB'")
+	psql(t, pg, pg.Port, "SELECT pg_reload_conf()")
+	psql(t, pg, pg.Port, "CREATE TABLE rep AS SELECT g FROM generate_series(1, 2000) g")
+	backups := t.TempDir()
+	takeBackup(t, pg, backups, "seed", "lz4")
+	seedDir := filepath.Join(pgTempDir(t), "data")
+	if _, err := restore(t, pg, backups, "seed", seedDir, false); err != nil {
+		t.Fatal(err)
+	}
+	replicaPort := startStandby(t, pg, seedDir)
+	waitStreams(t, pg, replicaPort, "the replica", "(SELECT count(*) FROM rep)", "2000")
+	// A restartpoint on the replica, so that its backup starts at a recent redo point.
+	psql(t, pg, pg.Port, "CHECKPOINT")
+	psql(t, pg, pg.Port, "INSERT INTO rep VALUES (-1)")
+	waitStreams(t, pg, replicaPort, "the replica replays", "(SELECT count(*) FROM rep)", "2001")
+
+	onReplica := *pg
+	onReplica.Port = replicaPort
+	m := takeBackup(t, &onReplica, backups, "fromreplica", "zstd")
+	if !m.FromStandby {
+		t.Fatalf("backup from the replica not marked as such: %+v", m)
+	}
+	v, err := VerifyBackup(context.Background(), m.Dir, nil, testLog(t))
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	t.Logf("backup from the replica: %s..%s, %d WAL records", m.StartLSN, m.EndLSN, v.WALRecords)
+	psql(t, pg, pg.Port, "INSERT INTO rep VALUES (-2)")
+	dataDir := filepath.Join(pgTempDir(t), "data")
+	if _, err := restore(t, pg, backups, "fromreplica", dataDir, false); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	port := startStandby(t, pg, dataDir)
+	waitStreams(t, pg, port, "restored from the replica's backup", "(SELECT count(*) FROM rep)", "2002")
+}
+
 // TestRestoreAsRootIntegration: create-replica run as root writes files
 // owned by the data directory's parent's owner (postgres), which then
 // starts without any chown; a root-owned parent is refused with 2 and
