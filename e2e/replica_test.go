@@ -261,6 +261,21 @@ func TestReplicaFromBackup(t *testing.T) {
 				f.Close()
 			}
 		}()
+		// Older backups would now be restored instead (create-replica tries
+		// them after a 4): set them aside (a dot name is not a backup) so
+		// that Patroni's fallback to basebackup is what is tested.
+		ents, _ := os.ReadDir(filepath.Dir(bdir))
+		for _, e := range ents {
+			n := e.Name()
+			if !e.IsDir() || strings.HasPrefix(n, ".") || n == filepath.Base(bdir) {
+				continue
+			}
+			from, to := filepath.Join(filepath.Dir(bdir), n), filepath.Join(filepath.Dir(bdir), ".aside-"+n)
+			if err := os.Rename(from, to); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Rename(to, from)
+		}
 		marker2 := fmt.Sprintf("fallback-%d", time.Now().UnixNano())
 		if _, err := lib(t, "lab_psql", l, "-c", fmt.Sprintf("insert into pghook_e2e_replica values ('%s')", marker2)); err != nil {
 			t.Fatal(err)

@@ -195,23 +195,7 @@ func describe(bdir string) (Meta, error) {
 	if err != nil {
 		return Meta{}, err
 	}
-	var m Meta
-	m.SystemID = p.wal.SystemID
-	m.PGVersion = p.wal.MajorVersion()
-	m.WALSegSize = p.wal.SegSize
-	tli, s := p.manifest.Start()
-	m.Timeline = tli
-	m.StartLSN = s.String()
-	m.EndLSN = p.end.String()
-	m.DataBytes = p.manifest.DataSize()
-	m.StoredBytes = p.storedBytes
-	m.FromStandby = p.fromStandby
-	m.Files = []string{filepath.Base(p.base), filepath.Base(p.walTar), "backup_manifest"}
-	for _, t := range p.tablespaces {
-		m.Files = append(m.Files, filepath.Base(p.tsArchives[t.OID]))
-		m.Tablespaces = append(m.Tablespaces, t)
-	}
-	return m, nil
+	return p.meta(), nil
 }
 
 // syncFiles fsyncs every file of a backup directory (and of its

@@ -3,6 +3,7 @@ package replica
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -78,12 +79,29 @@ type extractor struct {
 	written map[string]bool // manifest files written (all roots)
 	wal     map[string]bool // WAL file names written into pg_wal
 	walHdr  *WALHeader      // header of the first WAL segment
+
+	// walkers check the WAL records of each WAL range as the segments go by.
+	walkers []*walWalker
+	// Without a root (verify), files are read and checked but not written;
+	// kept holds the content of the few the checks read afterwards, and
+	// early the WAL segments that came before the walk needed them.
+	kept      map[string][]byte
+	early     map[string][]byte
+	earlySize int64
 }
+
+// keptFiles are the files a verification without a root keeps in memory.
+var keptFiles = map[string]bool{"global/pg_control": true, "backup_label": true}
+
+// maxEarlyWAL bounds the WAL segments a verification holds in memory when
+// the WAL archive is not in LSN order.
+const maxEarlyWAL = 512 << 20
 
 func newExtractor(root *os.Root, m *Manifest, reserved map[string]bool) *extractor {
 	return &extractor{
 		root: root, manifest: m, reserved: reserved, mu: new(sync.Mutex),
 		dirs: map[string]bool{"": true, ".": true}, written: map[string]bool{}, wal: map[string]bool{},
+		kept: map[string][]byte{}, early: map[string][]byte{},
 	}
 }
 
@@ -92,7 +110,7 @@ func newExtractor(root *os.Root, m *Manifest, reserved map[string]bool) *extract
 func (x *extractor) sub(root *os.Root, reserved map[string]bool) *extractor {
 	return &extractor{
 		root: root, manifest: x.manifest, reserved: reserved, mu: x.mu,
-		dirs: map[string]bool{"": true, ".": true}, written: x.written, wal: map[string]bool{},
+		dirs: map[string]bool{"": true, ".": true}, written: x.written, wal: map[string]bool{}, kept: x.kept,
 	}
 }
 
@@ -117,6 +135,12 @@ func (x *extractor) mkdirAll(dir string) error {
 	done := x.dirs[dir]
 	x.mu.Unlock()
 	if done {
+		return nil
+	}
+	if x.root == nil {
+		x.mu.Lock()
+		x.dirs[dir] = true
+		x.mu.Unlock()
 		return nil
 	}
 	if err := x.root.MkdirAll(dir, 0o700); err != nil {
@@ -155,7 +179,10 @@ func entryType(h *tar.Header) (dir bool, err error) {
 // into it through w and returns the bytes it began with (up to 64); h, if
 // not nil, hashes the content. The writes themselves happen in w's
 // goroutine: a failed write is returned by a later call or by w.finish.
-func (x *extractor) writeFile(w *asyncWriter, name string, r io.Reader, size int64, h hash.Hash) (head []byte, err error) {
+func (x *extractor) writeFile(w *asyncWriter, name string, r io.Reader, size int64, h io.Writer) (head []byte, err error) {
+	if x.root == nil {
+		return x.readFile(name, r, size, h)
+	}
 	if err := w.failed(); err != nil {
 		return nil, err
 	}
@@ -200,6 +227,48 @@ func (x *extractor) writeFile(w *asyncWriter, name string, r io.Reader, size int
 	}
 	return head, nil
 }
+
+// readFile is writeFile without a root: it reads the entry's size bytes
+// through h, keeps the files of keptFiles, and writes nothing.
+func (x *extractor) readFile(name string, r io.Reader, size int64, h io.Writer) ([]byte, error) {
+	var keep *bytes.Buffer
+	if keptFiles[name] && size <= 1<<20 {
+		keep = new(bytes.Buffer)
+	}
+	bp := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(bp)
+	buf := *bp
+	var head []byte
+	for left := size; left > 0; {
+		k, err := io.ReadFull(r, buf[:min(int64(len(buf)), left)])
+		if k > 0 {
+			if head == nil {
+				head = append([]byte(nil), buf[:min(k, 64)]...)
+			}
+			if h != nil {
+				h.Write(buf[:k])
+			}
+			if keep != nil {
+				keep.Write(buf[:k])
+			}
+			left -= int64(k)
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%w: %s: archive truncated", ErrUnsafeArchive, name)
+			}
+			return nil, fmt.Errorf("reading %s from archive: %w", name, err)
+		}
+	}
+	if keep != nil {
+		x.mu.Lock()
+		x.kept[name] = keep.Bytes()
+		x.mu.Unlock()
+	}
+	return head, nil
+}
+
+var readBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // asyncWriter writes files in a goroutine of its own, so that reading
 // (and decompressing, and checksumming) the next block of an archive
@@ -604,9 +673,30 @@ func (x *extractor) walkWAL(w *asyncWriter, r io.Reader, sysid uint64) error {
 		if seg && (h.Size < 1<<20 || h.Size > 1<<30 || (wantSize != 0 && h.Size != wantSize)) {
 			return fmt.Errorf("%w: WAL segment %q has size %d", ErrUnsafeArchive, n, h.Size)
 		}
-		head, err := x.writeFile(w, "pg_wal/"+n, tr, h.Size, nil)
+		walker := x.walkerFor(n)
+		var hw io.Writer
+		var early *bytes.Buffer
+		switch {
+		case walker != nil:
+			walker.begin()
+			hw = walker
+		case seg && x.root == nil && x.walkLater(n, h.Size):
+			early = bytes.NewBuffer(make([]byte, 0, h.Size))
+			hw = early
+		}
+		head, err := x.writeFile(w, "pg_wal/"+n, tr, h.Size, hw)
 		if err != nil {
 			return err
+		}
+		if walker != nil {
+			walker.endSegment()
+			if err := x.walkEarly(walker); err != nil {
+				return err
+			}
+		}
+		if early != nil {
+			x.early[n] = early.Bytes()
+			x.earlySize += h.Size
 		}
 		if !seg {
 			continue
@@ -627,6 +717,76 @@ func (x *extractor) walkWAL(w *asyncWriter, r io.Reader, sysid uint64) error {
 		}
 		x.mu.Unlock()
 	}
+}
+
+// walkerFor returns the walker that needs segment n next, or nil.
+func (x *extractor) walkerFor(n string) *walWalker {
+	for _, w := range x.walkers {
+		if w.wants(n) {
+			return w
+		}
+	}
+	return nil
+}
+
+// walkLater reports whether segment n (of size bytes) will be needed by a
+// walker later and fits in memory until then.
+func (x *extractor) walkLater(n string, size int64) bool {
+	for _, w := range x.walkers {
+		if w.done || w.err != nil || len(n) != 24 || n[:8] != w.nextSegment()[:8] || n < w.nextSegment() {
+			continue
+		}
+		if last := SegmentName(w.tli, w.end, w.segSize); n <= last && x.earlySize+size <= maxEarlyWAL {
+			return true
+		}
+	}
+	return false
+}
+
+// walkEarly feeds w the segments held in memory it now needs.
+func (x *extractor) walkEarly(w *walWalker) error {
+	for {
+		n := w.nextSegment()
+		b, ok := x.early[n]
+		if n == "" || !ok {
+			return nil
+		}
+		delete(x.early, n)
+		x.earlySize -= int64(len(b))
+		w.walkSegment(bytes.NewReader(b))
+	}
+}
+
+// finishWALWalks completes the walks from the segments written to pg_wal
+// (an archive not in LSN order) and returns the first verdict that is not
+// a pass.
+func (x *extractor) finishWALWalks() error {
+	for _, w := range x.walkers {
+		for n := w.nextSegment(); n != "" && x.root != nil; n = w.nextSegment() {
+			f, err := x.root.Open("pg_wal/" + n)
+			if err != nil {
+				break // result names the missing segment
+			}
+			err = w.walkSegment(f)
+			f.Close()
+			if err != nil && !errors.Is(err, ErrWALRecord) {
+				return ioErr{fmt.Errorf("reading pg_wal/%s: %w", n, err)}
+			}
+		}
+		if err := w.result(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walRecords is how many WAL records the walks checked.
+func (x *extractor) walRecords() int {
+	n := 0
+	for _, w := range x.walkers {
+		n += w.records
+	}
+	return n
 }
 
 // archiveErr wraps an error of tar.Reader.Next: a failed read of the file
@@ -730,6 +890,7 @@ type BackupLabel struct {
 	From        string // primary or standby
 	Timeline    uint32
 	Incremental bool
+	StartTime   string // as written, e.g. "2026-01-01 12:00:00 UTC"
 }
 
 // ParseBackupLabel parses backup_label's "KEY: value" lines.
@@ -741,6 +902,8 @@ func ParseBackupLabel(b []byte) BackupLabel {
 			continue
 		}
 		switch k {
+		case "START TIME":
+			l.StartTime = strings.TrimSpace(v)
 		case "BACKUP FROM":
 			l.From = strings.TrimSpace(v)
 		case "START TIMELINE":

@@ -57,17 +57,15 @@ func pgControlState(sysid uint64, state uint32) []byte {
 
 const testSegSize = 1 << 20
 
-// walSegment builds a WAL segment whose first page has a long header.
+// walSegment builds a WAL segment whose first page has a long header,
+// followed by three valid records from at+40 to at+0x100 (the synthetic
+// backups' WAL range).
 func walSegment(sysid uint64, tli uint32, at LSN) []byte {
-	b := make([]byte, testSegSize)
-	binary.LittleEndian.PutUint16(b[0:], 0xD110)
-	binary.LittleEndian.PutUint16(b[2:], xlpLongHeader)
-	binary.LittleEndian.PutUint32(b[4:], tli)
-	binary.LittleEndian.PutUint64(b[8:], uint64(at))
-	binary.LittleEndian.PutUint64(b[24:], sysid)
-	binary.LittleEndian.PutUint32(b[32:], testSegSize)
-	binary.LittleEndian.PutUint32(b[36:], 8192)
-	return b
+	g := newWALGen(sysid, tli, testSegSize, 8192, at+walLongHeader)
+	for i := 0; i < 3; i++ {
+		g.add(walRec{rmid: 10, data: bytes.Repeat([]byte{byte(i)}, 48)})
+	}
+	return g.segs[uint64(at)/testSegSize]
 }
 
 type entry struct {
@@ -106,6 +104,10 @@ type synthBackup struct {
 	files    map[string][]byte
 	base     []entry
 	walNames []string
+	// wal, if set, changes the WAL segment before it is archived.
+	wal func(seg []byte)
+	// created is pghook.json's created_at (zero: 2026-01-01).
+	created time.Time
 }
 
 func newSynth(sysid uint64) *synthBackup {
@@ -146,8 +148,16 @@ func (s *synthBackup) write(t testing.TB, dir, scope, id string) string {
 	}
 	w("backup_manifest", makeManifest(s.files, 1, 0x100028, 0x100100))
 	w("base.tar", makeTar(t, s.base))
-	w("pg_wal.tar", makeTar(t, []entry{{name: "000000010000000000000001", typ: tar.TypeReg, body: walSegment(s.sysid, 1, 0x100000)}}))
-	w(MetaFile, []byte(fmt.Sprintf(`{"id":%q,"scope":%q,"system_identifier":"%d","created_at":"2026-01-01T00:00:00Z"}`, id, scope, s.sysid)))
+	seg := walSegment(s.sysid, 1, 0x100000)
+	if s.wal != nil {
+		s.wal(seg)
+	}
+	w("pg_wal.tar", makeTar(t, []entry{{name: "000000010000000000000001", typ: tar.TypeReg, body: seg}}))
+	created := s.created
+	if created.IsZero() {
+		created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	w(MetaFile, []byte(fmt.Sprintf(`{"id":%q,"scope":%q,"system_identifier":"%d","created_at":%q}`, id, scope, s.sysid, created.Format(time.RFC3339))))
 	return bdir
 }
 

@@ -156,3 +156,45 @@ func standbyStatus(reply bool) []byte {
 	}
 	return b
 }
+
+// IdentifyLeader runs IDENTIFY_SYSTEM on the server of connstring.
+func IdentifyLeader(ctx context.Context, connstring string) (SystemInfo, error) {
+	l, err := DialLeader(ctx, connstring)
+	if err != nil {
+		return SystemInfo{}, err
+	}
+	defer l.Close()
+	return l.IdentifySystem(ctx)
+}
+
+// LeaderHasWAL reports whether the server of connstring can still stream
+// the WAL a replica restored from backup m would ask for first (the same
+// probe create-replica runs).
+func LeaderHasWAL(ctx context.Context, connstring string, m Meta) (bool, error) {
+	end, err := ParseLSN(m.EndLSN)
+	if err != nil || m.WALSegSize == 0 {
+		return false, fmt.Errorf("backup %s: pghook.json has no end_lsn or wal_segment_size", m.ID)
+	}
+	l, err := DialLeader(ctx, connstring)
+	if err != nil {
+		return false, err
+	}
+	defer l.Close()
+	si, err := l.IdentifySystem(ctx)
+	if err != nil {
+		return false, err
+	}
+	if si.SystemID != m.SystemID {
+		return false, fmt.Errorf("the leader is system %d, the backup of system %d", si.SystemID, m.SystemID)
+	}
+	p := plan{wal: WALHeader{SegSize: m.WALSegSize}, end: end, endTLI: m.Timeline, fromStandby: m.FromStandby}
+	tli, at := p.nextWAL()
+	if seg := LSN(m.WALSegSize); si.Timeline == tli && at == si.XLogPos-si.XLogPos%seg {
+		return true, nil
+	}
+	err = l.ProbeWAL(ctx, tli, at)
+	if errors.Is(err, ErrWALGone) {
+		return false, nil
+	}
+	return err == nil, err
+}

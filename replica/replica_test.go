@@ -343,6 +343,11 @@ func TestRestoreSynthetic(t *testing.T) {
 			s.base[4].body = bytes.Repeat([]byte("y"), 8192)
 			s.write(t, dir, "s", "b1")
 		}, want: ExitVerify, prepare: mountPoint},
+		{name: "a flipped byte in a WAL record", leader: &fakeLeader{sysid: sysid}, backup: func(dir string) {
+			s := newSynth(sysid)
+			s.wal = func(seg []byte) { seg[0x28+24+10] ^= 0x20 } // in the first record's data
+			s.write(t, dir, "s", "b1")
+		}, want: ExitVerify, prepare: mountPoint},
 		{name: "missing file", leader: &fakeLeader{sysid: sysid}, backup: func(dir string) {
 			s := newSynth(sysid)
 			s.base = append(s.base[:7], s.base[8:]...) // drop postgresql.conf

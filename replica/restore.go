@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
@@ -45,7 +47,20 @@ type RestoreOptions struct {
 	// Decompressors are the programs that undo each compression (nil:
 	// DefaultDecompressors).
 	Decompressors Decompressors
-	Log           zerolog.Logger
+	// BeforeWrite, if set, runs once before the first change to the data
+	// directory (BecomeDataOwner for a run as root); its error is returned.
+	BeforeWrite func() error
+	Log         zerolog.Logger
+}
+
+// beforeWrite runs opts.BeforeWrite once.
+func (o *RestoreOptions) beforeWrite() error {
+	f := o.BeforeWrite
+	if f == nil {
+		return nil
+	}
+	o.BeforeWrite = nil
+	return f()
 }
 
 // Result describes a successful Restore.
@@ -71,7 +86,7 @@ func classify(ctx context.Context, err error) ExitCode {
 		return re.Code
 	case ctx.Err() != nil:
 		return ExitFailure
-	case errors.Is(err, ErrUnsafeArchive), errors.Is(err, ErrChecksum), errors.Is(err, ErrManifest):
+	case errors.Is(err, ErrUnsafeArchive), errors.Is(err, ErrChecksum), errors.Is(err, ErrManifest), errors.Is(err, ErrWALRecord):
 		return ExitVerify
 	case errors.As(err, new(ioErr)), errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EIO), errors.Is(err, fs.ErrPermission):
 		return ExitIO
@@ -98,14 +113,38 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		return res, fail(ExitUsage, err)
 	}
 
-	// 1. Who is this cluster? The DCS, and the leader over replication.
+	defer func() { err = cancelled(ctx, err) }()
+
+	// 1. Is there a backup at all? Said at once, before asking anyone.
+	backups, skipped, err := Scan(dir, opts.Scope)
+	if err != nil {
+		return res, fail(ExitIO, err)
+	}
+	for _, sk := range skipped {
+		log.Warn().Str("dir", sk.Dir).Str("reason", sk.Reason).Msg("not a published backup: skipped")
+	}
+	if len(backups) == 0 && !opts.KeepData {
+		return res, noBackup(dir, opts.Scope, skipped)
+	}
+
+	// 2. Who is this cluster? The DCS, and the leader over replication.
 	var leader Leader
-	if opts.ConnString != "" {
-		leader, err = opts.Dial(ctx, opts.ConnString)
+	dial := func() error {
+		l, err := opts.Dial(ctx, opts.ConnString)
 		if err != nil {
-			return res, fail(ExitFailure, err)
+			if errors.As(err, new(*pgconn.PgError)) {
+				return fail(ExitFailure, err) // it answered, and refused (authentication, pg_hba)
+			}
+			return fail(ExitWALGone, fmt.Errorf("no leader: %w", err))
 		}
-		defer leader.Close()
+		leader = l
+		return nil
+	}
+	if opts.ConnString != "" {
+		if err := dial(); err != nil {
+			return res, err
+		}
+		defer func() { leader.Close() }()
 	}
 	sysid, leaderInfo, err := clusterIdentity(ctx, log, opts.ClusterSystemID, leader)
 	if err != nil {
@@ -113,7 +152,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	}
 	res.SystemID = sysid
 
-	// 2. The data directory must be empty, or adoptable with keep_data. What
+	// 3. The data directory must be empty, or adoptable with keep_data. What
 	// an interrupted restore of pghook left is cleared first: it is never a
 	// copy to adopt (its pg_control may be complete while other files are not).
 	st, err := inspectDataDir(dataDir)
@@ -121,13 +160,16 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		return res, fail(ExitIO, err)
 	}
 	if st.entries[restoringMarker] {
+		if err := opts.beforeWrite(); err != nil {
+			return res, err
+		}
 		if st, err = clearInterrupted(log, dataDir); err != nil {
 			return res, err
 		}
 	}
 	// wipe: keep_data, and what the directory holds is not a copy to adopt
 	// (another cluster, a former primary, an incomplete copy): it is
-	// removed once the pre-flight has passed, and the backup restored.
+	// removed once a backup's pre-flight has passed, and the backup restored.
 	wipe := false
 	if len(st.significant) > 0 {
 		if !opts.KeepData {
@@ -146,25 +188,158 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 		log.Warn().Str("reason", why).Strs("entries", st.significant).
 			Msg("keep_data: the data directory cannot be adopted; it will be replaced by the backup once the pre-flight has passed")
 	}
+	if len(backups) == 0 {
+		return res, noBackup(dir, opts.Scope, skipped)
+	}
 
-	// 3. The backup: newest published, locked against retention.
-	backup, lock, err := pickBackup(dir, opts.Scope)
+	// 4. The backups, newest first: one refused for verification (4) or
+	// for its WAL (6) gives way to the next older one of this cluster.
+	t := &attempt{opts: &opts, log: log, dataDir: dataDir, sysid: sysid, leaderInfo: leaderInfo, st: st, wipe: wipe}
+	t.leader = func() (Leader, error) {
+		if leader == nil {
+			return nil, nil
+		}
+		if t.probed { // a probe leaves the connection unusable
+			leader.Close()
+			if err := dial(); err != nil {
+				return nil, err
+			}
+			if _, err := leader.IdentifySystem(ctx); err != nil {
+				return nil, fail(ExitFailure, err)
+			}
+		}
+		return leader, nil
+	}
+	var tried []tryResult
+	for i, b := range backups {
+		if b.SystemID != sysid && i > 0 {
+			log.Info().Str("backup_id", b.ID).Uint64("backup_system_identifier", b.SystemID).Msg("backup of another cluster: not tried")
+			continue
+		}
+		r := t.try(ctx, b)
+		tried = append(tried, r)
+		if r.err == nil {
+			res.Backup, res.Bytes = t.backup, t.read
+			break
+		}
+		code := CodeOf(r.err)
+		log.Warn().Str("backup_id", b.ID).Int("exit_code", int(code)).Err(r.err).Msg("backup refused")
+		if code != ExitVerify && code != ExitWALGone {
+			break
+		}
+	}
+	last := tried[len(tried)-1]
+	if len(tried) > 1 {
+		ev := log.Info()
+		if last.err != nil {
+			ev = log.Warn()
+		}
+		ev.Strs("tried", describeTries(tried)).Msg("backups tried, newest first")
+	}
+	if last.err == nil {
+		res.Took = time.Since(start)
+		return res, nil
+	}
+	best := tried[0]
+	for _, r := range tried[1:] {
+		if r.stage > best.stage {
+			best = r
+		}
+	}
+	if len(tried) == 1 {
+		return res, best.err
+	}
+	return res, &Error{Code: CodeOf(best.err), Err: fmt.Errorf("tried %d backups, newest first, none restored: %s", len(tried), strings.Join(describeTries(tried), "; "))}
+}
+
+// noBackup is the exit-3 error, naming the directories that are not
+// published backups and what to do about them.
+func noBackup(dir, scope string, skipped []Skipped) error {
+	if len(skipped) == 0 {
+		return failf(ExitNoBackup, "no published backup of scope %s in %s (take one with: pghook backup --scope %s)", scope, filepath.Join(dir, scope), scope)
+	}
+	var why []string
+	for _, s := range skipped {
+		why = append(why, filepath.Base(s.Dir)+": "+s.Reason)
+	}
+	what := fmt.Sprintf("%d directories there are not", len(skipped))
+	if len(skipped) == 1 {
+		what = "the directory there is not"
+	}
+	return failf(ExitNoBackup, "no published backup of scope %s in %s; %s: %s", scope, filepath.Join(dir, scope), what, strings.Join(why, "; "))
+}
+
+// tryResult is the outcome of restoring one backup: stage is how far it
+// got (1 the backup's own checks, 2 the leader's WAL, 3 the extraction).
+type tryResult struct {
+	id    string
+	stage int
+	err   error
+}
+
+func describeTries(tried []tryResult) []string {
+	var out []string
+	for _, r := range tried {
+		if r.err == nil {
+			out = append(out, r.id+": restored")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: exit %d (%v)", r.id, CodeOf(r.err), r.err))
+	}
+	return out
+}
+
+// attempt restores one backup after another into the same data directory.
+type attempt struct {
+	opts       *RestoreOptions
+	log        zerolog.Logger
+	dataDir    string
+	sysid      uint64
+	leaderInfo SystemInfo
+	leader     func() (Leader, error)
+	probed     bool
+	st         dirState
+	wipe       bool // keep_data: the data directory still has to be emptied
+
+	backup Meta  // the backup restored
+	read   int64 // its bytes read
+}
+
+// try restores backup b: locked against retention, checked, probed,
+// extracted and verified; on failure, the data directory is as the
+// attempt found it.
+func (t *attempt) try(ctx context.Context, b Meta) (r tryResult) {
+	r.id, r.stage = b.ID, 1
+	log := t.log.With().Str("backup", b.Dir).Logger()
+	lock, err := lockBackup(b.Dir)
 	if err != nil {
-		return res, err
+		r.err = failf(ExitVerify, "backup %s went away: %v", b.ID, err)
+		return r
 	}
 	defer lock.Close()
-	res.Backup = backup
-	log = log.With().Str("backup", backup.Dir).Logger()
-	plan, err := preflight(backup.Dir, opts.Decompressors)
-	if err != nil {
-		return res, err
+	if err := checkMetaFiles(b); err != nil {
+		r.err = err
+		return r
 	}
+	plan, err := preflight(b.Dir, t.opts.Decompressors)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	sysid := t.sysid
 	if plan.wal.SystemID != sysid {
-		return res, failf(ExitOtherCluster, "backup %s is of system %d, this cluster is %d", backup.ID, plan.wal.SystemID, sysid)
+		r.err = failf(ExitOtherCluster, "backup %s is of system %d, this cluster is %d", b.ID, plan.wal.SystemID, sysid)
+		return r
 	}
 	if plan.manifest.SystemID != 0 && plan.manifest.SystemID != sysid {
-		return res, failf(ExitOtherCluster, "backup %s manifest says system %d, this cluster is %d", backup.ID, plan.manifest.SystemID, sysid)
+		r.err = failf(ExitOtherCluster, "backup %s manifest says system %d, this cluster is %d", b.ID, plan.manifest.SystemID, sysid)
+		return r
 	}
+	if err := checkMetaAgrees(b, plan); err != nil {
+		r.err = err
+		return r
+	}
+	opts, dataDir := *t.opts, t.dataDir
 
 	mapping := map[string]string{}
 	for k, v := range opts.TablespaceMapping {
@@ -175,7 +350,8 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	}
 	tablespaces, err := planTablespaces(plan, mapping, dataDir)
 	if err != nil {
-		return res, err
+		r.err = err
+		return r
 	}
 	for old := range mapping {
 		if !slices.ContainsFunc(plan.tablespaces, func(t Tablespace) bool { return filepath.Clean(t.Path) == old }) {
@@ -185,60 +361,87 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 
 	configDir, err := configTarget(firstNonEmpty(opts.Args.ConfigDir, opts.ConfigDir), dataDir)
 	if err != nil {
-		return res, err
+		r.err = err
+		return r
 	}
 	switch {
-	case len(backup.ConfigFiles) > 0 && configDir != "":
-		if err := checkConfigCopy(backup.Dir, backup.ConfigFiles); err != nil {
-			return res, err
+	case len(b.ConfigFiles) > 0 && configDir != "":
+		if err := checkConfigCopy(b.Dir, b.ConfigFiles); err != nil {
+			r.err = err
+			return r
 		}
-	case len(backup.ConfigFiles) > 0:
-		log.Info().Str("saved_config_dir", backup.ConfigDir).Msg("the backup holds a config_dir copy, but this node keeps its configuration in the data directory: not laid")
-		backup.ConfigFiles = nil
+	case len(b.ConfigFiles) > 0:
+		log.Info().Str("saved_config_dir", b.ConfigDir).Msg("the backup holds a config_dir copy, but this node keeps its configuration in the data directory: not laid")
+		b.ConfigFiles = nil
 	case configDir != "":
 		log.Warn().Str("config_dir", configDir).Msg("config_dir is set but the backup holds no copy of one: left as it is")
 	}
 
-	// 4. The leader must still have the WAL after the backup.
+	// The leader must still have the WAL after the backup.
+	r.stage = 2
+	leader, err := t.leader()
+	if err != nil {
+		r.err = err
+		return r
+	}
 	if leader == nil {
-		return res, failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", backup.ID)
+		r.err = failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", b.ID)
+		return r
 	}
 	tli, at := plan.nextWAL()
-	if seg := LSN(plan.wal.SegSize); leaderInfo.Timeline == tli && leaderInfo.XLogPos != 0 && at == leaderInfo.XLogPos-leaderInfo.XLogPos%seg {
+	li := t.leaderInfo
+	if seg := LSN(plan.wal.SegSize); li.Timeline == tli && li.XLogPos != 0 && at == li.XLogPos-li.XLogPos%seg {
 		// The leader is writing that very segment (nothing happened since
 		// the backup): it exists, and a probe would only wait for WAL.
-		log.Debug().Str("probe_lsn", at.String()).Str("leader_lsn", leaderInfo.XLogPos.String()).Msg("the WAL after the backup is the leader's current segment: no probe")
-	} else if err := leader.ProbeWAL(ctx, tli, at); err != nil {
-		if errors.Is(err, ErrWALGone) {
-			return res, fail(ExitWALGone, fmt.Errorf("backup %s ends at %s: %w", backup.ID, plan.end, err))
+		log.Debug().Str("probe_lsn", at.String()).Str("leader_lsn", li.XLogPos.String()).Msg("the WAL after the backup is the leader's current segment: no probe")
+	} else {
+		t.probed = true
+		if err := leader.ProbeWAL(ctx, tli, at); err != nil {
+			if errors.Is(err, ErrWALGone) {
+				r.err = fail(ExitWALGone, fmt.Errorf("backup %s ends at %s: %w", b.ID, plan.end, err))
+				return r
+			}
+			r.err = fail(ExitFailure, err)
+			return r
 		}
-		return res, fail(ExitFailure, err)
 	}
-	log.Info().Str("backup_id", backup.ID).Uint64("system_identifier", sysid).Uint32("leader_timeline", leaderInfo.Timeline).
+	log.Info().Str("backup_id", b.ID).Uint64("system_identifier", sysid).Uint32("leader_timeline", li.Timeline).
 		Str("end_lsn", plan.end.String()).Str("probe_lsn", at.String()).Int64("data_bytes", plan.manifest.DataSize()).
 		Str("compression", plan.compression).Msg("pre-flight passed: extracting")
 
-	// 5. Extract, verify, sync; on any failure undo (what a wipe removed
+	// Extract, verify, sync; on any failure undo (what a wipe removed
 	// stays removed: the directory is then empty, and Patroni's next method
-	// can use it).
-	if wipe {
-		if st, err = wipeDataDir(log, dataDir); err != nil {
-			return res, err
-		}
+	// or the next older backup can use it).
+	r.stage = 3
+	start := time.Now()
+	if err := t.opts.beforeWrite(); err != nil {
+		r.err = err
+		return r
 	}
+	if t.wipe {
+		st, err := wipeDataDir(log, dataDir)
+		if err != nil {
+			r.err = err
+			return r
+		}
+		t.st, t.wipe = st, false
+	}
+	st := t.st
 	undo, err := prepareDataDir(dataDir, st)
 	if err != nil {
-		return res, fail(ExitIO, err)
+		r.err = fail(ExitIO, err)
+		return r
 	}
 	undoTS, err := prepareTablespaces(tablespaces)
 	if err != nil {
 		if uerr := undo(); uerr != nil {
 			log.Error().Err(uerr).Msg("cleaning up the data directory")
 		}
-		return res, fail(ExitIO, err)
+		r.err = fail(ExitIO, err)
+		return r
 	}
 	defer func() {
-		if err != nil {
+		if r.err != nil {
 			if uerr := undoTS(); uerr != nil {
 				log.Error().Err(uerr).Msg("cleaning up the tablespace directories")
 			}
@@ -247,35 +450,41 @@ func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 			}
 		}
 	}()
-	for _, t := range tablespaces {
-		log.Info().Str("tablespace", t.OID).Str("backed_up_dir", t.Path).Str("dir", t.Target).Msg("restoring tablespace")
+	for _, ts := range tablespaces {
+		log.Info().Str("tablespace", ts.OID).Str("backed_up_dir", ts.Path).Str("dir", ts.Target).Msg("restoring tablespace")
 	}
 	if err = writeMarker(dataDir, st, plan.manifest, tablespaces); err != nil {
-		return res, fail(ExitIO, err)
+		r.err = fail(ExitIO, err)
+		return r
 	}
 	n, err := extractAll(ctx, log, dataDir, st, plan, tablespaces, sysid, opts.ProgressEvery)
-	res.Bytes = n
+	t.read = n
 	if err != nil {
-		return res, fail(classify(ctx, err), err)
+		r.err = fail(classify(ctx, err), err)
+		return r
 	}
-	if len(backup.ConfigFiles) > 0 {
-		staged, serr := stageConfigDir(backup.Dir, backup.ConfigFiles, configDir)
+	if len(b.ConfigFiles) > 0 {
+		staged, serr := stageConfigDir(b.Dir, b.ConfigFiles, configDir)
 		if serr != nil {
-			return res, serr
+			r.err = serr
+			return r
 		}
 		if err = staged.commit(); err != nil {
-			return res, err
+			r.err = err
+			return r
 		}
-		log.Info().Str("config_dir", configDir).Int("files", len(backup.ConfigFiles)).Msg("config_dir files laid from the backup")
+		log.Info().Str("config_dir", configDir).Int("files", len(b.ConfigFiles)).Msg("config_dir files laid from the backup")
 	}
 	// Complete and synced: only now is the data directory a replica.
 	if err = removeMarker(dataDir); err != nil {
-		return res, fail(ExitIO, err)
+		r.err = fail(ExitIO, err)
+		return r
 	}
-	res.Took = time.Since(start)
-	log.Info().Int64("read_bytes", n).Int64("data_bytes", plan.manifest.DataSize()).Float64("took_s", round1(res.Took.Seconds())).
-		Float64("mb_per_s", round1(float64(plan.manifest.DataSize())/1e6/res.Took.Seconds())).Msg("replica restored and verified; PostgreSQL left stopped")
-	return res, nil
+	t.backup = b
+	took := time.Since(start)
+	log.Info().Int64("read_bytes", n).Int64("data_bytes", plan.manifest.DataSize()).Float64("took_s", round1(took.Seconds())).
+		Float64("mb_per_s", round1(float64(plan.manifest.DataSize())/1e6/took.Seconds())).Msg("replica restored and verified; PostgreSQL left stopped")
+	return r
 }
 
 // configTarget cleans the config_dir to lay files into: "" when unset or
@@ -447,24 +656,6 @@ func postmasterPID(dataDir string) (int, bool) {
 	return pid, true
 }
 
-// pickBackup returns the newest published backup of scope, locked.
-func pickBackup(dir, scope string) (Meta, *os.File, error) {
-	for attempt := 0; attempt < 3; attempt++ {
-		all, err := List(dir, scope)
-		if err != nil {
-			return Meta{}, nil, fail(ExitIO, err)
-		}
-		if len(all) == 0 {
-			return Meta{}, nil, failf(ExitNoBackup, "no published backup of scope %s in %s", scope, dir)
-		}
-		lock, err := lockBackup(all[0].Dir)
-		if err == nil {
-			return all[0], lock, nil
-		}
-	}
-	return Meta{}, nil, failf(ExitNoBackup, "backups of scope %s in %s keep disappearing", scope, dir)
-}
-
 // plan is a checked backup, ready to extract.
 type plan struct {
 	manifest     *Manifest
@@ -476,6 +667,7 @@ type plan struct {
 	end          LSN
 	endTLI       uint32
 	fromStandby  bool
+	label        BackupLabel
 	storedBytes  int64
 	progs        Decompressors // never nil
 }
@@ -550,7 +742,7 @@ func preflight(bdir string, progs Decompressors) (*plan, error) {
 		return nil, failf(ExitVerify, "backup %s has no base.tar", bdir)
 	}
 	if p.walTar == "" {
-		return nil, failf(ExitVerify, "backup %s has no pg_wal.tar: taken without -X stream, it cannot start on its own", bdir)
+		return nil, failf(ExitVerify, "backup %s has no pg_wal.tar (nor .tar.gz): without the WAL that pg_basebackup -X stream writes there it cannot start (-X fetch puts the WAL in base.tar, -X none leaves it out; neither is restored)", bdir)
 	}
 	f, err := os.Open(p.walTar)
 	if err != nil {
@@ -580,6 +772,7 @@ func preflight(bdir string, progs Decompressors) (*plan, error) {
 		return nil, failf(ExitVerify, "backup %s is incremental: it needs pg_combinebackup", bdir)
 	}
 	p.fromStandby = label.From == "standby"
+	p.label = label
 	return p, nil
 }
 
@@ -666,60 +859,13 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 		reserved[n] = true
 	}
 	x := newExtractor(root, p.manifest, reserved)
-	wh := p.wal
-	x.walHdr = &wh
-
-	files := []string{p.base, p.walTar}
-	for _, t := range ts {
-		files = append(files, t.archive)
-	}
-	var total int64
-	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil {
-			total += fi.Size()
-		}
-	}
-	prog := startProgress(log, total, every)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	seg := int64(p.wal.SegSize)
-	_, startLSN := p.manifest.Start()
-	walCap := (int64(p.end-startLSN)/seg+4)*seg + 1<<20
-	baseCap := p.manifest.DataSize() + int64(len(p.manifest.Files)+20000)*2048 + 1<<20
-
-	var wg sync.WaitGroup
-	errs := make([]error, 2+len(ts))
-	run := func(i int, file string, limit int64, do func(io.Reader) error) {
-		defer wg.Done()
-		errs[i] = extractFile(ctx, p.progs, prog, file, limit, do)
-		if errs[i] != nil {
-			cancel()
-		}
-	}
-	wg.Add(2 + len(ts))
-	go run(0, p.base, baseCap, x.extractBase)
-	go run(1, p.walTar, walCap, func(r io.Reader) error { return x.extractWAL(r, sysid) })
+	tsx := make([]*extractor, len(ts))
+	archives := make([]string, len(ts))
 	for i, t := range ts {
-		tx, oid := x.sub(tsRoots[i], t.state.entries), t.OID
-		go run(2+i, t.archive, baseCap, func(r io.Reader) error { return tx.extractTablespace(r, oid) })
+		tsx[i], archives[i] = x.sub(tsRoots[i], t.state.entries), t.archive
 	}
-	wg.Wait()
-	prog.finish()
-	read := prog.done.Load()
-	for _, e := range errs {
-		// the first real cause, not the other side's "context canceled"
-		if e != nil && !errors.Is(e, context.Canceled) {
-			return read, e
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return read, err
-	}
-	if miss := x.missing(); len(miss) > 0 {
-		return read, fmt.Errorf("%w: %d files of the manifest are not in the archive (e.g. %s)", ErrUnsafeArchive, len(miss), miss[0])
-	}
-	if err := checkWALCoverage(p, x.wal); err != nil {
+	read, err := streamArchives(ctx, log, p, x, tsx, archives, sysid, every)
+	if err != nil {
 		return read, err
 	}
 	if err := checkRestored(root, sysid); err != nil {
@@ -736,7 +882,82 @@ func extractAll(ctx context.Context, log zerolog.Logger, dataDir string, st dirS
 			return read, ioErr{err}
 		}
 	}
-	prog.line(log.Info(), "extracted")
+	return read, nil
+}
+
+// streamArchives reads the base, WAL and tablespace archives in parallel
+// through x and tsx (one per tablespace archive), writing under their roots
+// or, without roots, only checking; then checks that every file of the
+// manifest came, that the WAL covers the backup and that every WAL record
+// in its range is valid. It returns the bytes read.
+func streamArchives(ctx context.Context, log zerolog.Logger, p *plan, x *extractor, tsx []*extractor, tsArchives []string, sysid uint64, every time.Duration) (int64, error) {
+	wh := p.wal
+	x.walHdr = &wh
+	for _, r := range p.manifest.WAL {
+		w, err := newWALWalker(r, p.wal)
+		if err != nil {
+			return 0, err
+		}
+		x.walkers = append(x.walkers, w)
+	}
+	files := append([]string{p.base, p.walTar}, tsArchives...)
+	var total int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			total += fi.Size()
+		}
+	}
+	prog := startProgress(log, total, every)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	seg := int64(p.wal.SegSize)
+	_, startLSN := p.manifest.Start()
+	walCap := (int64(p.end-startLSN)/seg+4)*seg + 1<<20
+	baseCap := p.manifest.DataSize() + int64(len(p.manifest.Files)+20000)*2048 + 1<<20
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(files))
+	run := func(i int, file string, limit int64, do func(io.Reader) error) {
+		defer wg.Done()
+		errs[i] = extractFile(ctx, p.progs, prog, file, limit, do)
+		if errs[i] != nil {
+			cancel()
+		}
+	}
+	wg.Add(len(files))
+	go run(0, p.base, baseCap, x.extractBase)
+	go run(1, p.walTar, walCap, func(r io.Reader) error { return x.extractWAL(r, sysid) })
+	for i, tx := range tsx {
+		tx, oid := tx, p.tablespaces[i].OID
+		if a, ok := tablespaceArchiveOID(filepath.Base(tsArchives[i])); ok {
+			oid = a
+		}
+		go run(2+i, tsArchives[i], baseCap, func(r io.Reader) error { return tx.extractTablespace(r, oid) })
+	}
+	wg.Wait()
+	prog.finish()
+	read := prog.done.Load()
+	for _, e := range errs {
+		// the first real cause, not the other side's "context canceled"
+		if e != nil && !errors.Is(e, context.Canceled) {
+			return read, e
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return read, err
+	}
+	if miss := x.missing(); len(miss) > 0 {
+		sort.Strings(miss)
+		return read, fmt.Errorf("%w: %d files of the manifest are not in the archive (e.g. %s)", ErrUnsafeArchive, len(miss), miss[0])
+	}
+	if err := checkWALCoverage(p, x.wal); err != nil {
+		return read, err
+	}
+	if err := x.finishWALWalks(); err != nil {
+		return read, err
+	}
+	prog.line(log.Info().Int("wal_records", x.walRecords()), "read and checked")
 	return read, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"syscall"
@@ -54,6 +55,8 @@ type Meta struct {
 
 	// Dir is the backup's directory (not stored).
 	Dir string `json:"-"`
+	// startTime is backup_label's START TIME (not stored).
+	startTime string
 }
 
 // scopeDir is <dir>/<scope>, refusing scope names that leave dir.
@@ -67,28 +70,52 @@ func scopeDir(dir, scope string) (string, error) {
 // List returns the published backups of scope, newest first. A missing
 // scope directory is an empty list.
 func List(dir, scope string) ([]Meta, error) {
+	m, _, err := Scan(dir, scope)
+	return m, err
+}
+
+// Skipped is a directory in a scope's backup directory that is not a
+// published backup, and why.
+type Skipped struct {
+	Dir    string
+	Reason string
+}
+
+// Scan returns the published backups of scope, newest first, and the
+// directories beside them that are not (a hand-made pg_basebackup without
+// pghook.json, an unreadable pghook.json). Backups being written or
+// removed (.partial, .deleting) are neither.
+func Scan(dir, scope string) ([]Meta, []Skipped, error) {
 	sd, err := scopeDir(dir, scope)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ents, err := os.ReadDir(sd)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing backups: %w", err)
+		return nil, nil, fmt.Errorf("listing backups: %w", err)
 	}
 	var out []Meta
+	var skipped []Skipped
 	for _, e := range ents {
 		n := e.Name()
 		if !e.IsDir() || strings.HasPrefix(n, ".") || strings.HasSuffix(n, partialSuffix) || strings.HasSuffix(n, deletingSuffix) {
 			continue
 		}
-		m, err := readMeta(filepath.Join(sd, n))
-		if err != nil {
-			continue // not a published pghook backup
+		bdir := filepath.Join(sd, n)
+		m, err := readMeta(bdir)
+		switch {
+		case errors.Is(err, os.ErrNotExist) && exists(filepath.Join(bdir, "backup_manifest")):
+			skipped = append(skipped, Skipped{bdir, fmt.Sprintf("no %s: not published by pghook backup (a hand-made pg_basebackup -F t? adopt it with: pghook backup import %s --scope %s)", MetaFile, bdir, scope)})
+		case errors.Is(err, os.ErrNotExist):
+			skipped = append(skipped, Skipped{bdir, fmt.Sprintf("no %s and no backup_manifest: not a backup", MetaFile)})
+		case err != nil:
+			skipped = append(skipped, Skipped{bdir, err.Error()})
+		default:
+			out = append(out, m)
 		}
-		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
@@ -96,20 +123,71 @@ func List(dir, scope string) ([]Meta, error) {
 		}
 		return out[i].ID > out[j].ID
 	})
+	return out, skipped, nil
+}
+
+// Scopes returns the scopes that have a directory under dir.
+func Scopes(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
 	return out, nil
 }
 
 func readMeta(bdir string) (Meta, error) {
-	b, err := os.ReadFile(filepath.Join(bdir, MetaFile))
+	p := filepath.Join(bdir, MetaFile)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return Meta{}, err
 	}
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("%s: %w", filepath.Join(bdir, MetaFile), err)
+		return Meta{}, fmt.Errorf("%s is unreadable: %s", p, metaFieldError(b, err))
+	}
+	if m.ID == "" || m.SystemID == 0 || m.CreatedAt.IsZero() {
+		return Meta{}, fmt.Errorf("%s is unreadable: it lacks id, system_identifier or created_at", p)
 	}
 	m.Dir = bdir
 	return m, nil
+}
+
+// metaFieldError names the field of pghook.json that err is about:
+// encoding/json does not for a ",string" field holding a number.
+func metaFieldError(b []byte, err error) string {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(b, &raw) != nil {
+		return err.Error() + " (not a JSON object)"
+	}
+	t := reflect.TypeOf(Meta{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		v, ok := raw[name]
+		if !ok || name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "string") {
+			var str string
+			if json.Unmarshal(v, &str) != nil {
+				return fmt.Sprintf("field %s is %s, want a JSON string (e.g. \"%s\")", name, v, strings.Trim(string(v), `"`))
+			}
+			v = json.RawMessage(str)
+		}
+		if ferr := json.Unmarshal(v, reflect.New(f.Type).Interface()); ferr != nil {
+			return fmt.Sprintf("field %s: %v", name, ferr)
+		}
+	}
+	return err.Error()
 }
 
 // lockBackup takes a shared flock on a backup's metadata file: retention

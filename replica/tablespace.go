@@ -333,7 +333,7 @@ func checkTablespaces(p *plan) error {
 	for _, t := range p.tablespaces {
 		inMap[t.OID] = true
 		if _, ok := p.tsArchives[t.OID]; !ok {
-			return fmt.Errorf("tablespace %s (%s) is in tablespace_map but the backup has no %s.tar", t.OID, t.Path, t.OID)
+			return fmt.Errorf("tablespace %s (%s) is in tablespace_map but the backup has no %s%s", t.OID, t.Path, t.OID, strings.TrimPrefix(filepath.Base(p.base), "base"))
 		}
 	}
 	var extra []string

@@ -51,6 +51,9 @@ func installFlags() []cli.Flag {
 		str("dns-server", "the zone's primary authoritative server, `HOST[:PORT]`"),
 		str("tsig-key-file", "TSIG key `FILE` (tsig-keygen output; root:postgres 0640; never a key on the command line)"),
 		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
+		str("backup-schedule", "lay a backup timer: daily, hourly, weekly or a systemd OnCalendar `WHEN`; every node runs it, the streaming replica with the least lag (else the leader) takes the backup"),
+		&cli.IntFlag{Name: "backup-keep", Usage: "scheduled backups: keep the `N` newest (0: all)", EnvVars: env("backup-keep"), Category: "cluster"},
+		str("backup-older-than", "scheduled backups: also remove those older than `DURATION` (e.g. 168h)"),
 		&cli.IntFlag{Name: "ttl", Usage: "Patroni's leader lock `SECONDS` (bootstrap.dcs.ttl, default 30)", EnvVars: env("ttl"), Category: "cluster"},
 		&cli.IntFlag{Name: "loop-wait", Usage: "Patroni's loop `SECONDS` (default 10); loop_wait + 2 × retry_timeout must not exceed ttl", EnvVars: env("loop-wait"), Category: "cluster"},
 		&cli.IntFlag{Name: "retry-timeout", Usage: "Patroni's DCS and PostgreSQL retry `SECONDS` (default 10)", EnvVars: env("retry-timeout"), Category: "cluster"},
@@ -146,7 +149,7 @@ func (a *app) installCommand() *cli.Command {
 				"network": &o.Network, "dcs": &o.DCS, "namespace": &o.Namespace, "etcd-user": &o.EtcdUser,
 				"etcd-password-file": &o.EtcdPasswordFile, "etcd-cacert": &o.EtcdCACert, "etcd-cert": &o.EtcdCert,
 				"etcd-key": &o.EtcdKey, "vip": &o.VIP, "vip-backend": &o.VIPBackend, "vip-interface": &o.VIPInterface,
-				"vip-label": &o.VIPLabel, "backup-dir": &o.BackupDir, "pg-version": &o.PGVersion,
+				"vip-label": &o.VIPLabel, "backup-dir": &o.BackupDir, "backup-schedule": &o.BackupSchedule, "backup-older-than": &o.BackupOlderThan, "pg-version": &o.PGVersion,
 				"data-dir": &o.DataDir, "layout": &o.Layout, "patroni-config": &o.PatroniConfig,
 				"watchdog": &o.Watchdog, "callback": &o.Callback, "pghook-config": &o.PghookConfig,
 				"secrets-dir": &o.SecretsDir, "state-file": &o.StateFile, "systemd-dir": &o.SystemdDir,
@@ -170,7 +173,7 @@ func (a *app) installCommand() *cli.Command {
 			if c.IsSet("pg-parameter") {
 				o.PGParameters = rejoinParams(c.StringSlice("pg-parameter"))
 			}
-			ints := map[string]*int{"port": &o.Port, "rest-port": &o.RestPort, "ttl": &o.TTL, "loop-wait": &o.LoopWait, "retry-timeout": &o.RetryTimeout}
+			ints := map[string]*int{"port": &o.Port, "rest-port": &o.RestPort, "ttl": &o.TTL, "backup-keep": &o.BackupKeep, "loop-wait": &o.LoopWait, "retry-timeout": &o.RetryTimeout}
 			for name, dst := range ints {
 				if c.IsSet(name) {
 					*dst = c.Int(name)

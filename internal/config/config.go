@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -67,6 +68,9 @@ type Scope struct {
 	PostInit PostInit `yaml:"post_init"`
 	// CreateReplica configures `pghook create-replica`.
 	CreateReplica CreateReplica `yaml:"create_replica"`
+	// BackupDir is the shared-storage directory holding <scope>/<id>/
+	// backups (`pghook backup`, create-replica, `backup list|verify|import`).
+	BackupDir string `yaml:"backup_dir"`
 }
 
 // CreateReplica configures `pghook create-replica` for a scope.
@@ -75,6 +79,9 @@ type CreateReplica struct {
 	// server's directory → this host's (like pg_basebackup's
 	// --tablespace-mapping). The method section's tablespace_mapping wins.
 	TablespaceMapping map[string]string `yaml:"tablespace_mapping"`
+	// BackupDir is where create-replica looks for backups, when it differs
+	// from the scope's backup_dir.
+	BackupDir string `yaml:"backup_dir"`
 }
 
 // PostInit configures `pghook post-init`.
@@ -190,12 +197,21 @@ func LoadTrusted(path string) (*File, error) {
 // must not silently disable the VIP).
 func Parse(r io.Reader) (*File, error) {
 	var f File
-	dec := yaml.NewDecoder(r)
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(r).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var generic any
+	if err := doc.Decode(&generic); err != nil && doc.Kind != 0 { // yaml.v3's limits on aliases, before the walk follows them
+		return nil, err
+	}
+	if err := checkKeys(&doc, reflect.TypeOf(f), ""); err != nil {
+		return nil, err
+	}
+	if err := doc.Decode(&f); err != nil && doc.Kind != 0 {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			// One line: "yaml: line 3: field nme not found in type config.DNS; …".
+			// One line: "yaml: line 3: cannot unmarshal …; …".
 			return nil, fmt.Errorf("yaml: %s", strings.Join(te.Errors, "; "))
 		}
 		return nil, err
@@ -213,6 +229,11 @@ func Parse(r io.Reader) (*File, error) {
 		if s == nil {
 			f.Scopes[name] = &Scope{}
 			continue
+		}
+		for key, dir := range map[string]string{"backup_dir": s.BackupDir, "create_replica.backup_dir": s.CreateReplica.BackupDir} {
+			if dir != "" && (!filepath.IsAbs(dir) || filepath.Clean(dir) != dir) {
+				return nil, fmt.Errorf("key scopes.%s.%s: %q must be a clean absolute path, e.g. /var/lib/pghook/backups", name, key, dir)
+			}
 		}
 		if err := s.VIP.Validate(); err != nil {
 			return nil, fmt.Errorf("key scopes.%s.vip: %w", name, err)

@@ -30,6 +30,15 @@ scopes:
 		{"address without prefix", "scopes:\n  s:\n    vip: {backend: netlink, interface: eth0, address: 10.0.0.1}\n", "prefix"},
 		{"pcs without resource", "scopes:\n  s:\n    vip: {backend: pcs}\n", "resource"},
 		{"not yaml", "scopes: [", "yaml"},
+		{"backup_dir per scope", "scopes:\n  s:\n    backup_dir: /srv/backups\n    create_replica: {backup_dir: /mnt/b}\n", ""},
+		{"relative backup_dir", "scopes:\n  s:\n    backup_dir: backups\n", "key scopes.s.backup_dir"},
+		// Errors name the key as written, never a Go type.
+		{"unknown key names its path", "scopes:\n  main:\n    bakup_dir: /x\n", "line 3: unknown key scopes.main.bakup_dir (scopes.main has: backup_dir, create_replica,"},
+		{"unknown nested key", "scopes:\n  main:\n    create_replica: {tablespace_map: {}}\n", "unknown key scopes.main.create_replica.tablespace_map"},
+		{"unknown top-level key", "scope: {}\n", "unknown key scope (the top level has:"},
+		{"wrong kind", "scopes:\n  main:\n    vip: [a]\n", "key scopes.main.vip: want keys (a mapping), got a list"},
+		{"not a number", "scopes:\n  main:\n    vip: {announcements: many}\n", `key scopes.main.vip.announcements: "many" is not a whole number`},
+		{"not a bool", "scopes:\n  main:\n    standby_leader_vip: perhaps\n", `"perhaps" is not true or false`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +51,9 @@ scopes:
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want mention of %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "config.") || strings.Contains(err.Error(), "not found in type") {
+				t.Fatalf("err = %v names a Go type", err)
 			}
 		})
 	}

@@ -40,7 +40,7 @@ func TestParseDNSAndExec(t *testing.T) {
 		{"exec unclean command", vip(`{backend: exec, exec: {hold: [/a], release: [/usr/../a], check: [/a]}}`), "exec.release"},
 		{"exec nul", vip(`{backend: exec, exec: {hold: [/a], release: [/a], check: [/a, "x\0"]}}`), "exec.check"},
 		{"exec timeout", vip(`{backend: exec, exec: {hold: [/a], release: [/a], check: [/a], timeout: 1h}}`), "exec.timeout"},
-		{"exec as a string", vip(`{backend: exec, exec: {hold: "/a hold", release: [/a], check: [/a]}}`), "string"},
+		{"exec as a string", vip(`{backend: exec, exec: {hold: "/a hold", release: [/a], check: [/a]}}`), "scopes.s.vip.exec.hold: want a list"},
 		{"netlink per subnet", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24, 198.51.100.100/24]}`), ""},
 		{"addresses and address", vip(`{backend: netlink, interface: eth0, address: 192.0.2.100/24, addresses: [198.51.100.100/24]}`), "addresses"},
 		{"addresses not CIDR", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100]}`), "addresses"},

@@ -408,6 +408,13 @@ func (in *installer) build() error {
 	unit := filepath.Join(o.SystemdDir, unitName(o.Scope))
 	in.files = append(in.files, &fileItem{path: unit, data: renderUnit(o, f), mode: 0o644, own: root})
 	in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", unitName(o.Scope)), target: unit})
+	if o.BackupSchedule != "" {
+		timer := filepath.Join(o.SystemdDir, backupTimerName(o.Scope))
+		in.files = append(in.files, &fileItem{path: filepath.Join(o.SystemdDir, backupServiceName(o.Scope)), data: renderBackupService(o, layoutFor(o, f)), mode: 0o644, own: root},
+			&fileItem{path: timer, data: renderBackupTimer(o), mode: 0o644, own: root})
+		in.dirs = append(in.dirs, dirItem{path: o.SystemdDir + "/timers.target.wants", mode: 0o755, own: root})
+		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "timers.target.wants", backupTimerName(o.Scope)), target: timer})
+	}
 	if o.VIP != "" {
 		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
 		in.files = append(in.files, &fileItem{path: filepath.Join(o.SysctlDir, sysctlName(in.vipInterface())), data: renderSysctl(in.vipInterface()), mode: 0o644, own: root})

@@ -61,6 +61,13 @@ type Options struct {
 	VIPInterface     string   `yaml:"vip-interface"`
 	VIPLabel         string   `yaml:"vip-label"`
 	BackupDir        string   `yaml:"backup-dir"`
+	// BackupSchedule, when set, lays the scheduled backup timer:
+	// daily, hourly, weekly or a systemd OnCalendar expression.
+	BackupSchedule string `yaml:"backup-schedule"`
+	// BackupKeep and BackupOlderThan are the scheduled backups' retention
+	// (pghook backup --keep, --older-than).
+	BackupKeep      int    `yaml:"backup-keep"`
+	BackupOlderThan string `yaml:"backup-older-than"`
 	Port             int      `yaml:"port"`
 	RestPort         int      `yaml:"rest-port"`
 	PGVersion        string   `yaml:"pg-version"`
@@ -344,6 +351,9 @@ func (o *Options) normalize() error {
 		if p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n'\"")) {
 			return usage(flag, "%q must be an absolute path without blanks or quotes", p)
 		}
+	}
+	if err := o.checkBackupSchedule(); err != nil {
+		return err
 	}
 	if o.PatroniConfig == "" {
 		o.PatroniConfig = "/etc/patroni/" + o.Scope + ".yml"

@@ -16,6 +16,7 @@ import (
 	"github.com/pghook/pghook/replica"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 const createReplicaHelp = `Patroni runs it as a create_replica method:
@@ -24,7 +25,7 @@ const createReplicaHelp = `Patroni runs it as a create_replica method:
     create_replica_methods: [pghook, basebackup]
     pghook:
       command: pghook create-replica
-      backup_dir: /var/lib/pghook/backups   # optional, default shown
+      backup_dir: /var/lib/pghook/backups   # optional (lookup order below)
       keep_data: true                       # optional: adopt a copy of this cluster already there, else replace what is there
       tablespace_mapping: /srv/ts1=/srv/ts1-replica   # optional: OLD=NEW[,OLD=NEW…]
 
@@ -56,8 +57,15 @@ directory and the backup saved a copy of it (pghook backup does), its files
 are verified (SHA-256 in pghook.json) and laid there atomically with their
 modes, once everything else succeeded. The password comes from
 PGPASSFILE (Patroni sets it). Global flags go before the command name;
---patroni_config=FILE and --backup_dir=DIR are also read here
-(PGHOOK_BACKUP_DIR too).
+--patroni_config=FILE is also read here. Backups are looked for in the
+method section's backup_dir, else PGHOOK_BACKUP_DIR, else pghook.yaml's
+scopes.S.create_replica.backup_dir, else scopes.S.backup_dir, else
+/var/lib/pghook/backups. When the newest backup fails verification (4)
+or the leader no longer has its WAL (6), the next older backup of the
+cluster is tried; the exit code is then that of the attempt that got
+furthest, and the log lists every attempt. Run as root, it first becomes
+the owner of the data directory (or of its nearest existing parent), and
+refuses (2) when that is root.
 
 After a non-zero exit the data directory and the tablespace directories
 are as Patroni left them (without keep_data: absent, or empty but for
@@ -66,6 +74,26 @@ replacing what was there; nothing pghook created remains.
 
 Exit codes:
 `
+
+// signalContext is cancelled by SIGTERM (how Patroni cancels a method) or
+// SIGINT, with the signal as its cause, so that the error says so.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		select {
+		case s := <-ch:
+			name := s.String()
+			if sig, ok := s.(syscall.Signal); ok {
+				name = unix.SignalName(sig)
+			}
+			cancel(fmt.Errorf("interrupted by %s; what was written is removed", name))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(nil) }
+}
 
 func (a *app) createReplicaCommand() *cli.Command {
 	return &cli.Command{
@@ -96,10 +124,18 @@ func (a *app) createReplica(c *cli.Context) error {
 		}
 	}
 	log = log.With().Str("action", "create_replica").Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signalContext()
 	defer stop()
 
-	opts := replica.RestoreOptions{Args: args, BackupDir: os.Getenv("PGHOOK_BACKUP_DIR"), Log: log}
+	opts := replica.RestoreOptions{Args: args, Log: log}
+	opts.BeforeWrite = func() error {
+		uid, err := replica.BecomeDataOwner(args.DataDir)
+		if uid >= 0 {
+			log.Info().Int("uid", uid).Msg("running as root: switched to the data directory's owner, so that PostgreSQL can use what is written")
+		}
+		return err
+	}
+	opts.Args.BackupDir = a.restoreBackupDir(args.Scope, args.BackupDir)
 	configured := args.PatroniConfig
 	if s, err := a.cfg.Scope(args.Scope); err == nil && s != nil {
 		if configured == "" {
@@ -146,58 +182,6 @@ func (a *app) createReplica(c *cli.Context) error {
 		log.Info().Msg("create_replica done: existing data directory adopted")
 	}
 	return nil
-}
-
-func (a *app) backupCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "backup",
-		Usage: "take a pg_basebackup into shared storage, published atomically",
-		Description: "Runs pg_basebackup -F t -X stream -c fast with a CRC32C manifest and client-side\n" +
-			"compression into BACKUP_DIR/SCOPE/ID.partial, checks it, writes pghook.json,\n" +
-			"fsyncs and renames it to BACKUP_DIR/SCOPE/ID, then applies retention (the newest\n" +
-			"backup and any backup a restore is reading are never removed). The password comes\n" +
-			"from PGPASSFILE or ~/.pgpass. Prints the backup's directory.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "scope", Usage: "Patroni scope the backup belongs to", Required: true},
-			&cli.StringFlag{Name: "backup-dir", Usage: "backup root `DIR`", Value: replica.DefaultBackupDir, EnvVars: []string{"PGHOOK_BACKUP_DIR"}},
-			&cli.StringFlag{Name: "host", Usage: "server host or socket directory (default: libpq's)"},
-			&cli.IntFlag{Name: "port", Usage: "server port (default: libpq's)"},
-			&cli.StringFlag{Name: "user", Usage: "replication user (default: libpq's)"},
-			&cli.StringFlag{Name: "dbname", Usage: "libpq connection `STRING` (no password: use PGPASSFILE)"},
-			&cli.StringFlag{Name: "compression", Usage: "zstd, lz4, gzip or none (client-side)", Value: "zstd"},
-			&cli.IntFlag{Name: "keep", Usage: "keep the `N` newest backups of the scope (0: all)"},
-			&cli.DurationFlag{Name: "older-than", Usage: "also remove backups older than this (0: no limit)"},
-			&cli.StringFlag{Name: "pg-basebackup", Usage: "pg_basebackup binary", Value: replica.DefaultPgBaseBackup},
-			&cli.StringFlag{Name: "config-dir", Usage: "PostgreSQL's configuration `DIR` outside the data directory, saved with the backup (default: patroni.yml's postgresql.config_dir when it is not the data directory; \"-\": none)"},
-			&cli.StringFlag{Name: "patroni-config", Usage: "patroni.yml `FILE` to read config_dir from (default: pghook.yaml's, else /etc/patroni/SCOPE.yml…)"},
-		},
-		Action: func(c *cli.Context) error {
-			if strings.Contains(strings.ToLower(c.String("dbname")), "password") {
-				return usageErr("backup: put the password in PGPASSFILE, not in --dbname")
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			log := a.log.With().Str("action", "backup").Logger()
-			configDir := c.String("config-dir")
-			if configDir == "" {
-				configDir = a.patroniConfigDir(c.String("scope"), c.String("patroni-config"), log)
-			}
-			if configDir == "-" {
-				configDir = ""
-			}
-			m, err := replica.Backup(ctx, replica.BackupOptions{
-				Dir: c.String("backup-dir"), Scope: c.String("scope"), ConnString: c.String("dbname"),
-				Host: c.String("host"), Port: c.Int("port"), User: c.String("user"),
-				Compression: c.String("compression"), Keep: c.Int("keep"), OlderThan: c.Duration("older-than"),
-				PgBaseBackup: c.String("pg-basebackup"), ConfigDir: configDir, Log: log,
-			})
-			if err != nil {
-				return cli.Exit("backup: "+err.Error(), int(replica.CodeOf(err)))
-			}
-			fmt.Fprintln(c.App.Writer, m.Dir)
-			return nil
-		},
-	}
 }
 
 // patroniConfigDir returns postgresql.config_dir of the scope's patroni.yml
