@@ -109,13 +109,9 @@ func (a *app) callback(c *cli.Context) error {
 	}
 	start := time.Now()
 	_, err = runner.Handle(ctx, ev, row)
-	if dir := a.cfg.MetricsTextfileDir; dir != "" {
-		end := time.Now()
-		fams := metrics.Callback(ev.Scope, string(ev.Action), ev.RawRole, end, end.Sub(start), err == nil)
-		if merr := metrics.WriteTextfile(dir, "callback_"+metrics.FileName(ev.Scope)+"_"+string(ev.Action), fams); merr != nil {
-			log.Warn().Err(merr).Msg("metrics textfile not written")
-		}
-	}
+	end := time.Now()
+	a.textfile(log, "callback_"+metrics.FileName(ev.Scope)+"_"+string(ev.Action),
+		metrics.Callback(ev.Scope, string(ev.Action), ev.RawRole, end, end.Sub(start), err == nil))
 	if err != nil {
 		return cli.Exit("", exitFailure) // already logged with context
 	}
