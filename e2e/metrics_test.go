@@ -124,10 +124,20 @@ func TestMetricsInLab(t *testing.T) {
 	waitHolder(n)
 	time.Sleep(2 * time.Second)
 	window := fmt.Sprintf("%ds", int(time.Since(t0).Seconds())+5)
-	v, err := promQuery(t, `max_over_time(sum by (scope) (pghook_vip_held)[`+window+`:1s])`)
-	if err != nil || len(v) != 1 || v.values()[0] != "1" {
-		t.Errorf("most holders Prometheus saw during the switchover: %v %v, want 1", v.values(), err)
+	// Each watcher is scraped at its own moment, so at the hand-over one
+	// scrape interval may show the old holder's last 1 beside the new one's
+	// (the lab's 50 ms sampler of the interfaces checks the real overlap):
+	// at most two 1 s steps with a sum above 1, never a lasting double.
+	v, err := promQuery(t, `sum_over_time((sum by (scope) (pghook_vip_held) > bool 1)[`+window+`:1s])`)
+	if err != nil || len(v) != 1 {
+		t.Fatalf("steps with two holders seen during the switchover: %v %v", v.values(), err)
 	}
+	var steps float64
+	fmt.Sscan(v.values()[0], &steps)
+	if steps > 2 {
+		t.Errorf("Prometheus saw the VIP on two hosts in %v one-second steps of the switchover, want at most 2 (scrape skew)", steps)
+	}
+	t.Logf("switchover: %v one-second steps with two holders in Prometheus's view (scrape skew)", steps)
 	v, err = promQuery(t, `sum(pghook_vip_transitions_total{direction="hold"})`)
 	if err != nil || len(v) != 1 || v.values()[0] == "0" {
 		t.Errorf("no hold counted by the watchers: %v %v", v.values(), err)
