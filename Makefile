@@ -147,3 +147,11 @@ chaos: build
 .PHONY: bench-vip-lab
 bench-vip-lab: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) N=$${N:-5} bash bench/vip-lab.sh
+
+# dns VIP backend: record flip from the callback's start to the authoritative server
+# (BIND 9 in namespace pghdns-srv) answering the new primary's address — pghook callback
+# with backend dns vs a shell callback running nsupdate (what dnscp does); TRIALS (50)
+# each; as root, under flock /tmp/pghook-root.lock. Writes bench/results/dns.md and .json.
+.PHONY: bench-dns
+bench-dns: build
+	$(GO) run ./bench/dnsflip -pghook $(BIN) -trials $${TRIALS:-50} -out bench/results/dns

@@ -165,6 +165,22 @@ func TestMetricsInLab(t *testing.T) {
 	}
 	l2 := vipOnLeader(t, 120*time.Second)
 	waitHolder(l2)
+	// A backup on a replica: its textfile gives the age of the newest backup.
+	takeBackup(t, otherNode(l2))
+	eventually(t, 30*time.Second, "the newest backup's age in Prometheus", func() error {
+		v, err := promQuery(t, `time() - max by (scope) (pghook_backup_last_success_timestamp_seconds{scope="`+scope+`"})`)
+		if err != nil {
+			return err
+		}
+		if len(v) != 1 {
+			return fmt.Errorf("no backup series yet: %v", v.values())
+		}
+		var age float64
+		if _, err := fmt.Sscan(v.values()[0], &age); err != nil || age < 0 || age > 120 {
+			return fmt.Errorf("backup age %v s, want 0..120 (%v)", v.values()[0], err)
+		}
+		return nil
+	})
 	// No alert about the VIP fired: it was never on two nodes, never on none
 	// for 30 s.
 	v, err = promQuery(t, `ALERTS{alertname=~"PghookVIPOnTwoHosts|PghookVIPOnNoHost|PghookWatcherDown",alertstate="firing"}`)

@@ -81,7 +81,12 @@ type Watcher struct {
 	// well within it; it also ends once PostgreSQL runs here again.
 	// 0 means 3s.
 	RefuseFor time.Duration
-	Log       zerolog.Logger
+	// PromoteAnswer is how long a step waits for Patroni once the watched
+	// key names this node and Patroni last called it a replica (it is
+	// promoting, and its REST API answers late); past it Patroni counts as
+	// silent and the key decides. 0 means 30ms.
+	PromoteAnswer time.Duration
+	Log           zerolog.Logger
 	// Metrics receives what the watcher sees and does (nil: off).
 	Metrics *metrics.VIP
 
@@ -89,6 +94,10 @@ type Watcher struct {
 	holding    *bool
 	// handoverSince is when the current hand-over hold began (zero: none).
 	handoverSince time.Time
+	// lastRole is Patroni's role in its last answer.
+	lastRole string
+	// keyBump is closed (and replaced) at every leader key event.
+	keyBump chan struct{}
 	// refuseSince: when the refusal after a hand-over began (zero: none).
 	refuseSince time.Time
 	// promoting: the last decision saw the key name this node while
@@ -126,6 +135,8 @@ type decision struct {
 	refuse bool
 	// pgRunning: Patroni answered and PostgreSQL runs here.
 	pgRunning bool
+	// stale: the leader key changed while deciding; converge nothing.
+	stale bool
 }
 
 // Refuser is a VIP backend that, after releasing the VIP, can go on
@@ -154,6 +165,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	if timeout < 500*time.Millisecond {
 		timeout = 500 * time.Millisecond
 	}
+	bump := w.keyBumpCh()
 	var dcs chan leaderAnswer
 	if w.DCS != nil {
 		dcs = make(chan leaderAnswer, 1)
@@ -200,13 +212,18 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		// host; past promoteAnswer it counts as silent, and a silent
 		// Patroni whose key is ours holds.
 		wait := timeout
-		if known && leader == w.Me && w.direct() {
-			wait = promoteAnswer
+		if known && leader == w.Me && w.direct() && w.lastRoleIs("replica") {
+			wait = w.promoteAnswer()
 		}
 		select {
 		case pa = <-pch:
 		case <-time.After(wait):
 			pa.err = fmt.Errorf("%w: no answer within %s while the leader key names this node", patroni.ErrNoAnswer, wait)
+		case <-bump:
+			// The key changed after it was read: this decision is outdated
+			// (a new leader must not wait out a slow Patroni answer to a
+			// question asked before it took the lock). Run steps again.
+			return decision{stale: true, reason: "leader key changed while deciding"}
 		}
 	}
 	st, perr := pa.st, pa.err
@@ -220,6 +237,9 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	// are reset, not left waiting; a running PostgreSQL would answer.
 	d.refuse = !d.hold && !d.pgRunning && w.isHeld()
 	w.mu.Lock()
+	if perr == nil {
+		w.lastRole = st.Role
+	}
 	w.promoting = known && leader == w.Me && perr == nil && !d.hold
 	if perr == nil {
 		w.lastAnswer = now
@@ -374,6 +394,9 @@ func (w *Watcher) Step(ctx context.Context) error {
 	start := time.Now()
 	seen := w.generation()
 	d := w.decide(ctx, start)
+	if d.stale {
+		return nil
+	}
 	octx, done, ok := w.begin(ctx, seen, false)
 	if !ok {
 		return nil
@@ -456,7 +479,12 @@ func (w *Watcher) Request(ctx context.Context, hold bool) error {
 	var d decision
 	if !hold && w.direct() {
 		start := time.Now()
-		if d = w.decide(ctx, start); d.handover {
+		for i := 0; i < 3; i++ { // a key event while deciding: decide again
+			if d = w.decide(ctx, start); !d.stale {
+				break
+			}
+		}
+		if d.handover {
 			w.Log.Info().Str("action", "vip watch").Str("vip", VIPHold.String()).Str("reason", d.reason).
 				Dur("took_ms", time.Since(start)).Msg("callback's release deferred until the leader key moves")
 			return nil
@@ -614,9 +642,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// promoteAnswer is how long a step waits for Patroni's answer once the
-// watched DCS says the key names this node.
-const promoteAnswer = 30 * time.Millisecond
+func (w *Watcher) promoteAnswer() time.Duration {
+	if w.PromoteAnswer <= 0 {
+		return 30 * time.Millisecond
+	}
+	return w.PromoteAnswer
+}
+
+func (w *Watcher) lastRoleIs(role string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lastRole == role
+}
 
 const (
 	// promotePoll is the pause between steps while the key names this
@@ -624,6 +661,26 @@ const (
 	promotePoll  = 20 * time.Millisecond
 	promoteWatch = 3 * time.Second
 )
+
+// keyBumpCh is closed at the next leader key event.
+func (w *Watcher) keyBumpCh() chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.keyBump == nil {
+		w.keyBump = make(chan struct{})
+	}
+	return w.keyBump
+}
+
+// bumpKey tells decisions in progress that the leader key changed.
+func (w *Watcher) bumpKey() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.keyBump != nil {
+		close(w.keyBump)
+	}
+	w.keyBump = make(chan struct{})
+}
 
 func (w *Watcher) awaitingPrimary() bool {
 	w.mu.Lock()
@@ -636,6 +693,7 @@ func (w *Watcher) awaitingPrimary() bool {
 // pause, and the periodic poll covers the gap.
 func (w *Watcher) follow(ctx context.Context, lc LeaderChanges, changed chan<- struct{}) {
 	poke := func() {
+		w.bumpKey()
 		select {
 		case changed <- struct{}{}:
 		default:

@@ -107,14 +107,16 @@ func TestWatcherDecides(t *testing.T) {
 		{"no DCS view at all: early release", fakeProbe{primary: true, state: "stopping", role: "master"}, nil, false, -1, ptr(true), 0, false},
 		// The new leader: the key names this node before Patroni says primary.
 		{"promoting: key ours (watched), postgresql a running replica", fakeProbe{state: "running", role: "replica"}, &fakeLeader{name: "me"}, true, -1, nil, 0, true},
-		{"promoting: key ours (watched), patroni answers late", fakeProbe{state: "running", role: "replica", delay: 300 * time.Millisecond}, &fakeLeader{name: "me"}, true, -1, nil, 0, true},
+		{"promoting: key ours (watched), patroni answers late", fakeProbe{state: "running", role: "replica", delay: 400 * time.Millisecond}, &fakeLeader{name: "me"}, true, -1, nil, 0, true},
+		{"standby leader answering late is waited for", fakeProbe{state: "running", role: "standby_leader", delay: 300 * time.Millisecond}, &fakeLeader{name: "me"}, true, -1, nil, 0, false},
 		{"standby cluster leader: key ours, role standby_leader", fakeProbe{state: "running", role: "standby_leader"}, &fakeLeader{name: "me"}, true, -1, nil, 0, false},
 		{"replica, key another's, patroni answers late: waits for it and releases", fakeProbe{state: "running", role: "replica", delay: 100 * time.Millisecond}, &fakeLeader{name: "n2"}, true, -1, ptr(true), 0, false},
 		{"key ours but postgresql stopped, not holding", fakeProbe{state: "stopped", role: "replica"}, &fakeLeader{name: "me"}, true, -1, ptr(false), 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &Watcher{Patroni: &tt.probe, Me: "me", Grace: 3 * time.Second, HandoverMax: 10 * time.Second, Log: zerolog.Nop(), holding: tt.holding}
+			w := &Watcher{Patroni: &tt.probe, Me: "me", Grace: 3 * time.Second, HandoverMax: 10 * time.Second, Log: zerolog.Nop(), holding: tt.holding,
+				PromoteAnswer: 200 * time.Millisecond, lastRole: tt.probe.role} // Patroni's previous answer: the same role
 			if tt.dcs != nil {
 				w.DCS = tt.dcs
 				if tt.watched {
@@ -364,4 +366,26 @@ func TestWatcherPollsWhilePromoting(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// A key event while a step waits for a slow Patroni outdates that step:
+// it returns at once and converges nothing (Run steps again).
+func TestWatcherStepOutdatedByKeyEvent(t *testing.T) {
+	vip := &blockingVIP{held: true}
+	w := &Watcher{VIP: vip, Patroni: &fakeProbe{state: "running", role: "replica", delay: 2 * time.Second},
+		DCS: &watchedLeader{&fakeLeader{name: "n2"}}, Me: "me", Interval: 5 * time.Second, Log: zerolog.Nop(), holding: ptr(true)}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- w.Step(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	w.bumpKey()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the step waited %v for Patroni after the key changed", took)
+	}
+	if got := vip.record(); got != "" {
+		t.Errorf("an outdated step acted: %q", got)
+	}
 }

@@ -54,6 +54,16 @@ func FollowUp(s Settings) (AnnounceRequest, error) {
 
 // parseSettings validates s for the netlink backend and fills in defaults.
 func parseSettings(s Settings) (vip, error) {
+	if s.Address == "" && len(s.Addresses) > 0 {
+		if len(s.Addresses) > MaxAddresses {
+			return vip{}, fmt.Errorf("netvip: %d vip addresses: at most %d", len(s.Addresses), MaxAddresses)
+		}
+		a, err := PickAddress(s.Addresses, s.Interface)
+		if err != nil {
+			return vip{}, fmt.Errorf("netvip: %w", err)
+		}
+		s.Address = a
+	}
 	if s.Address == "" {
 		return vip{}, errors.New("netvip: no vip address configured (want a CIDR such as 192.0.2.10/24)")
 	}

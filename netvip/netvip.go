@@ -54,8 +54,11 @@ type Status struct {
 
 // Settings select and configure a backend. Zero values mean the defaults.
 type Settings struct {
-	Backend   string // none, netlink, pcs
-	Address   string // CIDR such as 192.0.2.10/24 or 2001:db8::10/64
+	Backend string // none, netlink, pcs
+	Address string // CIDR such as 192.0.2.10/24 or 2001:db8::10/64
+	// Addresses, when Address is empty, are VIPs, one per subnet: the one
+	// whose subnet holds an address of Interface is used (PickAddress).
+	Addresses []string
 	Interface string
 	// Label is the IPv4 address label: "eth0:vip", or "vip", which means
 	// "<Interface>:vip". Empty means no label; ignored for IPv6, which

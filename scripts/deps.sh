@@ -3,7 +3,8 @@
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 pkgs=(postgresql-15 postgresql-client-15 patroni etcd-server etcd-client iproute2 procps util-linux hyperfine curl jq lintian libcap2-bin python3-psycopg2 zstd lz4 gzip pigz isal
-  prometheus prometheus-node-exporter)
+  prometheus prometheus-node-exporter
+  bind9 bind9-dnsutils)  # bind9: the dns VIP backend's tests and benchmark run named in a namespace
 # The Pacemaker stack is only for the pcs VIP backend's integration test, which starts
 # its own two-node cluster in namespaces. PGHOOK_PACEMAKER=0 skips it.
 if [[ ${PGHOOK_PACEMAKER:-1} == 1 ]]; then
@@ -21,7 +22,7 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # Never let a package start a service on this host (corosync, pacemaker, etcd,
-  # postgresql): the tests start their own, in namespaces or on loopback.
+  # postgresql, named): the tests start their own, in namespaces or on loopback.
   guard=""
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && guard=1
@@ -29,7 +30,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null
   [[ -n $guard ]] && rm -f /usr/sbin/policy-rc.d
   if [[ -d /run/systemd/system ]]; then
-    for unit in corosync pacemaker pcsd etcd prometheus prometheus-node-exporter; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+    for unit in corosync pacemaker pcsd etcd prometheus prometheus-node-exporter named; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
   fi
 fi
 # Debian's postgresql-common creates a default cluster; the lab never uses it, stop it if running.

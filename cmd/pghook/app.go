@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/logging"
@@ -35,7 +36,9 @@ type app struct {
 	// VIP commands, settings from a root-owned config alone.
 	privileged bool
 	// patroniCfgs caches patroni.yml by path: a callback needs it for the
-	// roster row and for the VIP guard, and reads it once.
+	// roster row and for the VIP guard, and reads it once. status reads
+	// several scopes' at once (patroniMu).
+	patroniMu   sync.Mutex
 	patroniCfgs map[string]patroniLoad
 }
 
@@ -46,6 +49,8 @@ type patroniLoad struct {
 
 // loadPatroni reads patroni.yml at path once per run.
 func (a *app) loadPatroni(path string) (*patroni.Config, error) {
+	a.patroniMu.Lock()
+	defer a.patroniMu.Unlock()
 	if l, ok := a.patroniCfgs[path]; ok {
 		return l.cfg, l.err
 	}

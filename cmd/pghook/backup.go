@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/replica"
 	"github.com/urfave/cli/v2"
@@ -131,8 +132,11 @@ func (a *app) backupTake(c *cli.Context) error {
 		PgBaseBackup: c.String("pg-basebackup"), ConfigDir: configDir, Log: log,
 	})
 	if err != nil {
+		a.textfile(log, "backup_"+metrics.FileName(scope)+"_failure", metrics.BackupFailure(scope, time.Now()))
 		return cli.Exit("backup: "+err.Error(), int(replica.CodeOf(err)))
 	}
+	a.textfile(log, "backup_"+metrics.FileName(scope), metrics.Backup(scope, m.Compression, time.Now(),
+		time.Duration(m.TookSeconds*float64(time.Second)), m.StoredBytes))
 	fmt.Fprintln(c.App.Writer, m.Dir)
 	return nil
 }

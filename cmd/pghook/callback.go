@@ -21,7 +21,7 @@ import (
 func scopeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "patroni-config", Usage: "this scope's patroni.yml `FILE` (default: the config's patroni_config, else the calling Patroni's, else /etc/patroni/<scope>.yml)", EnvVars: []string{"PGHOOK_PATRONI_CONFIG"}, Category: "scope"},
-		&cli.StringFlag{Name: "vip-backend", Usage: "none, netlink or pcs", EnvVars: []string{"PGHOOK_VIP_BACKEND"}, Category: "vip"},
+		&cli.StringFlag{Name: "vip-backend", Usage: "none, netlink, pcs, dns or exec", EnvVars: []string{"PGHOOK_VIP_BACKEND"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-address", Usage: "VIP as `CIDR`, e.g. 10.0.0.100/24", EnvVars: []string{"PGHOOK_VIP_ADDRESS"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-interface", Usage: "interface to hold the VIP on", EnvVars: []string{"PGHOOK_VIP_INTERFACE"}, Category: "vip"},
 		&cli.StringFlag{Name: "vip-label", Usage: "address label, e.g. eth0:vip", EnvVars: []string{"PGHOOK_VIP_LABEL"}, Category: "vip"},
@@ -45,6 +45,9 @@ func (a *app) scopeSettings(c *cli.Context, scope string) (*config.Scope, error)
 		if c.IsSet(name) {
 			*dst = c.String(name)
 		}
+	}
+	if c.IsSet("vip-address") {
+		s.VIP.Addresses = nil // the flag names the VIP
 	}
 	if verr := s.VIP.Validate(); verr != nil {
 		return &s, fmt.Errorf("VIP settings of scope %s: %w", scope, verr)
@@ -106,13 +109,9 @@ func (a *app) callback(c *cli.Context) error {
 	}
 	start := time.Now()
 	_, err = runner.Handle(ctx, ev, row)
-	if dir := a.cfg.MetricsTextfileDir; dir != "" {
-		end := time.Now()
-		fams := metrics.Callback(ev.Scope, string(ev.Action), ev.RawRole, end, end.Sub(start), err == nil)
-		if merr := metrics.WriteTextfile(dir, "callback_"+metrics.FileName(ev.Scope)+"_"+string(ev.Action), fams); merr != nil {
-			log.Warn().Err(merr).Msg("metrics textfile not written")
-		}
-	}
+	end := time.Now()
+	a.textfile(log, "callback_"+metrics.FileName(ev.Scope)+"_"+string(ev.Action),
+		metrics.Callback(ev.Scope, string(ev.Action), ev.RawRole, end, end.Sub(start), err == nil))
 	if err != nil {
 		return cli.Exit("", exitFailure) // already logged with context
 	}
@@ -123,7 +122,7 @@ func (a *app) callback(c *cli.Context) error {
 }
 
 func vipSettings(v config.VIP) netvip.Settings {
-	return netvip.Settings{Backend: v.Backend, Address: v.Address, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Node: v.Node,
+	return netvip.Settings{Backend: v.Backend, Address: v.Address, Addresses: v.Addresses, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Node: v.Node,
 		Announcements: v.Announcements, AnnounceInterval: v.AnnounceInterval, TakeoverWait: v.TakeoverWait, ProbeTimeout: v.ProbeTimeout}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pghook/pghook/internal/logging"
+	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/replica"
 	"github.com/rs/zerolog"
@@ -172,9 +173,25 @@ func (a *app) createReplica(c *cli.Context) error {
 	}
 	log.Info().Str("scope", args.Scope).Str("datadir", args.DataDir).Str("connstring", logging.Redact(args.ConnString)).
 		Bool("keep_data", args.KeepData).Msg("create_replica starting")
+	start := time.Now()
 	res, err := replica.Restore(ctx, opts)
+	code := replica.ExitCode(0)
 	if err != nil {
-		code := replica.CodeOf(err)
+		code = replica.CodeOf(err)
+	}
+	cause := "restored"
+	if err != nil {
+		cause = code.String()
+	} else if res.Adopted {
+		cause = "adopted"
+	}
+	var age time.Duration
+	if !res.Backup.CreatedAt.IsZero() {
+		age = time.Since(res.Backup.CreatedAt)
+	}
+	a.textfile(log, "create_replica_"+metrics.FileName(args.Scope),
+		metrics.CreateReplica(args.Scope, int(code), cause, time.Now(), time.Since(start), res.Bytes, age))
+	if err != nil {
 		log.Error().Err(err).Int("exit_code", int(code)).Str("cause", code.String()).Msg("create_replica failed; Patroni will try its next method")
 		return cli.Exit("create-replica: "+err.Error(), int(code))
 	}

@@ -43,9 +43,13 @@ func installFlags() []cli.Flag {
 		str("etcd-cert", "client certificate `FILE` for etcd TLS"),
 		str("etcd-key", "client key `FILE` for etcd TLS"),
 		str("vip", "virtual IP as `CIDR`, e.g. 10.0.0.100/24 (enables the VIP and its reconciler unit)"),
-		str("vip-backend", "netlink (default with --vip) or none"),
+		str("vip-backend", "netlink (default with --vip), dns (default with --dns-name) or none"),
 		str("vip-interface", "`IFACE` to hold the VIP on (default: --interface)"),
 		str("vip-label", "address `LABEL`, e.g. eth0:vip"),
+		str("dns-name", "DNS `NAME` the primary points at its own address (backend dns; enables the reconciler unit)"),
+		str("dns-zone", "`ZONE` that holds --dns-name (default: the name without its first label)"),
+		str("dns-server", "the zone's primary authoritative server, `HOST[:PORT]`"),
+		str("tsig-key-file", "TSIG key `FILE` (tsig-keygen output; root:postgres 0640; never a key on the command line)"),
 		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
 		str("backup-schedule", "lay a backup timer: daily, hourly, weekly or a systemd OnCalendar `WHEN`; every node runs it, the streaming replica with the least lag (else the leader) takes the backup"),
 		&cli.IntFlag{Name: "backup-keep", Usage: "scheduled backups: keep the `N` newest (0: all)", EnvVars: env("backup-keep"), Category: "cluster"},
@@ -152,7 +156,8 @@ func (a *app) installCommand() *cli.Command {
 				"sysctl-dir": &o.SysctlDir, "pgpass": &o.Pgpass, "socket-dir": &o.SocketDir,
 				"pghook-bin": &o.PghookBin, "vip-helper": &o.VIPHelper, "etcd-root-user": &o.EtcdRootUser,
 				"etcd-root-password-file": &o.EtcdRootPasswordFile, "debian-cluster": &o.DebianCluster,
-				"config-dir": &o.ConfigDir,
+				"config-dir": &o.ConfigDir, "dns-name": &o.DNSName, "dns-zone": &o.DNSZone, "dns-server": &o.DNSServer,
+				"tsig-key-file": &o.TSIGKeyFile,
 			}
 			for name, dst := range str {
 				if c.IsSet(name) {

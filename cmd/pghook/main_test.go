@@ -183,3 +183,27 @@ func TestCallbackTextfile(t *testing.T) {
 		t.Errorf("written without metrics_textfile_dir: %v", left)
 	}
 }
+
+// create-replica leaves its result for node_exporter: the exit code Patroni
+// fell back on, and why.
+func TestCreateReplicaTextfile(t *testing.T) {
+	dir := t.TempDir()
+	prom := filepath.Join(dir, "textfiles")
+	backups := filepath.Join(dir, "backups")
+	os.Mkdir(prom, 0o755)
+	os.Mkdir(backups, 0o755)
+	conf := filepath.Join(dir, "pghook.yaml")
+	os.WriteFile(conf, []byte("metrics_textfile_dir: "+prom+"\nscopes:\n  main:\n    backup_dir: "+backups+"\n"), 0o640)
+	r := runBin(t, bin, nil, "--config", conf, "create-replica", "--scope=main", "--datadir="+filepath.Join(dir, "data"),
+		"--role=replica", "--connstring=host=127.0.0.1 port=1 user=replicator")
+	if r.code != 3 {
+		t.Fatalf("exit %d, want 3 (no backup): %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(prom, "pghook_create_replica_main.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `pghook_create_replica_last_exit_code{scope="main",cause="no backup"} 3`) {
+		t.Errorf("textfile:\n%s", b)
+	}
+}

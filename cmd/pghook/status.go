@@ -172,10 +172,16 @@ func (a *app) vipView(scope string, s *config.Scope) (clusterstatus.VIPView, err
 			return nil, err
 		}
 		return clusterstatus.PcsView{Resource: s.VIP.Resource, Locate: p.Locate}, nil
+	case "dns", "exec":
+		return a.routeView(scope, s)
 	}
-	prefix, err := netip.ParsePrefix(s.VIP.Address)
+	addr, err := vipAddress(s.VIP)
 	if err != nil {
-		return nil, fmt.Errorf("address %q: %w", s.VIP.Address, err)
+		return nil, err
+	}
+	prefix, err := netip.ParsePrefix(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", addr, err)
 	}
 	// Reading the interface's addresses needs no privilege.
 	nl, err := netvip.NewNetlink(vipSettings(s.VIP), a.log)
@@ -242,9 +248,13 @@ func whoHas(ctx context.Context, w io.Writer, scope string, s *config.Scope, tim
 	if s.VIP.Backend != "netlink" {
 		return usageErr("vip who-has: scope %s has VIP backend %q: only netlink is probed", scope, s.VIP.Backend)
 	}
-	prefix, err := netip.ParsePrefix(s.VIP.Address)
+	addr, err := vipAddress(s.VIP)
 	if err != nil {
-		return usageErr("vip who-has: address %q of scope %s: %v", s.VIP.Address, scope, err)
+		return usageErr("vip who-has: scope %s: %v", scope, err)
+	}
+	prefix, err := netip.ParsePrefix(addr)
+	if err != nil {
+		return usageErr("vip who-has: address %q of scope %s: %v", addr, scope, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
 	defer cancel()

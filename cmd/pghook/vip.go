@@ -225,7 +225,7 @@ func (a *app) vipStack(scope string, s *config.Scope, guard bool, ann netvip.Ann
 			ann = netvip.Spawner{Self: self, Command: []string{"announce", "--scope", scope}, Fixed: true}
 		}
 	}
-	b, err := netvip.New(vipSettings(s.VIP), log, append([]netvip.Option{netvip.WithAnnouncer(ann)}, opts...)...)
+	b, err := a.newBackend(scope, s, log, append([]netvip.Option{netvip.WithAnnouncer(ann)}, opts...)...)
 	if err != nil {
 		return nil, usageErr("vip: %v", err)
 	}

@@ -932,7 +932,9 @@ cmd_standalone_up() {
 	# The one step install leaves to the operator.
 	lab_exec n1 pg_ctlcluster 15 "$LAB_SA_SCOPE" stop 2>/dev/null || true
 	echo manual >"$(lab_sa_etc_postgresql n1)/15/$LAB_SA_SCOPE/start.conf"
-	for n in "${LAB_NODES[@]}"; do lab_sa_start_vipwatch "$n"; done
+	# A node's watcher starts once its install wrote the scope's section (the
+	# helper refuses a scope its pghook.yaml does not name).
+	lab_sa_start_vipwatch n1
 	lab_sa_start_patroni n1
 	lab_wait "$LAB_TIMEOUT" "n1 leading $LAB_SA_SCOPE" lab_sa_leader || { tail -n 40 "$s/patroni.log" >&2; die "Patroni did not take $LAB_SA_SCOPE over on n1"; }
 	lab_log "$LAB_SA_SCOPE adopted and led by n1 after $((SECONDS - t0))s; backing it up"
@@ -943,6 +945,7 @@ cmd_standalone_up() {
 	for n in n2 n3; do
 		install -d -o postgres -g postgres -m 0700 "$(lab_sa_dir "$n")/data"
 		sa_install "$n" --pg-version 15 --data-dir "$(lab_sa_dir "$n")/data" --config-dir "$LAB_SA_CONFIG_DIR"
+		lab_sa_start_vipwatch "$n"
 		lab_sa_start_patroni "$n"
 	done
 	lab_wait $((LAB_TIMEOUT * 2)) "two replicas streaming in $LAB_SA_SCOPE" lab_sa_healthy ||

@@ -99,6 +99,7 @@ type Holder struct {
 	Member string `json:"member,omitempty"`
 	MAC    string `json:"mac,omitempty"`  // netlink: who answered
 	Node   string `json:"node,omitempty"` // pcs: the Pacemaker node
+	IP     string `json:"ip,omitempty"`   // dns: an address the name resolves to
 	Local  bool   `json:"local,omitempty"`
 }
 
@@ -109,6 +110,8 @@ func (h Holder) label() string {
 		return h.Member
 	case h.Node != "":
 		return "node " + h.Node
+	case h.IP != "":
+		return "address " + h.IP
 	case h.MAC != "":
 		return "MAC " + h.MAC
 	case h.Local:

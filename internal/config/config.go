@@ -106,13 +106,19 @@ type PostInit struct {
 
 // VIP configures the virtual IP of a scope.
 type VIP struct {
-	// Backend is none, netlink or pcs.
+	// Backend is none, netlink, pcs, dns or exec.
 	Backend   string `yaml:"backend"`
 	Address   string `yaml:"address"`   // CIDR, e.g. 10.0.0.100/24
 	Interface string `yaml:"interface"` // e.g. eth0
 	Label     string `yaml:"label"`     // e.g. eth0:vip
 	Resource  string `yaml:"resource"`  // pcs resource name
 	Node      string `yaml:"node"`      // pcs: this node's Pacemaker name (default: crm_node -n)
+
+	// Addresses are VIPs, one per subnet the cluster spans (instead of
+	// Address): the primary takes the one whose subnet holds an address of
+	// Interface.
+	Addresses []string `yaml:"addresses"`
+
 	// Announcements is how many gratuitous ARP / NA rounds to send (0: 5).
 	Announcements int `yaml:"announcements"`
 	// AnnounceInterval is the time between rounds (0: 1s).
@@ -130,6 +136,10 @@ type VIP struct {
 	// MetricsListen is where `vip watch` serves Prometheus metrics
 	// (host:port, e.g. 127.0.0.1:9187; off when empty).
 	MetricsListen string `yaml:"metrics_listen"`
+	// DNS configures backend dns: an RFC 2136 record instead of an address.
+	DNS DNS `yaml:"dns"`
+	// Exec configures backend exec: commands that move the VIP (cloud APIs).
+	Exec Exec `yaml:"exec"`
 }
 
 // The bounds of announcements, as netvip enforces them (config does not
@@ -199,6 +209,11 @@ func Parse(r io.Reader) (*File, error) {
 		return nil, err
 	}
 	if err := doc.Decode(&f); err != nil && doc.Kind != 0 {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// One line: "yaml: line 3: cannot unmarshal …; …".
+			return nil, fmt.Errorf("yaml: %s", strings.Join(te.Errors, "; "))
+		}
 		return nil, err
 	}
 	if f.Scopes == nil {
@@ -232,18 +247,29 @@ func (v VIP) Validate() error {
 	switch v.Backend {
 	case "", "none":
 	case "netlink":
-		if v.Address == "" || v.Interface == "" {
-			return errors.New("backend netlink needs address (CIDR) and interface")
+		if (v.Address == "" && len(v.Addresses) == 0) || v.Interface == "" {
+			return errors.New("backend netlink needs address (CIDR) or addresses (one CIDR per subnet) and interface")
 		}
-		if !strings.Contains(v.Address, "/") {
+		if v.Address != "" && !strings.Contains(v.Address, "/") {
 			return fmt.Errorf("address %q needs a prefix length, e.g. %s/24", v.Address, v.Address)
 		}
 	case "pcs":
 		if v.Resource == "" {
 			return errors.New("backend pcs needs resource (the Pacemaker IPaddr2 resource name)")
 		}
+	case "dns":
+		if err := v.DNS.validate(v); err != nil {
+			return err
+		}
+	case "exec":
+		if err := v.Exec.validate(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("backend %q: want none, netlink or pcs", v.Backend)
+		return fmt.Errorf("backend %q: want none, netlink, pcs, dns or exec", v.Backend)
+	}
+	if err := v.checkAddresses(); err != nil {
+		return err
 	}
 	if v.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(v.MetricsListen); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/pghook/pghook/internal/config"
 	"io"
 	"io/fs"
 	"net"
@@ -387,6 +388,10 @@ func (in *installer) build() error {
 	switch {
 	case o.VIP != "":
 		ss.VIPBackend, ss.VIPAddress, ss.VIPInterface, ss.VIPLabel = o.VIPBackend, o.VIP, in.vipInterface(), o.VIPLabel
+	case o.DNSName != "":
+		ss.VIPBackend, ss.VIPInterface = "dns", in.vipInterface()
+		ss.DNS = config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile}
+		in.checkTSIGKey()
 	case o.VIPBackend == "none":
 		ss.VIPBackend = "none"
 	}
@@ -413,6 +418,12 @@ func (in *installer) build() error {
 	if o.VIP != "" {
 		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
 		in.files = append(in.files, &fileItem{path: filepath.Join(o.SysctlDir, sysctlName(in.vipInterface())), data: renderSysctl(in.vipInterface()), mode: 0o644, own: root})
+	}
+	if o.DNSName != "" {
+		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
+		path, data := dnsWatchDropIn(o)
+		in.dirs = append(in.dirs, dirItem{path: filepath.Dir(path), mode: 0o755, own: root})
+		in.files = append(in.files, &fileItem{path: path, data: data, mode: 0o644, own: root})
 	}
 	return nil
 }
@@ -835,7 +846,7 @@ func (in *installer) apply() error {
 		return nil
 	}
 	in.say("next: systemctl start %s", unitName(in.o.Scope))
-	if in.o.VIP != "" {
+	if in.o.VIP != "" || in.o.DNSName != "" {
 		in.say("      systemctl start %s", vipWatchName(in.o.Scope))
 	}
 	return nil

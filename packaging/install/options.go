@@ -74,6 +74,15 @@ type Options struct {
 	DataDir          string   `yaml:"data-dir"`
 	Layout           string   `yaml:"layout"`
 	PatroniConfig    string   `yaml:"patroni-config"`
+
+	// The dns VIP backend (--dns-name enables it): the record, its zone
+	// (default: the name without its first label), the zone's primary
+	// server and the TSIG key file.
+	DNSName     string `yaml:"dns-name"`
+	DNSZone     string `yaml:"dns-zone"`
+	DNSServer   string `yaml:"dns-server"`
+	TSIGKeyFile string `yaml:"tsig-key-file"`
+
 	// ConfigDir is PostgreSQL's configuration directory outside the data
 	// directory (Patroni's postgresql.config_dir); "" follows Layout.
 	ConfigDir string `yaml:"config-dir"`
@@ -253,7 +262,11 @@ func (o *Options) normalize() error {
 			o.VIPBackend = "netlink"
 		}
 	}
+	if err := o.checkDNS(); err != nil {
+		return err
+	}
 	switch o.VIPBackend {
+	case "dns":
 	case "", "none":
 		if o.VIP != "" {
 			return usage("vip-backend", "%q with --vip: want netlink", o.VIPBackend)
@@ -263,7 +276,7 @@ func (o *Options) normalize() error {
 			return usage("vip", "is required with --vip-backend netlink")
 		}
 	default:
-		return usage("vip-backend", "%q: want netlink or none (pcs: edit pghook.yaml by hand)", o.VIPBackend)
+		return usage("vip-backend", "%q: want netlink, dns (with --dns-name) or none (pcs, exec: edit pghook.yaml by hand)", o.VIPBackend)
 	}
 	if o.VIPInterface != "" && !ifRE().MatchString(o.VIPInterface) {
 		return usage("vip-interface", "%q is not an interface name", o.VIPInterface)

@@ -17,6 +17,7 @@ type scopeSettings struct {
 	VIPInterface  string
 	VIPLabel      string
 	VIPHelper     string
+	DNS           config.DNS // backend dns
 }
 
 // mergePghookYAML returns existing pghook.yaml with this scope's managed
@@ -60,12 +61,26 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 			return nil, err
 		}
 		setScalar(vip, "backend", s.VIPBackend)
-		if s.VIPBackend == "none" {
+		switch s.VIPBackend {
+		case "none":
 			// Turned off: the old VIP's keys would only mislead.
-			for _, k := range []string{"address", "interface", "label"} {
+			for _, k := range []string{"address", "interface", "label", "dns"} {
 				deleteKey(vip, k)
 			}
-		} else {
+		case "dns":
+			for _, k := range []string{"address", "label"} {
+				deleteKey(vip, k)
+			}
+			setScalar(vip, "interface", s.VIPInterface)
+			d, err := mapping(vip, "dns")
+			if err != nil {
+				return nil, err
+			}
+			for _, kv := range [][2]string{{"name", s.DNS.Name}, {"zone", s.DNS.Zone}, {"server", s.DNS.Server}, {"tsig_key_file", s.DNS.TSIGKeyFile}} {
+				setScalar(d, kv[0], kv[1])
+			}
+		default:
+			deleteKey(vip, "dns")
 			setScalar(vip, "address", s.VIPAddress)
 			setScalar(vip, "interface", s.VIPInterface)
 			if s.VIPLabel != "" {

@@ -357,7 +357,7 @@ RestartSec=5s
 
 [Install]
 WantedBy=multi-user.target
-`, o.Scope, o.PatroniConfig, patroni, o.VIPHelper)
+`, o.Scope, o.PatroniConfig, patroni, vipDownCommand(o))
 	return []byte(b.String())
 }
 

@@ -1,0 +1,88 @@
+package install
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pghook/pghook/internal/config"
+)
+
+func TestInstallDNS(t *testing.T) {
+	o := baseOpts(t)
+	o.DNSName, o.DNSServer, o.TSIGKeyFile = "primary.pglab.example.", "192.0.2.53", "/etc/pghook/tsig-main.key"
+	res, out := run(t, o)
+	root := o.Root
+	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.Scopes["main"].VIP
+	if v.Backend != "dns" || v.Interface != "eth0" || v.Address != "" || v.DNS.Name != "primary.pglab.example." ||
+		v.DNS.Zone != "pglab.example." || v.DNS.Server != "192.0.2.53" || v.DNS.TSIGKeyFile != "/etc/pghook/tsig-main.key" {
+		t.Fatalf("vip section: %+v", v)
+	}
+	wants := filepath.Join(root, SystemdEtc, "multi-user.target.wants")
+	if tg, _ := os.Readlink(filepath.Join(wants, "pghook-vip-watch@main.service")); tg != VIPWatchUnit {
+		t.Errorf("vip watch not enabled: %q", tg)
+	}
+	drop := string(read(t, filepath.Join(root, SystemdEtc, "pghook-vip-watch@main.service.d", "pghook-dns.conf")))
+	if !strings.Contains(drop, "ExecStart=\nExecStart=/usr/bin/pghook vip watch --scope %i\n") {
+		t.Errorf("watch drop-in: %q", drop)
+	}
+	unit := string(read(t, filepath.Join(root, SystemdEtc, "patroni@main.service")))
+	if !strings.Contains(unit, "ExecStopPost=-/usr/bin/pghook vip down --scope main") {
+		t.Errorf("unit's ExecStopPost must not run the helper for dns:\n%s", unit)
+	}
+	if _, err := os.Stat(filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")); err == nil {
+		t.Error("arp_announce drop-in written for a dns VIP")
+	}
+	if strings.Contains(out, "tsig") && len(res.Warnings) > 0 {
+		t.Logf("warnings: %v", res.Warnings)
+	}
+	// Idempotent, and switching back to netlink drops the dns keys.
+	run(t, o)
+	o2 := baseOpts(t)
+	o2.Root, o2.VIP = root, "10.0.0.100/24"
+	run(t, o2)
+	cfg, err = config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
+	if err != nil || cfg.Scopes["main"].VIP.Backend != "netlink" || cfg.Scopes["main"].VIP.DNS.Name != "" {
+		t.Fatalf("after --vip: %+v %v", cfg.Scopes["main"].VIP, err)
+	}
+}
+
+func TestInstallDNSBadInput(t *testing.T) {
+	cases := []struct {
+		flag string
+		mod  func(*Options)
+	}{
+		{"dns-server", func(o *Options) { o.DNSName, o.TSIGKeyFile = "p.z.example", "/k" }},
+		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer = "p.z.example", "192.0.2.53" }},
+		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p.z.example", "192.0.2.53", "relative.key" }},
+		{"dns-name", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p q", "192.0.2.53", "/k" }},
+		{"dns-name", func(o *Options) {
+			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIP = "p.z.example", "192.0.2.53", "/k", "10.0.0.100/24"
+		}},
+		{"dns-name", func(o *Options) { o.VIPBackend = "dns" }},
+		{"dns-server", func(o *Options) { o.DNSServer = "192.0.2.53" }},
+		{"vip-backend", func(o *Options) {
+			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", "netlink"
+		}},
+	}
+	for _, tc := range cases {
+		o := baseOpts(t)
+		tc.mod(&o)
+		var out bytes.Buffer
+		_, err := Run(o, &out)
+		var ue *UsageError
+		if !errors.As(err, &ue) || ue.Flag != tc.flag {
+			t.Errorf("%s: want a usage error naming --%s, got %v", tc.flag, tc.flag, err)
+		}
+		if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
+			t.Errorf("%s: files written on bad input", tc.flag)
+		}
+	}
+}
