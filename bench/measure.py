@@ -41,11 +41,13 @@ while proc.poll() is None:
     peak = max(peak, tree_rss(proc.pid))
     time.sleep(0.02)
 wall = time.perf_counter() - t0
-maxrss_kb = 0
+maxrss_kb, cpu_s = 0, 0.0
 with open(tfile) as f:
     for line in f:
         if "Maximum resident set size" in line:
             maxrss_kb = int(line.rsplit(":", 1)[1])
+        if "User time (seconds)" in line or "System time (seconds)" in line:
+            cpu_s += float(line.rsplit(":", 1)[1])
 json.dump({"wall_s": wall, "maxrss_mb": maxrss_kb / 1024, "tree_rss_mb": peak / 2**20,
-           "rc": proc.returncode}, open(out, "w"))
+           "cpu_s": cpu_s, "rc": proc.returncode}, open(out, "w"))
 sys.exit(proc.returncode)

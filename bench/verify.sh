@@ -9,7 +9,9 @@
 #     runs pg_waldump over the WAL range); the extraction is written to disk
 #   - pghook create-replica of this build, and of PGHOOK_BASE_BIN when set (a
 #     build without the WAL walk), to see what the walk costs a restore.
-# Each round drops the page cache before each run (cold reads). Wall time
+# Wall and CPU time (/usr/bin/time's user+sys, waited-for children included)
+# per run. Each round drops the page cache before each run (cold reads); the two
+# create-replica builds swap places every other round. Wall time
 # and peak RSS (the process tree's sum, bench/measure.py) per run; RUNS
 # (default 3) rounds, medians and min-max.
 # Usage (as root): PGHOOK_BIN=bin/pghook [PGHOOK_BASE_BIN=…] SIZE_GB=2 RUNS=3 bash bench/verify.sh
@@ -91,12 +93,19 @@ for i in $(seq 1 "$RUNS"); do
   log "round $i/$RUNS"
   run "pghook backup verify" -- "$PGHOOK_BIN" --log-level warn backup verify --backup-dir "$BK" --scope bench
   run "tar -I zstd -xf + pg_verifybackup" -- sh -c "tar -I zstd -xf '$BDIR/base.tar.zst' -C '$W/out' && mkdir -p '$W/out/pg_wal' && tar -xf '$BDIR/pg_wal.tar' -C '$W/out/pg_wal' && $PGBIN/pg_verifybackup -q -m '$BDIR/backup_manifest' '$W/out'"
-  run "pghook create-replica (this build)" -- runuser -u postgres -- "$PGHOOK_BIN" --log-level warn create-replica --scope=bench --role=replica \
-    --datadir="$W/out/data" --connstring="$CONN" --backup_dir="$BK"
-  if [ -n "${PGHOOK_BASE_BIN:-}" ]; then
-    run "pghook create-replica (PGHOOK_BASE_BIN, no WAL walk)" -- runuser -u postgres -- "$PGHOOK_BASE_BIN" --log-level warn create-replica --scope=bench --role=replica \
-      --datadir="$W/out/data" --connstring="$CONN" --backup_dir="$BK"
-  fi
+  restores=(this)
+  [ -n "${PGHOOK_BASE_BIN:-}" ] && restores=(this base)
+  # The disk is slower right after another large write: alternate which build goes first.
+  [ $((i % 2)) = 0 ] && [ ${#restores[@]} = 2 ] && restores=(base this)
+  for r in "${restores[@]}"; do
+    if [ "$r" = this ]; then
+      run "pghook create-replica (this build)" -- runuser -u postgres -- "$PGHOOK_BIN" --log-level warn create-replica --scope=bench --role=replica \
+        --datadir="$W/out/data" --connstring="$CONN" --backup_dir="$BK"
+    else
+      run "pghook create-replica (PGHOOK_BASE_BIN, no WAL walk)" -- runuser -u postgres -- "$PGHOOK_BASE_BIN" --log-level warn create-replica --scope=bench --role=replica \
+        --datadir="$W/out/data" --connstring="$CONN" --backup_dir="$BK"
+    fi
+  done
 done
 
 # --- results -------------------------------------------------------------
@@ -105,16 +114,17 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 size_gb, data, walr, walb, runs = sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6]
 print(f"Backup: zstd, {data / 2**20:.0f} MiB of data, WAL {walr} ({walb / 2**20:.0f} MiB of segments); {runs} rounds, cold page cache; median (min–max).\n")
-print("| run | wall s | peak RSS MiB (process tree) | failures |")
-print("|---|---|---|---|")
+print("| run | wall s | CPU s (user+sys, children included) | peak RSS MiB (process tree) | failures |")
+print("|---|---|---|---|---|")
 out = {}
 for name in dict.fromkeys(r["name"] for r in rows):
     rs = [r for r in rows if r["name"] == name]
     w = [r["wall_s"] for r in rs]
     m = [r["tree_rss_mb"] for r in rs]
+    c = [r.get("cpu_s", 0) for r in rs]
     fails = sum(1 for r in rs if r["rc"] != 0)
-    out[name] = {"wall_s": w, "tree_rss_mb": m, "failures": fails}
-    print(f"| {name} | {statistics.median(w):.2f} ({min(w):.2f}–{max(w):.2f}) | {statistics.median(m):.0f} ({min(m):.0f}–{max(m):.0f}) | {fails} |")
+    out[name] = {"wall_s": w, "cpu_s": c, "tree_rss_mb": m, "failures": fails}
+    print(f"| {name} | {statistics.median(w):.2f} ({min(w):.2f}–{max(w):.2f}) | {statistics.median(c):.2f} ({min(c):.2f}–{max(c):.2f}) | {statistics.median(m):.0f} ({min(m):.0f}–{max(m):.0f}) | {fails} |")
 json.dump(out, open(sys.argv[1].rsplit("/", 1)[0] + "/verify.json", "w"), indent=1)
 PY
 cp "$W/verify.json" bench/results/verify.json
