@@ -202,4 +202,3 @@ func (c *ctxReader) Read(b []byte) (int, error) {
 	}
 	return c.r.Read(b)
 }
-

@@ -68,12 +68,12 @@ type Options struct {
 	// (pghook backup --keep, --older-than).
 	BackupKeep      int    `yaml:"backup-keep"`
 	BackupOlderThan string `yaml:"backup-older-than"`
-	Port             int      `yaml:"port"`
-	RestPort         int      `yaml:"rest-port"`
-	PGVersion        string   `yaml:"pg-version"`
-	DataDir          string   `yaml:"data-dir"`
-	Layout           string   `yaml:"layout"`
-	PatroniConfig    string   `yaml:"patroni-config"`
+	Port            int    `yaml:"port"`
+	RestPort        int    `yaml:"rest-port"`
+	PGVersion       string `yaml:"pg-version"`
+	DataDir         string `yaml:"data-dir"`
+	Layout          string `yaml:"layout"`
+	PatroniConfig   string `yaml:"patroni-config"`
 
 	// The dns VIP backend (--dns-name enables it): the record, its zone
 	// (default: the name without its first label), the zone's primary
