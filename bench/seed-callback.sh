@@ -1,5 +1,5 @@
 #!/bin/bash
-# The seed's callback.sh, as the write-up describes it (../shared/seed/SUMMARY.md §4):
+# The seed's callback.sh, as the write-up describes it (the seed system's callback.sh):
 # Patroni appends "action role scope" after six positional arguments; on on_start and
 # on_role_change the line SCOPE,NODENAME,DATA_DIR,LISTEN,BIN_DIR,PWD is appended to
 # ~/.pgtab when grep does not find it, and the VIP functions are empty stubs.

@@ -1013,7 +1013,7 @@ func TestVIPLinkCut(t *testing.T) {
 		nIso, old, firstIso, nAfter, firstAfter, split, l)
 	t.Logf("  after the link returned: %d of %d client probes failed (longest %s)", postHeal.failed, postHeal.total, sec(postHeal.longest))
 	if split > 0 {
-		t.Logf("  NOTE: Patroni itself had two primaries after the partition healed (Patroni 3.0.2 etcd3 bug, lab-notes.md); counted apart")
+		t.Logf("  NOTE: Patroni itself had two primaries after the partition healed (a Patroni 3.0.2 etcd3 behaviour); counted apart")
 	}
 	if nAfter > 0 && split == 0 {
 		t.Errorf("%d samples with the VIP on two nodes after the link returned, without two Patroni primaries", nAfter)

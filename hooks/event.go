@@ -17,7 +17,7 @@ import (
 // Action is the callback Patroni ran.
 type Action string
 
-// Callback actions Patroni passes (patroni-facts.md §1).
+// Callback actions Patroni passes (postgresql.callbacks in patroni.yml).
 const (
 	OnStart      Action = "on_start"
 	OnStop       Action = "on_stop"

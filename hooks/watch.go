@@ -32,7 +32,7 @@ type LeaderChanges interface {
 // Watcher is the level-triggered safety net behind the callbacks (`pghook
 // vip watch`): callbacks do not run when Patroni is killed, an isolated
 // primary's on_stop comes late, and once a promotion ran no on_role_change
-// at all (lab-notes.md). Every Interval, and at once
+// at all (seen in the lab). Every Interval, and at once
 // whenever the leader key changes (when DCS is a LeaderChanges), it decides
 // whether this node should hold the VIP and makes it so. Patroni and the
 // DCS are asked at the same time:

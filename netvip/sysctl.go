@@ -12,7 +12,7 @@ import (
 // requests with the VIP as sender address from ifname: with arp_announce
 // below 2 (the kernel uses the maximum of the "all" and per-interface
 // values), a demoted node that still has a session bound to the VIP pulls
-// clients back to itself when its link returns (lab-notes.md: 8–40 s of
+// clients back to itself when its link returns (seen in the lab: 8–40 s of
 // outage; none with arp_announce=2). "" means the setting is right or
 // cannot be read (not Linux, no such interface).
 func ArpAnnounceWarning(ifname string) string {

@@ -262,7 +262,7 @@ vip_up() {
 	fi
 	install_vip_helper
 	for n in "${LAB_NODES[@]}"; do
-		# A demoted node must not ARP with the VIP as sender (lab-notes.md, failure mode 3);
+		# A demoted node must not ARP with the VIP as sender (otherwise neighbours relearn the VIP from it);
 		# arp_ignore=1: it answers ARP only for addresses on eth0, so the watcher's refusal
 		# after a hand-over (a local route for the VIP) is not announced.
 		lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
