@@ -35,7 +35,7 @@ type Options struct {
 }
 
 func init() {
-	// CONTRACT.md names the error field "err"; these are zerolog settings,
+	// The log contract names the error field "err"; these are zerolog settings,
 	// not pghook state, so they are fixed once for the process.
 	zerolog.ErrorFieldName = "err"
 	zerolog.TimeFieldFormat = time.RFC3339Nano
