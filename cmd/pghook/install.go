@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/pghook/pghook/packaging/install"
+	"github.com/pghook/pghook/internal/install"
 	"github.com/urfave/cli/v2"
 )
 

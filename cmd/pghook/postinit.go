@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/pghook/pghook/hooks/postinit"
+	"github.com/pghook/pghook/internal/postinit"
 	"github.com/pghook/pghook/internal/logging"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/urfave/cli/v2"

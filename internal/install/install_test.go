@@ -495,10 +495,10 @@ func TestUnifiedDiff(t *testing.T) {
 
 // The examples shipped in /usr/share/doc/pghook/examples load.
 func TestShippedExamples(t *testing.T) {
-	if _, err := config.Load("../deb/examples/pghook.yaml", true); err != nil {
+	if _, err := config.Load("../../packaging/deb/examples/pghook.yaml", true); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open("../deb/examples/install.yaml")
+	f, err := os.Open("../../packaging/deb/examples/install.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
