@@ -41,7 +41,7 @@ integration: build
 
 # The three-node Patroni lab in network namespaces, driven by Patroni itself, once
 # with Patroni's etcd3: section and once with etcd: (v2 API): Patroni 3.0.2 behaves
-# differently on each (lab-notes.md), and pghook reads the leader from both.
+# differently on each (docs/ARCHITECTURE.md), and pghook reads the leader from both.
 # The etcd3 run uses pghook the way a user gets it: installed from the .deb
 # (/usr/bin/pghook, /usr/lib/pghook/pghook-vip with its file capabilities); the lab
 # purges the package again on down.
@@ -64,7 +64,7 @@ bench: build
 clean:
 	rm -rf bin dist
 
-# ---- Debian package (issue #5) ------------------------------------------------
+# ---- Debian package ------------------------------------------------------
 # `make deb` builds dist/pghook_<version>_<arch>.deb with nfpm (nfpm.yaml). The man
 # page and bash completion are generated from the CLI definitions by a second
 # build of cmd/pghook with -tags pghook_gendocs (cmd/pghook/gendocs.go) and
@@ -134,16 +134,16 @@ fuzz:
 bench-restore: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) SIZE_GB=$${SIZE_GB:-2} bash bench/restore.sh
 
-# VIP benchmark in the three-node Patroni lab: pghook vs a shell ip+arping callback vs
-# vip-manager 1.0.2 (1000 and 100 ms), LAB_DCS=etcd for all; switchover, kill -9 and link
-# cut of the leader, N (default 5) times each; as root. Leaves the lab down.
-# Writes bench/results/vip-lab.md and .json (raw samples in bench/results/vip-lab-raw/).
-# Randomized fault cycles in the lab (issue #6); not part of `make test` (100 cycles take
-# ~30 min per setting). N, SEED, LAB_DCS (etcd3|etcd), SYNC (1|0), FAULTS.
+# Randomized fault cycles in the lab; not part of `make test` (100 cycles take ~70 min
+# per setting). N, SEED, LAB_DCS (etcd3|etcd), SYNC (1|0), FAULTS.
 .PHONY: chaos
 chaos: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) N=$${N:-100} bash e2e/chaos/chaos.sh
 
+# VIP benchmark in the three-node Patroni lab: pghook vs a shell ip+arping callback vs
+# vip-manager 1.0.2 (1000 and 100 ms); switchover, kill -9 and link cut of the leader,
+# N (default 5) times each; as root. Leaves the lab down.
+# Writes bench/results/vip-lab.md and .json (raw samples in bench/results/vip-lab-raw/).
 .PHONY: bench-vip-lab
 bench-vip-lab: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) N=$${N:-5} bash bench/vip-lab.sh
@@ -155,3 +155,10 @@ bench-vip-lab: build
 .PHONY: bench-dns
 bench-dns: build
 	$(GO) run ./bench/dnsflip -pghook $(BIN) -trials $${TRIALS:-50} -out bench/results/dns
+
+# Backup verification: pghook backup verify vs tar + pg_verifybackup, and create-replica
+# (with PGHOOK_BASE_BIN: against another build) on one zstd backup of a SIZE_GB (2)
+# database, RUNS (3) rounds; as root. Writes bench/results/verify.md and .json.
+.PHONY: bench-verify
+bench-verify: build
+	PGHOOK_BIN=$(CURDIR)/$(BIN) SIZE_GB=$${SIZE_GB:-2} RUNS=$${RUNS:-3} bash bench/verify.sh

@@ -1,6 +1,6 @@
 //go:build e2e
 
-// The security audit (issue #6 §4), in the lab as Patroni runs it: while the
+// The security audit, in the lab as Patroni runs it: while the
 // cluster bootstraps, switches over and rebuilds a replica through
 // create_replica, no password reaches a command line, a log, a roster or
 // `pghook env`/`status`/`vip status`/`pgtab` output; files holding a password are

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # chaos.sh — randomized fault cycles on the three-node lab (e2e/lab/lab.sh), with a client
 # writing numbered rows through the VIP every 50 ms and an observer sampling every node's
-# VIP and Patroni role every 50 ms; e2e/chaos/report.py checks the invariants of issue #6
+# VIP and Patroni role every 50 ms; e2e/chaos/report.py checks the invariants listed in docs/RELIABILITY.md
 # and writes the figures (e2e/chaos/results/<name>.md and .json).
 #
 # Usage, as root:   make chaos        (N=100 SEED=<random> LAB_DCS=etcd3 SYNC=1)

@@ -51,10 +51,9 @@ func TestPackageBoundaries(t *testing.T) {
 		// of init per invocation (docs/ARCHITECTURE.md), klauspost/compress's zstd
 		// 0.2–0.3 ms per callback (docs/BENCHMARKS.md §3), so the binary must not
 		// link them. (pierrec/lz4 is linked: ~0.03 ms of init,
-		// and it halves an lz4 restore — replica/lz4.go.) miekg/dns: ~0.3 ms of
-		// init; the dns backend has its own wire code (netvip/dnsvip/wire.go).
+		// and it halves an lz4 restore — replica/lz4.go.)
 		{"cmd/pghook", []string{"google.golang.org/grpc", "go.etcd.io/etcd/client/v3", "github.com/russross/blackfriday/v2",
-			"github.com/klauspost/compress/zstd", "github.com/miekg/dns",
+			"github.com/klauspost/compress/zstd",
 			// Metrics libraries register collectors or read /proc at init
 			// (VictoriaMetrics/metrics also logs a line on every start);
 			// pghook writes the exposition format itself (internal/metrics).

@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/pghook/pghook/netvip"
 	"github.com/rs/zerolog"
 )
@@ -123,7 +124,7 @@ func (b *Backend) Hold(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dns record %s: %w", b.name, err)
 	}
-	if err := b.update(ctx, b.holdRRs(me)); err != nil {
+	if err := b.update(ctx, b.holdMsg(me)); err != nil {
 		return fmt.Errorf("pointing dns record %s at %s (server %s): %w", b.name, me, b.server, err)
 	}
 	b.log.Info().Str("action", "vip hold").Str("address", me.String()).Dur("took_ms", time.Since(start)).Msg("dns record points here")
@@ -140,7 +141,7 @@ func (b *Backend) Release(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dns record %s: %w", b.name, err)
 	}
-	err = b.update(ctx, b.releaseRRs(me, true))
+	err = b.update(ctx, b.releaseMsg(me, true))
 	var rc *RcodeError
 	switch {
 	case err == nil:
@@ -153,7 +154,7 @@ func (b *Backend) Release(ctx context.Context) error {
 	// The prerequisite failed: the record does not name this node alone.
 	vals, _, qerr := b.lookup(ctx, rrtype(me))
 	if qerr == nil && len(vals) > 1 && slices.Contains(vals, me) {
-		if err := b.update(ctx, b.releaseRRs(me, false)); err != nil {
+		if err := b.update(ctx, b.releaseMsg(me, false)); err != nil {
 			return fmt.Errorf("removing this node's value %s from dns record %s (with %s): %w", me, b.name, joinAddrs(vals), err)
 		}
 		b.log.Info().Str("action", "vip release").Str("address", me.String()).Str("left", joinAddrs(vals)).Msg("this node's value removed from a record that names several")
@@ -196,9 +197,9 @@ func (b *Backend) Status(ctx context.Context) (netvip.Status, error) {
 // Resolve returns what the server serves for the name (A, then AAAA when
 // there is no A record), for status displays.
 func (b *Backend) Resolve(ctx context.Context) ([]netip.Addr, error) {
-	vals, _, err := b.lookup(ctx, typeA)
+	vals, _, err := b.lookup(ctx, dns.TypeA)
 	if err == nil && len(vals) == 0 {
-		vals, _, err = b.lookup(ctx, typeAAAA)
+		vals, _, err = b.lookup(ctx, dns.TypeAAAA)
 	}
 	return vals, err
 }
@@ -209,27 +210,6 @@ func (b *Backend) self() (netip.Addr, error) {
 		return b.fixed, nil
 	}
 	return InterfaceAddr(b.ifname)
-}
-
-// change is one UPDATE's prerequisite and update sections.
-type change struct{ prereq, updates []rr }
-
-// holdRRs replaces the RRset of me's type with me, in one message.
-func (b *Backend) holdRRs(me netip.Addr) change {
-	return change{updates: []rr{
-		{name: b.name, typ: rrtype(me), class: classANY}, // delete the RRset (RFC 2136 2.5.2)
-		addrRR(b.name, me, classINET, b.ttl),             // add this node's RR (2.5.1)
-	}}
-}
-
-// releaseRRs deletes me from the RRset (RFC 2136 2.5.4); guarded, only
-// when the RRset is exactly {me} (value-dependent prerequisite, 2.4.2).
-func (b *Backend) releaseRRs(me netip.Addr, guarded bool) change {
-	c := change{updates: []rr{addrRR(b.name, me, classNONE, 0)}}
-	if guarded {
-		c.prereq = []rr{addrRR(b.name, me, classINET, 0)}
-	}
-	return c
 }
 
 // RcodeError is a reply whose rcode is not NOERROR.
@@ -276,32 +256,17 @@ func rcodeHint(rc int) string {
 }
 
 // update signs and sends one UPDATE and checks the signed reply's rcode.
-func (b *Backend) update(ctx context.Context, c change) error {
+func (b *Backend) update(ctx context.Context, m *dns.Msg) error {
 	k, err := b.loadKey()
 	if err != nil {
 		return err
 	}
-	msg, mac, err := k.sign(updateMsg(newID(), b.zone, c.prereq, c.updates), time.Now())
+	r, err := b.exchange(ctx, m, &k)
 	if err != nil {
 		return err
 	}
-	raw, err := b.roundTrip(ctx, msg)
-	if err != nil {
-		return err
-	}
-	r, err := parseReply(raw)
-	if err != nil {
-		return err
-	}
-	if r.rcode == RcodeNotAuth && r.tsig != nil && r.tsig.error != 0 {
-		// The server refused the signature; its reply is unsigned.
-		return &RcodeError{Rcode: r.rcode, TSIGError: r.tsig.error}
-	}
-	if err := k.verify(raw, r, mac, time.Now()); err != nil {
-		return fmt.Errorf("%s (rcode %s): %w", k, rcodeName(r.rcode), err)
-	}
-	if r.rcode != RcodeSuccess {
-		return &RcodeError{Rcode: r.rcode}
+	if r.Rcode != RcodeSuccess {
+		return &RcodeError{Rcode: r.Rcode}
 	}
 	return nil
 }
@@ -309,26 +274,30 @@ func (b *Backend) update(ctx context.Context, c change) error {
 // lookup asks the server for the name's RRset of type t, without
 // recursion.
 func (b *Backend) lookup(ctx context.Context, t uint16) ([]netip.Addr, uint32, error) {
-	raw, err := b.roundTrip(ctx, queryMsg(newID(), b.name, t))
+	r, err := b.exchange(ctx, queryMsg(b.name, t), nil)
 	if err != nil {
 		return nil, 0, err
 	}
-	r, err := parseReply(raw)
-	if err != nil {
-		return nil, 0, err
-	}
-	if r.rcode != RcodeSuccess && r.rcode != RcodeNXDomain {
-		return nil, 0, &RcodeError{Rcode: r.rcode}
+	if r.Rcode != RcodeSuccess && r.Rcode != RcodeNXDomain {
+		return nil, 0, &RcodeError{Rcode: r.Rcode}
 	}
 	var vals []netip.Addr
 	var ttl uint32
-	for _, a := range r.answers {
-		if a.name != b.name || a.typ != t {
+	for _, a := range r.Answer {
+		h := a.Header()
+		if !strings.EqualFold(h.Name, b.name) || h.Rrtype != t {
 			continue
 		}
-		if v, ok := netip.AddrFromSlice(a.rdata); ok && (t == typeA) == (len(a.rdata) == 4) {
+		var ip net.IP
+		switch rr := a.(type) {
+		case *dns.A:
+			ip = rr.A.To4()
+		case *dns.AAAA:
+			ip = rr.AAAA.To16()
+		}
+		if v, ok := netip.AddrFromSlice(ip); ok {
 			vals = append(vals, v)
-			ttl = a.ttl
+			ttl = h.Ttl
 		}
 	}
 	slices.SortFunc(vals, netip.Addr.Compare)
