@@ -11,9 +11,12 @@
 # Settings (environment): LAB_DIR (/var/tmp/pghook-lab), LAB_DCS (etcd3 | etcd),
 # LAB_SCOPE (pglab), PGHOOK_BIN (absolute path of pghook, required by `up`),
 # LAB_TIMEOUT (seconds per wait stage of `up`, default 90),
-# LAB_VIP (netlink | none; default netlink: the VIP 10.251.77.100 follows the primary
+# LAB_VIP (netlink | dns | none; default netlink: the VIP 10.251.77.100 follows the primary
 # through pghook's callbacks and one `pghook-vip watch` per node; a running lab keeps its
-# setting unless LAB_VIP is given, and `up` switches it in place),
+# setting unless LAB_VIP is given, and `up` switches between netlink and none in place;
+# dns: BIND 9 in namespace pgh-dns (10.251.77.53) serves pglab.test., pghook's dns backend
+# points primary.pglab.test. at the primary's eth0 address and replicas.pglab.test. at the
+# streaming replicas', one unprivileged `pghook vip watch` per node),
 # LAB_FROM_DEB=1 or LAB_DEB=path.deb (use the packaged /usr/bin/pghook and
 # /usr/lib/pghook/pghook-vip; `up` installs the .deb — LAB_DEB, default the newest
 # dist/pghook_*.deb — when pghook is not installed, and `down` purges it only then;
@@ -39,7 +42,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -52,8 +55,14 @@ check_lab_dir() {
 	esac
 }
 
-all_ns() { local n; for n in "${LAB_NODES[@]}" "$LAB_CLIENT"; do lab_ns "$n"; done; }
 ns_exists() { [[ -e /run/netns/$1 ]]; }
+# net_members — every namespace on the bridge: the nodes, the client and, for LAB_VIP=dns
+# (or when it is left from such a lab), the DNS server.
+net_members() {
+	echo "${LAB_NODES[@]}" "$LAB_CLIENT"
+	if [[ $LAB_VIP == dns ]] || ns_exists "$(lab_ns dns)"; then echo dns; fi
+}
+all_ns() { local n; for n in $(net_members); do lab_ns "$n"; done; }
 
 # ---------------------------------------------------------------------------------------
 # files
@@ -244,7 +253,9 @@ install_vip_helper() {
 # vip_watch_stamp NODE — what a watcher is started from (binary, config); a running
 # watcher with another stamp restarts to pick up the change.
 vip_watch_stamp() {
-	cat "$(lab_vip_helper)" "$LAB_DIR/$1/pghook.yaml" | sha256sum | cut -d' ' -f1
+	local bin
+	bin=$(lab_vipwatch_argv | head -n1)
+	cat "$bin" "$LAB_DIR/$1/pghook.yaml" | sha256sum | cut -d' ' -f1
 }
 
 # vip_up — LAB_VIP=netlink: helper, arp_announce, one watcher per node (started when dead,
@@ -264,9 +275,11 @@ vip_up() {
 	for n in "${LAB_NODES[@]}"; do
 		# A demoted node must not ARP with the VIP as sender (otherwise neighbours relearn the VIP from it);
 		# arp_ignore=1: it answers ARP only for addresses on eth0, so the watcher's refusal
-		# after a hand-over (a local route for the VIP) is not announced.
-		lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
-			net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1
+		# after a hand-over (a local route for the VIP) is not announced. (dns: no address moves.)
+		if [[ $LAB_VIP != dns ]]; then
+			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
+				net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1
+		fi
 		f=$LAB_DIR/$n/vipwatch.stamp
 		stamp=$(vip_watch_stamp "$n")
 		if lab_pid "$n" pghook-vip >/dev/null && [[ ! -r $f || $(<"$f") != "$stamp" ]]; then
@@ -295,8 +308,16 @@ vip_down() {
 	rm -f "$LAB_DIR"/n*/vipwatch.stamp
 }
 
-# wait_vip — LAB_VIP=netlink: the VIP is on the leader alone and answers from the client.
+# wait_vip — LAB_VIP=netlink: the VIP is on the leader alone and answers from the client;
+# LAB_VIP=dns: the primary's name answers the leader's address alone. (The replicas' name
+# is the test's business: e2e/dns checks it once the watcher maintains it.)
 wait_vip() {
+	if [[ $LAB_VIP == dns ]]; then
+		lab_wait "$LAB_TIMEOUT" "$LAB_DNS_NAME to name the leader alone" lab_dns_on_leader ||
+			fail_up all "$LAB_DNS_NAME answers '$(lab_dns_answer)', leader $(lab_leader || echo none)"
+		lab_log "$LAB_DNS_NAME -> $(lab_dns_answer); $LAB_DNS_REPLICAS -> $(lab_dns_answer "$LAB_DNS_REPLICAS")"
+		return 0
+	fi
 	[[ $LAB_VIP == netlink || $LAB_VIP_TOOL != pghook ]] || return 0
 	lab_wait "$LAB_TIMEOUT" "the VIP on the leader alone" lab_vip_on_leader ||
 		fail_up all "VIP not on the leader alone (holders: '$(lab_vip_holders)', leader $(lab_leader || echo none))"
@@ -377,6 +398,67 @@ tool_vip_up() {
 	esac
 }
 
+# --- LAB_VIP=dns: BIND 9 in its own namespace ---------------------------------------------
+
+# dns_up — named as the zone's primary in namespace pgh-dns, on the lab's bridge, with a
+# TSIG key whose update-policy grants the primary's and the replicas' names (A, AAAA) and
+# nothing else; the key file, as the dns backend wants it (root:postgres 0640), in each
+# node's /etc/pghook. The zone's SOA minimum (negative answers' TTL) is 1 s. named logs
+# every update and every refused prerequisite to $LAB_DIR/dns/named.log. No-op if running.
+dns_up() {
+	local d n
+	d=$(lab_dns_dir)
+	if lab_pid dns named >/dev/null; then return 0; fi
+	id bind >/dev/null 2>&1 || die "user bind missing (run scripts/deps.sh: bind9)"
+	install -d -o root -g root -m 0755 "$d"
+	install -d -o root -g bind -m 0750 "$d/etc"
+	install -d -o bind -g bind -m 0770 "$d/zones" "$d/run"
+	if [[ ! -s $d/etc/$LAB_DNS_KEY.key ]]; then
+		tsig-keygen -a hmac-sha256 "$LAB_DNS_KEY" | write_file "$d/etc/$LAB_DNS_KEY.key" root:bind 0640
+	fi
+	write_file "$d/etc/named.conf" root:bind 0640 <<EOF
+include "$d/etc/$LAB_DNS_KEY.key";
+options {
+	directory "$d/zones";
+	pid-file "$d/run/named.pid";
+	session-keyfile "$d/run/session.key";
+	listen-on port 53 { $(lab_ip dns); };
+	listen-on-v6 { none; };
+	recursion no; allow-query { any; }; allow-transfer { none; };
+	dnssec-validation no; notify no;
+};
+controls { };
+zone "${LAB_DNS_ZONE%.}" {
+	type primary; file "zone.db";
+	update-policy { grant $LAB_DNS_KEY name $LAB_DNS_NAME A AAAA; grant $LAB_DNS_KEY name $LAB_DNS_REPLICAS A AAAA; };
+};
+EOF
+	if [[ ! -e $d/zones/zone.db ]]; then
+		printf '$TTL 30\n@ IN SOA ns1.%s hostmaster.%s (1 3600 600 86400 1)\n@ IN NS ns1.%s\nns1 IN A %s\n' \
+			"$LAB_DNS_ZONE" "$LAB_DNS_ZONE" "$LAB_DNS_ZONE" "$(lab_ip dns)" | write_file "$d/zones/zone.db" bind:bind 0640
+	fi
+	for n in "${LAB_NODES[@]}"; do
+		write_file "$(lab_etc_pghook "$n")/tsig-$LAB_SCOPE.key" root:postgres 0640 <"$d/etc/$LAB_DNS_KEY.key"
+	done
+	touch "$d/named.log"
+	(lab__close_fds && cd / && exec ip netns exec "$(lab_ns dns)" "${LAB__SETSID[@]}" env -i PATH="$LAB_PATH" \
+		/usr/sbin/named -g -4 -u bind -c "$d/etc/named.conf" </dev/null >>"$d/named.log" 2>&1) &
+	echo $! >"$(lab_pidfile dns named)"
+	lab_wait 20 "named to answer for $LAB_DNS_ZONE" lab_dns_answer "$LAB_DNS_ZONE" ||
+		{ tail -n 20 "$d/named.log" >&2; die "named did not start (see $d/named.log)"; }
+	lab_log "named serves $LAB_DNS_ZONE on $(lab_ip dns)"
+}
+
+# dns_down — stop named (its namespace goes with net_down).
+dns_down() {
+	local pid
+	if pid=$(lab_pid dns named); then
+		kill -TERM "$pid" 2>/dev/null || true
+		lab_wait 10 "named to stop" lab__gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$(lab_pidfile dns named)"
+}
+
 # write_install_yaml — the cluster-wide settings every node's `pghook install --from` reads
 # (as packaging/deb/examples/install.yaml on a real cluster); per-node settings are flags.
 write_install_yaml() {
@@ -391,6 +473,9 @@ network: $LAB_NET.0/24
 members: [$(lab_ip n1), $(lab_ip n2), $(lab_ip n3)]
 backup-dir: $LAB_DIR/backups
 secrets-dir: $LAB_DIR/secrets
+# The scheduled backup's timer and service land, unused, in each node's systemd directory;
+# e2e/schedule_test.go runs the service's command line on every node as the timer would.
+backup-schedule: hourly
 # loop_wait + 2 * retry_timeout <= ttl (install enforces it; 3.0.2 does not).
 ttl: 10
 loop-wait: 2
@@ -402,19 +487,41 @@ keep-data: false
 EOF
 }
 
+# scope_install S NODE [ARGS...] — `pghook install` of scope S (main | sa, lib.sh's
+# lab_scope_*) run in NODE's namespace (its facts: eth0's address and network), with what
+# both scopes share: the node's own etcd first (it stays reachable when the node's link is
+# cut), the node's pghook.yaml, socket directory and binaries, the scope's own files in
+# lab_scope_dir (patroni.yml, pgpass, install state, the unused systemd and sysctl files)
+# and PostgreSQL's log there. ARGS are the scope's own settings. The output is appended to
+# the scope's install.log and left in INSTALL_OUT.
+INSTALL_OUT=
+scope_install() {
+	local s=$1 node=$2 d sd n eps; shift 2
+	d=$LAB_DIR/$node; sd=$(lab_scope_dir "$s" "$node")
+	eps=http://$(lab_ip "$node"):2379
+	for n in "${LAB_NODES[@]}"; do [[ $n == "$node" ]] || eps+=,http://$(lab_ip "$n"):2379; done
+	if ! INSTALL_OUT=$(cd / && lab_exec "$node" env -i PATH="$LAB_PATH" LANG=C.UTF-8 "$(lab_pghook)" install \
+		--name "$node" --etcd-endpoints "$eps" \
+		--patroni-config "$sd/patroni.yml" --pghook-config "$(lab_etc_pghook "$node")/pghook.yaml" \
+		--pgpass "$sd/pgpass" --socket-dir "$d/run" --state-file "$sd/install-state.json" \
+		--systemd-dir "$sd/systemd" --sysctl-dir "$sd/sysctl.d" \
+		--pghook-bin "$(lab_pghook)" --vip-helper "$(lab_vip_helper)" \
+		--pg-parameter logging_collector=on --pg-parameter "log_directory=$sd/pglog" \
+		--pg-parameter log_filename=postgresql.log "$@" 2>&1); then
+		printf '%s\n' "$INSTALL_OUT" >&2
+		die "pghook install of $(lab_scope_name "$s") failed on $node"
+	fi
+	printf '%s\n' "$INSTALL_OUT" >>"$sd/install.log"
+}
+
 # configure_node NODE — NODE's patroni.yml and pghook.yaml, written by `pghook install` run
 # in NODE's namespace (its facts: eth0's address and network), with NODE's own paths (the
 # three nodes share one file system): $LAB_DIR/NODE/{patroni.yml,pghook.yaml,data,run,pgpass}.
 # Its systemd unit and sysctl drop-in land, unused, in $LAB_DIR/NODE/{systemd,sysctl.d}.
 configure_node() {
-	local node=$1 d ip n eps out args=()
+	local node=$1 d ip out args=()
 	d=$LAB_DIR/$node
 	ip=$(lab_ip "$node")
-	# The node's own etcd first: it stays reachable when the node's link is cut.
-	eps=http://$ip:2379
-	for n in "${LAB_NODES[@]}"; do
-		[[ $n == "$node" ]] || eps+=,http://$(lab_ip "$n"):2379
-	done
 	# The lab's own keys of pghook.yaml (install manages patroni_config, vip and vip_helper
 	# and keeps the others), written before the first install as a user would add them:
 	# the roster in the node's HOME, and post_init (the rewind user defaults to
@@ -428,6 +535,7 @@ scopes:
   $LAB_SCOPE:
     vip:
       metrics_listen: $ip:$LAB_METRICS_PORT
+$(if [[ $LAB_VIP == dns ]]; then printf '      dns:\n        ttl: 1s\n        replica_name: %s\n' "$LAB_DNS_REPLICAS"; fi)
     post_init:
       roles:
         - {name: app, login: true, password_file: $LAB_DIR/secrets/app.password}
@@ -438,27 +546,23 @@ EOF
 	fi
 	# log_connections shows who connects (e.g. pg_rewind as the rewind user, in the
 	# leader's log).
-	args=(--from "$LAB_DIR/install.yaml" --name "$node" --etcd-endpoints "$eps"
-		--patroni-config "$d/patroni.yml" --pghook-config "$(lab_etc_pghook "$node")/pghook.yaml" --data-dir "$d/data"
-		--pgpass "$d/pgpass" --socket-dir "$d/run" --state-file "$d/install-state.json"
-		--systemd-dir "$d/systemd" --sysctl-dir "$d/sysctl.d"
-		--pghook-bin "$(lab_pghook)" --vip-helper "$(lab_vip_helper)"
+	args=(--from "$LAB_DIR/install.yaml" --data-dir "$d/data"
 		--pg-parameter max_connections=50 --pg-parameter shared_buffers=32MB
-		--pg-parameter logging_collector=on --pg-parameter "log_directory=$d/pglog"
-		--pg-parameter log_filename=postgresql.log --pg-parameter log_file_mode=0640
+		--pg-parameter log_file_mode=0640
 		"--pg-parameter=log_line_prefix=%m [%p] %q%u@%d "
 		--pg-parameter log_connections=on)
 	if [[ $LAB_VIP == netlink ]]; then
 		args+=(--vip "$LAB_VIP_ADDR/$LAB_VIP_PREFIX" --vip-interface "$LAB_VIP_IF" --vip-label vip)
+	elif [[ $LAB_VIP == dns ]]; then
+		args+=(--dns-name "$LAB_DNS_NAME" --dns-zone "$LAB_DNS_ZONE" --dns-server "$(lab_ip dns)"
+			--tsig-key-file "/etc/pghook/tsig-$LAB_SCOPE.key" --vip-interface "$LAB_VIP_IF")
 	else
 		args+=(--vip-backend none)
 	fi
 	[[ $LAB_VIP_TOOL == shell ]] && args+=(--callback "$LAB_DIR/bin/vip-shell-callback.sh")
-	if ! out=$(cd / && lab_exec "$node" env -i PATH="$LAB_PATH" LANG=C.UTF-8 "$(lab_pghook)" install "${args[@]}" 2>&1); then
-		printf '%s\n' "$out" >&2
-		die "pghook install failed on $node"
-	fi
-	printf '%s\n' "$out" >"$d/install.log"
+	: >"$d/install.log"
+	scope_install main "$node" "${args[@]}"
+	out=$INSTALL_OUT
 	grep -q '^pghook install: scope .*: unchanged' <<<"$out" || lab_log "$node: $(grep '^pghook install: ' <<<"$out")"
 	if grep -q "updated .*$d/patroni.yml" <<<"$out"; then CHANGED_FILES+=("$d/patroni.yml"); fi
 	return 0
@@ -500,7 +604,7 @@ net_up() {
 	disable_ipv6 "" "$LAB_BRIDGE"
 	ip addr replace "$LAB_BRIDGE_IP/24" dev "$LAB_BRIDGE"
 	ip link set "$LAB_BRIDGE" up
-	for n in "${LAB_NODES[@]}" "$LAB_CLIENT"; do
+	for n in $(net_members); do
 		ns=$(lab_ns "$n")
 		veth=$(lab_veth "$n")
 		ns_exists "$ns" || ip netns add "$ns"
@@ -541,7 +645,7 @@ kill_ns_pids() {
 
 net_down() {
 	local n ns veth
-	for n in "${LAB_NODES[@]}" "$LAB_CLIENT"; do
+	for n in $(net_members); do
 		ns=$(lab_ns "$n")
 		veth=$(lab_veth "$n")
 		if ns_exists "$ns"; then
@@ -573,7 +677,7 @@ print_list() {
 }
 
 cmd_up() {
-	local t0=$SECONDS n prev_dcs prev_scope prev_deb prev_tool
+	local t0=$SECONDS n prev_dcs prev_scope prev_deb prev_tool prev_vip
 	case $LAB_FROM_DEB in 0 | 1) ;; *) die "LAB_FROM_DEB must be 0 or 1, not '$LAB_FROM_DEB'" ;; esac
 	if [[ $LAB_FROM_DEB == 0 ]]; then
 		[[ -n ${PGHOOK_BIN:-} ]] || die "PGHOOK_BIN must name the pghook binary (absolute path), e.g. PGHOOK_BIN=\$PWD/bin/pghook"
@@ -581,7 +685,10 @@ cmd_up() {
 		[[ -f $PGHOOK_BIN && -x $PGHOOK_BIN ]] || die "PGHOOK_BIN is not an executable file: $PGHOOK_BIN"
 	fi
 	case $LAB_DCS in etcd | etcd3) ;; *) die "LAB_DCS must be etcd3 or etcd, not '$LAB_DCS'" ;; esac
-	case $LAB_VIP in netlink | none) ;; *) die "LAB_VIP must be netlink or none, not '$LAB_VIP'" ;; esac
+	case $LAB_VIP in netlink | dns | none) ;; *) die "LAB_VIP must be netlink, dns or none, not '$LAB_VIP'" ;; esac
+	if [[ $LAB_VIP == dns ]]; then
+		for n in named tsig-keygen dig; do command -v "$n" >/dev/null || [[ -x /usr/sbin/$n ]] || die "$n not found (run scripts/deps.sh: bind9, bind9-dnsutils)"; done
+	fi
 	case $LAB_VIP_TOOL in
 	pghook) ;;
 	shell | vip-manager)
@@ -608,6 +715,9 @@ cmd_up() {
 		prev_scope=$(sed -n 's/^LAB_SCOPE=//p' "$LAB_DIR/lab.env")
 		prev_deb=$(sed -n 's/^LAB_FROM_DEB=//p' "$LAB_DIR/lab.env")
 		prev_tool=$(sed -n 's/^LAB_VIP_TOOL=//p' "$LAB_DIR/lab.env")
+		prev_vip=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
+		[[ $prev_vip == "$LAB_VIP" || ($prev_vip != dns && $LAB_VIP != dns) ]] ||
+			die "the lab in $LAB_DIR runs LAB_VIP=$prev_vip; run '$0 down' first to switch to or from dns"
 		[[ ${prev_tool:-pghook} == "$LAB_VIP_TOOL" ]] ||
 			die "the lab in $LAB_DIR runs LAB_VIP_TOOL=${prev_tool:-pghook}; run '$0 down' first to switch"
 		[[ $prev_dcs == "$LAB_DCS" && $prev_scope == "$LAB_SCOPE" && ${prev_deb:-0} == "$LAB_FROM_DEB" ]] ||
@@ -627,6 +737,7 @@ cmd_up() {
 				die "the lab in $LAB_DIR was configured by an older lab.sh (not by pghook install): run '$0 down' first"
 		done
 		make_secrets
+		if [[ $LAB_VIP == dns ]]; then dns_up; fi
 		write_install_yaml
 		for n in "${LAB_NODES[@]}"; do configure_node "$n"; done
 		make_client_pgpass
@@ -654,6 +765,7 @@ cmd_up() {
 	make_postinit_files
 	[[ $LAB_VIP_TOOL == shell ]] && write_shell_callback
 	net_up
+	if [[ $LAB_VIP == dns ]]; then dns_up; fi
 	write_install_yaml
 	for n in "${LAB_NODES[@]}"; do configure_node "$n"; done
 	make_client_pgpass
@@ -734,6 +846,7 @@ cmd_down() {
 		vipmgr_down
 		lab_metrics_down
 		vip_down
+		dns_down
 		# etcd followers first, the etcd leader last: stopped all at once, the leader spends
 		# ~7 s trying to hand its leadership to members that are going away too.
 		local eleader
@@ -784,7 +897,7 @@ cmd_status() {
 		done
 		line+=$(printf ' %-10s' "$(lab_postmaster_pid "$n" || echo -)")
 		pid=$(lab_pid "$n" pghook-vip || echo -)
-		[[ $LAB_VIP == netlink && $pid == - ]] && rc=1
+		[[ $LAB_VIP != none && $pid == - ]] && rc=1
 		line+=$(printf ' %-10s' "$pid")
 		role=$(lab_role "$n" || true)
 		line+=" ${role:--}"
@@ -797,6 +910,9 @@ cmd_status() {
 	if [[ $LAB_VIP == netlink ]]; then
 		echo "VIP $LAB_VIP_ADDR held by: $(lab_vip_holders)"
 		lab_vip_on_leader || rc=1
+	elif [[ $LAB_VIP == dns ]]; then
+		echo "$LAB_DNS_NAME -> $(lab_dns_answer || echo '?'); $LAB_DNS_REPLICAS -> $(lab_dns_answer "$LAB_DNS_REPLICAS" || echo '?')"
+		lab_dns_on_leader || rc=1
 	fi
 	if lab_healthy; then
 		echo "healthy: leader $(lab_leader), $(lab_streaming_count "$(lab_leader)") replicas streaming"
@@ -836,6 +952,13 @@ cmd_env() {
 	[[ $LAB_VIP_TOOL == pghook ]] || kv LAB_VIP_TOOL "$LAB_VIP_TOOL"
 	kv LAB_VIP_ADDR "$LAB_VIP_ADDR"
 	kv LAB_VIP_CIDR "$LAB_VIP_ADDR/$LAB_VIP_PREFIX"
+	if [[ $vip == dns ]]; then
+		kv LAB_DNS_SERVER "$(lab_ip dns)"
+		kv LAB_DNS_ZONE "$LAB_DNS_ZONE"
+		kv LAB_DNS_NAME "$LAB_DNS_NAME"
+		kv LAB_DNS_REPLICAS "$LAB_DNS_REPLICAS"
+		kv LAB_DNS_LOG "$(lab_dns_dir)/named.log"
+	fi
 	kv LAB_PGHOOK_VIP "$(lab_vip_helper)"
 	kv LAB_CLIENT_NS "$(lab_ns "$LAB_CLIENT")"
 	kv LAB_CLIENT_IP "$(lab_ip "$LAB_CLIENT")"
@@ -867,28 +990,15 @@ cmd_env() {
 
 # sa_install NODE [ARGS...] — `pghook install` of the second scope in NODE's namespace.
 sa_install() {
-	local node=$1 d s ip n eps out; shift
-	d=$LAB_DIR/$node; s=$(lab_sa_dir "$node"); ip=$(lab_ip "$node")
-	eps=http://$ip:2379
-	for n in "${LAB_NODES[@]}"; do [[ $n == "$node" ]] || eps+=,http://$(lab_ip "$n"):2379; done
-	if ! out=$(cd / && lab_exec "$node" env -i PATH="$LAB_PATH" LANG=C.UTF-8 "$(lab_pghook)" install \
-		--scope "$LAB_SA_SCOPE" --name "$node" --namespace "$LAB_NAMESPACE/" --dcs "$LAB_DCS" \
+	local node=$1; shift
+	scope_install sa "$node" \
+		--scope "$LAB_SA_SCOPE" --namespace "$LAB_NAMESPACE/" --dcs "$LAB_DCS" \
 		--interface eth0 --network "$LAB_NET.0/24" --members "$(lab_ip n1),$(lab_ip n2),$(lab_ip n3)" \
-		--etcd-endpoints "$eps" --port "$LAB_SA_PORT" --rest-port "$LAB_SA_REST" \
+		--port "$LAB_SA_PORT" --rest-port "$LAB_SA_REST" \
 		--ttl 10 --loop-wait 2 --retry-timeout 4 --watchdog off --keep-data=false \
 		--backup-dir "$LAB_DIR/backups" --secrets-dir "$LAB_DIR/secrets" \
-		--patroni-config "$s/patroni.yml" --pghook-config "$(lab_etc_pghook "$node")/pghook.yaml" \
-		--pgpass "$s/pgpass" --socket-dir "$d/run" --state-file "$s/install-state.json" \
-		--systemd-dir "$s/systemd" --sysctl-dir "$s/sysctl.d" \
-		--pghook-bin "$(lab_pghook)" --vip-helper "$(lab_vip_helper)" \
 		--vip "$LAB_SA_VIP_ADDR/$LAB_VIP_PREFIX" --vip-interface "$LAB_VIP_IF" --vip-label vip2 \
-		--pg-parameter "external_pid_file=$s/postmaster.ext.pid" \
-		--pg-parameter logging_collector=on --pg-parameter "log_directory=$s/pglog" \
-		--pg-parameter log_filename=postgresql.log "$@" 2>&1); then
-		printf '%s\n' "$out" >&2
-		die "pghook install of $LAB_SA_SCOPE failed on $node"
-	fi
-	printf '%s\n' "$out" >>"$s/install.log"
+		--pg-parameter "external_pid_file=$(lab_sa_dir "$node")/postmaster.ext.pid" "$@"
 }
 
 # sa_pgpass — replicator's and postgres's passwords for port 5433 (backups, tests).

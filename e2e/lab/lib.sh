@@ -11,7 +11,10 @@
 #   bridge pghbr0 10.251.77.1/24 in the root namespace
 #   pgh-n1 10.251.77.11, pgh-n2 .12, pgh-n3 .13 (etcd + Patroni + PostgreSQL each)
 #   pgh-cl 10.251.77.50 (client); 10.251.77.100 the VIP (LAB_VIP=netlink: pghook moves it
-#   between the nodes' eth0; LAB_VIP=none: unused)
+#   between the nodes' eth0; LAB_VIP=none or dns: unused)
+#   pgh-dns 10.251.77.53 (LAB_VIP=dns only): BIND 9, authoritative for pglab.test., where
+#   primary.pglab.test. names the primary's own address and replicas.pglab.test. the
+#   streaming replicas' (pghook's dns backend, RFC 2136 updates signed with TSIG)
 # No default routes and no forwarding: nothing leaves 10.251.77.0/24 or loopback.
 
 : "${LAB_DIR:=/var/tmp/pghook-lab}"
@@ -21,7 +24,8 @@ if [[ -z ${LAB_DCS:-} && -r $LAB_DIR/lab.env ]]; then
 fi
 : "${LAB_DCS:=etcd3}"
 # LAB_VIP: netlink (pghook's netlink backend through the pghook-vip helper, plus one
-# `pghook-vip watch` per node) or none. A running lab records it like LAB_DCS.
+# `pghook-vip watch` per node), dns (pghook's dns backend against the lab's BIND, plus
+# one unprivileged `pghook vip watch` per node) or none. A running lab records it like LAB_DCS.
 if [[ -z ${LAB_VIP:-} && -r $LAB_DIR/lab.env ]]; then
 	LAB_VIP=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
 fi
@@ -92,6 +96,7 @@ lab_ip() {
 	n2) echo "$LAB_NET.12" ;;
 	n3) echo "$LAB_NET.13" ;;
 	cl) echo "$LAB_NET.50" ;;
+	dns) echo "$LAB_NET.53" ;;
 	*) lab_log "unknown node '$1'"; return 1 ;;
 	esac
 }
@@ -145,10 +150,7 @@ lab_patronictl_on() {
 }
 
 # lab_psql NODE [psql args...] — psql as postgres over NODE's unix socket (trust).
-lab_psql() {
-	local node=$1; shift
-	lab_exec_pg "$node" psql -X -q -At -h "$(lab_node_dir "$node")/run" -U postgres -d postgres "$@"
-}
+lab_psql() { lab_scope_psql main "$@"; }
 
 # lab_psql_client NODE_OR_IP [psql args...] — psql over TCP from the client namespace,
 # password from the lab's client pgpass (never on a command line).
@@ -173,21 +175,21 @@ lab_pid() {
 	read -r pid <"$f" || return 1
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
 	lab__alive "$pid" || return 1
-	{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$2" || return 1
+	{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$(lab__pid_pattern "$2")" || return 1
 	echo "$pid"
 }
 
-# lab_postmaster_pid NODE — pid of NODE's running postmaster, from postmaster.pid.
-lab_postmaster_pid() {
-	local f pid
-	f=$(lab_node_dir "$1")/data/postmaster.pid
-	[[ -r $f ]] || return 1
-	read -r pid <"$f" || return 1
-	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	lab__alive "$pid" || return 1
-	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]] || return 1
-	echo "$pid"
+# lab__pid_pattern NAME — what NAME's command line contains. The VIP watcher is
+# `pghook-vip watch` (netlink) or `pghook vip watch` (dns): both say "watch --scope S".
+lab__pid_pattern() {
+	case $1 in
+	pghook-vip) echo "watch --scope $LAB_SCOPE" ;;
+	*) echo "$1" ;;
+	esac
 }
+
+# lab_postmaster_pid NODE — pid of NODE's running postmaster, from postmaster.pid.
+lab_postmaster_pid() { lab_scope_postmaster_pid main "$1"; }
 
 # --- waiting --------------------------------------------------------------------------
 
@@ -300,66 +302,219 @@ lab__gone() { ! lab__alive "$1"; }
 
 # --- Patroni / PostgreSQL -------------------------------------------------------------
 
-# lab_start_patroni NODE — start Patroni as postgres in NODE's namespace (no-op if running).
-# Patroni is exec'ed directly: it starts PostgreSQL through multiprocessing "spawn", which
-# re-imports __main__; a wrapper script would start a second Patroni.
-lab_start_patroni() {
-	local node=$1 d pid
-	d=$(lab_node_dir "$node")
-	if pid=$(lab_pid "$node" patroni); then return 0; fi
+# --- a scope's processes: the lab's own (main) and the second scope (sa) ----------------
+# Both scopes run on the same three nodes with the same kind of processes; these functions
+# take the scope first (main | sa) and read everything that differs from the tables below.
+# The lab_* (main) and lab_sa_* (sa) names used by lab.sh and the tests are wrappers.
+
+# lab_scope_dir S NODE — where scope S keeps NODE's files (patroni.yml, data, logs, pids).
+lab_scope_dir() {
+	case $1 in
+	main) printf '%s/%s\n' "$LAB_DIR" "$2" ;;
+	sa) printf '%s/%s/sa\n' "$LAB_DIR" "$2" ;;
+	*) lab_log "unknown scope '$1'"; return 1 ;;
+	esac
+}
+lab_scope_name() { case $1 in main) echo "$LAB_SCOPE" ;; sa) echo "$LAB_SA_SCOPE" ;; esac; }
+lab_scope_port() { case $1 in main) echo 5432 ;; sa) echo "$LAB_SA_PORT" ;; esac; }
+lab_scope_rest() { case $1 in main) echo 8008 ;; sa) echo "$LAB_SA_REST" ;; esac; }
+lab_scope_vip() { case $1 in main) echo "$LAB_VIP_ADDR" ;; sa) echo "$LAB_SA_VIP_ADDR" ;; esac; }
+
+# lab_scope_pidfile S NODE patroni|vipwatch
+lab_scope_pidfile() {
+	local f=$2
+	[[ $1 == main && $3 == vipwatch ]] && f=pghook-vip || f=$3
+	printf '%s/%s.pid\n' "$(lab_scope_dir "$1" "$2")" "$f"
+}
+
+# lab_scope_pid S NODE patroni|vipwatch — the pid of scope S's Patroni or VIP watcher on
+# NODE if it is alive and still that program (its patroni.yml, its --scope).
+lab_scope_pid() {
+	local f pid pat
+	f=$(lab_scope_pidfile "$@")
+	[[ -r $f ]] || return 1
+	read -r pid <"$f" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" || return 1
+	case $3 in
+	patroni) pat="$(lab_scope_dir "$1" "$2")/patroni.yml" ;;
+	vipwatch) pat="watch --scope $(lab_scope_name "$1")" ;;
+	*) return 1 ;;
+	esac
+	{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$pat" || return 1
+	echo "$pid"
+}
+
+# lab_scope_postmaster_pid S NODE — pid of scope S's running postmaster on NODE, from
+# postmaster.pid.
+lab_scope_postmaster_pid() {
+	local f pid
+	f=$(lab_scope_dir "$1" "$2")/data/postmaster.pid
+	[[ -r $f ]] || return 1
+	read -r pid <"$f" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" || return 1
+	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]] || return 1
+	echo "$pid"
+}
+
+# lab_scope_start_patroni S NODE — start scope S's Patroni as postgres in NODE's namespace
+# (no-op if running). Patroni is exec'ed directly: it starts PostgreSQL through
+# multiprocessing "spawn", which re-imports __main__; a wrapper script would start a
+# second Patroni.
+lab_scope_start_patroni() {
+	local s=$1 node=$2 d sd
+	d=$(lab_node_dir "$node"); sd=$(lab_scope_dir "$s" "$node")
+	lab_scope_pid "$s" "$node" patroni >/dev/null && return 0
 	# LAB_VIP_TOOL=shell only: the shell VIP callback needs NET_ADMIN/NET_RAW, which
 	# reach it (and every PostgreSQL process) only through the ambient set.
 	local caps=()
 	# shellcheck disable=SC2054 # the commas belong to setpriv's capability lists
-	[[ $LAB_VIP_TOOL == shell ]] && caps=(--inh-caps=+net_admin,+net_raw --ambient-caps=+net_admin,+net_raw)
+	[[ $s == main && $LAB_VIP_TOOL == shell ]] && caps=(--inh-caps=+net_admin,+net_raw --ambient-caps=+net_admin,+net_raw)
 	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
 		setpriv --reuid=postgres --regid=postgres --init-groups "${caps[@]}" \
 		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" \
 		LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUNBUFFERED=1 \
-		/usr/bin/patroni "$d/patroni.yml" \
-		</dev/null >>"$d/patroni.log" 2>&1) &
-	echo $! >"$(lab_pidfile "$node" patroni)"
+		/usr/bin/patroni "$sd/patroni.yml" \
+		</dev/null >>"$sd/patroni.log" 2>&1) &
+	echo $! >"$(lab_scope_pidfile "$s" "$node" patroni)"
 }
 
-# lab_signal_patroni NODE SIGNAL — signal NODE's Patroni (not PostgreSQL).
-lab_signal_patroni() {
+# lab_scope_signal_patroni S NODE SIGNAL — signal scope S's Patroni on NODE (not PostgreSQL).
+lab_scope_signal_patroni() {
 	local pid
-	pid=$(lab_pid "$1" patroni) || return 0
-	kill "-$2" "$pid" 2>/dev/null || true
+	pid=$(lab_scope_pid "$1" "$2" patroni) || return 0
+	kill "-$3" "$pid" 2>/dev/null || true
 }
 
-# lab_patroni_stopped NODE — neither Patroni nor its postmaster is running.
-lab_patroni_stopped() { ! lab_pid "$1" patroni >/dev/null && ! lab_postmaster_pid "$1" >/dev/null; }
+# lab_scope_patroni_stopped S NODE — neither Patroni nor its postmaster is running.
+lab_scope_patroni_stopped() {
+	! lab_scope_pid "$1" "$2" patroni >/dev/null && ! lab_scope_postmaster_pid "$1" "$2" >/dev/null
+}
 
-# lab_wait_patroni_stopped NODE [TIMEOUT_S] — wait for an orderly stop; past the timeout
-# stop PostgreSQL with `pg_ctl -m immediate` (which, unlike SIGKILL, frees its SysV
-# shared memory) and SIGKILL Patroni.
-lab_wait_patroni_stopped() {
-	local node=$1 timeout=${2:-30} pid
-	if ! lab_wait "$timeout" "Patroni and PostgreSQL on $node to stop" lab_patroni_stopped "$node"; then
-		lab_signal_patroni "$node" KILL
-		if lab_postmaster_pid "$node" >/dev/null; then
-			lab_exec_pg "$node" "$LAB_PG_BIN/pg_ctl" -D "$(lab_node_dir "$node")/data" -m immediate -w -t 10 stop >&2 || true
+# lab_scope_wait_patroni_stopped S NODE [TIMEOUT_S] — wait for an orderly stop; past the
+# timeout stop PostgreSQL with `pg_ctl -m immediate` (which, unlike SIGKILL, frees its
+# SysV shared memory) and SIGKILL Patroni.
+lab_scope_wait_patroni_stopped() {
+	local s=$1 node=$2 timeout=${3:-30} pid
+	if ! lab_wait "$timeout" "Patroni and PostgreSQL of $(lab_scope_name "$s") on $node to stop" lab_scope_patroni_stopped "$s" "$node"; then
+		lab_scope_signal_patroni "$s" "$node" KILL
+		if lab_scope_postmaster_pid "$s" "$node" >/dev/null; then
+			lab_exec_pg "$node" "$LAB_PG_BIN/pg_ctl" -D "$(lab_scope_dir "$s" "$node")/data" -m immediate -w -t 10 stop >&2 || true
 		fi
-		if pid=$(lab_postmaster_pid "$node"); then kill -KILL "$pid" 2>/dev/null || true; fi
-		lab_wait 10 "$node to die" lab_patroni_stopped "$node" || true
+		if pid=$(lab_scope_postmaster_pid "$s" "$node"); then kill -KILL "$pid" 2>/dev/null || true; fi
+		lab_wait 10 "$node to die" lab_scope_patroni_stopped "$s" "$node" || true
 	fi
-	rm -f "$(lab_pidfile "$node" patroni)"
+	rm -f "$(lab_scope_pidfile "$s" "$node" patroni)"
 }
 
-# lab_stop_patroni NODE [TIMEOUT_S] — orderly stop (Patroni stops PostgreSQL, runs on_stop).
-lab_stop_patroni() {
-	lab_signal_patroni "$1" TERM
-	lab_wait_patroni_stopped "$@"
+# lab_scope_stop_patroni S NODE [TIMEOUT_S] — orderly stop (Patroni stops PostgreSQL,
+# runs on_stop).
+lab_scope_stop_patroni() {
+	lab_scope_signal_patroni "$1" "$2" TERM
+	lab_scope_wait_patroni_stopped "$@"
 }
 
-# lab_kill_node NODE — crash a node: SIGKILL Patroni and the postmaster (no callbacks run).
-# PostgreSQL's backends exit on their own once the postmaster is gone.
-lab_kill_node() {
+# lab_scope_kill_node S NODE — crash scope S on NODE: SIGKILL Patroni and the postmaster
+# (no callbacks run). PostgreSQL's backends exit on their own once the postmaster is gone.
+lab_scope_kill_node() {
 	local pid
-	if pid=$(lab_pid "$1" patroni); then kill -KILL "$pid" 2>/dev/null || true; fi
-	if pid=$(lab_postmaster_pid "$1"); then kill -KILL "$pid" 2>/dev/null || true; fi
+	if pid=$(lab_scope_pid "$1" "$2" patroni); then kill -KILL "$pid" 2>/dev/null || true; fi
+	if pid=$(lab_scope_postmaster_pid "$1" "$2"); then kill -KILL "$pid" 2>/dev/null || true; fi
 }
+
+# lab_scope_leader S — print the node whose Patroni answers 200 on scope S's /primary (the
+# one holding the leader lock and running as primary). Returns 1 if none, 2 (printing all
+# of them) if more than one claims it.
+lab_scope_leader() {
+	local n code found=() rest
+	rest=$(lab_scope_rest "$1")
+	for n in "${LAB_NODES[@]}"; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(lab_ip "$n"):$rest/primary" 2>/dev/null) || true
+		[[ $code == 200 ]] && found+=("$n")
+	done
+	case ${#found[@]} in
+	0) return 1 ;;
+	1) echo "${found[0]}" ;;
+	*) echo "${found[*]}"; return 2 ;;
+	esac
+}
+
+# lab_scope_psql S NODE [psql args...] — psql as postgres over NODE's unix socket (trust),
+# on scope S's port.
+lab_scope_psql() {
+	local s=$1 node=$2; shift 2
+	lab_exec_pg "$node" psql -X -q -At -h "$(lab_node_dir "$node")/run" -p "$(lab_scope_port "$s")" -U postgres -d postgres "$@"
+}
+
+# lab_scope_streaming_count S NODE — replicas streaming from scope S's PostgreSQL on NODE.
+lab_scope_streaming_count() {
+	lab_scope_psql "$1" "$2" -c "select count(*) from pg_stat_replication where state = 'streaming'"
+}
+
+# lab_scope_switchover S OLD NEW — planned switchover of scope S from OLD to NEW (Patroni
+# 3.0.2 syntax), run from NEW's namespace with NEW's patroni.yml so it works whoever leads.
+lab_scope_switchover() {
+	(cd / && ip netns exec "$(lab_ns "$3")" env -i HOME=/root PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+		patronictl -c "$(lab_scope_dir "$1" "$3")/patroni.yml" switchover --master "$2" --candidate "$3" --force)
+}
+
+# lab_scope_vipwatch_argv S — scope S's watcher command: `pghook-vip watch` (netlink: the
+# helper's file capabilities give it CAP_NET_ADMIN/CAP_NET_RAW) or, for the lab's own
+# scope with LAB_VIP=dns, `pghook vip watch` (no capabilities; the helper refuses the dns
+# backend).
+lab_scope_vipwatch_argv() {
+	if [[ $1 == main && $LAB_VIP == dns ]]; then
+		printf '%s\n' "$(lab_pghook)" vip watch --scope "$(lab_scope_name "$1")"
+	else
+		printf '%s\n' "$(lab_vip_helper)" watch --scope "$(lab_scope_name "$1")"
+	fi
+}
+
+# lab_scope_start_vipwatch S NODE — start scope S's VIP watcher in NODE's namespace as
+# postgres; no-op if running.
+lab_scope_start_vipwatch() {
+	local s=$1 node=$2 d sd argv
+	d=$(lab_node_dir "$node"); sd=$(lab_scope_dir "$s" "$node")
+	lab_scope_pid "$s" "$node" vipwatch >/dev/null && return 0
+	mapfile -t argv < <(lab_scope_vipwatch_argv "$s")
+	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
+		setpriv --reuid=postgres --regid=postgres --init-groups \
+		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
+		"${argv[@]}" </dev/null >>"$sd/vipwatch.log" 2>&1) &
+	echo $! >"$(lab_scope_pidfile "$s" "$node" vipwatch)"
+}
+
+# lab_scope_stop_vipwatch S NODE — SIGTERM the watcher (it leaves the VIP as it is),
+# SIGKILL after 5 s.
+lab_scope_stop_vipwatch() {
+	local pid
+	if pid=$(lab_scope_pid "$1" "$2" vipwatch); then
+		kill -TERM "$pid" 2>/dev/null || true
+		if ! lab_wait 5 "the $(lab_scope_name "$1") watcher on $2 to stop" lab__gone "$pid"; then
+			kill -KILL "$pid" 2>/dev/null || true
+			lab_wait 5 "the $(lab_scope_name "$1") watcher on $2 to die" lab__gone "$pid" || true
+		fi
+	fi
+	rm -f "$(lab_scope_pidfile "$1" "$2" vipwatch)"
+}
+
+# lab_scope_vip_del S NODE — remove scope S's VIP from NODE's eth0 by hand (root), if there.
+lab_scope_vip_del() {
+	local ns vip
+	ns=$(lab_ns "$2"); vip=$(lab_scope_vip "$1")
+	[[ -e /run/netns/$ns ]] || return 0
+	if ip -n "$ns" -4 -o addr show dev "$LAB_VIP_IF" 2>/dev/null | grep -q "inet $vip/"; then
+		ip -n "$ns" addr del "$vip/$LAB_VIP_PREFIX" dev "$LAB_VIP_IF" 2>/dev/null || true
+	fi
+}
+
+# --- Patroni / PostgreSQL of the lab's own scope ----------------------------------------
+
+lab_start_patroni() { lab_scope_start_patroni main "$1"; }           # NODE
+lab_signal_patroni() { lab_scope_signal_patroni main "$1" "$2"; }    # NODE SIGNAL
+lab_patroni_stopped() { lab_scope_patroni_stopped main "$1"; }       # NODE
+lab_wait_patroni_stopped() { lab_scope_wait_patroni_stopped main "$@"; } # NODE [TIMEOUT_S]
+lab_stop_patroni() { lab_scope_stop_patroni main "$@"; }             # NODE [TIMEOUT_S]
+lab_kill_node() { lab_scope_kill_node main "$1"; }                   # NODE
 
 # lab_link_down NODE / lab_link_up NODE — cut / restore NODE's only link (root-side veth).
 lab_link_down() { ip link set "$(lab_veth "$1")" down; }
@@ -370,21 +525,8 @@ lab_role() {
 	curl -fsS --max-time 2 "http://$(lab_ip "$1"):8008/patroni" 2>/dev/null | jq -r '.role // empty'
 }
 
-# lab_leader — print the node whose Patroni REST API answers 200 on /primary (the one
-# holding the leader lock and running as primary). Returns 1 if none, 2 (printing all of
-# them) if more than one claims it.
-lab_leader() {
-	local n code found=()
-	for n in "${LAB_NODES[@]}"; do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(lab_ip "$n"):8008/primary" 2>/dev/null) || true
-		[[ $code == 200 ]] && found+=("$n")
-	done
-	case ${#found[@]} in
-	0) return 1 ;;
-	1) echo "${found[0]}" ;;
-	*) echo "${found[*]}"; return 2 ;;
-	esac
-}
+# lab_leader — the node answering 200 on the lab's /primary (1: none, 2: several, all printed).
+lab_leader() { lab_scope_leader main; }
 
 # lab_dcs_leader — the member name in the DCS leader key (works for both LAB_DCS values).
 lab_dcs_leader() {
@@ -401,9 +543,7 @@ lab_dcs_leader() {
 }
 
 # lab_streaming_count NODE — replicas streaming from NODE (pg_stat_replication).
-lab_streaming_count() {
-	lab_psql "$1" -c "select count(*) from pg_stat_replication where state = 'streaming'"
-}
+lab_streaming_count() { lab_scope_streaming_count main "$1"; }
 
 # lab_members_running — Patroni's /cluster view (from NODE, default: the leader) lists
 # every node as running. Patroni 3.0.2 says "running" for streaming replicas too, hence
@@ -435,11 +575,8 @@ lab_pgtab() {
 	lab_exec_pg "$1" "$(lab_pghook)" pgtab --config "$(lab_pghook_yaml "$1")" --json
 }
 
-# lab_switchover OLD NEW — planned switchover from OLD to NEW (Patroni 3.0.2 syntax),
-# run from NEW's namespace so it works whoever leads.
-lab_switchover() {
-	LAB_CTL_NODE=$2 lab_patronictl switchover --master "$1" --candidate "$2" --force
-}
+# lab_switchover OLD NEW — planned switchover from OLD to NEW, run from NEW's namespace.
+lab_switchover() { lab_scope_switchover main "$1" "$2"; }
 
 # --- the VIP (LAB_VIP=netlink) --------------------------------------------------------
 
@@ -491,42 +628,50 @@ lab_vip_status() {
 	lab_exec_pg "$1" "$(lab_vip_helper)" status --json --scope "$LAB_SCOPE"
 }
 
-# lab_start_vipwatch NODE — start `pghook-vip watch` in NODE's namespace as postgres (the
-# helper's file capabilities give it CAP_NET_ADMIN/CAP_NET_RAW); no-op if running.
-lab_start_vipwatch() {
-	local node=$1 d pid
-	d=$(lab_node_dir "$node")
-	if pid=$(lab_pid "$node" pghook-vip); then return 0; fi
-	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
-		setpriv --reuid=postgres --regid=postgres --init-groups \
-		env -i HOME="$d/home" PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-		"$(lab_vip_helper)" watch --scope "$LAB_SCOPE" \
-		</dev/null >>"$d/vipwatch.log" 2>&1) &
-	echo $! >"$(lab_pidfile "$node" pghook-vip)"
-}
-
-# lab_stop_vipwatch NODE — SIGTERM the watcher (it leaves the VIP as it is), SIGKILL
-# after 5 s.
-lab_stop_vipwatch() {
-	local node=$1 pid
-	if pid=$(lab_pid "$node" pghook-vip); then
-		kill -TERM "$pid" 2>/dev/null || true
-		if ! lab_wait 5 "pghook-vip watch on $node to stop" lab__gone "$pid"; then
-			kill -KILL "$pid" 2>/dev/null || true
-			lab_wait 5 "pghook-vip watch on $node to die" lab__gone "$pid" || true
-		fi
-	fi
-	rm -f "$(lab_pidfile "$node" pghook-vip)"
-}
-
+lab_vipwatch_argv() { lab_scope_vipwatch_argv main; }
+# lab_start_vipwatch NODE / lab_stop_vipwatch NODE — the lab's own VIP watcher on NODE.
+lab_start_vipwatch() { lab_scope_start_vipwatch main "$1"; }
+lab_stop_vipwatch() { lab_scope_stop_vipwatch main "$1"; }
 # lab_vip_del NODE — remove the VIP from NODE's eth0 by hand (root), if there.
-lab_vip_del() {
-	local ns
-	ns=$(lab_ns "$1")
-	[[ -e /run/netns/$ns ]] || return 0
-	if ip -n "$ns" -4 -o addr show dev "$LAB_VIP_IF" 2>/dev/null | grep -q "inet $LAB_VIP_ADDR/"; then
-		ip -n "$ns" addr del "$LAB_VIP_ADDR/$LAB_VIP_PREFIX" dev "$LAB_VIP_IF" 2>/dev/null || true
-	fi
+lab_vip_del() { lab_scope_vip_del main "$1"; }
+
+# --- the DNS name (LAB_VIP=dns) ------------------------------------------------------
+
+LAB_DNS_ZONE=pglab.test.
+LAB_DNS_NAME=primary.pglab.test.
+LAB_DNS_REPLICAS=replicas.pglab.test.
+LAB_DNS_KEY=pglab-hook
+lab_dns_dir() { printf '%s/dns\n' "$LAB_DIR"; }
+
+# lab_dns_answer [NAME] — the A records the lab's BIND serves for NAME (default the
+# primary's name), sorted, space-separated; asked from the root namespace, not recursive.
+lab_dns_answer() {
+	local out
+	out=$(dig +norecurse +short +time=1 +tries=1 @"$(lab_ip dns)" "${1:-$LAB_DNS_NAME}" A) || return 1
+	sort <<<"$out" | tr '\n' ' ' | sed 's/ $//'
+}
+
+# lab_dns_node ADDRESS — the node whose eth0 address ADDRESS is.
+lab_dns_node() {
+	local n
+	for n in "${LAB_NODES[@]}"; do [[ $(lab_ip "$n") == "$1" ]] && { echo "$n"; return 0; }; done
+	return 1
+}
+
+# lab_dns_on_leader — the primary's name answers Patroni's leader's address, and only it.
+lab_dns_on_leader() {
+	local l
+	l=$(lab_leader) || return 1
+	[[ $(lab_dns_answer) == "$(lab_ip "$l")" ]]
+}
+
+# lab_dns_replicas_right — the replica name answers exactly the addresses of the nodes
+# that stream from the leader.
+lab_dns_replicas_right() {
+	local l n want=()
+	l=$(lab_leader) || return 1
+	for n in "${LAB_NODES[@]}"; do [[ $n == "$l" ]] || want+=("$(lab_ip "$n")"); done
+	[[ $(lab_dns_answer "$LAB_DNS_REPLICAS") == "$(printf '%s\n' "${want[@]}" | sort | tr '\n' ' ' | sed 's/ $//')" ]]
 }
 
 # --- metrics: Prometheus and node_exporter (e2e/metrics_test.go) ----------------------
@@ -602,127 +747,26 @@ LAB_SA_REST=8009
 LAB_SA_VIP_ADDR=$LAB_NET.101
 LAB_SA_CONFIG_DIR=/etc/postgresql/15/$LAB_SA_SCOPE
 
-lab_sa_dir() { printf '%s/%s/sa\n' "$LAB_DIR" "$1"; }
+lab_sa_dir() { lab_scope_dir sa "$1"; }
 lab_sa_etc_postgresql() { printf '/etc/netns/%s/postgresql\n' "$(lab_ns "$1")"; }
 
-# lab_sa_pid NODE patroni|vipwatch — the pid of the second scope's process, if alive.
-lab_sa_pid() {
-	local f pid pat
-	f=$(lab_sa_dir "$1")/$2.pid
-	[[ -r $f ]] || return 1
-	read -r pid <"$f" || return 1
-	[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" || return 1
-	case $2 in
-	patroni) pat="sa/patroni.yml" ;;
-	vipwatch) pat="--scope $LAB_SA_SCOPE" ;;
-	esac
-	{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$pat" || return 1
-	echo "$pid"
-}
-
-# lab_sa_postmaster_pid NODE — the second scope's running postmaster.
-lab_sa_postmaster_pid() {
-	local f pid
-	f=$(lab_sa_dir "$1")/data/postmaster.pid
-	[[ -r $f ]] || return 1
-	read -r pid <"$f" || return 1
-	[[ $pid =~ ^[0-9]+$ ]] && lab__alive "$pid" || return 1
-	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == postgres ]] || return 1
-	echo "$pid"
-}
-
-lab_sa_start_patroni() {
-	local node=$1 d s
-	d=$(lab_node_dir "$node"); s=$(lab_sa_dir "$node")
-	lab_sa_pid "$node" patroni >/dev/null && return 0
-	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
-		setpriv --reuid=postgres --regid=postgres --init-groups \
-		env -i HOME="$d/home" PGHOOK_CONFIG="$d/pghook.yaml" PATH="$LAB_PATH" \
-		LANG=C.UTF-8 LC_ALL=C.UTF-8 PYTHONUNBUFFERED=1 \
-		/usr/bin/patroni "$s/patroni.yml" </dev/null >>"$s/patroni.log" 2>&1) &
-	echo $! >"$s/patroni.pid"
-}
-
-# lab_sa_stop_patroni NODE — orderly stop (Patroni stops PostgreSQL); SIGKILL past 30 s.
-lab_sa_stop_patroni() {
-	local node=$1 pid
-	if pid=$(lab_sa_pid "$node" patroni); then
-		kill -TERM "$pid" 2>/dev/null || true
-		lab_wait 30 "the second scope's Patroni on $node to stop" lab__gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	if pid=$(lab_sa_postmaster_pid "$node"); then
-		lab_exec_pg "$node" "$LAB_PG_BIN/pg_ctl" -D "$(lab_sa_dir "$node")/data" -m immediate -w -t 10 stop >&2 || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$(lab_sa_dir "$node")/patroni.pid"
-}
-
-# lab_sa_kill_node NODE — SIGKILL the second scope's Patroni and postmaster only.
-lab_sa_kill_node() {
-	local pid
-	if pid=$(lab_sa_pid "$1" patroni); then kill -KILL "$pid" 2>/dev/null || true; fi
-	if pid=$(lab_sa_postmaster_pid "$1"); then kill -KILL "$pid" 2>/dev/null || true; fi
-}
-
-lab_sa_start_vipwatch() {
-	local node=$1 d s
-	d=$(lab_node_dir "$node"); s=$(lab_sa_dir "$node")
-	lab_sa_pid "$node" vipwatch >/dev/null && return 0
-	(lab__close_fds && cd "$d/home" && exec ip netns exec "$(lab_ns "$node")" "${LAB__SETSID[@]}" \
-		setpriv --reuid=postgres --regid=postgres --init-groups \
-		env -i HOME="$d/home" PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-		"$(lab_vip_helper)" watch --scope "$LAB_SA_SCOPE" </dev/null >>"$s/vipwatch.log" 2>&1) &
-	echo $! >"$s/vipwatch.pid"
-}
-
-lab_sa_stop_vipwatch() {
-	local node=$1 pid
-	if pid=$(lab_sa_pid "$node" vipwatch); then
-		kill -TERM "$pid" 2>/dev/null || true
-		lab_wait 5 "the second scope's watcher on $node to stop" lab__gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$(lab_sa_dir "$node")/vipwatch.pid"
-}
-
-# lab_sa_leader — the node answering 200 on the second scope's /primary (1: none, 2: several).
-lab_sa_leader() {
-	local n code found=()
-	for n in "${LAB_NODES[@]}"; do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(lab_ip "$n"):$LAB_SA_REST/primary" 2>/dev/null) || true
-		[[ $code == 200 ]] && found+=("$n")
-	done
-	case ${#found[@]} in
-	0) return 1 ;;
-	1) echo "${found[0]}" ;;
-	*) echo "${found[*]}"; return 2 ;;
-	esac
-}
-
-# lab_sa_psql NODE [psql args...] — psql as postgres over NODE's socket, port 5433.
-lab_sa_psql() {
-	local node=$1; shift
-	lab_exec_pg "$node" psql -X -q -At -h "$(lab_node_dir "$node")/run" -p "$LAB_SA_PORT" -U postgres -d postgres "$@"
-}
+# The second scope's processes, through the lab_scope_* functions above.
+lab_sa_pid() { lab_scope_pid sa "$1" "$2"; }                  # NODE patroni|vipwatch
+lab_sa_postmaster_pid() { lab_scope_postmaster_pid sa "$1"; } # NODE
+lab_sa_start_patroni() { lab_scope_start_patroni sa "$1"; }   # NODE
+lab_sa_stop_patroni() { lab_scope_stop_patroni sa "$1" 30; }  # NODE
+lab_sa_kill_node() { lab_scope_kill_node sa "$1"; }           # NODE
+lab_sa_start_vipwatch() { lab_scope_start_vipwatch sa "$1"; } # NODE
+lab_sa_stop_vipwatch() { lab_scope_stop_vipwatch sa "$1"; }   # NODE
+lab_sa_leader() { lab_scope_leader sa; }
+lab_sa_psql() { lab_scope_psql sa "$@"; }                     # NODE [psql args...]
+lab_sa_switchover() { lab_scope_switchover sa "$1" "$2"; }    # OLD NEW
+lab_sa_vip_del() { lab_scope_vip_del sa "$1"; }               # NODE
 
 # lab_sa_healthy — one leader, the two other nodes streaming from it on port 5433.
 lab_sa_healthy() {
 	local l c
 	l=$(lab_sa_leader) || return 1
-	c=$(lab_sa_psql "$l" -c "select count(*) from pg_stat_replication where state = 'streaming'") || return 1
+	c=$(lab_scope_streaming_count sa "$l") || return 1
 	[[ $c == $((${#LAB_NODES[@]} - 1)) ]]
-}
-
-# lab_sa_switchover OLD NEW — switchover of the second scope only.
-lab_sa_switchover() {
-	(cd / && ip netns exec "$(lab_ns "$2")" env -i HOME=/root PATH="$LAB_PATH" LANG=C.UTF-8 LC_ALL=C.UTF-8 \
-		patronictl -c "$(lab_sa_dir "$2")/patroni.yml" switchover --master "$1" --candidate "$2" --force)
-}
-
-# lab_sa_vip_del NODE — remove the second VIP from NODE's eth0, if there.
-lab_sa_vip_del() {
-	local ns
-	ns=$(lab_ns "$1")
-	[[ -e /run/netns/$ns ]] || return 0
-	if ip -n "$ns" -4 -o addr show dev "$LAB_VIP_IF" 2>/dev/null | grep -q "inet $LAB_SA_VIP_ADDR/"; then
-		ip -n "$ns" addr del "$LAB_SA_VIP_ADDR/$LAB_VIP_PREFIX" dev "$LAB_VIP_IF" 2>/dev/null || true
-	fi
 }
