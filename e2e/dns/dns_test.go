@@ -1,0 +1,710 @@
+//go:build e2e
+
+// Package dnse2e drives the three-node Patroni lab with pghook's dns
+// backend (LAB_VIP=dns: BIND 9 in its own namespace, authoritative for
+// pglab.test.; primary.pglab.test. names the primary's own address,
+// replicas.pglab.test. the streaming replicas'). Patroni calls pghook; the
+// tests cause a switchover, a kill -9 of the primary and a cut of its
+// link, and check what BIND serves, what it logged, and what a client that
+// follows the name gets. A package of its own because it needs its own lab:
+// e2e/ runs the netlink VIP.
+package dnse2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+var (
+	repo   string
+	labDir = envOr("LAB_DIR", "/var/tmp/pghook-lab")
+	nodes  = []string{"n1", "n2", "n3"}
+	env    map[string]string
+	nodeIP = map[string]string{}
+	ipNode = map[string]string{}
+	// replicasKept: the watchers maintain replicas.pglab.test. (vip.dns.
+	// replica_name, set in the lab's pghook.yaml); decided by replicaRecordKept.
+	replicasKept bool
+)
+
+const (
+	clientEvery = 50 * time.Millisecond // the client's resolve + connect + write
+	dnsEvery    = 20 * time.Millisecond // the test's own questions to BIND
+	leaderEvery = 50 * time.Millisecond // Patroni's /primary on every node
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func TestMain(m *testing.M) {
+	wd, _ := os.Getwd()
+	repo = filepath.Dir(filepath.Dir(wd))
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e/dns: needs root (network namespaces); skipped")
+		os.Exit(0)
+	}
+	if os.Getenv("PGHOOK_BIN") == "" && os.Getenv("LAB_DEB") == "" {
+		fmt.Println("e2e/dns: PGHOOK_BIN must name the built binary (make e2e)")
+		os.Exit(1)
+	}
+	os.Setenv("LAB_VIP", "dns")
+	keep := os.Getenv("LAB_KEEP") != ""
+	if !keep {
+		if out, err := labCmd("down"); err != nil {
+			fmt.Printf("e2e/dns: lab down (cleanup before) failed: %v\n%s\n", err, out)
+			os.Exit(1)
+		}
+	}
+	if out, err := labCmd("up"); err != nil {
+		fmt.Printf("e2e/dns: lab up failed: %v\n%s\n", err, out)
+		labCmd("down")
+		os.Exit(1)
+	}
+	out, err := labCmd("env")
+	if err != nil {
+		fmt.Printf("e2e/dns: lab env: %v\n%s\n", err, out)
+		labCmd("down")
+		os.Exit(1)
+	}
+	env = map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	for _, n := range nodes {
+		nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
+		ipNode[nodeIP[n]] = n
+	}
+	code := m.Run()
+	if !keep {
+		if out, err := labCmd("down"); err != nil {
+			fmt.Printf("e2e/dns: lab down failed: %v\n%s\n", err, out)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func labCmd(args ...string) (string, error) {
+	cmd := exec.Command("bash", append([]string{filepath.Join(repo, "e2e/lab/lab.sh")}, args...)...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// lib runs a function of e2e/lab/lib.sh and returns its trimmed stdout.
+func lib(fn string, args ...string) (string, error) {
+	script := fmt.Sprintf("source %q; %s \"$@\"", filepath.Join(repo, "e2e/lab/lib.sh"), fn)
+	cmd := exec.Command("bash", append([]string{"-c", script, "lib"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return strings.TrimSpace(out.String()), fmt.Errorf("%s %v: %w: %s", fn, args, err, errb.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, _ := labCmd("status")
+	t.Fatalf("after %s still not %s: %v\n%s", timeout, what, err, out)
+}
+
+// lookup asks BIND (not recursive, UDP) for name's A records, sorted.
+func lookup(ctx context.Context, name string) ([]string, error) {
+	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
+	m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+	m.RecursionDesired = false
+	r, _, err := c.ExchangeContext(ctx, m, env["LAB_DNS_SERVER"]+":53")
+	if err != nil {
+		return nil, err
+	}
+	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("%s: rcode %s", name, dns.RcodeToString[r.Rcode])
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func names(ips []string) string {
+	var out []string
+	for _, ip := range ips {
+		if n, ok := ipNode[ip]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, ip)
+		}
+	}
+	return "[" + strings.Join(out, " ") + "]"
+}
+
+// --- the recorder: BIND's answers, Patroni's primaries, the client -------------------
+
+type dnsSample struct {
+	at                time.Time
+	primary, replicas []string
+	err               error
+}
+
+type leaderSample struct {
+	at        time.Time
+	primaries []string // nodes answering 200 on /primary
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	dnsS   []dnsSample
+	leadS  []leaderSample
+	cliS   []clientSample
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+	client *client
+}
+
+var restClient = &http.Client{Timeout: 300 * time.Millisecond}
+
+func startRecorder(t *testing.T) *recorder {
+	r := &recorder{stop: make(chan struct{})}
+	r.client = startClient(t, func(s clientSample) {
+		r.mu.Lock()
+		r.cliS = append(r.cliS, s)
+		r.mu.Unlock()
+	})
+	tick := func(every time.Duration, f func(time.Time)) {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			tk := time.NewTicker(every)
+			defer tk.Stop()
+			for {
+				select {
+				case <-r.stop:
+					return
+				case now := <-tk.C:
+					f(now)
+				}
+			}
+		}()
+	}
+	tick(dnsEvery, func(now time.Time) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		p, err := lookup(ctx, env["LAB_DNS_NAME"])
+		var rs []string
+		if err == nil {
+			rs, err = lookup(ctx, env["LAB_DNS_REPLICAS"])
+		}
+		r.mu.Lock()
+		r.dnsS = append(r.dnsS, dnsSample{at: now, primary: p, replicas: rs, err: err})
+		r.mu.Unlock()
+	})
+	tick(leaderEvery, func(now time.Time) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		var got []string
+		for _, n := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := restClient.Get("http://" + nodeIP[n] + ":8008/primary")
+				if err != nil {
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					mu.Lock()
+					got = append(got, n)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		slices.Sort(got)
+		r.mu.Lock()
+		r.leadS = append(r.leadS, leaderSample{at: now, primaries: got})
+		r.mu.Unlock()
+	})
+	return r
+}
+
+func (r *recorder) Stop() {
+	r.once.Do(func() {
+		close(r.stop)
+		r.wg.Wait()
+		r.client.Close()
+	})
+}
+
+// --- logs -------------------------------------------------------------------------
+
+// logFiles are where pghook logs on a node: the callbacks' output is in
+// Patroni's log, the watcher's in vipwatch.log.
+func logFiles() []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, filepath.Join(labDir, n, "patroni.log"), filepath.Join(labDir, n, "vipwatch.log"))
+	}
+	return append(out, env["LAB_DNS_LOG"])
+}
+
+func logOffsets() map[string]int64 {
+	m := map[string]int64{}
+	for _, f := range logFiles() {
+		if fi, err := os.Stat(f); err == nil {
+			m[f] = fi.Size()
+		}
+	}
+	return m
+}
+
+// logSince returns the lines f got after off.
+func logSince(f string, off int64) []string {
+	fh, err := os.Open(f)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	if _, err := fh.Seek(off, 0); err != nil {
+		return nil
+	}
+	var out []string
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+var (
+	// BIND 9.18: "client @0x… 10.251.77.12#40143/key pglab-hook: updating zone
+	// 'pglab.test/IN': adding an RR at 'primary.pglab.test' A 10.251.77.12"
+	bindAdd = regexp.MustCompile(`(?:client @\S+ ([0-9.]+)#\d+)?.*adding an RR at 'primary\.pglab\.test' A ([0-9.]+)`)
+	// "… update unsuccessful: primary.pglab.test/A: 'RRset exists (value
+	// dependent)' prerequisite not satisfied (NXRRSET)"
+	bindRefused = regexp.MustCompile(`(?:client @\S+ ([0-9.]+)#\d+)?.*primary\.pglab\.test/A.*prerequisite not satisfied`)
+)
+
+const pghookRefusal = "release refused by the server's prerequisite"
+
+// --- events -----------------------------------------------------------------------
+
+type eventResult struct {
+	name, old, new string
+	promote        time.Duration // event → the new node alone answers /primary
+	flip           time.Duration // event → BIND answers the new node alone
+	firstWrite     time.Duration // event → the client's first write through the name on the new primary
+	failed         int           // client attempts that failed between the event and settling
+	bindRefusals   int           // releases BIND refused (prerequisite), counted from its log
+	pghookRefusals int           // the same, as pghook logged them
+}
+
+// settle waits until the lab is healthy again: one leader, the name on it
+// alone, the replicas' name on the two others.
+func settle(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	var l string
+	eventually(t, timeout, "healthy with the names right", func() (err error) {
+		if _, err = lib("lab_healthy"); err != nil {
+			return err
+		}
+		if l, err = lib("lab_leader"); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		p, err := lookup(ctx, env["LAB_DNS_NAME"])
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(p, []string{nodeIP[l]}) {
+			return fmt.Errorf("%s names %s, leader %s", env["LAB_DNS_NAME"], names(p), l)
+		}
+		if !replicasKept {
+			return nil
+		}
+		rs, err := lookup(ctx, env["LAB_DNS_REPLICAS"])
+		if err != nil {
+			return err
+		}
+		var want []string
+		for _, n := range nodes {
+			if n != l {
+				want = append(want, nodeIP[n])
+			}
+		}
+		slices.Sort(want)
+		if !slices.Equal(rs, want) {
+			return fmt.Errorf("%s names %s, want %s", env["LAB_DNS_REPLICAS"], names(rs), names(want))
+		}
+		return nil
+	})
+	return l
+}
+
+// analyse checks one event's window [start, end) of the recording.
+func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, offs map[string]int64) {
+	t.Helper()
+	r.mu.Lock()
+	dnsS := slices.Clone(r.dnsS)
+	leadS := slices.Clone(r.leadS)
+	cliS := slices.Clone(r.cliS)
+	r.mu.Unlock()
+	newIP := nodeIP[res.new]
+
+	var promoteAt, flipAt time.Time
+	for _, s := range leadS {
+		if !s.at.Before(start) && s.at.Before(end) && slices.Equal(s.primaries, []string{res.new}) {
+			promoteAt = s.at
+			break
+		}
+	}
+	if promoteAt.IsZero() {
+		t.Errorf("%s: %s never answered /primary alone", res.name, res.new)
+		return
+	}
+	for _, s := range leadS {
+		if s.at.After(promoteAt) && s.at.Before(end) && len(s.primaries) > 1 {
+			t.Errorf("%s: two primaries at +%v: %v", res.name, s.at.Sub(start).Round(time.Millisecond), s.primaries)
+		}
+	}
+	var wrong []string
+	for _, s := range dnsS {
+		if s.at.Before(start) || !s.at.Before(end) || s.err != nil {
+			continue
+		}
+		if flipAt.IsZero() {
+			if slices.Equal(s.primary, []string{newIP}) {
+				flipAt = s.at
+			}
+			continue
+		}
+		// After the flip the name names the new primary alone until the
+		// event's end: a stale node's take, or its release, would show here.
+		if !slices.Equal(s.primary, []string{newIP}) && len(wrong) < 5 {
+			wrong = append(wrong, fmt.Sprintf("+%v: %s", s.at.Sub(start).Round(time.Millisecond), names(s.primary)))
+		}
+	}
+	if flipAt.IsZero() {
+		t.Errorf("%s: %s never named %s alone", res.name, env["LAB_DNS_NAME"], res.new)
+		return
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%s: after naming %s at +%v the record changed: %v", res.name, res.new, flipAt.Sub(start).Round(time.Millisecond), wrong)
+	}
+	res.promote, res.flip = promoteAt.Sub(start), flipAt.Sub(start)
+
+	// The client: from the later of flip and promotion + 1 s (the record's
+	// TTL; this client asks the server itself) every attempt writes on the
+	// new primary.
+	settledAt := flipAt
+	if promoteAt.After(settledAt) {
+		settledAt = promoteAt
+	}
+	settledAt = settledAt.Add(time.Second)
+	var bad []string
+	ok := 0
+	for _, s := range cliS {
+		if s.at.Before(start) || !s.at.Before(end) {
+			continue
+		}
+		good := s.ok && s.srv == newIP
+		if good && res.firstWrite == 0 {
+			res.firstWrite = s.end.Sub(start)
+		}
+		if !good && s.at.Before(settledAt) {
+			res.failed++
+		}
+		if s.at.After(settledAt) {
+			if good {
+				ok++
+			} else if len(bad) < 5 {
+				bad = append(bad, fmt.Sprintf("+%v answer %s srv %s err %q", s.at.Sub(start).Round(time.Millisecond), names(s.answer), s.srv, s.err))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%s: client attempts after the name settled (+%v) did not write on %s: %v", res.name, settledAt.Sub(start).Round(time.Millisecond), res.new, bad)
+	}
+	if ok == 0 || res.firstWrite == 0 {
+		t.Errorf("%s: the client never wrote through the name on %s after the event", res.name, res.new)
+	}
+
+	// BIND's log: once the new primary's address was added, nothing else was.
+	seenNew := false
+	for _, l := range logSince(env["LAB_DNS_LOG"], offs[env["LAB_DNS_LOG"]]) {
+		if m := bindAdd.FindStringSubmatch(l); m != nil {
+			if m[2] == newIP {
+				seenNew = true
+			} else if seenNew {
+				t.Errorf("%s: BIND added %s (%s) to the name after the new primary's address: %s", res.name, m[2], names([]string{m[1]}), l)
+			}
+		}
+		if bindRefused.MatchString(l) {
+			res.bindRefusals++
+		}
+	}
+	if !seenNew {
+		t.Errorf("%s: BIND's log shows no update adding %s", res.name, newIP)
+	}
+	for f, off := range offs {
+		if f == env["LAB_DNS_LOG"] {
+			continue
+		}
+		for _, l := range logSince(f, off) {
+			if strings.Contains(l, pghookRefusal) {
+				res.pghookRefusals++
+			}
+		}
+	}
+	// A release BIND refused is one pghook logged as refused.
+	if res.bindRefusals > 0 && res.pghookRefusals == 0 {
+		t.Errorf("%s: BIND refused %d release(s), pghook logged none", res.name, res.bindRefusals)
+	}
+}
+
+// replicaRecordKept decides whether the replicas' name is part of the
+// checks: the lab configures vip.dns.replica_name, and a watcher that runs
+// hooks.ReplicaSync joins its node within seconds (and logs "replica
+// join"). While the record stays empty and no watcher logged a replica
+// record action, `vip watch` does not maintain it and the checks of the
+// replicas' name are left out (reported); a watcher that logged one but
+// left the record wrong fails.
+func replicaRecordKept(t *testing.T, leader string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var rs []string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		rs, _ = lookup(ctx, env["LAB_DNS_REPLICAS"])
+		cancel()
+		if len(rs) == len(nodes)-1 {
+			replicasKept = true
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		b, _ := os.ReadFile(filepath.Join(labDir, n, "vipwatch.log"))
+		if bytes.Contains(b, []byte(`"action":"replica`)) {
+			t.Fatalf("%s's watcher acts on the replica record, but %s names %s after 15 s (leader %s)", n, env["LAB_DNS_REPLICAS"], names(rs), leader)
+		}
+	}
+	t.Logf("NOT CHECKED: %s (vip.dns.replica_name) stays empty and no watcher logged a replica record action: `pghook vip watch` does not run hooks.ReplicaSync", env["LAB_DNS_REPLICAS"])
+}
+
+func otherThan(n string) string {
+	for _, c := range nodes {
+		if c != n {
+			return c
+		}
+	}
+	return ""
+}
+
+// TestDNSNameFollowsPrimary: switchover, kill -9 of the primary's Patroni
+// and postmaster, cut of the primary's link — after each the name answers
+// the new primary alone and keeps answering it (no stale node overwrites
+// or removes it; BIND's log and pghook's agree on every refused release),
+// the client writes through the name, and the replicas' name follows.
+func TestDNSNameFollowsPrimary(t *testing.T) {
+	old := settle(t, 90*time.Second)
+	replicaRecordKept(t, old)
+	if _, err := lib("lab_psql", old, "-c", "create table if not exists public.dns_client (id bigserial primary key, at timestamptz not null, via text not null)"); err != nil {
+		t.Fatal(err)
+	}
+	rec := startRecorder(t)
+	defer rec.Stop()
+	time.Sleep(time.Second)
+	var results []*eventResult
+
+	event := func(name string, cause func(old string) string, after func(old string)) {
+		old := settle(t, 120*time.Second)
+		offs := logOffsets()
+		start := time.Now()
+		res := &eventResult{name: name, old: old}
+		res.new = cause(old)
+		var nl string
+		eventually(t, 90*time.Second, name+": a new primary named by "+env["LAB_DNS_NAME"], func() (err error) {
+			if nl, err = lib("lab_leader"); err != nil {
+				return err
+			}
+			if nl == old {
+				return fmt.Errorf("still %s", old)
+			}
+			if res.new != "" && nl != res.new {
+				return fmt.Errorf("leader %s, want %s", nl, res.new)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			p, err := lookup(ctx, env["LAB_DNS_NAME"])
+			if err != nil || !slices.Equal(p, []string{nodeIP[nl]}) {
+				return fmt.Errorf("%s names %s (%v)", env["LAB_DNS_NAME"], names(p), err)
+			}
+			return nil
+		})
+		res.new = nl
+		// Let the client and the samplers see the new primary for a while
+		// with the old one still out (or, for the switchover, back as a
+		// replica), then bring the old one back.
+		time.Sleep(5 * time.Second)
+		if after != nil {
+			after(old)
+		}
+		settle(t, 150*time.Second)
+		time.Sleep(2 * time.Second)
+		analyse(t, rec, res, start, time.Now(), offs)
+		t.Logf("%s: %s -> %s: /primary +%v, name +%v (name - promotion %v), first write through the name +%v, failed attempts %d, refused releases BIND %d / pghook %d",
+			name, old, res.new, res.promote.Round(time.Millisecond), res.flip.Round(time.Millisecond), (res.flip - res.promote).Round(time.Millisecond),
+			res.firstWrite.Round(time.Millisecond), res.failed, res.bindRefusals, res.pghookRefusals)
+		results = append(results, res)
+	}
+
+	event("switchover", func(old string) string {
+		cand := otherThan(old)
+		if _, err := lib("lab_switchover", old, cand); err != nil {
+			t.Fatal(err)
+		}
+		return cand
+	}, nil)
+	event("kill -9", func(old string) string {
+		if _, err := lib("lab_kill_node", old); err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}, func(old string) {
+		if _, err := lib("lab_start_patroni", old); err != nil {
+			t.Fatal(err)
+		}
+	})
+	event("link cut", func(old string) string {
+		if _, err := lib("lab_link_down", old); err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}, func(old string) {
+		if _, err := lib("lab_link_up", old); err != nil {
+			t.Fatal(err)
+		}
+	})
+	rec.Stop()
+	t.Log("event       promotion  name     name-promotion  first write  failed  refusals (BIND/pghook)")
+	for _, r := range results {
+		t.Logf("%-10s  %8v  %8v  %8v  %8v  %6d  %d/%d", r.name, r.promote.Round(time.Millisecond), r.flip.Round(time.Millisecond),
+			(r.flip - r.promote).Round(time.Millisecond), r.firstWrite.Round(time.Millisecond), r.failed, r.bindRefusals, r.pghookRefusals)
+	}
+}
+
+// pghookOn runs pghook as postgres in node's namespace with its pghook.yaml,
+// as a DBA would; it returns the combined output and the exit code.
+func pghookOn(t *testing.T, node string, args ...string) (string, int) {
+	t.Helper()
+	script := fmt.Sprintf("source %q; lab_exec_pg \"$1\" \"$(lab_pghook)\" --config \"$(lab_pghook_yaml \"$1\")\" \"${@:2}\"", filepath.Join(repo, "e2e/lab/lib.sh"))
+	cmd := exec.Command("bash", append([]string{"-c", script, "lib", node}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		t.Fatalf("pghook on %s: %v", node, err)
+	}
+	return string(out), 0
+}
+
+// TestStaleNodeCannotMoveTheName: a replica that believes it should give
+// up the name (`pghook vip down`, what a former primary's late callback
+// does) is refused by BIND's prerequisite, logs the refusal and counts the
+// release as done; one that tries to take it (`pghook vip up`) is refused
+// by the DCS guard before any update is sent. Through both the name keeps
+// naming the primary alone.
+func TestStaleNodeCannotMoveTheName(t *testing.T) {
+	l := settle(t, 120*time.Second)
+	r := otherThan(l)
+	offs := logOffsets()
+	stop := make(chan struct{})
+	var bad []string
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(dnsEvery):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			p, err := lookup(ctx, env["LAB_DNS_NAME"])
+			cancel()
+			if err == nil && !slices.Equal(p, []string{nodeIP[l]}) {
+				mu.Lock()
+				bad = append(bad, names(p))
+				mu.Unlock()
+			}
+		}
+	}()
+	out, code := pghookOn(t, r, "vip", "down", "--scope", env["LAB_SCOPE"])
+	if code != 0 || !strings.Contains(out, pghookRefusal) {
+		t.Errorf("vip down on replica %s: exit %d, want 0 with %q logged:\n%s", r, code, pghookRefusal, out)
+	}
+	out, code = pghookOn(t, r, "vip", "up", "--scope", env["LAB_SCOPE"])
+	if code == 0 {
+		t.Errorf("vip up on replica %s: exit 0, want the DCS guard's refusal:\n%s", r, out)
+	}
+	t.Logf("vip up on replica %s: exit %d: %s", r, code, strings.TrimSpace(out))
+	time.Sleep(2 * time.Second)
+	close(stop)
+	<-done
+	if len(bad) > 0 {
+		t.Errorf("%s named something else than %s while replica %s tried: %v", env["LAB_DNS_NAME"], l, r, bad)
+	}
+	refused, added := 0, 0
+	for _, line := range logSince(env["LAB_DNS_LOG"], offs[env["LAB_DNS_LOG"]]) {
+		if m := bindRefused.FindStringSubmatch(line); m != nil && m[1] == nodeIP[r] {
+			refused++
+		}
+		if m := bindAdd.FindStringSubmatch(line); m != nil && m[1] == nodeIP[r] {
+			added++
+			t.Errorf("BIND took an update adding to the name from replica %s: %s", r, line)
+		}
+	}
+	if refused != 1 {
+		t.Errorf("BIND's log shows %d refused prerequisite(s) from %s, want 1", refused, r)
+	}
+}
