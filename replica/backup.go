@@ -191,7 +191,7 @@ func describeSource(o BackupOptions) string {
 // describe checks a finished pg_basebackup directory the way Restore's
 // pre-flight will and fills the metadata from it.
 func describe(bdir string) (Meta, error) {
-	p, err := preflight(bdir, nil)
+	p, err := planBackup(bdir, nil)
 	if err != nil {
 		return Meta{}, err
 	}
