@@ -74,21 +74,7 @@ func rewindUserOf(t *testing.T, node string) string {
 
 // logLines returns the lines of NODE's patroni.log containing every one of subs.
 func logLines(node string, from int64, subs ...string) []string {
-	b, _ := os.ReadFile(filepath.Join(labDir, node, "patroni.log"))
-	if from > int64(len(b)) {
-		from = 0
-	}
-	var out []string
-next:
-	for _, l := range strings.Split(string(b[from:]), "\n") {
-		for _, s := range subs {
-			if !strings.Contains(l, s) {
-				continue next
-			}
-		}
-		out = append(out, l)
-	}
-	return out
+	return fileLines(filepath.Join(labDir, node, "patroni.log"), from, subs...)
 }
 
 // logSize is in replica_test.go.
