@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/pghook/pghook/internal/patroni"
 )
 
 // psql runs one query on NODE over its unix socket (as postgres).
@@ -38,34 +38,20 @@ func rewindUserOf(t *testing.T, node string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg struct {
-		Bootstrap struct {
-			PostInit string `yaml:"post_init"`
-			DCS      struct {
-				PostgreSQL struct {
-					UsePgRewind bool `yaml:"use_pg_rewind"`
-				} `yaml:"postgresql"`
-			} `yaml:"dcs"`
-		} `yaml:"bootstrap"`
-		PostgreSQL struct {
-			Authentication struct {
-				Rewind struct {
-					Username string `yaml:"username"`
-					Password string `yaml:"password"`
-				} `yaml:"rewind"`
-			} `yaml:"authentication"`
-		} `yaml:"postgresql"`
-	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
+	cfg, err := patroni.Parse(b)
+	if err != nil {
 		t.Fatalf("%s patroni.yml: %v", node, err)
 	}
 	if !strings.Contains(cfg.Bootstrap.PostInit, " post-init") {
 		t.Fatalf("%s patroni.yml: bootstrap.post_init %q does not run pghook post-init", node, cfg.Bootstrap.PostInit)
 	}
-	if !cfg.Bootstrap.DCS.PostgreSQL.UsePgRewind {
+	if !cfg.Bootstrap.DCS.Postgresql.UsePgRewind {
 		t.Fatalf("%s patroni.yml: bootstrap.dcs.postgresql.use_pg_rewind is not true", node)
 	}
-	u := cfg.PostgreSQL.Authentication.Rewind
+	u := cfg.Postgresql.Authentication["rewind"]
+	if u == nil {
+		t.Fatalf("%s patroni.yml: no authentication.rewind", node)
+	}
 	if u.Username == "" || u.Username == "postgres" || u.Password == "" {
 		t.Fatalf("%s patroni.yml: authentication.rewind must be a separate user with a password, got %q", node, u.Username)
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/patroni"
-	"gopkg.in/yaml.v3"
 )
 
 func baseOpts(t *testing.T) Options {
@@ -101,32 +100,9 @@ func TestRenderDebianLayout(t *testing.T) {
 			t.Fatalf("authentication.%s: %+v", kind, a)
 		}
 	}
-	// The keys patroni.Config does not model, and Patroni 3.0.2's validator needs.
-	var m struct {
-		Bootstrap struct {
-			DCS struct {
-				TTL        int `yaml:"ttl"`
-				Postgresql struct {
-					UsePgRewind bool `yaml:"use_pg_rewind"`
-					UseSlots    bool `yaml:"use_slots"`
-				} `yaml:"postgresql"`
-			} `yaml:"dcs"`
-			Initdb   []any    `yaml:"initdb"`
-			PgHBA    []string `yaml:"pg_hba"`
-			PostInit string   `yaml:"post_init"`
-		} `yaml:"bootstrap"`
-		Postgresql struct {
-			Callbacks            map[string]string `yaml:"callbacks"`
-			CreateReplicaMethods []string          `yaml:"create_replica_methods"`
-			Pghook               map[string]any    `yaml:"pghook"`
-			Basebackup           map[string]any    `yaml:"basebackup"`
-		} `yaml:"postgresql"`
-	}
-	if err := yaml.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	b := m.Bootstrap
-	if b.DCS.TTL != 30 || !b.DCS.Postgresql.UsePgRewind || !b.DCS.Postgresql.UseSlots || len(b.Initdb) == 0 || b.PostInit != "/usr/bin/pghook post-init" {
+	// The keys Patroni 3.0.2's validator needs.
+	b := c.Bootstrap
+	if b.DCS.TTL.Value != "30" || !b.DCS.Postgresql.UsePgRewind || !b.DCS.Postgresql.UseSlots || len(b.Initdb) == 0 || b.PostInit != "/usr/bin/pghook post-init" {
 		t.Fatalf("bootstrap: %+v", b)
 	}
 	hba := strings.Join(b.PgHBA, "\n")
@@ -139,14 +115,14 @@ func TestRenderDebianLayout(t *testing.T) {
 	if strings.Contains(hba, "10.0.0.12/32") {
 		t.Errorf("a member inside --network got its own rule:\n%s", hba)
 	}
-	p := m.Postgresql
+	p := c.Postgresql
 	for _, cb := range []string{"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"} {
 		if p.Callbacks[cb] != "/usr/bin/pghook callback" {
 			t.Errorf("callback %s = %q", cb, p.Callbacks[cb])
 		}
 	}
 	if strings.Join(p.CreateReplicaMethods, ",") != "pghook,basebackup" || p.Pghook["command"] != "/usr/bin/pghook create-replica" ||
-		p.Pghook["keep_data"] != true || p.Pghook["backup_dir"] != "/mnt/shared/backup" || p.Basebackup["checkpoint"] != "fast" {
+		p.Pghook["keep_data"] != true || p.Pghook["backup_dir"] != "/mnt/shared/backup" || p.Basebackup.(map[string]any)["checkpoint"] != "fast" {
 		t.Fatalf("create_replica: %+v", p)
 	}
 
