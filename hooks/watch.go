@@ -703,19 +703,10 @@ func (w *Watcher) follow(ctx context.Context, lc LeaderChanges, changed chan<- s
 			failing = true
 			w.Log.Warn().Err(err).Str("action", "vip watch").Msg("leader key watch broken; polling every interval until it is back")
 		}
-		if sleepCtx(ctx, time.Second) != nil {
+		select {
+		case <-ctx.Done():
 			return
+		case <-time.After(time.Second):
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -165,10 +166,10 @@ func (o RestoreOptions) resolve() (*job, error) {
 	j := &job{
 		scope:           o.Scope,
 		dataDir:         dataDir,
-		backupDir:       firstNonEmpty(o.Args.BackupDir, o.BackupDir, DefaultBackupDir),
+		backupDir:       cmp.Or(o.Args.BackupDir, o.BackupDir, DefaultBackupDir),
 		connString:      o.ConnString,
 		keepData:        o.KeepData,
-		configDir:       firstNonEmpty(o.Args.ConfigDir, o.ConfigDir),
+		configDir:       cmp.Or(o.Args.ConfigDir, o.ConfigDir),
 		mapping:         map[string]string{},
 		clusterSystemID: o.ClusterSystemID,
 		dial:            o.Dial,
@@ -1196,13 +1197,4 @@ func syncTree(root *os.Root, dataDir string) error {
 		p.Close()
 	}
 	return nil
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
