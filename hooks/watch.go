@@ -156,12 +156,6 @@ func (w *Watcher) refuseFor() time.Duration {
 	return w.RefuseFor
 }
 
-// Desired decides whether to hold the VIP now; reason is for the log.
-func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason string) {
-	d := w.decide(ctx, now)
-	return d.hold, d.reason
-}
-
 func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	timeout := w.interval()
 	if timeout < 500*time.Millisecond {

@@ -841,13 +841,6 @@ func firstWALHeader(r io.Reader) (WALHeader, string, error) {
 	}
 }
 
-// readBackupLabel returns backup_label, the first entry of a base archive,
-// reading no further than the first few entries.
-func readBackupLabel(r io.Reader) ([]byte, error) {
-	label, _, err := readLabelAndMap(r)
-	return label, err
-}
-
 // readLabelAndMap returns backup_label and tablespace_map (nil when the
 // backup has no tablespaces) from the first entries of a base archive,
 // where pg_basebackup puts them.

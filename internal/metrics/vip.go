@@ -41,9 +41,9 @@ type Cause string
 // Causes of transitions.
 const (
 	CausePatroni  Cause = "patroni"  // Patroni's REST API decided
-	CauseDCS            = "dcs"      // the leader key decided
-	CauseCallback       = "callback" // a callback asked over the control socket
-	CauseGrace          = "grace"    // neither answered past watch_grace
+	CauseDCS      Cause = "dcs"      // the leader key decided
+	CauseCallback Cause = "callback" // a callback asked over the control socket
+	CauseGrace    Cause = "grace"    // neither answered past watch_grace
 )
 
 // NewVIP starts the figures of a watcher; its up time counts from now.

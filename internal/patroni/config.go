@@ -174,6 +174,7 @@ func Load(p string) (*Config, error) {
 	}
 	c, err := Parse(b)
 	if err != nil {
+		//lint:ignore ST1005 Patroni is a name
 		return nil, fmt.Errorf("Patroni config %s: %w", p, err)
 	}
 	c.Path = p
