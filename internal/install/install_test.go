@@ -373,11 +373,33 @@ func TestPghookYAMLKeepsUserKeys(t *testing.T) {
 	}
 }
 
+// badInput is a setting install must refuse with a usage error naming flag.
+type badInput struct {
+	flag string
+	mod  func(*Options)
+}
+
+// checkBadInput runs install on each bad input: a usage error naming the
+// flag, and nothing written.
+func checkBadInput(t *testing.T, cases []badInput) {
+	t.Helper()
+	for _, tc := range cases {
+		o := baseOpts(t)
+		tc.mod(&o)
+		var out bytes.Buffer
+		_, err := Run(o, &out)
+		var ue *UsageError
+		if !errors.As(err, &ue) || ue.Flag != tc.flag {
+			t.Errorf("%s: want a usage error naming --%s, got %v", tc.flag, tc.flag, err)
+		}
+		if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
+			t.Errorf("%s: files written on bad input", tc.flag)
+		}
+	}
+}
+
 func TestBadInput(t *testing.T) {
-	cases := []struct {
-		flag string
-		mod  func(*Options)
-	}{
+	checkBadInput(t, []badInput{
 		{"scope", func(o *Options) { o.Scope = "" }},
 		{"scope", func(o *Options) { o.Scope = "bad/scope" }},
 		{"etcd-endpoints", func(o *Options) { o.EtcdEndpoints = nil }},
@@ -401,20 +423,7 @@ func TestBadInput(t *testing.T) {
 		{"data-dir", func(o *Options) { o.DataDir = "relative/dir" }},
 		{"rest-port", func(o *Options) { o.RestPort = 5432 }},
 		{"pg-version", func(o *Options) { o.PGVersion = "fifteen" }},
-	}
-	for _, tc := range cases {
-		o := baseOpts(t)
-		tc.mod(&o)
-		var out bytes.Buffer
-		_, err := Run(o, &out)
-		var ue *UsageError
-		if !errors.As(err, &ue) || ue.Flag != tc.flag {
-			t.Errorf("%s: want a usage error naming --%s, got %v", tc.flag, tc.flag, err)
-		}
-		if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
-			t.Errorf("%s: files written on bad input", tc.flag)
-		}
-	}
+	})
 }
 
 func TestDataDirOfAnotherVersion(t *testing.T) {
