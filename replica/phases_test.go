@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -194,5 +195,82 @@ func write(t *testing.T, p string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClusterIdentity: the DCS and the leader must agree; one of them
+// must answer.
+func TestClusterIdentity(t *testing.T) {
+	const id = 7000000000000000001
+	dcs := func(v uint64, found bool, err error) func(context.Context) (uint64, bool, error) {
+		return func(context.Context) (uint64, bool, error) { return v, found, err }
+	}
+	tests := []struct {
+		name   string
+		dcs    func(context.Context) (uint64, bool, error)
+		leader Leader
+		want   uint64
+		code   ExitCode
+	}{
+		{name: "both agree", dcs: dcs(id, true, nil), leader: &fakeLeader{sysid: id}, want: id},
+		{name: "the leader alone", leader: &fakeLeader{sysid: id}, want: id},
+		{name: "the DCS alone", dcs: dcs(id, true, nil), want: id},
+		{name: "no initialize key: the leader decides", dcs: dcs(0, false, nil), leader: &fakeLeader{sysid: id}, want: id},
+		{name: "DCS unreadable: the leader decides", dcs: dcs(0, false, errors.New("down")), leader: &fakeLeader{sysid: id}, want: id},
+		{name: "they disagree", dcs: dcs(id, true, nil), leader: &fakeLeader{sysid: id + 1}, code: ExitOtherCluster},
+		{name: "neither", dcs: dcs(0, false, nil), code: ExitOtherCluster},
+		{name: "nothing to ask", code: ExitOtherCluster},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := clusterIdentity(context.Background(), zerolog.Nop(), tc.dcs, tc.leader)
+			if CodeOf(err) != tc.code || (tc.code == 0 && got != tc.want) {
+				t.Errorf("got %d, %v (exit %d); want %d, exit %d", got, err, CodeOf(err), tc.want, tc.code)
+			}
+		})
+	}
+}
+
+// TestProbeWAL: the segment a restored standby asks for first is probed,
+// unless it is the one the leader is writing; a leader without it is exit 6.
+func TestProbeWAL(t *testing.T) {
+	const seg = 16 << 20
+	tests := []struct {
+		name        string
+		end         LSN
+		fromStandby bool
+		leaderPos   LSN
+		walGone     bool
+		noLeader    bool
+		probed      []LSN
+		code        ExitCode
+	}{
+		{name: "from a primary: the next segment", end: 0x2000100, leaderPos: 0x5000000, probed: []LSN{0x3000000}},
+		{name: "from a standby: the end's segment", end: 0x2000100, fromStandby: true, leaderPos: 0x5000000, probed: []LSN{0x2000000}},
+		{name: "the leader writes that segment: no probe", end: 0x2000100, leaderPos: 0x3000010},
+		{name: "WAL gone", end: 0x2000100, leaderPos: 0x5000000, walGone: true, probed: []LSN{0x3000000}, code: ExitWALGone},
+		{name: "no leader", end: 0x2000100, noLeader: true, code: ExitWALGone},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := &fakeLeader{walGone: tc.walGone}
+			lc := &leaderConn{}
+			if !tc.noLeader {
+				lc.conn = fl
+			}
+			j := &job{log: zerolog.Nop()}
+			at := &attempt{job: j, leader: lc, leaderInfo: SystemInfo{Timeline: 1, XLogPos: tc.leaderPos}}
+			p := &plan{wal: WALHeader{SegSize: seg}, end: tc.end, endTLI: 1, fromStandby: tc.fromStandby, manifest: &Manifest{}}
+			err := at.probeWAL(context.Background(), zerolog.Nop(), &ready{b: Meta{ID: "b"}, plan: p})
+			if CodeOf(err) != tc.code {
+				t.Fatalf("err %v (exit %d), want exit %d", err, CodeOf(err), tc.code)
+			}
+			if !reflect.DeepEqual(fl.probed, tc.probed) {
+				t.Errorf("probed %v, want %v", fl.probed, tc.probed)
+			}
+			if lc.probed != (len(tc.probed) > 0) {
+				t.Errorf("connection marked probed %v after %d probes", lc.probed, len(tc.probed))
+			}
+		})
 	}
 }
