@@ -170,10 +170,7 @@ addr replace 2001:db8::10/64 dev eth0 noprefixroute nodad`,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFake()
-			if tt.setup != nil {
-				tt.setup(f)
-			}
+			f := newFakeWith(tt.setup)
 			n := newTestBackend(t, tt.s, f)
 			err := n.Hold(context.Background())
 			checkErr(t, err, tt.wantErr)
@@ -293,10 +290,7 @@ func TestRelease(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFake()
-			if tt.setup != nil {
-				tt.setup(f)
-			}
+			f := newFakeWith(tt.setup)
 			n := newTestBackend(t, tt.s, f)
 			checkErr(t, n.Release(context.Background()), tt.wantErr)
 			if got := f.Ops(); got != tt.want {
@@ -591,4 +585,13 @@ func TestHoldIfRefusalCutsTheTakeoverWait(t *testing.T) {
 	if strings.Contains(f.Ops(), "addr replace") {
 		t.Errorf("added the vip although the gate refused:\n%s", f.Ops())
 	}
+}
+
+// newFakeWith is a fake system that setup (if any) has prepared.
+func newFakeWith(setup func(*fakeSystem)) *fakeSystem {
+	f := newFake()
+	if setup != nil {
+		setup(f)
+	}
+	return f
 }

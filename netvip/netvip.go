@@ -2,14 +2,15 @@
 // node or released. Backends: none (VIP handling disabled), netlink (the
 // address on a local interface, announced with gratuitous ARP or
 // unsolicited neighbour advertisements; Linux only) and pcs (Pacemaker
-// moves the resource that carries the VIP; see Pcs). Every operation is
+// moves the resource that carries the VIP; see Pcs); the dns and exec
+// backends live in the subpackages dnsvip and execvip. Every operation is
 // idempotent and safe to interrupt: "already there" and "already gone" are
 // success, because Patroni SIGKILLs a callback when the next one arrives.
 //
 // For the CLI, besides New: Spawner, SpawnDetached and RunDetached run the
 // announcement rounds in a process that survives the callback (the hidden
 // `pghook vip announce` command: RunDetached, then ParseAnnounceArgs and
-// Announce); Probe asks who holds an address; HaveCaps tells whether this
+// Announce); WhoHas asks who answers for an address; HaveCaps tells whether this
 // process may add addresses (CAP_NET_ADMIN) and send announcements
 // (CAP_NET_RAW).
 package netvip

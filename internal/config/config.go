@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pghook/pghook/internal/postinit"
 	"github.com/pghook/pghook/internal/privilege"
 	"gopkg.in/yaml.v3"
 )
@@ -89,17 +90,10 @@ type PostInit struct {
 	// RewindUser gets the grants pg_rewind needs; default: the rewind
 	// user of patroni.yml. "-" skips it.
 	RewindUser string `yaml:"rewind_user"`
-	Roles      []struct {
-		Name         string   `yaml:"name"`
-		Login        bool     `yaml:"login"`
-		Options      []string `yaml:"options"`
-		InRoles      []string `yaml:"in_roles"`
-		PasswordFile string   `yaml:"password_file"`
-	} `yaml:"roles"`
-	Databases []struct {
-		Name  string `yaml:"name"`
-		Owner string `yaml:"owner"`
-	} `yaml:"databases"`
+	// Roles and Databases are made sure of, in this order (postinit's
+	// types are their schema).
+	Roles     []postinit.Role     `yaml:"roles"`
+	Databases []postinit.Database `yaml:"databases"`
 	// SQLDir holds *.sql files applied once each, in name order.
 	SQLDir string `yaml:"sql_dir"`
 }

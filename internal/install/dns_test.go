@@ -2,7 +2,6 @@ package install
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,10 +54,7 @@ func TestInstallDNS(t *testing.T) {
 }
 
 func TestInstallDNSBadInput(t *testing.T) {
-	cases := []struct {
-		flag string
-		mod  func(*Options)
-	}{
+	checkBadInput(t, []badInput{
 		{"dns-server", func(o *Options) { o.DNSName, o.TSIGKeyFile = "p.z.example", "/k" }},
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer = "p.z.example", "192.0.2.53" }},
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p.z.example", "192.0.2.53", "relative.key" }},
@@ -71,18 +67,5 @@ func TestInstallDNSBadInput(t *testing.T) {
 		{"vip-backend", func(o *Options) {
 			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", "netlink"
 		}},
-	}
-	for _, tc := range cases {
-		o := baseOpts(t)
-		tc.mod(&o)
-		var out bytes.Buffer
-		_, err := Run(o, &out)
-		var ue *UsageError
-		if !errors.As(err, &ue) || ue.Flag != tc.flag {
-			t.Errorf("%s: want a usage error naming --%s, got %v", tc.flag, tc.flag, err)
-		}
-		if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
-			t.Errorf("%s: files written on bad input", tc.flag)
-		}
-	}
+	})
 }
