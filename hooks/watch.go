@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pghook/pghook/internal/ctxtime"
 	"strings"
 	"sync"
 	"time"
@@ -715,19 +716,8 @@ func (w *Watcher) follow(ctx context.Context, lc LeaderChanges, changed chan<- s
 			failing = true
 			w.Log.Warn().Err(err).Str("action", "vip watch").Msg("leader key watch broken; polling every interval until it is back")
 		}
-		if sleepCtx(ctx, time.Second) != nil {
+		if ctxtime.Sleep(ctx, time.Second) != nil {
 			return
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
