@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pghook/pghook/internal/ctxtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pghook/pghook/internal/ctxtime"
 	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/pghook/pghook/internal/ctxtime"
 	"io"
 	"net/netip"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/pghook/pghook/internal/ctxtime"
 	"github.com/rs/zerolog"
 )
 

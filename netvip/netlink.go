@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pghook/pghook/internal/ctxtime"
 	"net"
 	"net/netip"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/pghook/pghook/internal/ctxtime"
 	"github.com/rs/zerolog"
 )
 

@@ -3,12 +3,13 @@ package netvip
 import (
 	"context"
 	"errors"
-	"github.com/pghook/pghook/internal/ctxtime"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pghook/pghook/internal/ctxtime"
 )
 
 func TestParseSettings(t *testing.T) {
