@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/privilege"
 	"github.com/pghook/pghook/internal/shellenv"
 	"github.com/pghook/pghook/pgtab"
@@ -131,7 +132,7 @@ func (a *app) envCommand() *cli.Command {
 				}
 			}
 			if r.PatroniConfig != "" {
-				if pc, err := a.loadPatroni(r.PatroniConfig); err == nil {
+				if pc, err := patroni.Load(r.PatroniConfig); err == nil {
 					t.SocketDir = pc.SocketDir()
 					t.User = pc.UserName("superuser")
 				} else {

@@ -1,15 +1,15 @@
-package main
+package app
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"time"
 
-	"github.com/pghook/pghook/internal/postinit"
 	"github.com/pghook/pghook/internal/logging"
 	"github.com/pghook/pghook/internal/patroni"
+	"github.com/pghook/pghook/internal/postinit"
+	"github.com/pghook/pghook/internal/scope"
 	"github.com/urfave/cli/v2"
 )
 
@@ -33,33 +33,27 @@ func (a *app) postInitCommand() *cli.Command {
 				return usageErr("post-init: want exactly one DSN argument (Patroni passes it), got %d", c.NArg())
 			}
 			dsn := c.Args().First()
-			scope, pcfg := a.postInitScope(c)
-			if scope == "" {
+			r := a.resolver(os.Getppid())
+			name, pcfg := a.postInitScope(c, r)
+			if name == "" {
 				return usageErr("post-init: cannot tell the scope: pass --scope (pghook.yaml has %d scopes and no calling Patroni was found)", len(a.cfg.Scopes))
 			}
-			s, err := a.scopeSettings(c, scope)
-			if err != nil {
-				return usageErr("post-init: %v", err)
+			sc := r.Resolve(name, overrides(c))
+			if sc.Invalid != nil {
+				return usageErr("post-init: %v", sc.Invalid)
 			}
 			if pcfg == nil {
-				if pc := patroni.FindConfig(scope, s.PatroniConfig, os.Getppid()); pc != "" {
-					pcfg, _ = a.loadPatroni(pc)
-				}
+				pcfg = sc.Patroni
 			}
-			plan := postinit.Plan{RewindUser: s.PostInit.RewindUser, SQLDir: s.PostInit.SQLDir}
+			s := sc.Settings.PostInit
+			plan := postinit.Plan{RewindUser: s.RewindUser, SQLDir: s.SQLDir, Roles: s.Roles, Databases: s.Databases}
 			if plan.RewindUser == "" && pcfg != nil {
 				plan.RewindUser = pcfg.UserName("rewind")
 			}
 			if plan.RewindUser == "-" {
 				plan.RewindUser = ""
 			}
-			for _, r := range s.PostInit.Roles {
-				plan.Roles = append(plan.Roles, postinit.Role{Name: r.Name, Login: r.Login, Options: r.Options, InRoles: r.InRoles, PasswordFile: r.PasswordFile})
-			}
-			for _, d := range s.PostInit.Databases {
-				plan.Databases = append(plan.Databases, postinit.Database{Name: d.Name, Owner: d.Owner})
-			}
-			log := a.log.With().Str("scope", scope).Logger()
+			log := a.log.With().Str("scope", name).Logger()
 			ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
 			defer cancel()
 			start := time.Now()
@@ -72,24 +66,19 @@ func (a *app) postInitCommand() *cli.Command {
 	}
 }
 
-// postInitScope finds the scope: the flag, the calling Patroni's config,
-// or the only scope of pghook.yaml.
-func (a *app) postInitScope(c *cli.Context) (string, *patroni.Config) {
+// postInitScope finds the scope: the flag, the calling Patroni's config
+// (returned too), or the only scope of pghook.yaml.
+func (a *app) postInitScope(c *cli.Context, r *scope.Resolver) (string, *patroni.Config) {
 	if s := c.String("scope"); s != "" {
 		return s, nil
 	}
-	if pc := patroni.FindConfig("", c.String("patroni-config"), os.Getppid()); pc != "" {
-		if cfg, err := a.loadPatroni(pc); err == nil {
-			return cfg.Scope, cfg
-		}
+	if cfg, err := r.CallingPatroni(c.String("patroni-config")); err == nil {
+		return cfg.Scope, cfg
 	}
 	if len(a.cfg.Scopes) == 1 {
-		names := make([]string, 0, 1)
 		for k := range a.cfg.Scopes {
-			names = append(names, k)
+			return k, nil
 		}
-		sort.Strings(names)
-		return names[0], nil
 	}
 	return "", nil
 }

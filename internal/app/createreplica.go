@@ -1,23 +1,16 @@
-package main
+package app
 
 import (
-	"context"
-	"fmt"
+	"errors"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/pghook/pghook/internal/interrupt"
 	"github.com/pghook/pghook/internal/logging"
 	"github.com/pghook/pghook/internal/metrics"
-	"github.com/pghook/pghook/internal/patroni"
+	"github.com/pghook/pghook/internal/scope"
 	"github.com/pghook/pghook/replica"
-	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 )
 
 const createReplicaHelp = `Patroni runs it as a create_replica method:
@@ -76,26 +69,6 @@ replacing what was there; nothing pghook created remains.
 Exit codes:
 `
 
-// signalContext is cancelled by SIGTERM (how Patroni cancels a method) or
-// SIGINT, with the signal as its cause, so that the error says so.
-func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		select {
-		case s := <-ch:
-			name := s.String()
-			if sig, ok := s.(syscall.Signal); ok {
-				name = unix.SignalName(sig)
-			}
-			cancel(fmt.Errorf("interrupted by %s; what was written is removed", name))
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, func() { signal.Stop(ch); cancel(nil) }
-}
-
 func (a *app) createReplicaCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "create-replica",
@@ -125,7 +98,7 @@ func (a *app) createReplica(c *cli.Context) error {
 		}
 	}
 	log = log.With().Str("action", "create_replica").Logger()
-	ctx, stop := signalContext()
+	ctx, stop := interrupt.Context()
 	defer stop()
 
 	opts := replica.RestoreOptions{Args: args, Log: log}
@@ -136,39 +109,24 @@ func (a *app) createReplica(c *cli.Context) error {
 		}
 		return err
 	}
-	opts.Args.BackupDir = a.restoreBackupDir(args.Scope, args.BackupDir)
-	configured := args.PatroniConfig
-	if s, err := a.cfg.Scope(args.Scope); err == nil && s != nil {
-		if configured == "" {
-			configured = s.PatroniConfig
-		}
-		opts.TablespaceMapping = s.CreateReplica.TablespaceMapping
+	opts.Args.BackupDir = scope.RestoreBackupDir(a.cfg, args.Scope, args.BackupDir, os.Getenv("PGHOOK_BACKUP_DIR"))
+	var o scope.Overrides
+	if args.PatroniConfig != "" {
+		o.PatroniConfig = &args.PatroniConfig
 	}
-	if pc := patroni.FindConfig(args.Scope, configured, os.Getppid()); pc != "" {
-		cfg, err := patroni.Load(pc)
-		switch {
-		case err != nil:
-			log.Warn().Err(err).Msg("reading Patroni config; the cluster identity comes from the leader alone")
-		case cfg.Scope != args.Scope:
-			log.Warn().Str("patroni_config", pc).Str("config_scope", cfg.Scope).Msg("Patroni config is for another scope: ignored")
-		case cfg.DCS() == "etcd3" || cfg.DCS() == "etcd":
-			opts.ConfigDir = cfg.Postgresql.ConfigDir
-			opts.ClusterSystemID = func(ctx context.Context) (uint64, bool, error) {
-				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				defer cancel()
-				v, found, err := cfg.ReadKey(ctx, 3*time.Second, "initialize")
-				if err != nil || !found {
-					return 0, found, err
-				}
-				id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-				if err != nil {
-					return 0, false, fmt.Errorf("initialize key %q is not a system identifier", v)
-				}
-				return id, true, nil
-			}
-		default:
-			opts.ConfigDir = cfg.Postgresql.ConfigDir
-			log.Warn().Str("dcs", cfg.DCS()).Msg("pghook cannot read this DCS: the cluster identity comes from the leader alone")
+	sc := a.resolver(os.Getppid()).Resolve(args.Scope, o)
+	opts.TablespaceMapping = sc.Settings.CreateReplica.TablespaceMapping
+	var other *scope.OtherScopeError
+	switch {
+	case errors.As(sc.PatroniErr, &other):
+		log.Warn().Str("patroni_config", other.Path).Str("config_scope", other.ConfigScope).Msg("Patroni config is for another scope: ignored")
+	case errors.Is(sc.PatroniErr, scope.ErrNoPatroniConfig):
+	case sc.PatroniErr != nil:
+		log.Warn().Err(sc.PatroniErr).Msg("reading Patroni config; the cluster identity comes from the leader alone")
+	default:
+		opts.ConfigDir = sc.Patroni.Postgresql.ConfigDir
+		if opts.ClusterSystemID = sc.ClusterSystemID(); opts.ClusterSystemID == nil {
+			log.Warn().Str("dcs", sc.Patroni.DCS()).Msg("pghook cannot read this DCS: the cluster identity comes from the leader alone")
 		}
 	}
 	log.Info().Str("scope", args.Scope).Str("datadir", args.DataDir).Str("connstring", logging.Redact(args.ConnString)).
@@ -189,7 +147,7 @@ func (a *app) createReplica(c *cli.Context) error {
 	if !res.Backup.CreatedAt.IsZero() {
 		age = time.Since(res.Backup.CreatedAt)
 	}
-	a.textfile(log, "create_replica_"+metrics.FileName(args.Scope),
+	metrics.Record(a.cfg.MetricsTextfileDir, log, "create_replica_"+metrics.FileName(args.Scope),
 		metrics.CreateReplica(args.Scope, int(code), cause, time.Now(), time.Since(start), res.Bytes, age))
 	if err != nil {
 		log.Error().Err(err).Int("exit_code", int(code)).Str("cause", code.String()).Msg("create_replica failed; Patroni will try its next method")
@@ -199,31 +157,4 @@ func (a *app) createReplica(c *cli.Context) error {
 		log.Info().Msg("create_replica done: existing data directory adopted")
 	}
 	return nil
-}
-
-// patroniConfigDir returns postgresql.config_dir of the scope's patroni.yml
-// when it is set and is not the data directory, else "".
-func (a *app) patroniConfigDir(scope, configured string, log zerolog.Logger) string {
-	if configured == "" {
-		if s, err := a.cfg.Scope(scope); err == nil && s != nil {
-			configured = s.PatroniConfig
-		}
-	}
-	pc := patroni.FindConfig(scope, configured, 0)
-	if pc == "" {
-		return ""
-	}
-	cfg, err := patroni.Load(pc)
-	if err != nil {
-		log.Warn().Err(err).Msg("reading Patroni config for config_dir; no configuration files saved")
-		return ""
-	}
-	if cfg.Scope != scope {
-		return ""
-	}
-	cd, dd := filepath.Clean(cfg.Postgresql.ConfigDir), filepath.Clean(cfg.Postgresql.DataDir)
-	if cfg.Postgresql.ConfigDir == "" || cd == dd {
-		return ""
-	}
-	return cd
 }
