@@ -10,17 +10,11 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-const backupDirHelp = backupops.DirHelp
-
 func (a *app) backupCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "backup",
-		Usage: "take a pg_basebackup into shared storage, published atomically (list, verify, import: see below)",
-		Description: "Runs pg_basebackup -F t -X stream -c fast with a CRC32C manifest and client-side\n" +
-			"compression into BACKUP_DIR/SCOPE/ID.partial, checks it, writes pghook.json,\n" +
-			"fsyncs and renames it to BACKUP_DIR/SCOPE/ID, then applies retention (the newest\n" +
-			"backup and any backup a restore is reading are never removed). The password comes\n" +
-			"from PGPASSFILE or ~/.pgpass. Prints the backup's directory.\n\n" + backupDirHelp,
+		Name:        "backup",
+		Usage:       "take a pg_basebackup into shared storage, published atomically (list, verify, import: see below)",
+		Description: backupops.TakeHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scope", Usage: "Patroni scope the backup belongs to (required)"},
 			&cli.StringFlag{Name: "backup-dir", Usage: "backup root `DIR` (default: pghook.yaml's scopes.SCOPE.backup_dir, else " + replica.DefaultBackupDir + ")", EnvVars: []string{"PGHOOK_BACKUP_DIR"}},
@@ -62,13 +56,10 @@ func (a *app) backupTake(c *cli.Context) error {
 
 func (a *app) backupListCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "list",
-		Usage:     "the published backups, newest first, and the directories beside them that are not",
-		ArgsUsage: "[--scope S] [--json] [--connstring C]",
-		Description: "Shows each backup's id, age, size on disk, compression, system identifier,\n" +
-			"timeline and LSN range; with --connstring (a replication connection to the\n" +
-			"leader, password from PGPASSFILE) also whether the leader still has the WAL\n" +
-			"right after it (what create-replica needs). Without --scope, every scope.\n\n" + backupDirHelp,
+		Name:        "list",
+		Usage:       "the published backups, newest first, and the directories beside them that are not",
+		ArgsUsage:   "[--scope S] [--json] [--connstring C]",
+		Description: backupops.ListHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scope", Usage: "only this scope"},
 			&cli.StringFlag{Name: "backup-dir", Usage: "backup root `DIR`", EnvVars: []string{"PGHOOK_BACKUP_DIR"}},
@@ -88,18 +79,10 @@ func (a *app) backupList(c *cli.Context) error {
 
 func (a *app) backupVerifyCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "verify",
-		Usage:     "check a backup as a restore would, WAL records included, writing nothing",
-		ArgsUsage: "[ID|DIR|--all] [--scope S]",
-		Description: "Checks the manifest's checksum, every archive entry (name, type, size, CRC32C\n" +
-			"against the manifest, none missing), the tablespace archives against\n" +
-			"tablespace_map, pg_control, that the WAL covers the backup, and that every WAL\n" +
-			"record from the backup's start LSN to its end LSN parses and has a matching\n" +
-			"CRC32C. Without ID, the newest backup of --scope; --all every backup (of\n" +
-			"--scope, or of every scope); a DIR (a path) is checked where it is. The\n" +
-			"leader is not asked (see backup list --connstring). Exit codes: create-replica's\n" +
-			"(4 verification failed, 7 I/O error, 3 no such backup); with several, the first\n" +
-			"failure's.\n\n" + backupDirHelp,
+		Name:            "verify",
+		Usage:           "check a backup as a restore would, WAL records included, writing nothing",
+		ArgsUsage:       "[ID|DIR|--all] [--scope S]",
+		Description:     backupops.VerifyHelp,
 		SkipFlagParsing: true, // flags may follow the ID
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scope", Usage: "the backups of this scope"},
@@ -121,16 +104,10 @@ func (a *app) backupVerify(c *cli.Context) error {
 
 func (a *app) backupImportCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "import",
-		Usage:     "adopt a hand-made pg_basebackup -F t directory as a published backup",
-		ArgsUsage: "DIR --scope S [--move] [--connstring C]",
-		Description: "DIR is what pg_basebackup -D DIR -F t wrote (any compression, with or without\n" +
-			"tablespaces; backup_manifest required; -X stream so that pg_wal.tar exists).\n" +
-			"Runs every check a restore runs (see backup verify), refuses a backup of another\n" +
-			"cluster than the scope's other backups (or than the leader of --connstring),\n" +
-			"derives pghook.json from the files and publishes a copy in BACKUP_DIR/SCOPE/ID\n" +
-			"atomically (ID from backup_label's START TIME). --move renames the files\n" +
-			"instead (same file system only). Exit codes: create-replica's.\n\n" + backupDirHelp,
+		Name:            "import",
+		Usage:           "adopt a hand-made pg_basebackup -F t directory as a published backup",
+		ArgsUsage:       "DIR --scope S [--move] [--connstring C]",
+		Description:     backupops.ImportHelp,
 		SkipFlagParsing: true, // flags may follow DIR
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "scope", Usage: "Patroni scope the backup belongs to (required)"},

@@ -11,7 +11,6 @@ import (
 	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/scope"
 	"github.com/pghook/pghook/pgtab"
-	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -81,7 +80,7 @@ func (a *app) callback(c *cli.Context) error {
 		// Keep the roster going, but never move a VIP on a guess.
 		log.Error().Err(sc.Invalid).Msg("scope settings unusable: VIP left alone, roster still kept")
 	}
-	row := nodeFacts(ev, sc, a.log)
+	row := sc.RosterRow(ev, a.log)
 	vip := scope.None()
 	if sc.Invalid == nil {
 		if vip, err = r.VIP(sc, scope.StackOptions{Guard: true}); err != nil {
@@ -112,35 +111,4 @@ func (a *app) callback(c *cli.Context) error {
 		return cli.Exit("", exitFailure)
 	}
 	return nil
-}
-
-// nodeFacts builds this node's roster row from the scope's patroni.yml
-// when it was found, read and is for the scope, else from the seed's
-// legacy arguments, else the host name.
-func nodeFacts(ev hooks.Event, sc *scope.Scope, log zerolog.Logger) pgtab.Row {
-	row := pgtab.Row{Scope: ev.Scope}
-	if ev.Legacy != nil {
-		row.Node, row.DataDir, row.Listen, row.BinDir = ev.Legacy.Node, ev.Legacy.DataDir, ev.Legacy.Listen, ev.Legacy.BinDir
-	}
-	var other *scope.OtherScopeError
-	switch cfg := sc.Patroni; {
-	case cfg != nil:
-		row.Node = cfg.Name
-		row.DataDir = cfg.Postgresql.DataDir
-		row.Listen = scope.FirstNonEmpty(cfg.Postgresql.Listen, row.Listen)
-		row.BinDir = scope.FirstNonEmpty(cfg.Postgresql.BinDir, row.BinDir)
-		row.PatroniConfig = cfg.Path
-	case errors.As(sc.PatroniErr, &other):
-		log.Warn().Str("scope", ev.Scope).Str("patroni_config", other.Path).Str("config_scope", other.ConfigScope).Msg("Patroni config is for another scope: ignored")
-	case errors.Is(sc.PatroniErr, scope.ErrNoPatroniConfig):
-	default:
-		log.Warn().Str("scope", ev.Scope).Err(sc.PatroniErr).Msg("reading Patroni config")
-	}
-	if sc.Patroni == nil && sc.Settings.PatroniConfig != "" {
-		log.Warn().Str("scope", ev.Scope).Str("patroni_config", sc.Settings.PatroniConfig).Msg("Patroni config unreadable: roster row from the arguments only")
-	}
-	if row.Node == "" {
-		row.Node, _ = os.Hostname()
-	}
-	return row
 }

@@ -15,16 +15,10 @@ import (
 
 func (a *app) postInitCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "post-init",
-		Usage:     "Patroni bootstrap.post_init: one-time setup of a new cluster (rewind user, roles, databases, SQL files)",
-		ArgsUsage: "DSN",
-		Description: "Patroni runs it once, on the node that initialised the cluster, with a libpq\n" +
-			"key/value DSN (no password: PGPASSFILE holds it). Idempotent: the rewind user\n" +
-			"(authentication.rewind of patroni.yml, or post_init.rewind_user) gets EXECUTE on\n" +
-			"the four functions pg_rewind calls; post_init.roles and post_init.databases of\n" +
-			"pghook.yaml are created or altered; the *.sql files of post_init.sql_dir run in\n" +
-			"name order, each once (recorded in pghook.applied_sql), each in a transaction.\n" +
-			"Exit 1 names the failed step; Patroni then aborts the bootstrap.",
+		Name:        "post-init",
+		Usage:       "Patroni bootstrap.post_init: one-time setup of a new cluster (rewind user, roles, databases, SQL files)",
+		ArgsUsage:   "DSN",
+		Description: postinit.Help,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "scope", Usage: "Patroni `SCOPE` (default: the calling Patroni's, or the only scope of pghook.yaml)", EnvVars: []string{"PGHOOK_SCOPE"}},
 		}, scopeFlags()...),

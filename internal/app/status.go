@@ -1,11 +1,7 @@
 package app
 
 import (
-	"context"
-	"fmt"
 	"sort"
-	"sync"
-	"time"
 
 	"github.com/pghook/pghook/internal/clusterstatus"
 	"github.com/pghook/pghook/internal/scope"
@@ -14,23 +10,9 @@ import (
 
 func (a *app) statusCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "status",
-		Usage: "members, roles, lag and which host answers for the VIP (patronictl-style table, or --json)",
-		Description: "For each scope (--scope, repeatable; default every scope of pghook.yaml) it\n" +
-			"asks the local Patroni's REST API /cluster (another member's, found in the DCS,\n" +
-			"when the local one does not answer), reads the DCS leader key, and finds who\n" +
-			"answers for the VIP: netlink — this host if the address is on its interface,\n" +
-			"plus every host answering an ARP probe / neighbour solicitation for it within\n" +
-			"200ms, named through the neighbour table of the members' addresses (the probe\n" +
-			"needs CAP_NET_RAW: without it the VIP helper runs it); pcs — crm_resource\n" +
-			"--locate. It only reads; it never prints a password.\n\n" +
-			"Exit codes (with several scopes, the highest):\n" +
-			"  0  a leader, and the VIP (if any) answers on the leader's host only\n" +
-			"  1  no member's REST API answered, or where the VIP is could not be found out\n" +
-			"  2  usage error\n" +
-			"  3  the VIP answers on nobody, or on another host than the leader's\n" +
-			"  4  no leader\n" +
-			"  5  more than one host answers for the VIP",
+		Name:        "status",
+		Usage:       "members, roles, lag and which host answers for the VIP (patronictl-style table, or --json)",
+		Description: clusterstatus.Help,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "scope", Usage: "Patroni `SCOPE` to show (repeatable; default: every scope of pghook.yaml)", EnvVars: []string{"PGHOOK_SCOPE"}},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object: {\"scopes\": [...], \"exit_code\": N}"},
@@ -71,34 +53,7 @@ func (a *app) status(c *cli.Context) error {
 			return usageErr("status: %v", resolved[i].Invalid)
 		}
 	}
-	reports := make([]*clusterstatus.Report, len(scopes))
-	var wg sync.WaitGroup
-	for i := range scopes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-			defer cancel()
-			reports[i] = clusterstatus.ForScope(ctx, r, resolved[i])
-			a.log.Debug().Str("scope", resolved[i].Name).Str("action", "status").Int("exit_code", reports[i].ExitCode).
-				Dur("took_ms", time.Since(start)).Msg("status")
-		}()
-	}
-	wg.Wait()
-	var err error
-	if c.Bool("json") {
-		err = clusterstatus.WriteJSON(c.App.Writer, reports)
-	} else {
-		err = clusterstatus.WriteTable(c.App.Writer, reports)
-	}
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("status: writing the output: %v", err), exitFailure)
-	}
-	if code := clusterstatus.ExitCode(reports); code != 0 {
-		return cli.Exit("", code)
-	}
-	return nil
+	return clusterstatus.Run(c.Context, r, resolved, clusterstatus.RunOptions{Timeout: c.Duration("timeout"), JSON: c.Bool("json"), Out: c.App.Writer})
 }
 
 // vipWhoHasCommand is the hidden `vip who-has` the VIP helper runs for an

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/pghook/pghook/internal/exitcode"
@@ -163,3 +164,44 @@ func WhoHas(ctx context.Context, w io.Writer, s *scope.Scope, timeout time.Durat
 
 // ParseWhoHasTimeout reads who-has's --timeout (1ms..10s).
 func ParseWhoHasTimeout(s string) (time.Duration, error) { return netvip.ParseWhoHasTimeout(s) }
+
+// RunOptions shape `pghook status`.
+type RunOptions struct {
+	Timeout time.Duration // bound of each scope's report
+	JSON    bool
+	Out     io.Writer
+}
+
+// Run gathers the reports of the resolved scopes at once, prints them
+// (table or JSON) and returns the exit code as an exitcode error (nil for
+// 0): with several scopes, the highest.
+func Run(ctx context.Context, r *scope.Resolver, scopes []*scope.Scope, o RunOptions) error {
+	reports := make([]*Report, len(scopes))
+	var wg sync.WaitGroup
+	for i, s := range scopes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			defer cancel()
+			reports[i] = ForScope(ctx, r, s)
+			r.Log.Debug().Str("scope", s.Name).Str("action", "status").Int("exit_code", reports[i].ExitCode).
+				Dur("took_ms", time.Since(start)).Msg("status")
+		}()
+	}
+	wg.Wait()
+	var err error
+	if o.JSON {
+		err = WriteJSON(o.Out, reports)
+	} else {
+		err = WriteTable(o.Out, reports)
+	}
+	if err != nil {
+		return exitcode.Failuref("status: writing the output: %v", err)
+	}
+	if code := ExitCode(reports); code != 0 {
+		return exitcode.Silent(code)
+	}
+	return nil
+}
