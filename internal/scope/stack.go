@@ -136,7 +136,9 @@ func (r *Resolver) VIP(s *Scope, o StackOptions) (netvip.Backend, error) {
 	log := r.Log.With().Str("scope", s.Name).Logger()
 	backend := s.Settings.VIP.Backend
 	c := r.caller(o.Announcer != nil)
-	switch ChooseRoute(backend, c) {
+	route := ChooseRoute(backend, c)
+	log.Debug().Str("vip_backend", backend).Stringer("vip_route", route).Msg("VIP stack")
+	switch route {
 	case RouteNone:
 		return netvip.None{}, nil
 	case RouteHelper, RouteWatcher:
