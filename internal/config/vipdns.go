@@ -31,6 +31,11 @@ type DNS struct {
 	Transport string `yaml:"transport"`
 	// Timeout bounds each exchange with the server (0: 2s).
 	Timeout time.Duration `yaml:"timeout"`
+	// ReplicaName, when set, is a second record in the zone: every replica
+	// that serves reads (Patroni's GET /replica answers 200) adds its own
+	// address to it and removes it when it stops being one; `pghook vip
+	// watch` keeps it, e.g. replicas.pglab.example.
+	ReplicaName string `yaml:"replica_name"`
 }
 
 // Bounds of the dns settings.
@@ -55,6 +60,14 @@ func (d DNS) validate(v VIP) error {
 	name, zone := canonical(d.Name), canonical(d.Zone)
 	if name == zone || !strings.HasSuffix(name, "."+zone) {
 		return fmt.Errorf("dns.name %q is not a name below dns.zone %q", d.Name, d.Zone)
+	}
+	if d.ReplicaName != "" {
+		if err := checkDomain(d.ReplicaName); err != nil {
+			return fmt.Errorf("dns.replica_name %q: %w", d.ReplicaName, err)
+		}
+		if r := canonical(d.ReplicaName); r == name || !strings.HasSuffix(r, "."+zone) {
+			return fmt.Errorf("dns.replica_name %q: want a name below dns.zone %q other than dns.name", d.ReplicaName, d.Zone)
+		}
 	}
 	if err := checkServer(d.Server); err != nil {
 		return fmt.Errorf("dns.server %q: %w", d.Server, err)

@@ -32,8 +32,10 @@ const (
 	ServerAddr = "10.251.78.53"
 	Zone       = "pglab.test."
 	Name       = "primary.pglab.test."
-	KeyName    = "pglab-hook"
-	OtherKey   = "other-key" // valid on the server, granted nothing
+	// ReplicaName is the read-only record (dns.replica_name).
+	ReplicaName = "replicas.pglab.test."
+	KeyName     = "pglab-hook"
+	OtherKey    = "other-key" // valid on the server, granted nothing
 )
 
 // Lab is a running BIND.
@@ -155,9 +157,9 @@ options {
 controls { };
 zone "%[7]s" {
 	type primary; file "zone.db";
-	update-policy { grant %[3]s name %[8]s A AAAA; };
+	update-policy { grant %[3]s name %[8]s A AAAA; grant %[3]s name %[9]s A AAAA; };
 };
-`, etc, zones, KeyName, OtherKey, runDir, ServerAddr, strings.TrimSuffix(Zone, "."), Name)
+`, etc, zones, KeyName, OtherKey, runDir, ServerAddr, strings.TrimSuffix(Zone, "."), Name, ReplicaName)
 	zone := fmt.Sprintf("$TTL 30\n@ IN SOA ns1.%[1]s hostmaster.%[1]s (1 3600 600 86400 30)\n@ IN NS ns1.%[1]s\nns1 IN A %[2]s\n", Zone, ServerAddr)
 	for _, f := range []struct {
 		path, text string

@@ -112,6 +112,25 @@ func (r *Rest) IsPrimary(ctx context.Context) (bool, error) {
 	return st.Leader && st.Running(), nil
 }
 
+// ServesReads asks GET /replica: 200 means PostgreSQL runs here as a
+// replica and the member is not tagged noloadbalance (the check load
+// balancers use to send read-only clients); 503 means it is not such a
+// replica. Any other outcome is an error wrapping ErrNoAnswer (no answer)
+// or naming the code.
+func (r *Rest) ServesReads(ctx context.Context) (bool, error) {
+	code, _, err := r.get(ctx, "/replica")
+	if err != nil {
+		return false, err
+	}
+	switch code {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusServiceUnavailable:
+		return false, nil
+	}
+	return false, fmt.Errorf("GET %s/replica: unexpected HTTP %d", r.base, code)
+}
+
 // Status is the part of GET /patroni that pghook reads.
 type Status struct {
 	State   string `json:"state"`

@@ -146,3 +146,28 @@ func TestRestPrimaryStatus(t *testing.T) {
 		t.Fatalf("HTTP 500: err %v", err)
 	}
 }
+
+func TestRestServesReads(t *testing.T) {
+	for _, tt := range []struct {
+		code    int
+		want    bool
+		wantErr bool
+	}{
+		{http.StatusOK, true, false},
+		{http.StatusServiceUnavailable, false, false},
+		{http.StatusInternalServerError, false, true},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/replica" {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			w.WriteHeader(tt.code)
+		}))
+		got, err := restFor(t, srv.URL, time.Second).ServesReads(context.Background())
+		srv.Close()
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("HTTP %d: %v, %v; want %v (error %v)", tt.code, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -155,6 +155,45 @@ func TestBIND(t *testing.T) {
 		}
 		served(t, n2)
 	})
+	t.Run("replicas join and leave the replica record, each its own value", func(t *testing.T) {
+		rep := func(addr string) *ReplicaRecord {
+			b, err := New(Settings{Name: dnslab.Name, Zone: dnslab.Zone, Server: dnslab.ServerAddr, KeyFile: lab.KeyFile,
+				ReplicaName: dnslab.ReplicaName, Address: netip.MustParseAddr(addr), Timeout: time.Second}, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b.Replicas()
+		}
+		r1, r2 := rep(n1), rep(n2)
+		set := func(want ...string) {
+			t.Helper()
+			got, err := lab.Lookup(ctx, dnslab.ReplicaName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("replica record %v, want %v", got, want)
+			}
+		}
+		before, err := lab.Lookup(ctx, dnslab.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []struct {
+			op   func(context.Context) error
+			want []string
+		}{{r1.Join, []string{n1}}, {r2.Join, []string{n1, n2}}, {r1.Join, []string{n1, n2}}, {r1.Leave, []string{n2}}, {r2.Leave, nil}} {
+			if err := step.op(ctx); err != nil {
+				t.Fatal(err)
+			}
+			set(step.want...)
+		}
+		after, err := lab.Lookup(ctx, dnslab.Name)
+		if err != nil || !slices.Equal(before, after) {
+			t.Fatalf("the primary's record moved: %v → %v (%v)", before, after, err)
+		}
+	})
 	t.Run("server down: an error within the timeout, and the record after restart", func(t *testing.T) {
 		lab.StopServer()
 		b, _ := node(t, n1, lab.KeyFile, "tcp")

@@ -57,11 +57,15 @@ type Settings struct {
 	Interface string
 	// Address, when valid, is named instead of Interface's (tests).
 	Address netip.Addr
+	// ReplicaName, when set, is the record every read-serving replica adds
+	// its own address to (Replicas).
+	ReplicaName string
 }
 
 // Backend is the dns backend. It is safe for concurrent use.
 type Backend struct {
 	name, zone, server, net string
+	replicaName             string
 	ttl                     uint32
 	timeout                 time.Duration
 	keyFile, ifname         string
@@ -85,6 +89,11 @@ func New(s Settings, log zerolog.Logger) (*Backend, error) {
 	if !validName(name) || !validName(zone) || !strings.HasSuffix(name, "."+zone) {
 		return nil, fmt.Errorf("dnsvip: name %q is not a name below zone %q", s.Name, s.Zone)
 	}
+	if s.ReplicaName != "" {
+		if err := checkReplicaName(canonicalName(s.ReplicaName), name, zone); err != nil {
+			return nil, err
+		}
+	}
 	server := s.Server
 	if _, _, err := net.SplitHostPort(server); err != nil {
 		server = net.JoinHostPort(strings.Trim(server, "[]"), "53")
@@ -93,6 +102,9 @@ func New(s Settings, log zerolog.Logger) (*Backend, error) {
 		name: name, zone: zone, server: server, net: "tcp",
 		ttl: uint32(DefaultTTL / time.Second), timeout: DefaultTimeout,
 		keyFile: s.KeyFile, ifname: s.Interface, fixed: s.Address,
+	}
+	if s.ReplicaName != "" {
+		b.replicaName = canonicalName(s.ReplicaName)
 	}
 	switch s.Transport {
 	case "", "tcp":
@@ -274,7 +286,12 @@ func (b *Backend) update(ctx context.Context, m *dns.Msg) error {
 // lookup asks the server for the name's RRset of type t, without
 // recursion.
 func (b *Backend) lookup(ctx context.Context, t uint16) ([]netip.Addr, uint32, error) {
-	r, err := b.exchange(ctx, queryMsg(b.name, t), nil)
+	return b.lookupName(ctx, b.name, t)
+}
+
+// lookupName asks the server for name's RRset of type t.
+func (b *Backend) lookupName(ctx context.Context, name string, t uint16) ([]netip.Addr, uint32, error) {
+	r, err := b.exchange(ctx, queryMsg(name, t), nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -285,7 +302,7 @@ func (b *Backend) lookup(ctx context.Context, t uint16) ([]netip.Addr, uint32, e
 	var ttl uint32
 	for _, a := range r.Answer {
 		h := a.Header()
-		if !strings.EqualFold(h.Name, b.name) || h.Rrtype != t {
+		if !strings.EqualFold(h.Name, name) || h.Rrtype != t {
 			continue
 		}
 		var ip net.IP
