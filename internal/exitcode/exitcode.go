@@ -1,6 +1,6 @@
 // Package exitcode is the error a command returns to say how the process
-// exits. The CLI root (cmd/pghook) is the only place that exits; the
-// packages it wires return these errors, and it maps them to codes.
+// exits. The packages the command line wires return these errors, and
+// cmd/pghook maps them to the process's exit code.
 package exitcode
 
 import "fmt"
