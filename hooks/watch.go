@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pghook/pghook/internal/ctxtime"
 	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
@@ -697,10 +698,8 @@ func (w *Watcher) follow(ctx context.Context, lc LeaderChanges, changed chan<- s
 			failing = true
 			w.Log.Warn().Err(err).Str("action", "vip watch").Msg("leader key watch broken; polling every interval until it is back")
 		}
-		select {
-		case <-ctx.Done():
+		if ctxtime.Sleep(ctx, time.Second) != nil {
 			return
-		case <-time.After(time.Second):
 		}
 	}
 }

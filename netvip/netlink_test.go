@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pghook/pghook/internal/ctxtime"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -517,7 +519,7 @@ func TestHoldIfGate(t *testing.T) {
 		},
 		{
 			name:      "gate runs while the probe waits",
-			gate:      func(ctx context.Context) error { return sleep(ctx, 150*time.Millisecond) },
+			gate:      func(ctx context.Context) error { return ctxtime.Sleep(ctx, 150*time.Millisecond) },
 			probeWait: 150 * time.Millisecond,
 			wantAdd:   true,
 			maxTook:   270 * time.Millisecond, // one after the other: >= 300 ms
@@ -525,7 +527,7 @@ func TestHoldIfGate(t *testing.T) {
 		{
 			name: "slow refusal after a quick probe: nothing changed",
 			gate: func(ctx context.Context) error {
-				if err := sleep(ctx, 20*time.Millisecond); err != nil {
+				if err := ctxtime.Sleep(ctx, 20*time.Millisecond); err != nil {
 					return err
 				}
 				return errNo
@@ -571,7 +573,7 @@ func TestHoldIfRefusalCutsTheTakeoverWait(t *testing.T) {
 	errNo := errors.New("the leader key names n1")
 	start := time.Now()
 	err := n.HoldIf(context.Background(), func(ctx context.Context) error {
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := ctxtime.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 		return errNo

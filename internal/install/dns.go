@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/netvip"
 	"github.com/pghook/pghook/netvip/dnsvip"
 )
 
@@ -47,7 +48,7 @@ func (o *Options) checkDNS() error {
 	case o.DNSZone == "":
 		return usage("dns-name", "%q has no parent zone: give --dns-zone", o.DNSName)
 	}
-	v := config.VIP{Backend: "dns", Interface: "x", DNS: config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile}}
+	v := config.VIP{Settings: netvip.Settings{Backend: "dns", Interface: "x"}, DNS: config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile}}
 	if err := v.Validate(); err != nil {
 		flag := "dns-name"
 		for key, f := range map[string]string{"dns.zone": "dns-zone", "dns.server": "dns-server", "dns.tsig_key_file": "tsig-key-file"} {
