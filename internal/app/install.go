@@ -49,6 +49,7 @@ func installFlags() []cli.Flag {
 		str("dns-name", "DNS `NAME` the primary points at its own address (backend dns; enables the reconciler unit)"),
 		str("dns-zone", "`ZONE` that holds --dns-name (default: the name without its first label)"),
 		str("dns-server", "the zone's primary authoritative server, `HOST[:PORT]`"),
+		str("dns-replica-name", "DNS `NAME` every read-serving replica adds its own address to (optional; below --dns-zone)"),
 		str("tsig-key-file", "TSIG key `FILE` (tsig-keygen output; root:postgres 0640; never a key on the command line)"),
 		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
 		str("backup-schedule", "lay a backup timer: daily, hourly, weekly or a systemd OnCalendar `WHEN`; every node runs it, the streaming replica with the least lag (else the leader) takes the backup"),
@@ -135,7 +136,7 @@ func (a *app) installCommand() *cli.Command {
 				"pghook-bin": &o.PghookBin, "vip-helper": &o.VIPHelper, "etcd-root-user": &o.EtcdRootUser,
 				"etcd-root-password-file": &o.EtcdRootPasswordFile, "debian-cluster": &o.DebianCluster,
 				"config-dir": &o.ConfigDir, "dns-name": &o.DNSName, "dns-zone": &o.DNSZone, "dns-server": &o.DNSServer,
-				"tsig-key-file": &o.TSIGKeyFile,
+				"tsig-key-file": &o.TSIGKeyFile, "dns-replica-name": &o.DNSReplicaName,
 			}
 			for name, dst := range str {
 				if c.IsSet(name) {

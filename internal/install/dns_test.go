@@ -13,6 +13,7 @@ import (
 func TestInstallDNS(t *testing.T) {
 	o := baseOpts(t)
 	o.DNSName, o.DNSServer, o.TSIGKeyFile = "primary.pglab.example.", "192.0.2.53", "/etc/pghook/tsig-main.key"
+	o.DNSReplicaName = "replicas.pglab.example."
 	res, out := run(t, o)
 	root := o.Root
 	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
@@ -21,7 +22,8 @@ func TestInstallDNS(t *testing.T) {
 	}
 	v := cfg.Scopes["main"].VIP
 	if v.Backend != "dns" || v.Interface != "eth0" || v.Address != "" || v.DNS.Name != "primary.pglab.example." ||
-		v.DNS.Zone != "pglab.example." || v.DNS.Server != "192.0.2.53" || v.DNS.TSIGKeyFile != "/etc/pghook/tsig-main.key" {
+		v.DNS.Zone != "pglab.example." || v.DNS.Server != "192.0.2.53" || v.DNS.TSIGKeyFile != "/etc/pghook/tsig-main.key" ||
+		v.DNS.ReplicaName != "replicas.pglab.example." {
 		t.Fatalf("vip section: %+v", v)
 	}
 	wants := filepath.Join(root, SystemdEtc, "multi-user.target.wants")
@@ -64,6 +66,10 @@ func TestInstallDNSBadInput(t *testing.T) {
 		}},
 		{"dns-name", func(o *Options) { o.VIPBackend = "dns" }},
 		{"dns-server", func(o *Options) { o.DNSServer = "192.0.2.53" }},
+		{"dns-replica-name", func(o *Options) { o.DNSReplicaName = "replicas.z.example" }},
+		{"dns-replica-name", func(o *Options) {
+			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.DNSReplicaName = "p.z.example", "192.0.2.53", "/k", "r.other.example"
+		}},
 		{"vip-backend", func(o *Options) {
 			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", "netlink"
 		}},

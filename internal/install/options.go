@@ -78,10 +78,11 @@ type Options struct {
 	// The dns VIP backend (--dns-name enables it): the record, its zone
 	// (default: the name without its first label), the zone's primary
 	// server and the TSIG key file.
-	DNSName     string `yaml:"dns-name"`
-	DNSZone     string `yaml:"dns-zone"`
-	DNSServer   string `yaml:"dns-server"`
-	TSIGKeyFile string `yaml:"tsig-key-file"`
+	DNSName        string `yaml:"dns-name"`
+	DNSZone        string `yaml:"dns-zone"`
+	DNSServer      string `yaml:"dns-server"`
+	DNSReplicaName string `yaml:"dns-replica-name"`
+	TSIGKeyFile    string `yaml:"tsig-key-file"`
 
 	// ConfigDir is PostgreSQL's configuration directory outside the data
 	// directory (Patroni's postgresql.config_dir); "" follows Layout.

@@ -222,9 +222,7 @@ func (r *Resolver) backend(s *Scope, log zerolog.Logger, opts ...netvip.Option) 
 		return netvip.New(v.Settings, log, opts...)
 	}
 	if v.Backend == "dns" {
-		d := v.DNS
-		return dnsvip.New(dnsvip.Settings{Name: d.Name, Zone: d.Zone, Server: d.Server, TTL: d.TTL, KeyFile: d.TSIGKeyFile,
-			Transport: d.Transport, Timeout: d.Timeout, Interface: v.Interface}, log)
+		return dnsBackend(s, log)
 	}
 	e := v.Exec
 	addr, err := s.VIPAddress()
@@ -233,6 +231,27 @@ func (r *Resolver) backend(s *Scope, log zerolog.Logger, opts ...netvip.Option) 
 	}
 	return execvip.New(execvip.Settings{Hold: e.Hold, Release: e.Release, Check: e.Check, Timeout: e.Timeout,
 		Scope: s.Name, Node: s.MemberName(), Address: addr}, log)
+}
+
+func dnsBackend(s *Scope, log zerolog.Logger) (*dnsvip.Backend, error) {
+	v := s.Settings.VIP
+	d := v.DNS
+	return dnsvip.New(dnsvip.Settings{Name: d.Name, Zone: d.Zone, Server: d.Server, TTL: d.TTL, KeyFile: d.TSIGKeyFile,
+		Transport: d.Transport, Timeout: d.Timeout, Interface: v.Interface, ReplicaName: d.ReplicaName}, log)
+}
+
+// ReplicaRecord is s's read-only record (vip.dns.replica_name), nil when
+// the scope has none.
+func (r *Resolver) ReplicaRecord(s *Scope, log zerolog.Logger) (*dnsvip.ReplicaRecord, error) {
+	v := s.Settings.VIP
+	if v.Backend != "dns" || v.DNS.ReplicaName == "" {
+		return nil, nil
+	}
+	b, err := dnsBackend(s, log)
+	if err != nil {
+		return nil, err
+	}
+	return b.Replicas(), nil
 }
 
 // VIPAddress is s's VIP: address, or the one of addresses whose subnet

@@ -89,10 +89,25 @@ func (r *Resolver) Watch(parent context.Context, s *Scope) error {
 			})
 		}()
 	}
+	// The read-only record (dns.replica_name): this node's address is in
+	// it while Patroni calls it a read-serving replica.
+	rec, err := r.ReplicaRecord(s, log)
+	if err != nil {
+		return exitcode.Usagef("vip watch: key scopes.%s.vip.dns: %v", s.Name, err)
+	}
+	replicas := make(chan error, 1)
+	replicaName := ""
+	if rec != nil {
+		replicaName = rec.Name()
+		go func() { replicas <- (&hooks.ReplicaSync{Record: rec, Patroni: rest, Log: log}).Run(ctx) }()
+	} else {
+		replicas <- nil
+	}
 	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Str("metrics", vip.MetricsListen).
-		Str("control_socket", socket).Dur("handover_max", w.HandoverMax).Msg("watching")
+		Str("control_socket", socket).Str("replica_record", replicaName).Dur("handover_max", w.HandoverMax).Msg("watching")
 	err = w.Run(ctx)
 	stop()
+	<-replicas
 	if serr := <-served; serr != nil {
 		log.Warn().Err(serr).Str("action", "vip watch").Msg("control socket")
 	}
