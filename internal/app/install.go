@@ -138,32 +138,14 @@ func (a *app) installCommand() *cli.Command {
 				"config-dir": &o.ConfigDir, "dns-name": &o.DNSName, "dns-zone": &o.DNSZone, "dns-server": &o.DNSServer,
 				"tsig-key-file": &o.TSIGKeyFile, "dns-replica-name": &o.DNSReplicaName,
 			}
-			for name, dst := range str {
-				if c.IsSet(name) {
-					*dst = c.String(name)
-				}
-			}
-			if c.IsSet("members") {
-				o.Members = c.StringSlice("members")
-			}
-			if c.IsSet("etcd-endpoints") {
-				o.EtcdEndpoints = c.StringSlice("etcd-endpoints")
-			}
+			setFlags(c, c.String, str)
+			setFlags(c, c.StringSlice, map[string]*[]string{"members": &o.Members, "etcd-endpoints": &o.EtcdEndpoints})
 			if c.IsSet("pg-parameter") {
 				o.PGParameters = rejoinParams(c.StringSlice("pg-parameter"))
 			}
-			ints := map[string]*int{"port": &o.Port, "rest-port": &o.RestPort, "ttl": &o.TTL, "backup-keep": &o.BackupKeep, "loop-wait": &o.LoopWait, "retry-timeout": &o.RetryTimeout}
-			for name, dst := range ints {
-				if c.IsSet(name) {
-					*dst = c.Int(name)
-				}
-			}
-			if c.IsSet("adopt") {
-				o.Adopt = c.Bool("adopt")
-			}
-			if c.IsSet("create-roles") {
-				o.CreateRoles = c.Bool("create-roles")
-			}
+			setFlags(c, c.Int, map[string]*int{"port": &o.Port, "rest-port": &o.RestPort, "ttl": &o.TTL, "backup-keep": &o.BackupKeep,
+				"loop-wait": &o.LoopWait, "retry-timeout": &o.RetryTimeout})
+			setFlags(c, c.Bool, map[string]*bool{"adopt": &o.Adopt, "create-roles": &o.CreateRoles})
 			if c.IsSet("keep-data") {
 				v := c.Bool("keep-data")
 				o.KeepData = &v
@@ -181,5 +163,15 @@ func (a *app) installCommand() *cli.Command {
 				return cli.Exit(fmt.Sprintf("install: %v", err), exitFailure)
 			}
 		},
+	}
+}
+
+// setFlags copies the flags the user set into their option fields; unset
+// flags leave the field (and install's own default) alone.
+func setFlags[T any](c *cli.Context, get func(string) T, fields map[string]*T) {
+	for name, dst := range fields {
+		if c.IsSet(name) {
+			*dst = get(name)
+		}
 	}
 }
