@@ -75,9 +75,9 @@ clean:
 
 # ---- Debian package ------------------------------------------------------
 # `make deb` builds dist/pghook_<version>_<arch>.deb with nfpm (nfpm.yaml). The man
-# page and bash completion are generated from the CLI definitions by a second
-# build of cmd/pghook with -tags pghook_gendocs (cmd/pghook/gendocs.go) and
-# without urfave_cli_no_docs; the shipped binary stays the lean `make build` one.
+# page and bash completion are generated from the CLI definitions (internal/app)
+# by cmd/pghook-gendocs, built without urfave_cli_no_docs; the shipped binary
+# stays the lean `make build` one.
 DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//; s/-/+/; s/-/./g'); \
                  echo $${v:-0.0.0~git$$(date -u +%Y%m%d).$(COMMIT)})
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)
@@ -90,7 +90,7 @@ $(NFPM):
 	GOBIN=$(CURDIR)/bin/tools $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 deb: build $(NFPM)
-	$(GO) build -trimpath -tags pghook_gendocs -o bin/pghook-gendocs ./cmd/pghook
+	$(GO) build -trimpath -o bin/pghook-gendocs ./cmd/pghook-gendocs
 	rm -rf dist/docs && bin/pghook-gendocs gen-docs dist/docs
 	gzip -9nf dist/docs/pghook.1
 	printf 'pghook (%s) unstable; urgency=medium\n\n  * Built from commit %s; see README.md, Changelog.\n\n -- pghook maintainers <pghook@example.org>  %s\n' \

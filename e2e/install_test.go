@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/pghook/pghook/internal/patroni"
 )
 
 // psql runs one query on NODE over its unix socket (as postgres).
@@ -38,34 +38,20 @@ func rewindUserOf(t *testing.T, node string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg struct {
-		Bootstrap struct {
-			PostInit string `yaml:"post_init"`
-			DCS      struct {
-				PostgreSQL struct {
-					UsePgRewind bool `yaml:"use_pg_rewind"`
-				} `yaml:"postgresql"`
-			} `yaml:"dcs"`
-		} `yaml:"bootstrap"`
-		PostgreSQL struct {
-			Authentication struct {
-				Rewind struct {
-					Username string `yaml:"username"`
-					Password string `yaml:"password"`
-				} `yaml:"rewind"`
-			} `yaml:"authentication"`
-		} `yaml:"postgresql"`
-	}
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
+	cfg, err := patroni.Parse(b)
+	if err != nil {
 		t.Fatalf("%s patroni.yml: %v", node, err)
 	}
 	if !strings.Contains(cfg.Bootstrap.PostInit, " post-init") {
 		t.Fatalf("%s patroni.yml: bootstrap.post_init %q does not run pghook post-init", node, cfg.Bootstrap.PostInit)
 	}
-	if !cfg.Bootstrap.DCS.PostgreSQL.UsePgRewind {
+	if !cfg.Bootstrap.DCS.Postgresql.UsePgRewind {
 		t.Fatalf("%s patroni.yml: bootstrap.dcs.postgresql.use_pg_rewind is not true", node)
 	}
-	u := cfg.PostgreSQL.Authentication.Rewind
+	u := cfg.Postgresql.Authentication["rewind"]
+	if u == nil {
+		t.Fatalf("%s patroni.yml: no authentication.rewind", node)
+	}
 	if u.Username == "" || u.Username == "postgres" || u.Password == "" {
 		t.Fatalf("%s patroni.yml: authentication.rewind must be a separate user with a password, got %q", node, u.Username)
 	}
@@ -74,21 +60,7 @@ func rewindUserOf(t *testing.T, node string) string {
 
 // logLines returns the lines of NODE's patroni.log containing every one of subs.
 func logLines(node string, from int64, subs ...string) []string {
-	b, _ := os.ReadFile(filepath.Join(labDir, node, "patroni.log"))
-	if from > int64(len(b)) {
-		from = 0
-	}
-	var out []string
-next:
-	for _, l := range strings.Split(string(b[from:]), "\n") {
-		for _, s := range subs {
-			if !strings.Contains(l, s) {
-				continue next
-			}
-		}
-		out = append(out, l)
-	}
-	return out
+	return fileLines(filepath.Join(labDir, node, "patroni.log"), from, subs...)
 }
 
 // logSize is in replica_test.go.

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,36 +22,12 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
 )
 
 const (
 	saScope = "standalondb"
 	saVIP   = "10.251.77.101"
 )
-
-// holdersOf lists the nodes whose eth0 holds addr.
-func holdersOf(r *holderReader, addr string) ([]string, error) {
-	var out []string
-	ip := net.ParseIP(addr)
-	for _, n := range nodes {
-		l, err := r.h[n].LinkByName("eth0")
-		if err != nil {
-			return nil, err
-		}
-		as, err := r.h[n].AddrList(l, netlink.FAMILY_V4)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range as {
-			if a.IP.Equal(ip) {
-				out = append(out, n)
-			}
-		}
-	}
-	return out, nil
-}
 
 // twoVIPs samples both VIPs' holders every sampleEvery.
 type twoVIPs struct {
@@ -82,7 +57,7 @@ func sampleVIPs(t *testing.T) *twoVIPs {
 			case <-tk.C:
 			}
 			for _, v := range []string{vipAddr, saVIP} {
-				h, err := holdersOf(r, v)
+				h, err := r.holding(v)
 				w.mu.Lock()
 				if err != nil {
 					w.errs++
@@ -126,7 +101,7 @@ func vipAlone(t *testing.T, vip, node string, timeout time.Duration) {
 	r := newHolderReader(t)
 	defer r.Close()
 	eventually(t, timeout, vip+" on "+node+" alone", func() error {
-		h, err := holdersOf(r, vip)
+		h, err := r.holding(vip)
 		if err == nil && (len(h) != 1 || h[0] != node) {
 			err = fmt.Errorf("held by %v", h)
 		}

@@ -128,9 +128,13 @@ func (r *holderReader) Close() {
 	}
 }
 
-func (r *holderReader) Holders() ([]string, error) {
+// Holders lists the nodes whose eth0 holds the lab's VIP.
+func (r *holderReader) Holders() ([]string, error) { return r.holding(vipAddr) }
+
+// holding lists the nodes whose eth0 holds addr.
+func (r *holderReader) holding(addr string) ([]string, error) {
 	var out []string
-	vip := net.ParseIP(vipAddr)
+	ip := net.ParseIP(addr)
 	for _, n := range nodes {
 		l, err := r.h[n].LinkByName("eth0")
 		if err != nil {
@@ -141,7 +145,7 @@ func (r *holderReader) Holders() ([]string, error) {
 			return nil, fmt.Errorf("%s addresses: %w", n, err)
 		}
 		for _, a := range as {
-			if a.IP.Equal(vip) {
+			if a.IP.Equal(ip) {
 				out = append(out, n)
 			}
 		}
@@ -525,7 +529,14 @@ func unownedWindow(hs []holderSample, from, to time.Time) (longest time.Duration
 // vipwatchLines are the lines of node's vipwatch.log after offset from
 // that contain every one of subs.
 func vipwatchLines(node string, from int64, subs ...string) []string {
-	b, _ := os.ReadFile(filepath.Join(labDir, node, "vipwatch.log"))
+	return fileLines(filepath.Join(labDir, node, "vipwatch.log"), from, subs...)
+}
+
+// fileLines returns the lines of the file at path after offset from (from
+// the start when the file is shorter: it was rotated) that contain every
+// one of subs.
+func fileLines(path string, from int64, subs ...string) []string {
+	b, _ := os.ReadFile(path)
 	if from > int64(len(b)) {
 		from = 0
 	}

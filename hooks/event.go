@@ -1,7 +1,8 @@
 // Package hooks turns what Patroni passes to a callback into an Event, and
 // an Event into the desired state of this node (the intents): whether the
 // VIP is held, and the role recorded in the roster. It decides; netvip and
-// pgtab act.
+// pgtab act, through the interfaces Runner (a callback's plan) and Watcher
+// (`pghook vip watch`, which reconciles the VIP) are given.
 //
 // Callbacks are level-triggered: the desired state depends on the role
 // alone, never on what an earlier (possibly SIGKILLed) callback did, so

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/pghook/pghook/internal/ctxtime"
 	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/netvip"
@@ -126,8 +126,11 @@ type leaderAnswer struct {
 // decision is one verdict of the watcher: hold or not, why, and whether it
 // is the hand-over hold (which a callback's release does not override).
 type decision struct {
-	hold     bool
-	reason   string
+	hold   bool
+	reason string
+	// cause is what decided, for metrics: Patroni's REST API, the leader
+	// key, or the grace period.
+	cause    metrics.Cause
 	handover bool
 	// refuse: the release leaves a node whose PostgreSQL does not run (the
 	// end of a hand-over, a dead or isolated node), so the address goes on
@@ -152,12 +155,6 @@ func (w *Watcher) refuseFor() time.Duration {
 		return 3 * time.Second
 	}
 	return w.RefuseFor
-}
-
-// Desired decides whether to hold the VIP now; reason is for the log.
-func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason string) {
-	d := w.decide(ctx, now)
-	return d.hold, d.reason
 }
 
 func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
@@ -223,7 +220,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 			// The key changed after it was read: this decision is outdated
 			// (a new leader must not wait out a slow Patroni answer to a
 			// question asked before it took the lock). Run steps again.
-			return decision{stale: true, reason: "leader key changed while deciding"}
+			return decision{stale: true, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
 		}
 	}
 	st, perr := pa.st, pa.err
@@ -259,44 +256,44 @@ func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, know
 	switch {
 	case known && leader != "" && leader != w.Me:
 		if primary {
-			return decision{reason: "leader key is " + leader + " although patroni still says primary"}
+			return decision{cause: metrics.CauseDCS, reason: "leader key is " + leader + " although patroni still says primary"}
 		}
 		if w.inHandover() {
-			return decision{reason: "leader key is " + leader + ": hand-over done"}
+			return decision{cause: metrics.CauseDCS, reason: "leader key is " + leader + ": hand-over done"}
 		}
-		return decision{reason: "leader key is " + leader}
+		return decision{cause: metrics.CauseDCS, reason: "leader key is " + leader}
 	case primary:
-		return decision{hold: true, reason: "patroni: primary"}
+		return decision{hold: true, cause: metrics.CausePatroni, reason: "patroni: primary"}
 	case perr == nil && known && leader == w.Me && w.direct() && st.Running() && st.Role == "replica":
 		// Patroni took the lock and promotes (its /primary turns 200 a
 		// moment later); the VIP follows the key. A standby cluster's
 		// leader says standby_leader and is not matched.
-		return decision{hold: true, reason: "leader key is this node: patroni is promoting"}
+		return decision{hold: true, cause: metrics.CauseDCS, reason: "leader key is this node: patroni is promoting"}
 	case perr == nil && !st.Running() && known && w.direct() && handoverRole(st.Role) && w.isHeld():
 		since := w.handoverStart(now)
 		if now.Sub(since) > w.handoverMax() {
-			return decision{reason: fmt.Sprintf("postgresql %s for %s with the leader key %s: hand-over hold ended",
+			return decision{cause: metrics.CausePatroni, reason: fmt.Sprintf("postgresql %s for %s with the leader key %s: hand-over hold ended",
 				st.State, now.Sub(since).Round(time.Millisecond), quoteEmpty(leader))}
 		}
-		return decision{hold: true, handover: true, reason: fmt.Sprintf("hand-over: postgresql %s (role %s), leader key %s: keeping the address so connections are refused, not lost",
+		return decision{hold: true, handover: true, cause: metrics.CauseDCS, reason: fmt.Sprintf("hand-over: postgresql %s (role %s), leader key %s: keeping the address so connections are refused, not lost",
 			st.State, st.Role, quoteEmpty(leader))}
 	case perr == nil && st.Leader:
-		return decision{reason: "patroni: leader, but postgresql " + st.State}
+		return decision{cause: metrics.CausePatroni, reason: "patroni: leader, but postgresql " + st.State}
 	case perr == nil:
-		return decision{reason: "patroni: not primary"}
+		return decision{cause: metrics.CausePatroni, reason: "patroni: not primary"}
 	case known && leader == w.Me:
-		return decision{hold: true, reason: "patroni silent; leader key is this node"}
+		return decision{hold: true, cause: metrics.CauseDCS, reason: "patroni silent; leader key is this node"}
 	case known:
-		return decision{reason: "patroni silent; leader key is empty"}
+		return decision{cause: metrics.CauseDCS, reason: "patroni silent; leader key is empty"}
 	}
 	last := w.lastAnswered()
 	if last.IsZero() || now.Sub(last) > w.grace() {
-		return decision{reason: "patroni silent and leader unknown past the grace period"}
+		return decision{cause: metrics.CauseGrace, reason: "patroni silent and leader unknown past the grace period"}
 	}
 	if h := w.held(); h != nil {
-		return decision{hold: *h, reason: "patroni silent and leader unknown: keeping the current state within the grace period"}
+		return decision{hold: *h, cause: metrics.CauseGrace, reason: "patroni silent and leader unknown: keeping the current state within the grace period"}
 	}
-	return decision{reason: "patroni silent and leader unknown"}
+	return decision{cause: metrics.CauseDCS, reason: "patroni silent and leader unknown"}
 }
 
 // handoverRole: Patroni's role for a primary whose PostgreSQL stopped —
@@ -351,20 +348,6 @@ func (w *Watcher) handoverMax() time.Duration {
 	return w.HandoverMax
 }
 
-// causeOf names what decided, for metrics: a callback's request, the
-// grace period, the leader key, or Patroni's REST API.
-func causeOf(reason string) string {
-	switch {
-	case reason == "callback request":
-		return metrics.CauseCallback
-	case strings.Contains(reason, "grace period"):
-		return metrics.CauseGrace
-	case strings.HasPrefix(reason, "leader key"), strings.HasPrefix(reason, "patroni silent"), strings.HasPrefix(reason, "hand-over"):
-		return metrics.CauseDCS
-	}
-	return metrics.CausePatroni
-}
-
 func quoteEmpty(s string) string {
 	if s == "" {
 		return "empty"
@@ -405,7 +388,7 @@ func (w *Watcher) Step(ctx context.Context) error {
 	if d.refuse && !d.hold {
 		w.refuse(octx)
 	}
-	err := w.converge(octx, start, d.hold, d.reason, false)
+	err := w.converge(octx, start, d.hold, d.reason, d.cause, false)
 	if w.refusing() && (d.hold || d.pgRunning || time.Since(w.refuseStart()) > w.refuseFor()) {
 		w.unrefuse(octx, d.reason)
 	}
@@ -498,7 +481,7 @@ func (w *Watcher) Request(ctx context.Context, hold bool) error {
 	if d.refuse {
 		w.refuse(octx)
 	}
-	err := w.converge(octx, time.Now(), hold, "callback request", true)
+	err := w.converge(octx, time.Now(), hold, "callback request", metrics.CauseCallback, true)
 	if hold && w.refusing() {
 		w.unrefuse(octx, "callback request: hold")
 	}
@@ -553,7 +536,7 @@ func (w *Watcher) begin(ctx context.Context, seen uint64, preempt bool) (octx co
 
 // converge makes the VIP state hold; force skips the status read (a
 // request always acts: Hold re-announces an address already there).
-func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reason string, force bool) error {
+func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reason string, cause metrics.Cause, force bool) error {
 	prev := w.held()
 	changed := prev == nil || *prev != hold || force
 	act := force
@@ -575,7 +558,7 @@ func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reas
 		} else {
 			err = w.VIP.Release(ctx)
 		}
-		w.Metrics.Transition(direction, causeOf(reason), time.Since(opStart), err)
+		w.Metrics.Transition(direction, cause, time.Since(opStart), err)
 	}
 	switch {
 	case err == nil:
@@ -715,19 +698,8 @@ func (w *Watcher) follow(ctx context.Context, lc LeaderChanges, changed chan<- s
 			failing = true
 			w.Log.Warn().Err(err).Str("action", "vip watch").Msg("leader key watch broken; polling every interval until it is back")
 		}
-		if sleepCtx(ctx, time.Second) != nil {
+		if ctxtime.Sleep(ctx, time.Second) != nil {
 			return
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pghook/pghook/internal/metrics"
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/rs/zerolog"
 )
 
@@ -53,17 +55,52 @@ func TestWatcherMetrics(t *testing.T) {
 	}
 }
 
-func TestCauseOf(t *testing.T) {
-	for reason, want := range map[string]string{
-		"callback request": metrics.CauseCallback,
-		"patroni silent and leader unknown past the grace period": metrics.CauseGrace,
-		"leader key is n2":                    metrics.CauseDCS,
-		"patroni silent; leader key is empty": metrics.CauseDCS,
-		"patroni: primary":                    metrics.CausePatroni,
-		"patroni: not primary":                metrics.CausePatroni,
-	} {
-		if got := causeOf(reason); got != want {
-			t.Errorf("causeOf(%q) = %s, want %s", reason, got, want)
-		}
+// TestRuleCause: every row of the watcher's table names what decided it —
+// the label its transition is counted under.
+func TestRuleCause(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	running := patroni.PrimaryStatus{Leader: true, State: "running", Role: "master"}
+	stopped := patroni.PrimaryStatus{State: "stopped", Role: "demoted"}
+	tests := []struct {
+		name     string
+		st       patroni.PrimaryStatus
+		perr     error
+		known    bool
+		leader   string
+		holding  *bool
+		answered time.Duration // how long ago Patroni last answered; 0 never
+		handover time.Duration // a hand-over hold began this long ago; 0 none
+		hold     bool
+		cause    metrics.Cause
+	}{
+		{name: "patroni: primary", st: running, known: true, leader: "me", hold: true, cause: metrics.CausePatroni},
+		{name: "patroni: not primary", st: patroni.PrimaryStatus{State: "running", Role: "replica"}, cause: metrics.CausePatroni},
+		{name: "patroni: leader, postgresql stopping", st: patroni.PrimaryStatus{Leader: true, State: "stopping"}, cause: metrics.CausePatroni},
+		{name: "key names another while patroni says primary", st: running, known: true, leader: "n2", cause: metrics.CauseDCS},
+		{name: "key names another", perr: errDown, known: true, leader: "n2", cause: metrics.CauseDCS},
+		{name: "key names another: hand-over done", st: stopped, known: true, leader: "n2", handover: time.Second, cause: metrics.CauseDCS},
+		{name: "promoting", st: patroni.PrimaryStatus{State: "running", Role: "replica"}, known: true, leader: "me", hold: true, cause: metrics.CauseDCS},
+		{name: "hand-over hold", st: stopped, known: true, holding: ptr(true), hold: true, cause: metrics.CauseDCS},
+		{name: "hand-over hold ended", st: stopped, known: true, holding: ptr(true), handover: time.Minute, cause: metrics.CausePatroni},
+		{name: "patroni silent, key ours", perr: errDown, known: true, leader: "me", hold: true, cause: metrics.CauseDCS},
+		{name: "patroni silent, key empty", perr: errDown, known: true, cause: metrics.CauseDCS},
+		{name: "both silent past the grace period", perr: errDown, answered: time.Minute, cause: metrics.CauseGrace},
+		{name: "both silent within the grace period", perr: errDown, answered: time.Second, holding: ptr(true), hold: true, cause: metrics.CauseGrace},
+		{name: "both silent within the grace period, nothing done yet", perr: errDown, answered: time.Second, cause: metrics.CauseDCS},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &Watcher{DCS: &watchedLeader{&fakeLeader{}}, Me: "me", Grace: 3 * time.Second, HandoverMax: 10 * time.Second, holding: tc.holding}
+			if tc.answered > 0 {
+				w.lastAnswer = t0.Add(-tc.answered)
+			}
+			if tc.handover > 0 {
+				w.handoverSince = t0.Add(-tc.handover)
+			}
+			d := w.rule(t0, tc.st, tc.perr, tc.known, tc.leader)
+			if d.hold != tc.hold || d.cause != tc.cause {
+				t.Errorf("rule: hold %v cause %q (%s); want hold %v cause %q", d.hold, d.cause, d.reason, tc.hold, tc.cause)
+			}
+		})
 	}
 }

@@ -389,3 +389,9 @@ func TestWatcherStepOutdatedByKeyEvent(t *testing.T) {
 		t.Errorf("an outdated step acted: %q", got)
 	}
 }
+
+// Desired decides whether to hold the VIP now; reason is for the log.
+func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason string) {
+	d := w.decide(ctx, now)
+	return d.hold, d.reason
+}

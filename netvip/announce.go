@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pghook/pghook/internal/ctxtime"
 	"github.com/rs/zerolog"
 )
 
@@ -117,7 +118,7 @@ func announce(ctx context.Context, sys system, r AnnounceRequest, log zerolog.Lo
 		if i == 0 {
 			wait = r.Delay
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("announcing %v on %s: %w", r.Addr, r.Interface, err)
 		}
 		li, err := sys.link(r.Interface)

@@ -308,8 +308,12 @@ func TestIntegrationProbe(t *testing.T) {
 				var owner net.HardwareAddr
 				var answered bool
 				inNS(t, l.holder, func() {
-					var err error
-					owner, answered, err = Probe(context.Background(), "eth0", a, 500*time.Millisecond)
+					sys := osSystem{}
+					li, err := sys.link("eth0")
+					if err != nil {
+						t.Fatal(err)
+					}
+					owner, answered, err = sys.probe(context.Background(), li, a, 500*time.Millisecond)
 					if err != nil {
 						t.Fatal(err)
 					}

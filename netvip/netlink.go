@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pghook/pghook/internal/ctxtime"
 	"github.com/rs/zerolog"
 )
 
@@ -283,7 +284,7 @@ func (n *Netlink) waitForOwner(ctx context.Context, li linkInfo) error {
 			n.log.Info().Str("owner", owner.String()).Dur("max_wait", n.v.takeoverWait).
 				Msg("another host answers for the vip; waiting for it to release")
 		}
-		if err := sleep(ctx, n.probeEvery); err != nil {
+		if err := ctxtime.Sleep(ctx, n.probeEvery); err != nil {
 			return err
 		}
 	}
@@ -387,16 +388,4 @@ func addrPresent(sys system, li linkInfo, p netip.Prefix) (bool, string, error) 
 		return true, d, nil
 	}
 	return false, fmt.Sprintf("%s not on %s", p, li.Name), nil
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pghook/pghook/internal/ctxtime"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -170,10 +172,7 @@ addr replace 2001:db8::10/64 dev eth0 noprefixroute nodad`,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFake()
-			if tt.setup != nil {
-				tt.setup(f)
-			}
+			f := newFakeWith(tt.setup)
 			n := newTestBackend(t, tt.s, f)
 			err := n.Hold(context.Background())
 			checkErr(t, err, tt.wantErr)
@@ -293,10 +292,7 @@ func TestRelease(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFake()
-			if tt.setup != nil {
-				tt.setup(f)
-			}
+			f := newFakeWith(tt.setup)
 			n := newTestBackend(t, tt.s, f)
 			checkErr(t, n.Release(context.Background()), tt.wantErr)
 			if got := f.Ops(); got != tt.want {
@@ -523,7 +519,7 @@ func TestHoldIfGate(t *testing.T) {
 		},
 		{
 			name:      "gate runs while the probe waits",
-			gate:      func(ctx context.Context) error { return sleep(ctx, 150*time.Millisecond) },
+			gate:      func(ctx context.Context) error { return ctxtime.Sleep(ctx, 150*time.Millisecond) },
 			probeWait: 150 * time.Millisecond,
 			wantAdd:   true,
 			maxTook:   270 * time.Millisecond, // one after the other: >= 300 ms
@@ -531,7 +527,7 @@ func TestHoldIfGate(t *testing.T) {
 		{
 			name: "slow refusal after a quick probe: nothing changed",
 			gate: func(ctx context.Context) error {
-				if err := sleep(ctx, 20*time.Millisecond); err != nil {
+				if err := ctxtime.Sleep(ctx, 20*time.Millisecond); err != nil {
 					return err
 				}
 				return errNo
@@ -577,7 +573,7 @@ func TestHoldIfRefusalCutsTheTakeoverWait(t *testing.T) {
 	errNo := errors.New("the leader key names n1")
 	start := time.Now()
 	err := n.HoldIf(context.Background(), func(ctx context.Context) error {
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		if err := ctxtime.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 		return errNo
@@ -591,4 +587,13 @@ func TestHoldIfRefusalCutsTheTakeoverWait(t *testing.T) {
 	if strings.Contains(f.Ops(), "addr replace") {
 		t.Errorf("added the vip although the gate refused:\n%s", f.Ops())
 	}
+}
+
+// newFakeWith is a fake system that setup (if any) has prepared.
+func newFakeWith(setup func(*fakeSystem)) *fakeSystem {
+	f := newFake()
+	if setup != nil {
+		setup(f)
+	}
+	return f
 }

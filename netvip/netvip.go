@@ -2,14 +2,15 @@
 // node or released. Backends: none (VIP handling disabled), netlink (the
 // address on a local interface, announced with gratuitous ARP or
 // unsolicited neighbour advertisements; Linux only) and pcs (Pacemaker
-// moves the resource that carries the VIP; see Pcs). Every operation is
+// moves the resource that carries the VIP; see Pcs); the dns and exec
+// backends live in the subpackages dnsvip and execvip. Every operation is
 // idempotent and safe to interrupt: "already there" and "already gone" are
 // success, because Patroni SIGKILLs a callback when the next one arrives.
 //
 // For the CLI, besides New: Spawner, SpawnDetached and RunDetached run the
 // announcement rounds in a process that survives the callback (the hidden
 // `pghook vip announce` command: RunDetached, then ParseAnnounceArgs and
-// Announce); Probe asks who holds an address; HaveCaps tells whether this
+// Announce); WhoHas asks who answers for an address; HaveCaps tells whether this
 // process may add addresses (CAP_NET_ADMIN) and send announcements
 // (CAP_NET_RAW).
 package netvip
@@ -53,37 +54,41 @@ type Status struct {
 }
 
 // Settings select and configure a backend. Zero values mean the defaults.
+// The yaml keys are those of a scope's vip section in pghook.yaml
+// (internal/config embeds Settings there).
 type Settings struct {
-	Backend string // none, netlink, pcs
-	Address string // CIDR such as 192.0.2.10/24 or 2001:db8::10/64
+	// Backend is none, netlink, pcs (here), dns or exec (netvip/dnsvip,
+	// netvip/execvip).
+	Backend string `yaml:"backend"`
+	Address string `yaml:"address"` // CIDR such as 192.0.2.10/24 or 2001:db8::10/64
 	// Addresses, when Address is empty, are VIPs, one per subnet: the one
 	// whose subnet holds an address of Interface is used (PickAddress).
-	Addresses []string
-	Interface string
+	Addresses []string `yaml:"addresses"`
+	Interface string   `yaml:"interface"` // e.g. eth0
 	// Label is the IPv4 address label: "eth0:vip", or "vip", which means
 	// "<Interface>:vip". Empty means no label; ignored for IPv6, which
 	// has no labels.
-	Label string
+	Label string `yaml:"label"`
 	// Resource is the Pacemaker resource that carries the VIP (backend
 	// pcs), normally an ocf:heartbeat:IPaddr2 primitive.
-	Resource string
+	Resource string `yaml:"resource"`
 	// Node is this host's Pacemaker node name (backend pcs): empty means
 	// what `crm_node -n` prints.
-	Node string
+	Node string `yaml:"node"`
 	// Announcements is the number of rounds of gratuitous ARP (a request
 	// and a reply) or unsolicited neighbour advertisements: 0 means 5.
-	Announcements int
+	Announcements int `yaml:"announcements"`
 	// AnnounceInterval is the time between rounds: 0 means 1s. Linux
 	// peers ignore ARP updates that are not gratuitous within about 1s
 	// (neigh locktime) of the last one.
-	AnnounceInterval time.Duration
+	AnnounceInterval time.Duration `yaml:"announce_interval"`
 	// TakeoverWait bounds how long Hold waits while another host still
 	// answers for the VIP before taking it anyway: 0 means 3s, negative
 	// means take it at once without probing.
-	TakeoverWait time.Duration
+	TakeoverWait time.Duration `yaml:"takeover_wait"`
 	// ProbeTimeout is how long one probe waits for another holder's answer
 	// (0: 5ms).
-	ProbeTimeout time.Duration
+	ProbeTimeout time.Duration `yaml:"probe_timeout"`
 }
 
 // New returns the backend that s names. Options apply to the netlink

@@ -73,15 +73,6 @@ type PcsRunner interface {
 // PcsOption configures the pcs backend.
 type PcsOption func(*Pcs)
 
-// WithPcsRunner makes the backend run commands through r (tests).
-func WithPcsRunner(r PcsRunner) PcsOption { return func(p *Pcs) { p.run = r } }
-
-// WithPcsMoveTimeout bounds `pcs resource move` and the wait for the
-// resource to arrive: default 30s, and never longer than the context.
-func WithPcsMoveTimeout(d time.Duration) PcsOption {
-	return func(p *Pcs) { p.moveTimeout = d }
-}
-
 // NewPcs returns the pcs backend for s. It checks the names but does not
 // ask the cluster yet: Hold and Status report an unknown resource.
 func NewPcs(s Settings, log zerolog.Logger, opts ...PcsOption) (*Pcs, error) {

@@ -12,8 +12,8 @@ import (
 
 // WhoHas asks on ifname who answers for addr and returns the MAC of every
 // other host that answered within timeout, in the order they first did
-// (nil: nobody). Unlike Probe, which stops at the first answer because a
-// takeover only needs to know whether to wait, it listens for the whole
+// (nil: nobody). Unlike a takeover's probe, which stops at the first answer
+// because it only needs to know whether to wait, it listens for the whole
 // window, so that two hosts answering for one VIP show as two. The
 // questions are the same (an RFC 5227 ARP probe, sender IP 0.0.0.0, or an
 // RFC 4862 neighbour solicitation from ::), sent at the start and a third
@@ -102,15 +102,6 @@ func Neighbours(ifname string) ([]Neighbour, error) {
 		return nil, fmt.Errorf("reading the neighbour table of %s: %w", ifname, err)
 	}
 	return ns, nil
-}
-
-// InterfaceMAC returns the hardware address of ifname.
-func InterfaceMAC(ifname string) (net.HardwareAddr, error) {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", ifname, err)
-	}
-	return ifi.HardwareAddr, nil
 }
 
 // ParseWhoHasTimeout reads the helper's --timeout: a Go duration or a

@@ -116,7 +116,7 @@ func TestIntegrationWhoHas(t *testing.T) {
 				t.Fatalf("h1 holds %s: answers %v, want [%s]", a, got, l.mac["h1"])
 			}
 
-			// Two holders: both answer within one window (Probe would stop
+			// Two holders: both answer within one window (a takeover's probe would stop
 			// at the first).
 			add("h2")
 			if got, _ := l.whoHas(t, a, window); !slices.Equal(got, []string{l.mac["h1"], l.mac["h2"]}) {

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,7 +68,7 @@ func Backup(ctx context.Context, o BackupOptions) (Meta, error) {
 	default:
 		return Meta{}, failf(ExitUsage, "compression %q: want zstd, lz4, gzip or none", comp)
 	}
-	sd, err := scopeDir(firstNonEmpty(o.Dir, DefaultBackupDir), o.Scope)
+	sd, err := scopeDir(cmp.Or(o.Dir, DefaultBackupDir), o.Scope)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -89,7 +90,7 @@ func Backup(ctx context.Context, o BackupOptions) (Meta, error) {
 	final := filepath.Join(sd, id)
 	log := o.Log.With().Str("scope", o.Scope).Str("backup_id", id).Logger()
 
-	bin := firstNonEmpty(o.PgBaseBackup, DefaultPgBaseBackup)
+	bin := cmp.Or(o.PgBaseBackup, DefaultPgBaseBackup)
 	args := []string{"-D", partial, "-F", "t", "-X", "stream", "-c", "fast", "-w",
 		"--manifest-checksums=CRC32C", "-l", "pghook " + o.Scope + " " + id}
 	if method == "none" {
@@ -163,7 +164,7 @@ func Backup(ctx context.Context, o BackupOptions) (Meta, error) {
 		Int64("data_bytes", m.DataBytes).Int64("stored_bytes", m.StoredBytes).Float64("took_s", m.TookSeconds).
 		Str("dir", final).Msg("backup published")
 	if o.Keep > 0 || o.OlderThan > 0 {
-		removed, err := Prune(firstNonEmpty(o.Dir, DefaultBackupDir), o.Scope, o.Keep, o.OlderThan)
+		removed, err := Prune(cmp.Or(o.Dir, DefaultBackupDir), o.Scope, o.Keep, o.OlderThan)
 		if len(removed) > 0 {
 			log.Info().Strs("removed", removed).Msg("retention")
 		}
@@ -191,7 +192,7 @@ func describeSource(o BackupOptions) string {
 // describe checks a finished pg_basebackup directory the way Restore's
 // pre-flight will and fills the metadata from it.
 func describe(bdir string) (Meta, error) {
-	p, err := preflight(bdir, nil)
+	p, err := planBackup(bdir, nil)
 	if err != nil {
 		return Meta{}, err
 	}

@@ -164,7 +164,7 @@ func entryType(h *tar.Header) (dir bool, err error) {
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return true, nil
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old tars
+	case tar.TypeReg: // tar.Reader turns the old TypeRegA ('\x00') into TypeReg or TypeDir
 		if h.Size < 0 {
 			return false, fmt.Errorf("%w: %q has a negative size", ErrUnsafeArchive, h.Name)
 		}
@@ -514,7 +514,7 @@ func sumOf(alg string, h hash.Hash) []byte {
 // the same size, and its checksum must match.
 func (x *extractor) extractBase(r io.Reader) error {
 	w := newAsyncWriter()
-	return drain(w, x.walkBase(w, r))
+	return drain(w, x.walk(w, r, "base", "the root", ""))
 }
 
 // nextEntry reads the next entry of archive (base, a tablespace) bound for
@@ -541,10 +541,16 @@ func (x *extractor) nextEntry(tr *tar.Reader, archive, root string) (h *tar.Head
 	return h, name, isDir, nil
 }
 
-func (x *extractor) walkBase(w *asyncWriter, r io.Reader) error {
+// walk extracts one tar archive (base, a tablespace's) under x's root:
+// its directories, and the files the manifest lists as prefix+name with the
+// same size and checksum. archive and root name the archive and x's root in
+// errors. In the base archive (no prefix) pg_tblspc/<oid> is pghook's link
+// to the tablespace directory, so it must hold nothing: tablespace files come
+// only from their <oid>.tar.
+func (x *extractor) walk(w *asyncWriter, r io.Reader, archive, root, prefix string) error {
 	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
 	for {
-		h, n, isDir, err := x.nextEntry(tr, "base", "the root")
+		h, n, isDir, err := x.nextEntry(tr, archive, root)
 		if err == io.EOF {
 			return nil
 		}
@@ -554,20 +560,19 @@ func (x *extractor) walkBase(w *asyncWriter, r io.Reader) error {
 		if n == "" {
 			continue
 		}
-		if rest, ok := strings.CutPrefix(n, "pg_tblspc/"); ok && (isOID(rest) || strings.Contains(rest, "/")) {
-			// pg_tblspc/<oid> is pghook's link; tablespace files come only from <oid>.tar.
+		if rest, ok := strings.CutPrefix(n, "pg_tblspc/"); ok && prefix == "" && (isOID(rest) || strings.Contains(rest, "/")) {
 			return fmt.Errorf("%w: base archive has %q: tablespace contents belong in their own archive", ErrUnsafeArchive, h.Name)
 		}
 		if isDir {
-			if _, listed := x.manifest.Files[n]; listed {
-				return fmt.Errorf("%w: %q is a file in the manifest but a directory in the archive", ErrUnsafeArchive, n)
+			if _, listed := x.manifest.Files[prefix+n]; listed {
+				return fmt.Errorf("%w: %q is a file in the manifest but a directory in the archive", ErrUnsafeArchive, prefix+n)
 			}
 			if err := x.mkdirAll(n); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := x.extractListed(w, tr, n, n, h.Size); err != nil {
+		if err := x.extractListed(w, tr, prefix+n, n, h.Size); err != nil {
 			return err
 		}
 	}
@@ -834,13 +839,6 @@ func firstWALHeader(r io.Reader) (WALHeader, string, error) {
 		wh, err := ParseWALHeader(buf)
 		return wh, n, err
 	}
-}
-
-// readBackupLabel returns backup_label, the first entry of a base archive,
-// reading no further than the first few entries.
-func readBackupLabel(r io.Reader) ([]byte, error) {
-	label, _, err := readLabelAndMap(r)
-	return label, err
 }
 
 // readLabelAndMap returns backup_label and tablespace_map (nil when the

@@ -154,7 +154,7 @@ func FuzzParseLSN(f *testing.F) {
 }
 
 // FuzzBackupLabel feeds the bytes both as backup_label's content and as a
-// base archive to readBackupLabel (which reads only its first entries).
+// base archive to readLabelAndMap (which reads only its first entries).
 func FuzzBackupLabel(f *testing.F) {
 	s := newSynth(1)
 	f.Add(s.files["backup_label"])
@@ -165,7 +165,7 @@ func FuzzBackupLabel(f *testing.F) {
 		if strings.Contains(l.From, "\n") {
 			t.Fatalf("From %q", l.From)
 		}
-		got, err := readBackupLabel(bytes.NewReader(b))
+		got, _, err := readLabelAndMap(bytes.NewReader(b))
 		if err == nil && len(got) > 64<<10 {
 			t.Fatalf("backup_label of %d bytes", len(got))
 		}

@@ -73,7 +73,6 @@ type entry struct {
 	typ      byte
 	body     []byte
 	linkname string
-	size     int64 // if non-zero, overrides len(body) in the header
 }
 
 func makeTar(t testing.TB, entries []entry) []byte {
@@ -100,10 +99,9 @@ func makeTar(t testing.TB, entries []entry) []byte {
 
 // synthBackup is a small but complete pghook backup of system sysid.
 type synthBackup struct {
-	sysid    uint64
-	files    map[string][]byte
-	base     []entry
-	walNames []string
+	sysid uint64
+	files map[string][]byte
+	base  []entry
 	// wal, if set, changes the WAL segment before it is archived.
 	wal func(seg []byte)
 	// created is pghook.json's created_at (zero: 2026-01-01).

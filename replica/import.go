@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,7 +53,7 @@ func Import(ctx context.Context, o ImportOptions) (Meta, error) {
 	if !exists(filepath.Join(src, "backup_manifest")) {
 		return Meta{}, failf(ExitVerify, "import: %s has no backup_manifest: pghook imports only backups with a manifest (pg_basebackup writes one unless --no-manifest)", src)
 	}
-	root := firstNonEmpty(o.Dir, DefaultBackupDir)
+	root := cmp.Or(o.Dir, DefaultBackupDir)
 	sd, err := scopeDir(root, o.Scope)
 	if err != nil {
 		return Meta{}, err

@@ -3,7 +3,6 @@
 package replica
 
 import (
-	"archive/tar"
 	"context"
 	"fmt"
 	"os"
@@ -46,28 +45,8 @@ func flipWALRecord(t *testing.T, bdir string) {
 	tli, start := m.Start()
 	const seg = 16 << 20
 	name := SegmentName(tli, start, seg)
-	p := filepath.Join(bdir, "pg_wal.tar")
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	cr := &countReader{r: f}
-	tr := tar.NewReader(cr)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatalf("%s not in %s: %v", name, p, err)
-		}
-		if cleanName(h.Name) == name {
-			off := cr.n + int64(uint64(start)%seg) + 16 // xl_info
-			one := make([]byte, 1)
-			f.ReadAt(one, off)
-			one[0] ^= 0x01
-			f.WriteAt(one, off)
-			return
-		}
-	}
+	at := func(int64) int64 { return int64(uint64(start)%seg) + 16 } // xl_info
+	flipInTarAt(t, filepath.Join(bdir, "pg_wal.tar"), name, at, 0x01)
 }
 
 // TestImportIntegration: the seed's hand-made backups (each compression,

@@ -331,8 +331,15 @@ func mustNewest(t *testing.T, dir, scope string) Meta {
 	return all[0]
 }
 
-// flipInTar flips one byte in the content of entry name of a plain tar.
+// flipInTar flips one byte in the middle of entry name of a plain tar.
 func flipInTar(t *testing.T, tarPath, name string) {
+	flipInTarAt(t, tarPath, name, func(size int64) int64 { return size / 2 }, 0x5a)
+}
+
+// flipInTarAt xors the byte at at(entry size) of entry name of a plain tar
+// with mask.
+func flipInTarAt(t *testing.T, tarPath, name string, at func(size int64) int64, mask byte) {
+	t.Helper()
 	f, err := os.OpenFile(tarPath, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -346,11 +353,15 @@ func flipInTar(t *testing.T, tarPath, name string) {
 			t.Fatalf("%s not found in %s: %v", name, tarPath, err)
 		}
 		if cleanName(h.Name) == name {
-			off := cr.n + h.Size/2
+			off := cr.n + at(h.Size)
 			b := make([]byte, 1)
-			f.ReadAt(b, off)
-			b[0] ^= 0x5a
-			f.WriteAt(b, off)
+			if _, err := f.ReadAt(b, off); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= mask
+			if _, err := f.WriteAt(b, off); err != nil {
+				t.Fatal(err)
+			}
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,16 +54,6 @@ type RestoreOptions struct {
 	Log         zerolog.Logger
 }
 
-// beforeWrite runs opts.BeforeWrite once.
-func (o *RestoreOptions) beforeWrite() error {
-	f := o.BeforeWrite
-	if f == nil {
-		return nil
-	}
-	o.BeforeWrite = nil
-	return f()
-}
-
 // Result describes a successful Restore.
 type Result struct {
 	Adopted  bool // keep_data: the data directory already held this cluster
@@ -101,155 +92,243 @@ func classify(ctx context.Context, err error) ExitCode {
 // restoring: an interrupted restore of its own, or, with keep_data, a data
 // directory it was replacing (then empty, or partly emptied after an I/O
 // error while removing).
+//
+// Its phases: identify (the backups, then the cluster's system identifier
+// from the DCS and the leader), inspect (the data directory: empty,
+// adoptable, or to be replaced), then for each backup, newest first,
+// preflight (the backup's own checks, then the leader's WAL), extract and
+// finish. A backup refused with 4 or 6 gives way to the next older one.
 func Restore(ctx context.Context, opts RestoreOptions) (res Result, err error) {
 	start := time.Now()
-	log := opts.Log.With().Str("scope", opts.Scope).Str("datadir", opts.DataDir).Logger()
-	dir := firstNonEmpty(opts.Args.BackupDir, opts.BackupDir, DefaultBackupDir)
-	if opts.Dial == nil {
-		opts.Dial = DialLeader
-	}
-	dataDir, err := filepath.Abs(opts.DataDir)
-	if err != nil {
-		return res, fail(ExitUsage, err)
-	}
-
-	defer func() { err = cancelled(ctx, err) }()
-
-	// 1. Is there a backup at all? Said at once, before asking anyone.
-	backups, skipped, err := Scan(dir, opts.Scope)
-	if err != nil {
-		return res, fail(ExitIO, err)
-	}
-	for _, sk := range skipped {
-		log.Warn().Str("dir", sk.Dir).Str("reason", sk.Reason).Msg("not a published backup: skipped")
-	}
-	if len(backups) == 0 && !opts.KeepData {
-		return res, noBackup(dir, opts.Scope, skipped)
-	}
-
-	// 2. Who is this cluster? The DCS, and the leader over replication.
-	var leader Leader
-	dial := func() error {
-		l, err := opts.Dial(ctx, opts.ConnString)
-		if err != nil {
-			if errors.As(err, new(*pgconn.PgError)) {
-				return fail(ExitFailure, err) // it answered, and refused (authentication, pg_hba)
-			}
-			return fail(ExitWALGone, fmt.Errorf("no leader: %w", err))
-		}
-		leader = l
-		return nil
-	}
-	if opts.ConnString != "" {
-		if err := dial(); err != nil {
-			return res, err
-		}
-		defer func() { leader.Close() }()
-	}
-	sysid, leaderInfo, err := clusterIdentity(ctx, log, opts.ClusterSystemID, leader)
+	j, err := opts.resolve()
 	if err != nil {
 		return res, err
 	}
-	res.SystemID = sysid
+	defer func() { err = cancelled(ctx, err) }()
 
-	// 3. The data directory must be empty, or adoptable with keep_data. What
-	// an interrupted restore of pghook left is cleared first: it is never a
-	// copy to adopt (its pg_control may be complete while other files are not).
-	st, err := inspectDataDir(dataDir)
+	leader := &leaderConn{dial: j.dial, connString: j.connString}
+	defer leader.Close()
+	id, err := j.identify(ctx, leader)
 	if err != nil {
-		return res, fail(ExitIO, err)
+		return res, err
 	}
-	if st.entries[restoringMarker] {
-		if err := opts.beforeWrite(); err != nil {
-			return res, err
-		}
-		if st, err = clearInterrupted(log, dataDir); err != nil {
-			return res, err
-		}
+	res.SystemID = id.sysid
+	dir, err := j.inspect(id.sysid)
+	if err != nil {
+		return res, err
 	}
-	// wipe: keep_data, and what the directory holds is not a copy to adopt
-	// (another cluster, a former primary, an incomplete copy): it is
-	// removed once a backup's pre-flight has passed, and the backup restored.
-	wipe := false
-	if len(st.significant) > 0 {
-		if !opts.KeepData {
-			return res, failf(ExitNotEmpty, "data directory %s is not empty (%s…) and keep_data is not set", dataDir, st.significant[0])
-		}
-		why := adoptable(dataDir, sysid)
-		if why == "" {
-			log.Info().Uint64("system_identifier", sysid).Msg("keep_data: the data directory already holds this cluster; adopted without copying")
-			res.Adopted, res.Took = true, time.Since(start)
-			return res, nil
-		}
-		if err := checkReplaceable(dataDir); err != nil {
-			return res, err
-		}
-		wipe = true
-		log.Warn().Str("reason", why).Strs("entries", st.significant).
-			Msg("keep_data: the data directory cannot be adopted; it will be replaced by the backup once the pre-flight has passed")
-	}
-	if len(backups) == 0 {
-		return res, noBackup(dir, opts.Scope, skipped)
-	}
-
-	// 4. The backups, newest first: one refused for verification (4) or
-	// for its WAL (6) gives way to the next older one of this cluster.
-	t := &attempt{opts: &opts, log: log, dataDir: dataDir, sysid: sysid, leaderInfo: leaderInfo, st: st, wipe: wipe}
-	t.leader = func() (Leader, error) {
-		if leader == nil {
-			return nil, nil
-		}
-		if t.probed { // a probe leaves the connection unusable
-			leader.Close()
-			if err := dial(); err != nil {
-				return nil, err
-			}
-			if _, err := leader.IdentifySystem(ctx); err != nil {
-				return nil, fail(ExitFailure, err)
-			}
-		}
-		return leader, nil
-	}
-	var tried []tryResult
-	for i, b := range backups {
-		if b.SystemID != sysid && i > 0 {
-			log.Info().Str("backup_id", b.ID).Uint64("backup_system_identifier", b.SystemID).Msg("backup of another cluster: not tried")
-			continue
-		}
-		r := t.try(ctx, b)
-		tried = append(tried, r)
-		if r.err == nil {
-			res.Backup, res.Bytes = t.backup, t.read
-			break
-		}
-		code := CodeOf(r.err)
-		log.Warn().Str("backup_id", b.ID).Int("exit_code", int(code)).Err(r.err).Msg("backup refused")
-		if code != ExitVerify && code != ExitWALGone {
-			break
-		}
-	}
-	last := tried[len(tried)-1]
-	if len(tried) > 1 {
-		ev := log.Info()
-		if last.err != nil {
-			ev = log.Warn()
-		}
-		ev.Strs("tried", describeTries(tried)).Msg("backups tried, newest first")
-	}
-	if last.err == nil {
-		res.Took = time.Since(start)
+	if dir.adopt {
+		res.Adopted, res.Took = true, time.Since(start)
 		return res, nil
 	}
-	best := tried[0]
-	for _, r := range tried[1:] {
-		if r.stage > best.stage {
-			best = r
+	if len(id.backups) == 0 {
+		return res, noBackup(j.backupDir, j.scope, id.skipped)
+	}
+	t := &attempt{job: j, leader: leader, sysid: id.sysid, leaderInfo: id.leaderInfo, st: dir.st, wipe: dir.wipe}
+	if err := verdict(j.log, t.newestFirst(ctx, id.backups)); err != nil {
+		return res, err
+	}
+	res.Backup, res.Bytes, res.Took = t.backup, t.read, time.Since(start)
+	return res, nil
+}
+
+// job is a restore with its settings resolved: which of the method
+// section's values (Args) and the caller's win is decided once, in
+// resolve, and the phases read only this.
+type job struct {
+	scope      string
+	dataDir    string // absolute
+	backupDir  string
+	connString string
+	keepData   bool
+	// configDir is PostgreSQL's configuration directory as configured,
+	// checked against the data directory by configTarget.
+	configDir string
+	// mapping moves tablespaces: backed-up directory → this host's, cleaned.
+	mapping         map[string]string
+	clusterSystemID func(ctx context.Context) (uint64, bool, error)
+	dial            func(ctx context.Context, connstring string) (Leader, error)
+	progressEvery   time.Duration
+	decompressors   Decompressors
+	before          func() error // RestoreOptions.BeforeWrite, until it has run
+	log             zerolog.Logger
+}
+
+// resolve decides RestoreOptions' precedence: the method section's
+// backup_dir, config_dir and tablespace_mapping (Args) win over the
+// caller's; the backup directory defaults to DefaultBackupDir, the dialer
+// to DialLeader; the data directory is made absolute.
+func (o RestoreOptions) resolve() (*job, error) {
+	dataDir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return nil, fail(ExitUsage, err)
+	}
+	j := &job{
+		scope:           o.Scope,
+		dataDir:         dataDir,
+		backupDir:       cmp.Or(o.Args.BackupDir, o.BackupDir, DefaultBackupDir),
+		connString:      o.ConnString,
+		keepData:        o.KeepData,
+		configDir:       cmp.Or(o.Args.ConfigDir, o.ConfigDir),
+		mapping:         map[string]string{},
+		clusterSystemID: o.ClusterSystemID,
+		dial:            o.Dial,
+		progressEvery:   o.ProgressEvery,
+		decompressors:   o.Decompressors,
+		before:          o.BeforeWrite,
+		log:             o.Log.With().Str("scope", o.Scope).Str("datadir", o.DataDir).Logger(),
+	}
+	if j.dial == nil {
+		j.dial = DialLeader
+	}
+	for _, m := range []map[string]string{o.TablespaceMapping, o.Args.TablespaceMapping} {
+		for k, v := range m {
+			j.mapping[filepath.Clean(k)] = filepath.Clean(v)
 		}
 	}
-	if len(tried) == 1 {
-		return res, best.err
+	return j, nil
+}
+
+// beforeWrite runs RestoreOptions.BeforeWrite once, before the first
+// change to the data directory.
+func (j *job) beforeWrite() error {
+	f := j.before
+	if f == nil {
+		return nil
 	}
-	return res, &Error{Code: CodeOf(best.err), Err: fmt.Errorf("tried %d backups, newest first, none restored: %s", len(tried), strings.Join(describeTries(tried), "; "))}
+	j.before = nil
+	return f()
+}
+
+// leaderConn is the replication connection to the leader. A WAL probe
+// leaves a connection unusable, so after one it is dialled again.
+type leaderConn struct {
+	dial       func(ctx context.Context, connstring string) (Leader, error)
+	connString string
+	conn       Leader // nil: no connstring
+	probed     bool
+}
+
+// connect dials the leader: a server that answered and refused
+// (authentication, pg_hba) is exit 1, no answer is exit 6.
+func (l *leaderConn) connect(ctx context.Context) error {
+	c, err := l.dial(ctx, l.connString)
+	if err != nil {
+		if errors.As(err, new(*pgconn.PgError)) {
+			return fail(ExitFailure, err)
+		}
+		return fail(ExitWALGone, fmt.Errorf("no leader: %w", err))
+	}
+	l.conn = c
+	return nil
+}
+
+// forProbe returns a connection a WAL probe can use (nil without a
+// connstring), dialling and identifying again after a probe.
+func (l *leaderConn) forProbe(ctx context.Context) (Leader, error) {
+	if l.conn == nil {
+		return nil, nil
+	}
+	if l.probed {
+		l.conn.Close()
+		if err := l.connect(ctx); err != nil {
+			return nil, err
+		}
+		if _, err := l.conn.IdentifySystem(ctx); err != nil {
+			return nil, fail(ExitFailure, err)
+		}
+	}
+	return l.conn, nil
+}
+
+// Close closes the connection, if any.
+func (l *leaderConn) Close() {
+	if l.conn != nil {
+		l.conn.Close()
+	}
+}
+
+// identity is what identify learned: the backups to try and which
+// cluster this is.
+type identity struct {
+	backups    []Meta
+	skipped    []Skipped
+	sysid      uint64
+	leaderInfo SystemInfo
+}
+
+// identify lists the scope's published backups — none, and nothing to
+// adopt, is exit 3 before asking anyone — then learns the cluster's system
+// identifier from the DCS and from the leader (connected when there is a
+// connstring).
+func (j *job) identify(ctx context.Context, leader *leaderConn) (identity, error) {
+	var id identity
+	var err error
+	id.backups, id.skipped, err = Scan(j.backupDir, j.scope)
+	if err != nil {
+		return id, fail(ExitIO, err)
+	}
+	for _, sk := range id.skipped {
+		j.log.Warn().Str("dir", sk.Dir).Str("reason", sk.Reason).Msg("not a published backup: skipped")
+	}
+	if len(id.backups) == 0 && !j.keepData {
+		return id, noBackup(j.backupDir, j.scope, id.skipped)
+	}
+	if j.connString != "" {
+		if err := leader.connect(ctx); err != nil {
+			return id, err
+		}
+	}
+	id.sysid, id.leaderInfo, err = clusterIdentity(ctx, j.log, j.clusterSystemID, leader.conn)
+	return id, err
+}
+
+// dirPlan is what inspect decided about the data directory.
+type dirPlan struct {
+	st    dirState
+	adopt bool // keep_data: it already holds this cluster; nothing to restore
+	wipe  bool // keep_data: replace what it holds once a pre-flight has passed
+}
+
+// inspect decides what to do with the data directory: empty (or absent)
+// is restored into; with keep_data, a copy of this cluster is adopted and
+// anything else that may be replaced is replaced; otherwise a non-empty
+// directory is exit 5. What an interrupted restore of pghook left is
+// cleared first: it is never a copy to adopt (its pg_control may be
+// complete while other files are not).
+func (j *job) inspect(sysid uint64) (dirPlan, error) {
+	st, err := inspectDataDir(j.dataDir)
+	if err != nil {
+		return dirPlan{}, fail(ExitIO, err)
+	}
+	if st.entries[restoringMarker] {
+		if err := j.beforeWrite(); err != nil {
+			return dirPlan{}, err
+		}
+		if st, err = clearInterrupted(j.log, j.dataDir); err != nil {
+			return dirPlan{}, err
+		}
+	}
+	d := dirPlan{st: st}
+	if len(st.significant) == 0 {
+		return d, nil
+	}
+	if !j.keepData {
+		return d, failf(ExitNotEmpty, "data directory %s is not empty (%s…) and keep_data is not set", j.dataDir, st.significant[0])
+	}
+	why := adoptable(j.dataDir, sysid)
+	if why == "" {
+		j.log.Info().Uint64("system_identifier", sysid).Msg("keep_data: the data directory already holds this cluster; adopted without copying")
+		d.adopt = true
+		return d, nil
+	}
+	if err := checkReplaceable(j.dataDir); err != nil {
+		return d, err
+	}
+	j.log.Warn().Str("reason", why).Strs("entries", st.significant).
+		Msg("keep_data: the data directory cannot be adopted; it will be replaced by the backup once the pre-flight has passed")
+	d.wipe = true
+	return d, nil
 }
 
 // noBackup is the exit-3 error, naming the directories that are not
@@ -269,8 +348,15 @@ func noBackup(dir, scope string, skipped []Skipped) error {
 	return failf(ExitNoBackup, "no published backup of scope %s in %s; %s: %s", scope, filepath.Join(dir, scope), what, strings.Join(why, "; "))
 }
 
+// Stages of an attempt: how far a backup got before it was refused.
+const (
+	stageBackup  = 1 // the backup's own checks
+	stageWAL     = 2 // the leader's WAL after it
+	stageExtract = 3 // the extraction
+)
+
 // tryResult is the outcome of restoring one backup: stage is how far it
-// got (1 the backup's own checks, 2 the leader's WAL, 3 the extraction).
+// got.
 type tryResult struct {
 	id    string
 	stage int
@@ -289,15 +375,40 @@ func describeTries(tried []tryResult) []string {
 	return out
 }
 
+// verdict logs the backups tried when there were several and returns nil
+// when the last was restored; otherwise the error of the one that got
+// furthest (the newest among equals), which says every try when there
+// were several.
+func verdict(log zerolog.Logger, tried []tryResult) error {
+	last := tried[len(tried)-1]
+	if len(tried) > 1 {
+		ev := log.Info()
+		if last.err != nil {
+			ev = log.Warn()
+		}
+		ev.Strs("tried", describeTries(tried)).Msg("backups tried, newest first")
+	}
+	if last.err == nil {
+		return nil
+	}
+	best := tried[0]
+	for _, r := range tried[1:] {
+		if r.stage > best.stage {
+			best = r
+		}
+	}
+	if len(tried) == 1 {
+		return best.err
+	}
+	return &Error{Code: CodeOf(best.err), Err: fmt.Errorf("tried %d backups, newest first, none restored: %s", len(tried), strings.Join(describeTries(tried), "; "))}
+}
+
 // attempt restores one backup after another into the same data directory.
 type attempt struct {
-	opts       *RestoreOptions
-	log        zerolog.Logger
-	dataDir    string
+	*job
+	leader     *leaderConn
 	sysid      uint64
 	leaderInfo SystemInfo
-	leader     func() (Leader, error)
-	probed     bool
 	st         dirState
 	wipe       bool // keep_data: the data directory still has to be emptied
 
@@ -305,11 +416,47 @@ type attempt struct {
 	read   int64 // its bytes read
 }
 
-// try restores backup b: locked against retention, checked, probed,
-// extracted and verified; on failure, the data directory is as the
-// attempt found it.
+// newestFirst tries the backups in order (newest first) until one is
+// restored or one is refused for a reason an older backup cannot cure
+// (anything but 4 and 6). Backups of another cluster are not tried, except
+// the newest, whose refusal says why none could be used.
+func (t *attempt) newestFirst(ctx context.Context, backups []Meta) []tryResult {
+	var tried []tryResult
+	for i, b := range backups {
+		if b.SystemID != t.sysid && i > 0 {
+			t.log.Info().Str("backup_id", b.ID).Uint64("backup_system_identifier", b.SystemID).Msg("backup of another cluster: not tried")
+			continue
+		}
+		r := t.try(ctx, b)
+		tried = append(tried, r)
+		if r.err == nil {
+			break
+		}
+		code := CodeOf(r.err)
+		t.log.Warn().Str("backup_id", b.ID).Int("exit_code", int(code)).Err(r.err).Msg("backup refused")
+		if code != ExitVerify && code != ExitWALGone {
+			break
+		}
+	}
+	return tried
+}
+
+// ready is a backup that passed its pre-flight: what extract lays and
+// where.
+type ready struct {
+	b           Meta
+	plan        *plan
+	tablespaces []*tsTarget
+	configDir   string // "" when the configuration lives in the data directory
+}
+
+// try restores backup b: locked against retention, pre-flighted,
+// extracted and finished; on failure, the data directory is as the
+// attempt found it (what a wipe removed stays removed: the directory is
+// then empty, and Patroni's next method or the next older backup can use
+// it).
 func (t *attempt) try(ctx context.Context, b Meta) (r tryResult) {
-	r.id, r.stage = b.ID, 1
+	r.id, r.stage = b.ID, stageBackup
 	log := t.log.With().Str("backup", b.Dir).Logger()
 	lock, err := lockBackup(b.Dir)
 	if err != nil {
@@ -317,58 +464,66 @@ func (t *attempt) try(ctx context.Context, b Meta) (r tryResult) {
 		return r
 	}
 	defer lock.Close()
-	if err := checkMetaFiles(b); err != nil {
-		r.err = err
-		return r
-	}
-	plan, err := preflight(b.Dir, t.opts.Decompressors)
+	rd, err := t.preflight(log, b)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	sysid := t.sysid
-	if plan.wal.SystemID != sysid {
-		r.err = failf(ExitOtherCluster, "backup %s is of system %d, this cluster is %d", b.ID, plan.wal.SystemID, sysid)
+	r.stage = stageWAL
+	if r.err = t.probeWAL(ctx, log, rd); r.err != nil {
 		return r
 	}
-	if plan.manifest.SystemID != 0 && plan.manifest.SystemID != sysid {
-		r.err = failf(ExitOtherCluster, "backup %s manifest says system %d, this cluster is %d", b.ID, plan.manifest.SystemID, sysid)
-		return r
+	r.stage = stageExtract
+	start := time.Now()
+	undo, err := t.extract(ctx, log, rd)
+	if err == nil {
+		err = t.finish(log, rd, start)
+	}
+	if err != nil && undo != nil {
+		undo()
+	}
+	r.err = err
+	return r
+}
+
+// preflight checks backup b without touching the data directory: its
+// files against pghook.json, its manifest, WAL and label (planBackup),
+// that it is of this cluster, where its tablespaces and its config_dir
+// copy go.
+func (t *attempt) preflight(log zerolog.Logger, b Meta) (*ready, error) {
+	if err := checkMetaFiles(b); err != nil {
+		return nil, err
+	}
+	plan, err := planBackup(b.Dir, t.decompressors)
+	if err != nil {
+		return nil, err
+	}
+	if plan.wal.SystemID != t.sysid {
+		return nil, failf(ExitOtherCluster, "backup %s is of system %d, this cluster is %d", b.ID, plan.wal.SystemID, t.sysid)
+	}
+	if plan.manifest.SystemID != 0 && plan.manifest.SystemID != t.sysid {
+		return nil, failf(ExitOtherCluster, "backup %s manifest says system %d, this cluster is %d", b.ID, plan.manifest.SystemID, t.sysid)
 	}
 	if err := checkMetaAgrees(b, plan); err != nil {
-		r.err = err
-		return r
+		return nil, err
 	}
-	opts, dataDir := *t.opts, t.dataDir
-
-	mapping := map[string]string{}
-	for k, v := range opts.TablespaceMapping {
-		mapping[filepath.Clean(k)] = filepath.Clean(v)
-	}
-	for k, v := range opts.Args.TablespaceMapping {
-		mapping[filepath.Clean(k)] = filepath.Clean(v)
-	}
-	tablespaces, err := planTablespaces(plan, mapping, dataDir)
+	tablespaces, err := planTablespaces(plan, t.mapping, t.dataDir)
 	if err != nil {
-		r.err = err
-		return r
+		return nil, err
 	}
-	for old := range mapping {
+	for old := range t.mapping {
 		if !slices.ContainsFunc(plan.tablespaces, func(t Tablespace) bool { return filepath.Clean(t.Path) == old }) {
 			log.Warn().Str("tablespace_dir", old).Msg("tablespace_mapping names a directory that no tablespace of the backup uses")
 		}
 	}
-
-	configDir, err := configTarget(firstNonEmpty(opts.Args.ConfigDir, opts.ConfigDir), dataDir)
+	configDir, err := configTarget(t.configDir, t.dataDir)
 	if err != nil {
-		r.err = err
-		return r
+		return nil, err
 	}
 	switch {
 	case len(b.ConfigFiles) > 0 && configDir != "":
 		if err := checkConfigCopy(b.Dir, b.ConfigFiles); err != nil {
-			r.err = err
-			return r
+			return nil, err
 		}
 	case len(b.ConfigFiles) > 0:
 		log.Info().Str("saved_config_dir", b.ConfigDir).Msg("the backup holds a config_dir copy, but this node keeps its configuration in the data directory: not laid")
@@ -376,17 +531,20 @@ func (t *attempt) try(ctx context.Context, b Meta) (r tryResult) {
 	case configDir != "":
 		log.Warn().Str("config_dir", configDir).Msg("config_dir is set but the backup holds no copy of one: left as it is")
 	}
+	return &ready{b: b, plan: plan, tablespaces: tablespaces, configDir: configDir}, nil
+}
 
-	// The leader must still have the WAL after the backup.
-	r.stage = 2
-	leader, err := t.leader()
+// probeWAL checks that the leader still has the WAL after the backup:
+// a START_REPLICATION probe at the segment a restored standby will ask
+// for, unless that is the segment the leader is writing.
+func (t *attempt) probeWAL(ctx context.Context, log zerolog.Logger, rd *ready) error {
+	b, plan := rd.b, rd.plan
+	leader, err := t.leader.forProbe(ctx)
 	if err != nil {
-		r.err = err
-		return r
+		return err
 	}
 	if leader == nil {
-		r.err = failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", b.ID)
-		return r
+		return failf(ExitWALGone, "no leader (empty --connstring): cannot check that the WAL after backup %s is still available", b.ID)
 	}
 	tli, at := plan.nextWAL()
 	li := t.leaderInfo
@@ -395,96 +553,92 @@ func (t *attempt) try(ctx context.Context, b Meta) (r tryResult) {
 		// the backup): it exists, and a probe would only wait for WAL.
 		log.Debug().Str("probe_lsn", at.String()).Str("leader_lsn", li.XLogPos.String()).Msg("the WAL after the backup is the leader's current segment: no probe")
 	} else {
-		t.probed = true
+		t.leader.probed = true
 		if err := leader.ProbeWAL(ctx, tli, at); err != nil {
 			if errors.Is(err, ErrWALGone) {
-				r.err = fail(ExitWALGone, fmt.Errorf("backup %s ends at %s: %w", b.ID, plan.end, err))
-				return r
+				return fail(ExitWALGone, fmt.Errorf("backup %s ends at %s: %w", b.ID, plan.end, err))
 			}
-			r.err = fail(ExitFailure, err)
-			return r
+			return fail(ExitFailure, err)
 		}
 	}
-	log.Info().Str("backup_id", b.ID).Uint64("system_identifier", sysid).Uint32("leader_timeline", li.Timeline).
+	log.Info().Str("backup_id", b.ID).Uint64("system_identifier", t.sysid).Uint32("leader_timeline", li.Timeline).
 		Str("end_lsn", plan.end.String()).Str("probe_lsn", at.String()).Int64("data_bytes", plan.manifest.DataSize()).
 		Str("compression", plan.compression).Msg("pre-flight passed: extracting")
+	return nil
+}
 
-	// Extract, verify, sync; on any failure undo (what a wipe removed
-	// stays removed: the directory is then empty, and Patroni's next method
-	// or the next older backup can use it).
-	r.stage = 3
-	start := time.Now()
-	if err := t.opts.beforeWrite(); err != nil {
-		r.err = err
-		return r
+// extract writes the backup: the data directory emptied when it is being
+// replaced, created or its mode fixed, the tablespace directories
+// prepared, the marker written, the archives extracted, verified and
+// synced, the config_dir copy laid. undo, once non-nil, puts the data and
+// tablespace directories back as extract found them; the caller runs it
+// when extract or finish fails.
+func (t *attempt) extract(ctx context.Context, log zerolog.Logger, rd *ready) (undo func(), err error) {
+	if err := t.beforeWrite(); err != nil {
+		return nil, err
 	}
 	if t.wipe {
-		st, err := wipeDataDir(log, dataDir)
+		st, err := wipeDataDir(log, t.dataDir)
 		if err != nil {
-			r.err = err
-			return r
+			return nil, err
 		}
 		t.st, t.wipe = st, false
 	}
-	st := t.st
-	undo, err := prepareDataDir(dataDir, st)
+	undoData, err := prepareDataDir(t.dataDir, t.st)
 	if err != nil {
-		r.err = fail(ExitIO, err)
-		return r
+		return nil, fail(ExitIO, err)
 	}
-	undoTS, err := prepareTablespaces(tablespaces)
+	undoTS, err := prepareTablespaces(rd.tablespaces)
 	if err != nil {
-		if uerr := undo(); uerr != nil {
+		if uerr := undoData(); uerr != nil {
 			log.Error().Err(uerr).Msg("cleaning up the data directory")
 		}
-		r.err = fail(ExitIO, err)
-		return r
+		return nil, fail(ExitIO, err)
 	}
-	defer func() {
-		if r.err != nil {
-			if uerr := undoTS(); uerr != nil {
-				log.Error().Err(uerr).Msg("cleaning up the tablespace directories")
-			}
-			if uerr := undo(); uerr != nil {
-				log.Error().Err(uerr).Msg("cleaning up the data directory")
-			}
+	undo = func() {
+		if uerr := undoTS(); uerr != nil {
+			log.Error().Err(uerr).Msg("cleaning up the tablespace directories")
 		}
-	}()
-	for _, ts := range tablespaces {
+		if uerr := undoData(); uerr != nil {
+			log.Error().Err(uerr).Msg("cleaning up the data directory")
+		}
+	}
+	for _, ts := range rd.tablespaces {
 		log.Info().Str("tablespace", ts.OID).Str("backed_up_dir", ts.Path).Str("dir", ts.Target).Msg("restoring tablespace")
 	}
-	if err = writeMarker(dataDir, st, plan.manifest, tablespaces); err != nil {
-		r.err = fail(ExitIO, err)
-		return r
+	if err := writeMarker(t.dataDir, t.st, rd.plan.manifest, rd.tablespaces); err != nil {
+		return undo, fail(ExitIO, err)
 	}
-	n, err := extractAll(ctx, log, dataDir, st, plan, tablespaces, sysid, opts.ProgressEvery)
+	n, err := extractAll(ctx, log, t.dataDir, t.st, rd.plan, rd.tablespaces, t.sysid, t.progressEvery)
 	t.read = n
 	if err != nil {
-		r.err = fail(classify(ctx, err), err)
-		return r
+		return undo, fail(classify(ctx, err), err)
 	}
-	if len(b.ConfigFiles) > 0 {
-		staged, serr := stageConfigDir(b.Dir, b.ConfigFiles, configDir)
-		if serr != nil {
-			r.err = serr
-			return r
+	if len(rd.b.ConfigFiles) > 0 {
+		staged, err := stageConfigDir(rd.b.Dir, rd.b.ConfigFiles, rd.configDir)
+		if err != nil {
+			return undo, err
 		}
-		if err = staged.commit(); err != nil {
-			r.err = err
-			return r
+		if err := staged.commit(); err != nil {
+			return undo, err
 		}
-		log.Info().Str("config_dir", configDir).Int("files", len(b.ConfigFiles)).Msg("config_dir files laid from the backup")
+		log.Info().Str("config_dir", rd.configDir).Int("files", len(rd.b.ConfigFiles)).Msg("config_dir files laid from the backup")
 	}
-	// Complete and synced: only now is the data directory a replica.
-	if err = removeMarker(dataDir); err != nil {
-		r.err = fail(ExitIO, err)
-		return r
+	return undo, nil
+}
+
+// finish removes the marker: complete and synced, only now is the data
+// directory a replica.
+func (t *attempt) finish(log zerolog.Logger, rd *ready, start time.Time) error {
+	if err := removeMarker(t.dataDir); err != nil {
+		return fail(ExitIO, err)
 	}
-	t.backup = b
+	t.backup = rd.b
 	took := time.Since(start)
-	log.Info().Int64("read_bytes", n).Int64("data_bytes", plan.manifest.DataSize()).Float64("took_s", round1(took.Seconds())).
-		Float64("mb_per_s", round1(float64(plan.manifest.DataSize())/1e6/took.Seconds())).Msg("replica restored and verified; PostgreSQL left stopped")
-	return r
+	size := rd.plan.manifest.DataSize()
+	log.Info().Int64("read_bytes", t.read).Int64("data_bytes", size).Float64("took_s", round1(took.Seconds())).
+		Float64("mb_per_s", round1(float64(size)/1e6/took.Seconds())).Msg("replica restored and verified; PostgreSQL left stopped")
+	return nil
 }
 
 // configTarget cleans the config_dir to lay files into: "" when unset or
@@ -685,9 +839,9 @@ func (p *plan) nextWAL() (uint32, LSN) {
 	return p.endTLI, at
 }
 
-// preflight reads and checks a backup without touching the data
+// planBackup reads and checks a backup without touching the data
 // directory; progs (nil: the defaults) undo its compression.
-func preflight(bdir string, progs Decompressors) (*plan, error) {
+func planBackup(bdir string, progs Decompressors) (*plan, error) {
 	if progs == nil {
 		progs = DefaultDecompressors()
 	}
@@ -1043,13 +1197,4 @@ func syncTree(root *os.Root, dataDir string) error {
 		p.Close()
 	}
 	return nil
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }

@@ -1,8 +1,6 @@
 package replica
 
 import (
-	"archive/tar"
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -287,36 +285,7 @@ func rewriteTablespaceMap(root *os.Root, ts []*tsTarget) error {
 // with the same size and checksum.
 func (x *extractor) extractTablespace(r io.Reader, oid string) error {
 	w := newAsyncWriter()
-	return drain(w, x.walkTablespace(w, r, oid))
-}
-
-func (x *extractor) walkTablespace(w *asyncWriter, r io.Reader, oid string) error {
-	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
-	prefix := "pg_tblspc/" + oid + "/"
-	for {
-		h, n, isDir, err := x.nextEntry(tr, "tablespace "+oid, "the tablespace directory")
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if n == "" {
-			continue
-		}
-		if isDir {
-			if _, listed := x.manifest.Files[prefix+n]; listed {
-				return fmt.Errorf("%w: %q is a file in the manifest but a directory in the archive", ErrUnsafeArchive, prefix+n)
-			}
-			if err := x.mkdirAll(n); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := x.extractListed(w, tr, prefix+n, n, h.Size); err != nil {
-			return err
-		}
-	}
+	return drain(w, x.walk(w, r, "tablespace "+oid, "the tablespace directory", "pg_tblspc/"+oid+"/"))
 }
 
 // tablespaceArchiveOID returns the OID of a tablespace archive's name

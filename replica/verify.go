@@ -50,7 +50,7 @@ func VerifyBackup(ctx context.Context, bdir string, progs Decompressors, log zer
 			}
 		}()
 	}
-	p, err := preflight(bdir, progs)
+	p, err := planBackup(bdir, progs)
 	if err != nil {
 		return res, err
 	}

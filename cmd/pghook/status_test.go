@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -166,30 +165,5 @@ func TestVIPWhoHasRefusesOtherBackends(t *testing.T) {
 	r = runBin(t, bin, nil, "vip", "who-has", "--scope", "pg", "--config", conf, "--vip-backend", "netlink", "--vip-address", "192.0.2.1/24", "--vip-interface", "lo", "--timeout", "1h")
 	if r.code != 2 || !strings.Contains(r.stderr, "want 1ms..10s") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
-	}
-}
-
-// status reads several scopes' patroni.yml at once: the per-run cache must
-// take that (a concurrent map write is a fatal error, exit 2, and no output).
-func TestLoadPatroniConcurrently(t *testing.T) {
-	dir := t.TempDir()
-	a := &app{}
-	var wg sync.WaitGroup
-	for i := range 64 {
-		p := filepath.Join(dir, fmt.Sprintf("p%d.yml", i))
-		os.WriteFile(p, []byte(fmt.Sprintf("scope: s%d\nname: n1\npostgresql: {data_dir: /d}\n", i)), 0o600)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 20 {
-				if _, err := a.loadPatroni(p); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if len(a.patroniCfgs) != 64 {
-		t.Errorf("%d cached, want 64", len(a.patroniCfgs))
 	}
 }

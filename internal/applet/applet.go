@@ -54,12 +54,3 @@ func Command(argv0 string) (string, bool) {
 	c, ok := names[filepath.Base(argv0)]
 	return c, ok
 }
-
-// Names lists every applet name, for packaging (symlinks) and docs.
-func Names() map[string]string {
-	out := make(map[string]string, len(names))
-	for k, v := range names {
-		out[k] = v
-	}
-	return out
-}

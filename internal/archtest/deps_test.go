@@ -37,6 +37,61 @@ func TestDirectImports(t *testing.T) {
 	}
 }
 
+// TestCLIReachesVIPThroughScope: the command line (cmd/pghook and its
+// definition, internal/app) imports no VIP backend, no watcher client and
+// no netlink: the VIP stack, and the privilege decisions in it, are built
+// in one place (internal/scope) and reached through it.
+func TestCLIReachesVIPThroughScope(t *testing.T) {
+	for _, pkg := range []string{"cmd/pghook", "cmd/pghook-gendocs", "internal/app"} {
+		out, err := exec.Command("go", "list", "-tags", "urfave_cli_no_docs", "-f", "{{join .Imports \" \"}}", "github.com/pghook/pghook/"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		for _, imp := range strings.Fields(string(out)) {
+			if isVIPBackend(imp) {
+				t.Errorf("%s imports %s: reach the VIP through internal/scope", pkg, imp)
+			}
+		}
+	}
+}
+
+// isVIPBackend reports whether import path imp is a VIP backend or what
+// drives one.
+func isVIPBackend(imp string) bool {
+	const mod = "github.com/pghook/pghook/"
+	switch {
+	case imp == mod+"netvip" || strings.HasPrefix(imp, mod+"netvip/"):
+		return true
+	case imp == mod+"internal/vipctl":
+		return true
+	case imp == "github.com/vishvananda/netlink" || strings.HasPrefix(imp, "github.com/vishvananda/netlink/"):
+		return true
+	}
+	return false
+}
+
+func TestIsVIPBackend(t *testing.T) {
+	tests := []struct {
+		imp  string
+		want bool
+	}{
+		{"github.com/pghook/pghook/netvip", true},
+		{"github.com/pghook/pghook/netvip/dnsvip", true},
+		{"github.com/pghook/pghook/netvip/execvip", true},
+		{"github.com/pghook/pghook/internal/vipctl", true},
+		{"github.com/vishvananda/netlink", true},
+		{"github.com/vishvananda/netlink/nl", true},
+		{"github.com/pghook/pghook/internal/scope", false},
+		{"github.com/pghook/pghook/netvipx", false},
+		{"github.com/pghook/pghook/hooks", false},
+	}
+	for _, tt := range tests {
+		if got := isVIPBackend(tt.imp); got != tt.want {
+			t.Errorf("isVIPBackend(%q) = %v, want %v", tt.imp, got, tt.want)
+		}
+	}
+}
+
 func TestPackageBoundaries(t *testing.T) {
 	tests := []struct {
 		pkg       string

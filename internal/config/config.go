@@ -17,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pghook/pghook/internal/postinit"
 	"github.com/pghook/pghook/internal/privilege"
+	"github.com/pghook/pghook/netvip"
 	"gopkg.in/yaml.v3"
 )
 
@@ -84,50 +86,28 @@ type CreateReplica struct {
 	BackupDir string `yaml:"backup_dir"`
 }
 
-// PostInit configures `pghook post-init`.
+// PostInit configures `pghook post-init`. Roles and databases are
+// postinit's own types: one schema for each setting.
 type PostInit struct {
 	// RewindUser gets the grants pg_rewind needs; default: the rewind
 	// user of patroni.yml. "-" skips it.
 	RewindUser string `yaml:"rewind_user"`
-	Roles      []struct {
-		Name         string   `yaml:"name"`
-		Login        bool     `yaml:"login"`
-		Options      []string `yaml:"options"`
-		InRoles      []string `yaml:"in_roles"`
-		PasswordFile string   `yaml:"password_file"`
-	} `yaml:"roles"`
-	Databases []struct {
-		Name  string `yaml:"name"`
-		Owner string `yaml:"owner"`
-	} `yaml:"databases"`
+	// Roles and Databases are made sure of, in this order (postinit's
+	// types are their schema).
+	Roles     []postinit.Role     `yaml:"roles"`
+	Databases []postinit.Database `yaml:"databases"`
 	// SQLDir holds *.sql files applied once each, in name order.
 	SQLDir string `yaml:"sql_dir"`
 }
 
-// VIP configures the virtual IP of a scope.
+// VIP configures the virtual IP of a scope: netvip's settings (backend,
+// address or addresses, interface, label, pcs resource and node,
+// announcements, announce_interval, takeover_wait, probe_timeout — their
+// keys and defaults are documented on netvip.Settings) and what the
+// reconciler and the dns/exec backends add.
 type VIP struct {
-	// Backend is none, netlink, pcs, dns or exec.
-	Backend   string `yaml:"backend"`
-	Address   string `yaml:"address"`   // CIDR, e.g. 10.0.0.100/24
-	Interface string `yaml:"interface"` // e.g. eth0
-	Label     string `yaml:"label"`     // e.g. eth0:vip
-	Resource  string `yaml:"resource"`  // pcs resource name
-	Node      string `yaml:"node"`      // pcs: this node's Pacemaker name (default: crm_node -n)
+	netvip.Settings `yaml:",inline"`
 
-	// Addresses are VIPs, one per subnet the cluster spans (instead of
-	// Address): the primary takes the one whose subnet holds an address of
-	// Interface.
-	Addresses []string `yaml:"addresses"`
-
-	// Announcements is how many gratuitous ARP / NA rounds to send (0: 5).
-	Announcements int `yaml:"announcements"`
-	// AnnounceInterval is the time between rounds (0: 1s).
-	AnnounceInterval time.Duration `yaml:"announce_interval"`
-	// TakeoverWait bounds the wait while another host still answers for
-	// the VIP (0: 3s; negative: do not probe).
-	TakeoverWait time.Duration `yaml:"takeover_wait"`
-	// ProbeTimeout is how long one probe for another holder waits (0: 5ms).
-	ProbeTimeout time.Duration `yaml:"probe_timeout"`
 	// WatchInterval is the period of `pghook vip watch` (0: 300ms).
 	WatchInterval time.Duration `yaml:"watch_interval"`
 	// WatchGrace is how long `vip watch` keeps the VIP when neither
@@ -141,14 +121,6 @@ type VIP struct {
 	// Exec configures backend exec: commands that move the VIP (cloud APIs).
 	Exec Exec `yaml:"exec"`
 }
-
-// The bounds of announcements, as netvip enforces them (config does not
-// import netvip).
-const (
-	maxAnnouncements    = 30
-	minAnnounceInterval = 100 * time.Millisecond
-	maxAnnounceInterval = 10 * time.Second
-)
 
 // ErrUnknownScope is returned by File.Scope for a scope with no section.
 var ErrUnknownScope = errors.New("config: unknown scope")
@@ -276,11 +248,11 @@ func (v VIP) Validate() error {
 			return fmt.Errorf("metrics_listen %q: want host:port, e.g. 127.0.0.1:9187", v.MetricsListen)
 		}
 	}
-	if v.Announcements < 0 || v.Announcements > maxAnnouncements {
-		return fmt.Errorf("announcements %d: want 0 (the default, 5) to %d", v.Announcements, maxAnnouncements)
+	if v.Announcements < 0 || v.Announcements > netvip.MaxAnnouncements {
+		return fmt.Errorf("announcements %d: want 0 (the default, 5) to %d", v.Announcements, netvip.MaxAnnouncements)
 	}
-	if v.AnnounceInterval != 0 && (v.AnnounceInterval < minAnnounceInterval || v.AnnounceInterval > maxAnnounceInterval) {
-		return fmt.Errorf("announce_interval %v: want %v to %v (0: the default, 1s)", v.AnnounceInterval, minAnnounceInterval, maxAnnounceInterval)
+	if v.AnnounceInterval != 0 && (v.AnnounceInterval < netvip.MinAnnounceInterval || v.AnnounceInterval > netvip.MaxAnnounceInterval) {
+		return fmt.Errorf("announce_interval %v: want %v to %v (0: the default, 1s)", v.AnnounceInterval, netvip.MinAnnounceInterval, netvip.MaxAnnounceInterval)
 	}
 	if v.AnnounceInterval < 0 || v.WatchInterval < 0 || v.WatchGrace < 0 {
 		return errors.New("announce_interval, watch_interval and watch_grace must be >= 0")
@@ -289,8 +261,8 @@ func (v VIP) Validate() error {
 }
 
 // Scope returns the section of name. With no section for it, a File that
-// configures other scopes returns ErrUnknownScope naming the file and the
-// key; an empty File returns an empty Scope (all defaults).
+// configures other scopes returns nil and ErrUnknownScope naming the file
+// and the key; an empty File returns an empty Scope (all defaults).
 func (f *File) Scope(name string) (*Scope, error) {
 	if s, ok := f.Scopes[name]; ok {
 		return s, nil
@@ -303,5 +275,5 @@ func (f *File) Scope(name string) (*Scope, error) {
 		known = append(known, k)
 	}
 	sort.Strings(known)
-	return &Scope{}, fmt.Errorf("%w %q: %s has no key scopes.%s (it configures %s)", ErrUnknownScope, name, f.Path, name, strings.Join(known, ", "))
+	return nil, fmt.Errorf("%w %q: %s has no key scopes.%s (it configures %s)", ErrUnknownScope, name, f.Path, name, strings.Join(known, ", "))
 }

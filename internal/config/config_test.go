@@ -37,6 +37,11 @@ scopes:
 		{"unknown nested key", "scopes:\n  main:\n    create_replica: {tablespace_map: {}}\n", "unknown key scopes.main.create_replica.tablespace_map"},
 		{"unknown top-level key", "scope: {}\n", "unknown key scope (the top level has:"},
 		{"wrong kind", "scopes:\n  main:\n    vip: [a]\n", "key scopes.main.vip: want keys (a mapping), got a list"},
+		// vip's keys come from netvip.Settings (inline) and config's own.
+		{"unknown vip key lists both", "scopes:\n  main:\n    vip: {adress: 10.0.0.1/24}\n", "unknown key scopes.main.vip.adress (scopes.main.vip has: address, addresses, announce_interval, announcements, backend, dns, exec, interface, label, metrics_listen, node, probe_timeout, resource, takeover_wait, watch_grace, watch_interval)"},
+		{"netvip key type names its path", "scopes:\n  main:\n    vip: {takeover_wait: soon}\n", `key scopes.main.vip.takeover_wait: "soon" is not a duration`},
+		{"post_init role from postinit's type", "scopes:\n  main:\n    post_init: {roles: [{name: app, login: yes please}]}\n", `key scopes.main.post_init.roles[0].login: "yes please" is not true or false`},
+		{"unknown post_init role key", "scopes:\n  main:\n    post_init: {databases: [{name: app, ownr: app}]}\n", "unknown key scopes.main.post_init.databases[0].ownr (scopes.main.post_init.databases[0] has: name, owner)"},
 		{"not a number", "scopes:\n  main:\n    vip: {announcements: many}\n", `key scopes.main.vip.announcements: "many" is not a whole number`},
 		{"not a bool", "scopes:\n  main:\n    standby_leader_vip: perhaps\n", `"perhaps" is not true or false`},
 	}
@@ -87,7 +92,10 @@ func TestScope(t *testing.T) {
 	if _, err := f.Scope("b"); err != nil {
 		t.Fatalf("empty section: %v", err)
 	}
-	_, err := f.Scope("zz")
+	s, err := f.Scope("zz")
+	if s != nil {
+		t.Errorf("unknown scope returned a section %+v with its error", s)
+	}
 	if !errors.Is(err, ErrUnknownScope) || !strings.Contains(err.Error(), "scopes.zz") || !strings.Contains(err.Error(), f.Path) {
 		t.Fatalf("unknown scope: %v", err)
 	}

@@ -50,14 +50,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s: want keys (a mapping), got %s", where(), nodeKind(n))
 		}
-		fields := map[string]reflect.StructField{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name != "" && name != "-" && f.IsExported() {
-				fields[name] = f
-			}
-		}
+		fields := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Value == "<<" {
@@ -112,6 +105,26 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		return fmt.Errorf("%s: %q is not %s", where(), n.Value, scalarWord(t))
 	}
 	return nil
+}
+
+// yamlFields maps the YAML keys of struct type t to their fields; the
+// fields of an embedded struct tagged ",inline" are t's own keys.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	fields := map[string]reflect.StructField{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && name == "" && opts == "inline" {
+			for k, v := range yamlFields(f.Type) {
+				fields[k] = v
+			}
+			continue
+		}
+		if name != "" && name != "-" && f.IsExported() {
+			fields[name] = f
+		}
+	}
+	return fields
 }
 
 func join(path, key string) string {

@@ -99,6 +99,7 @@ func canonical(s string) string { return strings.ToLower(strings.TrimSuffix(s, "
 func checkDomain(s string) error {
 	t := strings.TrimSuffix(s, ".")
 	if t == "" || len(t) > 253 {
+		//lint:ignore ST1005 the example is a fully qualified name, final dot included
 		return errors.New("want a domain name such as primary.db.example.")
 	}
 	for _, l := range strings.Split(t, ".") {

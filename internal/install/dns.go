@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/netvip"
 	"github.com/pghook/pghook/netvip/dnsvip"
 )
 
@@ -15,7 +16,7 @@ import (
 // without its first label.
 func (o *Options) checkDNS() error {
 	if o.DNSName == "" {
-		for flag, v := range map[string]string{"dns-zone": o.DNSZone, "dns-server": o.DNSServer, "tsig-key-file": o.TSIGKeyFile} {
+		for flag, v := range map[string]string{"dns-zone": o.DNSZone, "dns-server": o.DNSServer, "tsig-key-file": o.TSIGKeyFile, "dns-replica-name": o.DNSReplicaName} {
 			if v != "" {
 				return usage(flag, "needs --dns-name (the record the primary points at itself)")
 			}
@@ -47,10 +48,10 @@ func (o *Options) checkDNS() error {
 	case o.DNSZone == "":
 		return usage("dns-name", "%q has no parent zone: give --dns-zone", o.DNSName)
 	}
-	v := config.VIP{Backend: "dns", Interface: "x", DNS: config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile}}
+	v := config.VIP{Settings: netvip.Settings{Backend: "dns", Interface: "x"}, DNS: config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile, ReplicaName: o.DNSReplicaName}}
 	if err := v.Validate(); err != nil {
 		flag := "dns-name"
-		for key, f := range map[string]string{"dns.zone": "dns-zone", "dns.server": "dns-server", "dns.tsig_key_file": "tsig-key-file"} {
+		for key, f := range map[string]string{"dns.zone": "dns-zone", "dns.server": "dns-server", "dns.tsig_key_file": "tsig-key-file", "dns.replica_name": "dns-replica-name"} {
 			if strings.HasPrefix(err.Error(), key+" ") {
 				flag = f
 			}

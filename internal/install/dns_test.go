@@ -2,7 +2,6 @@ package install
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 func TestInstallDNS(t *testing.T) {
 	o := baseOpts(t)
 	o.DNSName, o.DNSServer, o.TSIGKeyFile = "primary.pglab.example.", "192.0.2.53", "/etc/pghook/tsig-main.key"
+	o.DNSReplicaName = "replicas.pglab.example."
 	res, out := run(t, o)
 	root := o.Root
 	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
@@ -22,7 +22,8 @@ func TestInstallDNS(t *testing.T) {
 	}
 	v := cfg.Scopes["main"].VIP
 	if v.Backend != "dns" || v.Interface != "eth0" || v.Address != "" || v.DNS.Name != "primary.pglab.example." ||
-		v.DNS.Zone != "pglab.example." || v.DNS.Server != "192.0.2.53" || v.DNS.TSIGKeyFile != "/etc/pghook/tsig-main.key" {
+		v.DNS.Zone != "pglab.example." || v.DNS.Server != "192.0.2.53" || v.DNS.TSIGKeyFile != "/etc/pghook/tsig-main.key" ||
+		v.DNS.ReplicaName != "replicas.pglab.example." {
 		t.Fatalf("vip section: %+v", v)
 	}
 	wants := filepath.Join(root, SystemdEtc, "multi-user.target.wants")
@@ -55,10 +56,7 @@ func TestInstallDNS(t *testing.T) {
 }
 
 func TestInstallDNSBadInput(t *testing.T) {
-	cases := []struct {
-		flag string
-		mod  func(*Options)
-	}{
+	checkBadInput(t, []badInput{
 		{"dns-server", func(o *Options) { o.DNSName, o.TSIGKeyFile = "p.z.example", "/k" }},
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer = "p.z.example", "192.0.2.53" }},
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p.z.example", "192.0.2.53", "relative.key" }},
@@ -68,21 +66,12 @@ func TestInstallDNSBadInput(t *testing.T) {
 		}},
 		{"dns-name", func(o *Options) { o.VIPBackend = "dns" }},
 		{"dns-server", func(o *Options) { o.DNSServer = "192.0.2.53" }},
+		{"dns-replica-name", func(o *Options) { o.DNSReplicaName = "replicas.z.example" }},
+		{"dns-replica-name", func(o *Options) {
+			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.DNSReplicaName = "p.z.example", "192.0.2.53", "/k", "r.other.example"
+		}},
 		{"vip-backend", func(o *Options) {
 			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", "netlink"
 		}},
-	}
-	for _, tc := range cases {
-		o := baseOpts(t)
-		tc.mod(&o)
-		var out bytes.Buffer
-		_, err := Run(o, &out)
-		var ue *UsageError
-		if !errors.As(err, &ue) || ue.Flag != tc.flag {
-			t.Errorf("%s: want a usage error naming --%s, got %v", tc.flag, tc.flag, err)
-		}
-		if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
-			t.Errorf("%s: files written on bad input", tc.flag)
-		}
-	}
+	})
 }

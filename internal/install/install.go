@@ -390,7 +390,7 @@ func (in *installer) build() error {
 		ss.VIPBackend, ss.VIPAddress, ss.VIPInterface, ss.VIPLabel = o.VIPBackend, o.VIP, in.vipInterface(), o.VIPLabel
 	case o.DNSName != "":
 		ss.VIPBackend, ss.VIPInterface = "dns", in.vipInterface()
-		ss.DNS = config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile}
+		ss.DNS = config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile, ReplicaName: o.DNSReplicaName}
 		in.checkTSIGKey()
 	case o.VIPBackend == "none":
 		ss.VIPBackend = "none"

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/patroni"
-	"gopkg.in/yaml.v3"
 )
 
 func baseOpts(t *testing.T) Options {
@@ -101,32 +100,9 @@ func TestRenderDebianLayout(t *testing.T) {
 			t.Fatalf("authentication.%s: %+v", kind, a)
 		}
 	}
-	// The keys patroni.Config does not model, and Patroni 3.0.2's validator needs.
-	var m struct {
-		Bootstrap struct {
-			DCS struct {
-				TTL        int `yaml:"ttl"`
-				Postgresql struct {
-					UsePgRewind bool `yaml:"use_pg_rewind"`
-					UseSlots    bool `yaml:"use_slots"`
-				} `yaml:"postgresql"`
-			} `yaml:"dcs"`
-			Initdb   []any    `yaml:"initdb"`
-			PgHBA    []string `yaml:"pg_hba"`
-			PostInit string   `yaml:"post_init"`
-		} `yaml:"bootstrap"`
-		Postgresql struct {
-			Callbacks            map[string]string `yaml:"callbacks"`
-			CreateReplicaMethods []string          `yaml:"create_replica_methods"`
-			Pghook               map[string]any    `yaml:"pghook"`
-			Basebackup           map[string]any    `yaml:"basebackup"`
-		} `yaml:"postgresql"`
-	}
-	if err := yaml.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	b := m.Bootstrap
-	if b.DCS.TTL != 30 || !b.DCS.Postgresql.UsePgRewind || !b.DCS.Postgresql.UseSlots || len(b.Initdb) == 0 || b.PostInit != "/usr/bin/pghook post-init" {
+	// The keys Patroni 3.0.2's validator needs.
+	b := c.Bootstrap
+	if b.DCS.TTL.Value != "30" || !b.DCS.Postgresql.UsePgRewind || !b.DCS.Postgresql.UseSlots || len(b.Initdb) == 0 || b.PostInit != "/usr/bin/pghook post-init" {
 		t.Fatalf("bootstrap: %+v", b)
 	}
 	hba := strings.Join(b.PgHBA, "\n")
@@ -139,14 +115,14 @@ func TestRenderDebianLayout(t *testing.T) {
 	if strings.Contains(hba, "10.0.0.12/32") {
 		t.Errorf("a member inside --network got its own rule:\n%s", hba)
 	}
-	p := m.Postgresql
+	p := c.Postgresql
 	for _, cb := range []string{"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"} {
 		if p.Callbacks[cb] != "/usr/bin/pghook callback" {
 			t.Errorf("callback %s = %q", cb, p.Callbacks[cb])
 		}
 	}
 	if strings.Join(p.CreateReplicaMethods, ",") != "pghook,basebackup" || p.Pghook["command"] != "/usr/bin/pghook create-replica" ||
-		p.Pghook["keep_data"] != true || p.Pghook["backup_dir"] != "/mnt/shared/backup" || p.Basebackup["checkpoint"] != "fast" {
+		p.Pghook["keep_data"] != true || p.Pghook["backup_dir"] != "/mnt/shared/backup" || p.Basebackup.(map[string]any)["checkpoint"] != "fast" {
 		t.Fatalf("create_replica: %+v", p)
 	}
 
@@ -397,11 +373,33 @@ func TestPghookYAMLKeepsUserKeys(t *testing.T) {
 	}
 }
 
+// badInput is a setting install must refuse with a usage error naming flag.
+type badInput struct {
+	flag string
+	mod  func(*Options)
+}
+
+// checkBadInput runs install on each bad input: a usage error naming the
+// flag, and nothing written.
+func checkBadInput(t *testing.T, cases []badInput) {
+	t.Helper()
+	for _, tc := range cases {
+		o := baseOpts(t)
+		tc.mod(&o)
+		var out bytes.Buffer
+		_, err := Run(o, &out)
+		var ue *UsageError
+		if !errors.As(err, &ue) || ue.Flag != tc.flag {
+			t.Errorf("%s: want a usage error naming --%s, got %v", tc.flag, tc.flag, err)
+		}
+		if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
+			t.Errorf("%s: files written on bad input", tc.flag)
+		}
+	}
+}
+
 func TestBadInput(t *testing.T) {
-	cases := []struct {
-		flag string
-		mod  func(*Options)
-	}{
+	checkBadInput(t, []badInput{
 		{"scope", func(o *Options) { o.Scope = "" }},
 		{"scope", func(o *Options) { o.Scope = "bad/scope" }},
 		{"etcd-endpoints", func(o *Options) { o.EtcdEndpoints = nil }},
@@ -425,20 +423,7 @@ func TestBadInput(t *testing.T) {
 		{"data-dir", func(o *Options) { o.DataDir = "relative/dir" }},
 		{"rest-port", func(o *Options) { o.RestPort = 5432 }},
 		{"pg-version", func(o *Options) { o.PGVersion = "fifteen" }},
-	}
-	for _, tc := range cases {
-		o := baseOpts(t)
-		tc.mod(&o)
-		var out bytes.Buffer
-		_, err := Run(o, &out)
-		var ue *UsageError
-		if !errors.As(err, &ue) || ue.Flag != tc.flag {
-			t.Errorf("%s: want a usage error naming --%s, got %v", tc.flag, tc.flag, err)
-		}
-		if entries, _ := os.ReadDir(o.Root); len(entries) != 0 {
-			t.Errorf("%s: files written on bad input", tc.flag)
-		}
-	}
+	})
 }
 
 func TestDataDirOfAnotherVersion(t *testing.T) {

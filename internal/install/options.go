@@ -78,10 +78,11 @@ type Options struct {
 	// The dns VIP backend (--dns-name enables it): the record, its zone
 	// (default: the name without its first label), the zone's primary
 	// server and the TSIG key file.
-	DNSName     string `yaml:"dns-name"`
-	DNSZone     string `yaml:"dns-zone"`
-	DNSServer   string `yaml:"dns-server"`
-	TSIGKeyFile string `yaml:"tsig-key-file"`
+	DNSName        string `yaml:"dns-name"`
+	DNSZone        string `yaml:"dns-zone"`
+	DNSServer      string `yaml:"dns-server"`
+	DNSReplicaName string `yaml:"dns-replica-name"`
+	TSIGKeyFile    string `yaml:"tsig-key-file"`
 
 	// ConfigDir is PostgreSQL's configuration directory outside the data
 	// directory (Patroni's postgresql.config_dir); "" follows Layout.
@@ -178,8 +179,31 @@ var (
 	ifRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`) })
 )
 
-// normalize fills defaults and checks the settings that need no facts.
+// normalize fills defaults and checks the settings that need no facts,
+// one concern after another; the first bad setting is the error.
 func (o *Options) normalize() error {
+	for _, step := range []func() error{
+		o.normalizeIdentity,
+		o.normalizeDCS,
+		o.normalizeNetwork,
+		o.normalizeVIP,
+		o.normalizePorts,
+		o.normalizePatroni,
+		o.normalizeLayout,
+		o.checkPaths,
+		o.checkBackupSchedule,
+		o.defaultPaths,
+		o.checkRoot,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normalizeIdentity checks the scope, the member name and the interface.
+func (o *Options) normalizeIdentity() error {
 	if o.Scope == "" {
 		return usage("scope", "is required (the Patroni scope, i.e. the cluster name)")
 	}
@@ -192,6 +216,12 @@ func (o *Options) normalize() error {
 	if o.Interface != "" && !ifRE().MatchString(o.Interface) {
 		return usage("interface", "%q is not an interface name", o.Interface)
 	}
+	return nil
+}
+
+// normalizeDCS checks the DCS, its namespace, endpoints and credentials, and fills
+// their defaults (etcd3, /service/, root, 3s).
+func (o *Options) normalizeDCS() error {
 	if o.DCS == "" {
 		o.DCS = "etcd3"
 	}
@@ -238,6 +268,11 @@ func (o *Options) normalize() error {
 	if (o.EtcdCert == "") != (o.EtcdKey == "") {
 		return usage("etcd-cert", "--etcd-cert and --etcd-key go together")
 	}
+	return nil
+}
+
+// normalizeNetwork checks the node's address, its network and the members' addresses.
+func (o *Options) normalizeNetwork() error {
 	if o.Address != "" {
 		if _, err := netip.ParseAddr(o.Address); err != nil {
 			return usage("address", "%q is not an IP address", o.Address)
@@ -253,6 +288,12 @@ func (o *Options) normalize() error {
 			return usage("members", "%q is not an IP address", m)
 		}
 	}
+	return nil
+}
+
+// normalizeVIP checks the VIP and its backend (netlink with --vip, dns with
+// --dns-name) and the VIP's interface.
+func (o *Options) normalizeVIP() error {
 	if o.VIP != "" {
 		p, err := netip.ParsePrefix(o.VIP)
 		if err != nil || !p.Addr().Is4() {
@@ -281,6 +322,12 @@ func (o *Options) normalize() error {
 	if o.VIPInterface != "" && !ifRE().MatchString(o.VIPInterface) {
 		return usage("vip-interface", "%q is not an interface name", o.VIPInterface)
 	}
+	return nil
+}
+
+// normalizePorts fills and checks PostgreSQL's and the REST API's ports and the
+// PostgreSQL version.
+func (o *Options) normalizePorts() error {
 	if o.Port == 0 {
 		o.Port = 5432
 	}
@@ -296,6 +343,12 @@ func (o *Options) normalize() error {
 	if o.PGVersion != "" && !regexp.MustCompile(`^[0-9]{1,3}$`).MatchString(o.PGVersion) {
 		return usage("pg-version", "%q: want a major version such as 15", o.PGVersion)
 	}
+	return nil
+}
+
+// normalizePatroni fills and checks Patroni's timing (ttl ≥ loop_wait + 2 ×
+// retry_timeout), its watchdog, the PostgreSQL parameters and the callback.
+func (o *Options) normalizePatroni() error {
 	if o.TTL == 0 {
 		o.TTL = 30
 	}
@@ -328,6 +381,11 @@ func (o *Options) normalize() error {
 	if strings.ContainsAny(o.Callback, "\n\r") {
 		return usage("callback", "must be one line")
 	}
+	return nil
+}
+
+// normalizeLayout fills and checks the layout and what adopting a cluster needs.
+func (o *Options) normalizeLayout() error {
 	if o.Layout == "" {
 		o.Layout = "debian"
 	}
@@ -343,6 +401,11 @@ func (o *Options) normalize() error {
 	if o.Adopt && o.DataDir == "" {
 		return usage("data-dir", "is required with --adopt (the existing cluster's data directory), or name the cluster with --debian-cluster VERSION/NAME")
 	}
+	return nil
+}
+
+// checkPaths checks that every path setting is absolute, without blanks or quotes.
+func (o *Options) checkPaths() error {
 	for flag, p := range map[string]string{"data-dir": o.DataDir, "config-dir": o.ConfigDir, "patroni-config": o.PatroniConfig, "backup-dir": o.BackupDir,
 		"etcd-cacert": o.EtcdCACert, "etcd-cert": o.EtcdCert, "etcd-key": o.EtcdKey, "etcd-password-file": o.EtcdPasswordFile,
 		"etcd-root-password-file": o.EtcdRootPasswordFile, "pghook-config": o.PghookConfig, "secrets-dir": o.SecretsDir,
@@ -352,9 +415,11 @@ func (o *Options) normalize() error {
 			return usage(flag, "%q must be an absolute path without blanks or quotes", p)
 		}
 	}
-	if err := o.checkBackupSchedule(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// defaultPaths fills the paths left empty with the package's.
+func (o *Options) defaultPaths() error {
 	if o.PatroniConfig == "" {
 		o.PatroniConfig = "/etc/patroni/" + o.Scope + ".yml"
 	}
@@ -371,6 +436,11 @@ func (o *Options) normalize() error {
 	def(&o.SocketDir, DefaultSocketDir)
 	def(&o.PghookBin, PghookBin)
 	def(&o.VIPHelper, VIPHelper)
+	return nil
+}
+
+// checkRoot checks --root, the directory every path is relative to.
+func (o *Options) checkRoot() error {
 	if o.Root != "" {
 		if !strings.HasPrefix(o.Root, "/") {
 			return usage("root", "%q must be an absolute path", o.Root)

@@ -79,6 +79,10 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 			for _, kv := range [][2]string{{"name", s.DNS.Name}, {"zone", s.DNS.Zone}, {"server", s.DNS.Server}, {"tsig_key_file", s.DNS.TSIGKeyFile}} {
 				setScalar(d, kv[0], kv[1])
 			}
+			// Set when given; a replica_name written by hand stays.
+			if s.DNS.ReplicaName != "" {
+				setScalar(d, "replica_name", s.DNS.ReplicaName)
+			}
 		default:
 			deleteKey(vip, "dns")
 			setScalar(vip, "address", s.VIPAddress)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"gopkg.in/yaml.v3"
 )
 
@@ -76,106 +77,23 @@ func layoutFor(o *Options, f *Facts) Layout {
 	return l
 }
 
-type auth struct {
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-}
-
-type etcdSection struct {
-	Hosts    []string `yaml:"hosts"`
-	Protocol string   `yaml:"protocol,omitempty"`
-	Username string   `yaml:"username,omitempty"`
-	Password string   `yaml:"password,omitempty"`
-	CACert   string   `yaml:"cacert,omitempty"`
-	Cert     string   `yaml:"cert,omitempty"`
-	Key      string   `yaml:"key,omitempty"`
-}
-
-type patroniYAML struct {
-	Scope     string       `yaml:"scope"`
-	Namespace string       `yaml:"namespace"`
-	Name      string       `yaml:"name"`
-	RestAPI   restapi      `yaml:"restapi"`
-	Etcd3     *etcdSection `yaml:"etcd3,omitempty"`
-	Etcd      *etcdSection `yaml:"etcd,omitempty"`
-	Watchdog  *watchdog    `yaml:"watchdog,omitempty"`
-	Bootstrap bootstrap    `yaml:"bootstrap"`
-	Postgres  postgresql   `yaml:"postgresql"`
-	Tags      tags         `yaml:"tags"`
-}
-
-type watchdog struct {
-	Mode string `yaml:"mode"`
-}
-
-type restapi struct {
-	Listen         string `yaml:"listen"`
-	ConnectAddress string `yaml:"connect_address"`
-	Authentication auth   `yaml:"authentication"`
-}
-
-type bootstrap struct {
-	DCS      dcs      `yaml:"dcs"`
-	Initdb   []any    `yaml:"initdb"`
-	PgHBA    []string `yaml:"pg_hba"`
-	PostInit string   `yaml:"post_init"`
-}
-
-type dcs struct {
-	TTL                  int         `yaml:"ttl"`
-	LoopWait             int         `yaml:"loop_wait"`
-	RetryTimeout         int         `yaml:"retry_timeout"`
-	MaximumLagOnFailover int         `yaml:"maximum_lag_on_failover"`
-	Postgresql           dcsPostgres `yaml:"postgresql"`
-}
-
-type dcsPostgres struct {
-	UsePgRewind bool           `yaml:"use_pg_rewind"`
-	UseSlots    bool           `yaml:"use_slots"`
-	Parameters  map[string]any `yaml:"parameters"`
-}
-
-type postgresql struct {
-	Listen               string            `yaml:"listen"`
-	ConnectAddress       string            `yaml:"connect_address"`
-	DataDir              string            `yaml:"data_dir"`
-	BinDir               string            `yaml:"bin_dir"`
-	ConfigDir            string            `yaml:"config_dir,omitempty"`
-	Pgpass               string            `yaml:"pgpass"`
-	UseUnixSocket        bool              `yaml:"use_unix_socket"`
-	Authentication       map[string]auth   `yaml:"authentication"`
-	Parameters           map[string]any    `yaml:"parameters"`
-	Callbacks            map[string]string `yaml:"callbacks"`
-	CreateReplicaMethods []string          `yaml:"create_replica_methods"`
-	PgHBA                []string          `yaml:"pg_hba,omitempty"`
-	Pghook               map[string]any    `yaml:"pghook"`
-	Basebackup           map[string]any    `yaml:"basebackup"`
-}
-
-type tags struct {
-	NoFailover    bool `yaml:"nofailover"`
-	NoLoadBalance bool `yaml:"noloadbalance"`
-	CloneFrom     bool `yaml:"clonefrom"`
-	NoSync        bool `yaml:"nosync"`
-}
-
 // renderPatroni renders this node's patroni.yml.
 func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 	l := layoutFor(o, f)
 	addr := f.Address.String()
 	hp := func(port int) string { return net.JoinHostPort(addr, strconv.Itoa(port)) }
-	y := patroniYAML{
+	y := patroni.Config{
 		Scope:     o.Scope,
 		Namespace: o.Namespace,
 		Name:      f.Hostname,
-		RestAPI: restapi{
+		RestAPI: patroni.RestAPI{
 			Listen:         "0.0.0.0:" + strconv.Itoa(o.RestPort),
 			ConnectAddress: hp(o.RestPort),
-			Authentication: auth{RestAPIName, s.RestAPI},
+			Auth:           &patroni.BasicAuth{Username: RestAPIName, Password: s.RestAPI},
 		},
-		Bootstrap: bootstrap{
-			DCS: dcs{TTL: o.TTL, LoopWait: o.LoopWait, RetryTimeout: o.RetryTimeout, MaximumLagOnFailover: 1048576,
-				Postgresql: dcsPostgres{UsePgRewind: true, UseSlots: true, Parameters: map[string]any{
+		Bootstrap: patroni.Bootstrap{
+			DCS: patroni.BootstrapDCS{TTL: intNode(o.TTL), LoopWait: patroni.Int(o.LoopWait), RetryTimeout: patroni.Int(o.RetryTimeout), MaximumLagOnFailover: 1048576,
+				Postgresql: patroni.DCSPostgres{UsePgRewind: true, UseSlots: true, Parameters: map[string]any{
 					"wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on",
 					"max_wal_senders": 10, "max_replication_slots": 10, "wal_keep_size": "128MB",
 				}}},
@@ -183,7 +101,7 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 			PgHBA:    pgHBA(o, f),
 			PostInit: pghookCmd(o, "post-init"),
 		},
-		Postgres: postgresql{
+		Postgresql: patroni.Postgres{
 			Listen:         "0.0.0.0:" + strconv.Itoa(o.Port),
 			ConnectAddress: hp(o.Port),
 			DataDir:        l.DataDir,
@@ -191,10 +109,10 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 			ConfigDir:      l.ConfigDir,
 			Pgpass:         l.Pgpass,
 			UseUnixSocket:  true,
-			Authentication: map[string]auth{
-				"superuser":   {SuperuserName, s.Superuser},
-				"replication": {ReplicationName, s.Replication},
-				"rewind":      {RewindName, s.Rewind},
+			Authentication: map[string]*patroni.BasicAuth{
+				"superuser":   {Username: SuperuserName, Password: s.Superuser},
+				"replication": {Username: ReplicationName, Password: s.Replication},
+				"rewind":      {Username: RewindName, Password: s.Rewind},
 			},
 			Parameters:           map[string]any{"unix_socket_directories": o.SocketDir},
 			Callbacks:            map[string]string{},
@@ -204,29 +122,29 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 		},
 	}
 	if o.BackupDir != "" {
-		y.Postgres.Pghook["backup_dir"] = o.BackupDir
+		y.Postgresql.Pghook["backup_dir"] = o.BackupDir
 	}
 	if o.Adopt {
 		// bootstrap.pg_hba applies to a cluster Patroni creates only; an
 		// adopted one gets its pg_hba.conf (in config_dir) from here.
-		y.Postgres.PgHBA = pgHBA(o, f)
+		y.Postgresql.PgHBA = pgHBA(o, f)
 	}
 	if o.ConfigDir != "" {
 		// A configuration directory named by --config-dir or
 		// --debian-cluster holds a postgresql.conf of its own (Patroni keeps
 		// it as postgresql.base.conf), and a backup's copy restored on a
 		// replica names the first node's data directory: this node's wins.
-		y.Postgres.Parameters["data_directory"] = l.DataDir
+		y.Postgresql.Parameters["data_directory"] = l.DataDir
 	}
 	if o.Watchdog != "" {
-		y.Watchdog = &watchdog{Mode: o.Watchdog}
+		y.Watchdog = &patroni.Watchdog{Mode: o.Watchdog}
 	}
 	for _, kv := range o.PGParameters {
 		name, value, _ := strings.Cut(kv, "=")
 		if dcsOnlyParams[name] {
 			y.Bootstrap.DCS.Postgresql.Parameters[name] = paramValue(value)
 		} else {
-			y.Postgres.Parameters[name] = paramValue(value)
+			y.Postgresql.Parameters[name] = paramValue(value)
 		}
 	}
 	cb := o.Callback
@@ -238,20 +156,22 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 		}
 	}
 	for _, name := range []string{"on_start", "on_stop", "on_restart", "on_reload", "on_role_change"} {
-		y.Postgres.Callbacks[name] = cb
+		y.Postgresql.Callbacks[name] = cb
 	}
-	e := &etcdSection{Username: o.EtcdUser, CACert: o.EtcdCACert, Cert: o.EtcdCert, Key: o.EtcdKey}
+	e := &patroni.Etcd{Username: o.EtcdUser, CACert: o.EtcdCACert, Cert: o.EtcdCert, Key: o.EtcdKey}
 	if o.EtcdUser != "" {
 		e.Password = s.Etcd
 	}
 	scheme := ""
+	var hosts []string
 	for _, ep := range o.EtcdEndpoints {
 		sc, hostport, _ := splitEndpoint(ep)
 		if sc != "" {
 			scheme = sc
 		}
-		e.Hosts = append(e.Hosts, hostport)
+		hosts = append(hosts, hostport)
 	}
+	e.Hosts = patroni.HostList(hosts)
 	if scheme == "" && (o.EtcdCACert != "" || o.EtcdCert != "") {
 		scheme = "https"
 	}
@@ -272,6 +192,13 @@ func renderPatroni(o *Options, f *Facts, s *Secrets) ([]byte, error) {
 	}
 	enc.Close()
 	return buf.Bytes(), nil
+}
+
+// intNode is n as a YAML integer.
+func intNode(n int) yaml.Node {
+	var y yaml.Node
+	y.Encode(n) // an int always encodes
+	return y
 }
 
 // pghookCmd is the command line Patroni runs for a pghook command (it

@@ -7,7 +7,20 @@ import (
 	"strings"
 
 	"github.com/pghook/pghook/internal/fsutil"
+	"github.com/rs/zerolog"
 )
+
+// Record writes fams as node_exporter's textfile pghook_<name>.prom in
+// dir (metrics_textfile_dir) when dir is set; a failure is logged, never
+// the caller's: a command does not fail for its metrics.
+func Record(dir string, log zerolog.Logger, name string, fams []Family) {
+	if dir == "" {
+		return
+	}
+	if err := WriteTextfile(dir, name, fams); err != nil {
+		log.Warn().Err(err).Msg("metrics textfile not written")
+	}
+}
 
 // WriteTextfile replaces dir/pghook_<name>.prom with fams, atomically
 // (node_exporter's textfile collector never reads half a file). name is

@@ -28,15 +28,22 @@ type VIP struct {
 	reqSeconds  map[string]float64    // op → total seconds
 }
 
-// Directions and causes of transitions.
+// Directions of transitions.
 const (
 	Hold    = "hold"
 	Release = "release"
+)
 
-	CausePatroni  = "patroni"  // Patroni's REST API decided
-	CauseDCS      = "dcs"      // the leader key decided
-	CauseCallback = "callback" // a callback asked over the control socket
-	CauseGrace    = "grace"    // neither answered past watch_grace
+// Cause is what decided a transition: the cause label of
+// pghook_vip_transitions_total.
+type Cause string
+
+// Causes of transitions.
+const (
+	CausePatroni  Cause = "patroni"  // Patroni's REST API decided
+	CauseDCS      Cause = "dcs"      // the leader key decided
+	CauseCallback Cause = "callback" // a callback asked over the control socket
+	CauseGrace    Cause = "grace"    // neither answered past watch_grace
 )
 
 // NewVIP starts the figures of a watcher; its up time counts from now.
@@ -64,7 +71,7 @@ func (v *VIP) Held(held bool) {
 
 // Transition records a hold or release that changed (or re-asserted) the
 // VIP, why, and how long it took; err non-nil counts a failure instead.
-func (v *VIP) Transition(direction, cause string, took time.Duration, err error) {
+func (v *VIP) Transition(direction string, cause Cause, took time.Duration, err error) {
 	if v == nil {
 		return
 	}
@@ -74,7 +81,7 @@ func (v *VIP) Transition(direction, cause string, took time.Duration, err error)
 		v.failures[direction]++
 		return
 	}
-	v.transitions[[2]string{direction, cause}]++
+	v.transitions[[2]string{direction, string(cause)}]++
 	v.last[direction] = took.Seconds()
 	v.held = 0
 	if direction == Hold {
@@ -154,8 +161,8 @@ func (v *VIP) Families() []Family {
 	}
 	tr := Family{Name: "pghook_vip_transitions_total", Help: "VIP holds and releases by direction and cause (patroni, dcs, callback, grace).", Type: Counter}
 	for _, dir := range []string{Hold, Release} {
-		for _, cause := range []string{CausePatroni, CauseDCS, CauseCallback, CauseGrace} {
-			tr.Samples = append(tr.Samples, Sample{base("direction", dir, "cause", cause), v.transitions[[2]string{dir, cause}]})
+		for _, cause := range []Cause{CausePatroni, CauseDCS, CauseCallback, CauseGrace} {
+			tr.Samples = append(tr.Samples, Sample{base("direction", dir, "cause", string(cause)), v.transitions[[2]string{dir, string(cause)}]})
 		}
 	}
 	last := Family{Name: "pghook_vip_last_transition_seconds", Help: "Duration of the last successful hold and release.", Type: Gauge}

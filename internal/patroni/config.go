@@ -18,35 +18,37 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Config is the subset of patroni.yml that pghook reads.
+// Config is patroni.yml as pghook knows it: the keys pghook reads (Load,
+// Parse) and the ones `pghook install` writes (the same types, encoded in
+// this order). Keys pghook only writes are typed so that reading a file
+// whose values Patroni accepts in another form never fails on them (Int,
+// Bool, Basebackup as any).
 type Config struct {
 	Path       string    `yaml:"-"`
-	Name       string    `yaml:"name"`
 	Scope      string    `yaml:"scope"`
 	Namespace  string    `yaml:"namespace"`
+	Name       string    `yaml:"name"`
 	RestAPI    RestAPI   `yaml:"restapi"`
-	Etcd3      *Etcd     `yaml:"etcd3"`
-	Etcd       *Etcd     `yaml:"etcd"`
-	Consul     yaml.Node `yaml:"consul"`
-	ZooKeeper  yaml.Node `yaml:"zookeeper"`
-	Kubernetes yaml.Node `yaml:"kubernetes"`
-	Raft       yaml.Node `yaml:"raft"`
+	Etcd3      *Etcd     `yaml:"etcd3,omitempty"`
+	Etcd       *Etcd     `yaml:"etcd,omitempty"`
+	Consul     yaml.Node `yaml:"consul,omitempty"`
+	ZooKeeper  yaml.Node `yaml:"zookeeper,omitempty"`
+	Kubernetes yaml.Node `yaml:"kubernetes,omitempty"`
+	Raft       yaml.Node `yaml:"raft,omitempty"`
+	Watchdog   *Watchdog `yaml:"watchdog,omitempty"`
+	Bootstrap  Bootstrap `yaml:"bootstrap"`
 	Postgresql Postgres  `yaml:"postgresql"`
-	Bootstrap  struct {
-		DCS struct {
-			TTL yaml.Node `yaml:"ttl"`
-		} `yaml:"dcs"`
-	} `yaml:"bootstrap"`
+	Tags       Tags      `yaml:"tags"`
 }
 
 // RestAPI is the restapi section.
 type RestAPI struct {
 	Listen         string     `yaml:"listen"`
 	ConnectAddress string     `yaml:"connect_address"`
-	CertFile       string     `yaml:"certfile"`
-	KeyFile        string     `yaml:"keyfile"`
-	CAFile         string     `yaml:"cafile"`
-	Auth           *BasicAuth `yaml:"authentication"`
+	CertFile       string     `yaml:"certfile,omitempty"`
+	KeyFile        string     `yaml:"keyfile,omitempty"`
+	CAFile         string     `yaml:"cafile,omitempty"`
+	Auth           *BasicAuth `yaml:"authentication,omitempty"`
 }
 
 // BasicAuth is a user name and password. String never shows the password.
@@ -59,29 +61,109 @@ func (b BasicAuth) String() string { return b.Username + ":*****" }
 
 // Etcd is an etcd or etcd3 section.
 type Etcd struct {
-	Host     string    `yaml:"host"`
-	Hosts    yaml.Node `yaml:"hosts"` // list or comma-separated string
-	URL      string    `yaml:"url"`
-	Proxy    string    `yaml:"proxy"`
-	SRV      string    `yaml:"srv"`
-	Protocol string    `yaml:"protocol"`
-	Username string    `yaml:"username"`
-	Password string    `yaml:"password"`
-	CACert   string    `yaml:"cacert"`
-	Cert     string    `yaml:"cert"`
-	Key      string    `yaml:"key"`
+	Host     string    `yaml:"host,omitempty"`
+	Hosts    yaml.Node `yaml:"hosts,omitempty"` // list or comma-separated string; see HostList
+	URL      string    `yaml:"url,omitempty"`
+	Proxy    string    `yaml:"proxy,omitempty"`
+	SRV      string    `yaml:"srv,omitempty"`
+	Protocol string    `yaml:"protocol,omitempty"`
+	Username string    `yaml:"username,omitempty"`
+	Password string    `yaml:"password,omitempty"`
+	CACert   string    `yaml:"cacert,omitempty"`
+	Cert     string    `yaml:"cert,omitempty"`
+	Key      string    `yaml:"key,omitempty"`
+}
+
+// HostList is an etcd hosts value written as a YAML list.
+func HostList(hosts []string) yaml.Node {
+	var n yaml.Node
+	n.Encode(hosts) // a []string always encodes
+	return n
+}
+
+// Watchdog is the watchdog section.
+type Watchdog struct {
+	Mode string `yaml:"mode"`
+}
+
+// Bootstrap is the bootstrap section: what Patroni uses to create a
+// cluster, and the dynamic configuration it first writes to the DCS.
+type Bootstrap struct {
+	DCS      BootstrapDCS `yaml:"dcs"`
+	Initdb   []any        `yaml:"initdb"`
+	PgHBA    []string     `yaml:"pg_hba"`
+	PostInit string       `yaml:"post_init"`
+}
+
+// BootstrapDCS is bootstrap.dcs.
+type BootstrapDCS struct {
+	// TTL is kept as written (a number, or a quoted one): see Config.TTL.
+	TTL                  yaml.Node   `yaml:"ttl"`
+	LoopWait             Int         `yaml:"loop_wait"`
+	RetryTimeout         Int         `yaml:"retry_timeout"`
+	MaximumLagOnFailover Int         `yaml:"maximum_lag_on_failover"`
+	Postgresql           DCSPostgres `yaml:"postgresql"`
+}
+
+// DCSPostgres is bootstrap.dcs.postgresql.
+type DCSPostgres struct {
+	UsePgRewind Bool           `yaml:"use_pg_rewind"`
+	UseSlots    Bool           `yaml:"use_slots"`
+	Parameters  map[string]any `yaml:"parameters"`
 }
 
 // Postgres is the postgresql section.
 type Postgres struct {
-	Listen         string                `yaml:"listen"`
-	ConnectAddress string                `yaml:"connect_address"`
-	DataDir        string                `yaml:"data_dir"`
-	BinDir         string                `yaml:"bin_dir"`
-	ConfigDir      string                `yaml:"config_dir"`
-	Pgpass         string                `yaml:"pgpass"`
-	Parameters     map[string]any        `yaml:"parameters"`
-	Authentication map[string]*BasicAuth `yaml:"authentication"`
+	Listen               string                `yaml:"listen"`
+	ConnectAddress       string                `yaml:"connect_address"`
+	DataDir              string                `yaml:"data_dir"`
+	BinDir               string                `yaml:"bin_dir"`
+	ConfigDir            string                `yaml:"config_dir,omitempty"`
+	Pgpass               string                `yaml:"pgpass"`
+	UseUnixSocket        Bool                  `yaml:"use_unix_socket"`
+	Authentication       map[string]*BasicAuth `yaml:"authentication"`
+	Parameters           map[string]any        `yaml:"parameters"`
+	Callbacks            map[string]string     `yaml:"callbacks"`
+	CreateReplicaMethods []string              `yaml:"create_replica_methods"`
+	PgHBA                []string              `yaml:"pg_hba,omitempty"`
+	// Pghook is the create_replica method section of pghook: Patroni
+	// passes each key to `pghook create-replica` as --key=value.
+	Pghook map[string]any `yaml:"pghook"`
+	// Basebackup is a map or a list in Patroni's schema.
+	Basebackup any `yaml:"basebackup"`
+}
+
+// Tags is the tags section.
+type Tags struct {
+	NoFailover    Bool `yaml:"nofailover"`
+	NoLoadBalance Bool `yaml:"noloadbalance"`
+	CloneFrom     Bool `yaml:"clonefrom"`
+	NoSync        Bool `yaml:"nosync"`
+}
+
+// Int is an integer that pghook writes; read, a value that is not a plain
+// integer (Patroni also takes "10") is kept as 0 instead of failing the file.
+type Int int
+
+// UnmarshalYAML reads an integer, quoted or not.
+func (i *Int) UnmarshalYAML(n *yaml.Node) error {
+	if v, err := strconv.Atoi(strings.TrimSpace(n.Value)); err == nil && n.Kind == yaml.ScalarNode {
+		*i = Int(v)
+	}
+	return nil
+}
+
+// Bool is a boolean that pghook writes; read, a value that is not a YAML
+// boolean is kept as false instead of failing the file.
+type Bool bool
+
+// UnmarshalYAML reads a boolean (true/false, and YAML 1.1's on/yes/…).
+func (b *Bool) UnmarshalYAML(n *yaml.Node) error {
+	var v bool
+	if n.Kind == yaml.ScalarNode && n.Decode(&v) == nil {
+		*b = Bool(v)
+	}
+	return nil
 }
 
 // Load reads and checks patroni.yml at p. Errors name the file and key.
@@ -92,6 +174,7 @@ func Load(p string) (*Config, error) {
 	}
 	c, err := Parse(b)
 	if err != nil {
+		//lint:ignore ST1005 Patroni is a name
 		return nil, fmt.Errorf("Patroni config %s: %w", p, err)
 	}
 	c.Path = p

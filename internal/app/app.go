@@ -1,4 +1,11 @@
-package main
+// Package app is pghook's command line: it declares the commands and
+// their flags and turns them into the inputs of the packages that decide
+// and act (internal/scope resolves a scope and its VIP stack, hooks
+// decides, replica, internal/backupops, internal/clusterstatus,
+// internal/postinit and internal/install act). cmd/pghook runs it;
+// cmd/pghook-gendocs renders its man page and completion from the same
+// definitions.
+package app
 
 import (
 	"errors"
@@ -6,12 +13,11 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"strings"
-	"sync"
 
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/internal/exitcode"
 	"github.com/pghook/pghook/internal/logging"
-	"github.com/pghook/pghook/internal/patroni"
+	"github.com/pghook/pghook/internal/scope"
 	"github.com/pghook/pghook/internal/version"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -19,48 +25,27 @@ import (
 
 // Exit codes shared by all commands.
 const (
-	exitFailure = 1
-	exitUsage   = 2
+	exitFailure = exitcode.Failure
+	exitUsage   = exitcode.Usage
 )
 
 // usageErr is an error that exits with code 2 and names the bad argument.
-func usageErr(format string, a ...any) error {
-	return cli.Exit(fmt.Sprintf(format, a...), exitUsage)
-}
+func usageErr(format string, a ...any) error { return exitcode.Usagef(format, a...) }
 
 // app is the CLI root: the only place that holds state for a run.
 type app struct {
 	log zerolog.Logger
 	cfg *config.File
-	// privileged is set when running as the VIP helper (runHelper): only
-	// VIP commands, settings from a root-owned config alone.
-	privileged bool
-	// patroniCfgs caches patroni.yml by path: a callback needs it for the
-	// roster row and for the VIP guard, and reads it once. status reads
-	// several scopes' at once (patroniMu).
-	patroniMu   sync.Mutex
-	patroniCfgs map[string]patroniLoad
 }
 
-type patroniLoad struct {
-	cfg *patroni.Config
-	err error
+// resolver resolves scopes for this run. ppid is the calling process
+// whose command line may name patroni.yml (0: none).
+func (a *app) resolver(ppid int) *scope.Resolver {
+	return &scope.Resolver{Config: a.cfg, Log: a.log, PPID: ppid}
 }
 
-// loadPatroni reads patroni.yml at path once per run.
-func (a *app) loadPatroni(path string) (*patroni.Config, error) {
-	a.patroniMu.Lock()
-	defer a.patroniMu.Unlock()
-	if l, ok := a.patroniCfgs[path]; ok {
-		return l.cfg, l.err
-	}
-	cfg, err := patroni.Load(path)
-	if a.patroniCfgs == nil {
-		a.patroniCfgs = map[string]patroniLoad{}
-	}
-	a.patroniCfgs[path] = patroniLoad{cfg, err}
-	return cfg, err
-}
+// New returns the command line's definition.
+func New() *cli.App { return newApp() }
 
 func newApp() *cli.App {
 	a := &app{log: zerolog.Nop()}
@@ -163,8 +148,8 @@ func (a *app) before(c *cli.Context) error {
 	cfg := a.cfg
 	lv, _ := global(c, "log-level")
 	lf, _ := global(c, "log-format")
-	level := firstNonEmpty(lv, cfg.LogLevel)
-	format := firstNonEmpty(lf, cfg.LogFormat)
+	level := scope.FirstNonEmpty(lv, cfg.LogLevel)
+	format := scope.FirstNonEmpty(lf, cfg.LogFormat)
 	log, err := logging.New(logging.Options{Level: level, Format: logging.Format(format)})
 	if err != nil {
 		return usageErr("%v", err)
@@ -177,7 +162,7 @@ func (a *app) before(c *cli.Context) error {
 // of the user running Patroni (postgres when run as root).
 func (a *app) pgtabPath(c *cli.Context) (string, error) {
 	flag, _ := global(c, "pgtab")
-	if p := firstNonEmpty(flag, a.cfg.Pgtab); p != "" {
+	if p := scope.FirstNonEmpty(flag, a.cfg.Pgtab); p != "" {
 		return p, nil
 	}
 	if os.Geteuid() == 0 {
@@ -194,13 +179,4 @@ func (a *app) pgtabPath(c *cli.Context) (string, error) {
 		home = u.HomeDir
 	}
 	return filepath.Join(home, ".pgtab"), nil
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if strings.TrimSpace(s) != "" {
-			return s
-		}
-	}
-	return ""
 }

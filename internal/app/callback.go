@@ -1,17 +1,15 @@
-package main
+package app
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"time"
 
 	"github.com/pghook/pghook/hooks"
 	"github.com/pghook/pghook/internal/config"
 	"github.com/pghook/pghook/internal/metrics"
-	"github.com/pghook/pghook/internal/patroni"
-	"github.com/pghook/pghook/netvip"
+	"github.com/pghook/pghook/internal/scope"
 	"github.com/pghook/pghook/pgtab"
 	"github.com/urfave/cli/v2"
 )
@@ -31,28 +29,25 @@ func scopeFlags() []cli.Flag {
 	}
 }
 
-// scopeSettings merges the scope's section with the flags.
-func (a *app) scopeSettings(c *cli.Context, scope string) (*config.Scope, error) {
-	sec, err := a.cfg.Scope(scope)
-	s := *sec
-	if c.IsSet("patroni-config") {
-		s.PatroniConfig = c.String("patroni-config")
-	}
-	if c.IsSet("standby-leader-vip") {
-		s.StandbyLeaderVIP = c.Bool("standby-leader-vip")
-	}
-	for name, dst := range map[string]*string{"vip-backend": &s.VIP.Backend, "vip-address": &s.VIP.Address, "vip-interface": &s.VIP.Interface, "vip-label": &s.VIP.Label, "vip-resource": &s.VIP.Resource, "vip-node": &s.VIP.Node} {
-		if c.IsSet(name) {
-			*dst = c.String(name)
+// overrides turns the scope flags that were set (or their PGHOOK_…
+// variables) into scope.Overrides.
+func overrides(c *cli.Context) scope.Overrides {
+	str := func(name string) *string {
+		if !c.IsSet(name) {
+			return nil
 		}
+		v := c.String(name)
+		return &v
 	}
-	if c.IsSet("vip-address") {
-		s.VIP.Addresses = nil // the flag names the VIP
+	var o scope.Overrides
+	o.PatroniConfig = str("patroni-config")
+	if c.IsSet("standby-leader-vip") {
+		v := c.Bool("standby-leader-vip")
+		o.StandbyLeaderVIP = &v
 	}
-	if verr := s.VIP.Validate(); verr != nil {
-		return &s, fmt.Errorf("VIP settings of scope %s: %w", scope, verr)
-	}
-	return &s, err
+	o.VIPBackend, o.VIPAddress, o.VIPInterface = str("vip-backend"), str("vip-address"), str("vip-interface")
+	o.VIPLabel, o.VIPResource, o.VIPNode = str("vip-label"), str("vip-resource"), str("vip-node")
+	return o
 }
 
 func (a *app) callbackCommand() *cli.Command {
@@ -79,21 +74,18 @@ func (a *app) callback(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
 	defer cancel()
 
-	settings, serr := a.scopeSettings(c, ev.Scope)
-	if serr != nil {
+	r := a.resolver(os.Getppid())
+	sc := r.Resolve(ev.Scope, overrides(c))
+	if sc.Invalid != nil {
 		// Keep the roster going, but never move a VIP on a guess.
-		log.Error().Err(serr).Msg("scope settings unusable: VIP left alone, roster still kept")
-		settings.VIP = config.VIP{}
+		log.Error().Err(sc.Invalid).Msg("scope settings unusable: VIP left alone, roster still kept")
 	}
-	row, pcfg := a.nodeFacts(ev, settings, os.Getppid())
-	if pcfg == nil && settings.PatroniConfig != "" {
-		log.Warn().Str("patroni_config", settings.PatroniConfig).Msg("Patroni config unreadable: roster row from the arguments only")
-	}
-	var vip netvip.Backend = netvip.None{}
-	if serr == nil {
-		if vip, err = a.vipFor(c, ev.Scope, true, nil); err != nil {
+	row := sc.RosterRow(ev, a.log)
+	vip := scope.None()
+	if sc.Invalid == nil {
+		if vip, err = r.VIP(sc, scope.StackOptions{Guard: true}); err != nil {
 			log.Error().Err(err).Msg("VIP backend unusable: VIP left alone")
-			vip = netvip.None{}
+			vip = scope.None()
 		}
 	}
 	path, err := a.pgtabPath(c)
@@ -103,57 +95,20 @@ func (a *app) callback(c *cli.Context) error {
 	runner := hooks.Runner{
 		VIP:    vip,
 		Roster: pgtab.File{Path: path},
-		Policy: hooks.Policy{StandbyLeaderHoldsVIP: settings.StandbyLeaderVIP},
+		Policy: hooks.Policy{StandbyLeaderHoldsVIP: sc.Settings.StandbyLeaderVIP},
 		Log:    a.log,
 		Now:    time.Now,
 	}
 	start := time.Now()
 	_, err = runner.Handle(ctx, ev, row)
 	end := time.Now()
-	a.textfile(log, "callback_"+metrics.FileName(ev.Scope)+"_"+string(ev.Action),
+	metrics.Record(a.cfg.MetricsTextfileDir, log, "callback_"+metrics.FileName(ev.Scope)+"_"+string(ev.Action),
 		metrics.Callback(ev.Scope, string(ev.Action), ev.RawRole, end, end.Sub(start), err == nil))
 	if err != nil {
 		return cli.Exit("", exitFailure) // already logged with context
 	}
-	if serr != nil && !errors.Is(serr, config.ErrUnknownScope) {
+	if sc.Invalid != nil && !errors.Is(sc.Invalid, config.ErrUnknownScope) {
 		return cli.Exit("", exitFailure)
 	}
 	return nil
-}
-
-func vipSettings(v config.VIP) netvip.Settings {
-	return netvip.Settings{Backend: v.Backend, Address: v.Address, Addresses: v.Addresses, Interface: v.Interface, Label: v.Label, Resource: v.Resource, Node: v.Node,
-		Announcements: v.Announcements, AnnounceInterval: v.AnnounceInterval, TakeoverWait: v.TakeoverWait, ProbeTimeout: v.ProbeTimeout}
-}
-
-// nodeFacts builds this node's roster row from patroni.yml when it can be
-// found and read, else from the seed's legacy arguments, else the host
-// name. The returned config is nil when patroni.yml was not read.
-func (a *app) nodeFacts(ev hooks.Event, s *config.Scope, ppid int) (pgtab.Row, *patroni.Config) {
-	row := pgtab.Row{Scope: ev.Scope}
-	if ev.Legacy != nil {
-		row.Node, row.DataDir, row.Listen, row.BinDir = ev.Legacy.Node, ev.Legacy.DataDir, ev.Legacy.Listen, ev.Legacy.BinDir
-	}
-	pc := patroni.FindConfig(ev.Scope, s.PatroniConfig, ppid)
-	var cfg *patroni.Config
-	if pc != "" {
-		if c, err := a.loadPatroni(pc); err == nil && c.Scope == ev.Scope {
-			cfg = c
-		} else if err != nil {
-			a.log.Warn().Str("scope", ev.Scope).Err(err).Msg("reading Patroni config")
-		} else {
-			a.log.Warn().Str("scope", ev.Scope).Str("patroni_config", pc).Str("config_scope", c.Scope).Msg("Patroni config is for another scope: ignored")
-		}
-	}
-	if cfg != nil {
-		row.Node = cfg.Name
-		row.DataDir = cfg.Postgresql.DataDir
-		row.Listen = firstNonEmpty(cfg.Postgresql.Listen, row.Listen)
-		row.BinDir = firstNonEmpty(cfg.Postgresql.BinDir, row.BinDir)
-		row.PatroniConfig = cfg.Path
-	}
-	if row.Node == "" {
-		row.Node, _ = os.Hostname()
-	}
-	return row, cfg
 }

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"fmt"
@@ -49,6 +49,7 @@ func installFlags() []cli.Flag {
 		str("dns-name", "DNS `NAME` the primary points at its own address (backend dns; enables the reconciler unit)"),
 		str("dns-zone", "`ZONE` that holds --dns-name (default: the name without its first label)"),
 		str("dns-server", "the zone's primary authoritative server, `HOST[:PORT]`"),
+		str("dns-replica-name", "DNS `NAME` every read-serving replica adds its own address to (optional; below --dns-zone)"),
 		str("tsig-key-file", "TSIG key `FILE` (tsig-keygen output; root:postgres 0640; never a key on the command line)"),
 		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
 		str("backup-schedule", "lay a backup timer: daily, hourly, weekly or a systemd OnCalendar `WHEN`; every node runs it, the streaming replica with the least lag (else the leader) takes the backup"),
@@ -102,32 +103,10 @@ func rejoinParams(in []string) []string {
 
 func (a *app) installCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "install",
-		Usage: "lay down patroni.yml, pghook.yaml and the systemd units for a scope on this node",
-		Description: "Gathers this node's facts (host name, the interface's IPv4 address and network,\n" +
-			"PostgreSQL version and bin dir, the installed patroni) and writes, for --scope S:\n" +
-			"/etc/patroni/S.yml (postgres, 0600), the scope's section of /etc/pghook/pghook.yaml\n" +
-			"(root:postgres, 0640; other scopes are kept), /etc/systemd/system/patroni@S.service\n" +
-			"(enabled), with --vip the enabled pghook-vip-watch@S.service and an arp_announce\n" +
-			"sysctl drop-in, and the directories. Passwords are generated once and kept in\n" +
-			"/etc/pghook/secrets/S/ (postgres, 0600). A second run changes nothing; a file\n" +
-			"changed by hand since pghook wrote it is refused unless --force (a backup is\n" +
-			"kept). When patroni is installed, the rendered patroni.yml must pass\n" +
-			"`patroni --validate-config` before anything is written (an unreachable etcd, or\n" +
-			"ports held by this scope's running Patroni, are warnings).\n" +
-			"The passwords are the cluster's: copy /etc/pghook/secrets/S/ from the first node\n" +
-			"to the others before installing there. With --etcd-user (and --dcs etcd3) install\n" +
-			"creates that etcd user and a role allowed only Patroni's keys of the scope, using\n" +
-			"--etcd-root-password-file or PGHOOK_ETCD_ROOT_PASSWORD; an unreachable etcd is a\n" +
-			"warning, a user with another password an error.\n" +
-			"--debian-cluster 15/NAME (or --adopt with --data-dir and --config-dir) adopts an\n" +
-			"existing cluster: same major version, its system identifier not another\n" +
-			"cluster's in the DCS, the server running (install reads its roles over the local\n" +
-			"socket as postgres) unless Patroni already knows it, and the superuser,\n" +
-			"replication and rewind roles with the scope's passwords (--create-roles creates\n" +
-			"or fixes them). Then stop the server and start Patroni.\n" +
-			"Every flag is also a PGHOOK_<FLAG> variable and a key of the --from file.",
-		Flags: installFlags(),
+		Name:        "install",
+		Usage:       "lay down patroni.yml, pghook.yaml and the systemd units for a scope on this node",
+		Description: install.Help,
+		Flags:       installFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErr("install: unexpected argument %q (settings are flags)", c.Args().First())
@@ -157,34 +136,16 @@ func (a *app) installCommand() *cli.Command {
 				"pghook-bin": &o.PghookBin, "vip-helper": &o.VIPHelper, "etcd-root-user": &o.EtcdRootUser,
 				"etcd-root-password-file": &o.EtcdRootPasswordFile, "debian-cluster": &o.DebianCluster,
 				"config-dir": &o.ConfigDir, "dns-name": &o.DNSName, "dns-zone": &o.DNSZone, "dns-server": &o.DNSServer,
-				"tsig-key-file": &o.TSIGKeyFile,
+				"tsig-key-file": &o.TSIGKeyFile, "dns-replica-name": &o.DNSReplicaName,
 			}
-			for name, dst := range str {
-				if c.IsSet(name) {
-					*dst = c.String(name)
-				}
-			}
-			if c.IsSet("members") {
-				o.Members = c.StringSlice("members")
-			}
-			if c.IsSet("etcd-endpoints") {
-				o.EtcdEndpoints = c.StringSlice("etcd-endpoints")
-			}
+			setFlags(c, c.String, str)
+			setFlags(c, c.StringSlice, map[string]*[]string{"members": &o.Members, "etcd-endpoints": &o.EtcdEndpoints})
 			if c.IsSet("pg-parameter") {
 				o.PGParameters = rejoinParams(c.StringSlice("pg-parameter"))
 			}
-			ints := map[string]*int{"port": &o.Port, "rest-port": &o.RestPort, "ttl": &o.TTL, "backup-keep": &o.BackupKeep, "loop-wait": &o.LoopWait, "retry-timeout": &o.RetryTimeout}
-			for name, dst := range ints {
-				if c.IsSet(name) {
-					*dst = c.Int(name)
-				}
-			}
-			if c.IsSet("adopt") {
-				o.Adopt = c.Bool("adopt")
-			}
-			if c.IsSet("create-roles") {
-				o.CreateRoles = c.Bool("create-roles")
-			}
+			setFlags(c, c.Int, map[string]*int{"port": &o.Port, "rest-port": &o.RestPort, "ttl": &o.TTL, "backup-keep": &o.BackupKeep,
+				"loop-wait": &o.LoopWait, "retry-timeout": &o.RetryTimeout})
+			setFlags(c, c.Bool, map[string]*bool{"adopt": &o.Adopt, "create-roles": &o.CreateRoles})
 			if c.IsSet("keep-data") {
 				v := c.Bool("keep-data")
 				o.KeepData = &v
@@ -202,5 +163,15 @@ func (a *app) installCommand() *cli.Command {
 				return cli.Exit(fmt.Sprintf("install: %v", err), exitFailure)
 			}
 		},
+	}
+}
+
+// setFlags copies the flags the user set into their option fields; unset
+// flags leave the field (and install's own default) alone.
+func setFlags[T any](c *cli.Context, get func(string) T, fields map[string]*T) {
+	for name, dst := range fields {
+		if c.IsSet(name) {
+			*dst = get(name)
+		}
 	}
 }

@@ -1,25 +1,11 @@
-package main
+package app
 
 import (
 	"fmt"
 
-	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/metrics/rules"
-	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
-
-// textfile writes fams as node_exporter's textfile pghook_<name>.prom when
-// metrics_textfile_dir is set; a failure is logged, never the command's.
-func (a *app) textfile(log zerolog.Logger, name string, fams []metrics.Family) {
-	dir := a.cfg.MetricsTextfileDir
-	if dir == "" {
-		return
-	}
-	if err := metrics.WriteTextfile(dir, name, fams); err != nil {
-		log.Warn().Err(err).Msg("metrics textfile not written")
-	}
-}
 
 func (a *app) metricsCommand() *cli.Command {
 	print := func(name, usage, text string) *cli.Command {

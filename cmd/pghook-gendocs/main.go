@@ -1,13 +1,11 @@
-//go:build pghook_gendocs
-
-// This file is compiled only into the documentation generator:
+// Command pghook-gendocs writes pghook's man page and bash completion
+// from the same definitions the binary runs (internal/app):
 //
-//	go build -tags pghook_gendocs -o bin/pghook-gendocs ./cmd/pghook
+//	go build -o bin/pghook-gendocs ./cmd/pghook-gendocs
 //	bin/pghook-gendocs gen-docs DIR   # writes DIR/pghook.1 and DIR/pghook.bash-completion
 //
 // The shipped binary is built with -tags urfave_cli_no_docs (no man-page
-// renderer linked, faster start-up) and without this file, yet the man page
-// and the completion come from the very same newApp definitions.
+// renderer linked, faster start-up); this command links the renderer.
 package main
 
 import (
@@ -17,14 +15,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pghook/pghook/internal/app"
 	"github.com/urfave/cli/v2"
 )
 
-func init() {
-	if len(os.Args) < 2 || os.Args[1] != "gen-docs" {
-		return
-	}
-	if len(os.Args) != 3 {
+func main() {
+	if len(os.Args) != 3 || os.Args[1] != "gen-docs" {
 		fmt.Fprintln(os.Stderr, "usage: pghook-gendocs gen-docs DIR")
 		os.Exit(2)
 	}
@@ -32,13 +28,12 @@ func init() {
 		fmt.Fprintln(os.Stderr, "gen-docs:", err)
 		os.Exit(1)
 	}
-	os.Exit(0)
 }
 
 func genDocs(dir string) error {
-	app := newApp()
-	app.Name = "pghook"
-	man, err := app.ToManWithSection(1)
+	a := app.New()
+	a.Name = "pghook"
+	man, err := a.ToManWithSection(1)
 	if err != nil {
 		return err
 	}
@@ -49,7 +44,7 @@ func genDocs(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "pghook.1"), []byte(man), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "pghook.bash-completion"), []byte(bashCompletion(app)), 0o644)
+	return os.WriteFile(filepath.Join(dir, "pghook.bash-completion"), []byte(bashCompletion(a)), 0o644)
 }
 
 const manExtra = `.SH EXIT STATUS
@@ -79,7 +74,7 @@ the roster of the clusters on this host.
 `
 
 // bashCompletion renders a static completion function: commands,
-// subcommands and flags as newApp defines them.
+// subcommands and flags as internal/app defines them.
 func bashCompletion(app *cli.App) string {
 	var b strings.Builder
 	b.WriteString("# bash completion for pghook, generated from its CLI definitions.\n")

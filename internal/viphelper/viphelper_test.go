@@ -1,4 +1,4 @@
-package main
+package viphelper
 
 import (
 	"bytes"
@@ -7,19 +7,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pghook/pghook/internal/clusterstatus"
+	"github.com/pghook/pghook/internal/exitcode"
 )
 
 func TestParseHelperArgs(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    []string
-		want    helperArgs
+		want    Args
 		wantErr string
 	}{
-		{name: "up", args: []string{"up", "--scope", "s"}, want: helperArgs{op: "up", scope: "s", timeout: whoHasWindow}},
-		{name: "vip prefix and = form", args: []string{"vip", "down", "--scope=s"}, want: helperArgs{op: "down", scope: "s", timeout: whoHasWindow}},
-		{name: "status --json", args: []string{"status", "--json", "--scope", "s"}, want: helperArgs{op: "status", scope: "s", timeout: whoHasWindow}},
-		{name: "who-has --timeout", args: []string{"who-has", "--json", "--timeout", "300ms", "--scope", "s"}, want: helperArgs{op: "who-has", scope: "s", timeout: 300 * time.Millisecond}},
+		{name: "up", args: []string{"up", "--scope", "s"}, want: Args{Op: "up", Scope: "s", Timeout: clusterstatus.WhoHasWindow}},
+		{name: "vip prefix and = form", args: []string{"vip", "down", "--scope=s"}, want: Args{Op: "down", Scope: "s", Timeout: clusterstatus.WhoHasWindow}},
+		{name: "status --json", args: []string{"status", "--json", "--scope", "s"}, want: Args{Op: "status", Scope: "s", Timeout: clusterstatus.WhoHasWindow}},
+		{name: "who-has --timeout", args: []string{"who-has", "--json", "--timeout", "300ms", "--scope", "s"}, want: Args{Op: "who-has", Scope: "s", Timeout: 300 * time.Millisecond}},
 		{name: "no command", args: nil, wantErr: "no command"},
 		{name: "not a VIP command", args: []string{"callback", "on_start", "master", "s"}, wantErr: `"callback" is not a VIP helper command`},
 		{name: "install", args: []string{"install", "--scope", "s"}, wantErr: "not a VIP helper command"},
@@ -38,15 +41,15 @@ func TestParseHelperArgs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseHelperArgs(tt.args)
+			got, err := ParseArgs(tt.args)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseHelperArgs(%q) = %+v, %v; want error %q", tt.args, got, err, tt.wantErr)
+					t.Fatalf("ParseArgs(%q) = %+v, %v; want error %q", tt.args, got, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Fatalf("parseHelperArgs(%q) = %+v, %v; want %+v", tt.args, got, err, tt.want)
+				t.Fatalf("ParseArgs(%q) = %+v, %v; want %+v", tt.args, got, err, tt.want)
 			}
 		})
 	}
@@ -61,8 +64,6 @@ func TestRunHelperRefuses(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("scopes:\n  s:\n    vip: {backend: netlink, address: 192.0.2.10/24, interface: lo}\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	saved := helperConfig
-	t.Cleanup(func() { helperConfig = saved })
 	t.Setenv("PGHOOK_CONFIG", conf)
 	t.Setenv("PGHOOK_VIP_ADDRESS", "192.0.2.99/24")
 	tests := []struct {
@@ -78,15 +79,48 @@ func TestRunHelperRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			helperConfig = tt.config
 			var out, errOut bytes.Buffer
-			code := runHelper(tt.argv, &out, &errOut)
-			if code != exitUsage || !strings.Contains(errOut.String(), tt.want) {
+			code := Run(tt.config, tt.argv, &out, &errOut)
+			if code != exitcode.Usage || !strings.Contains(errOut.String(), tt.want) {
 				t.Fatalf("runHelper(%q) = %d, stderr %q; want exit 2 naming %q", tt.argv, code, errOut.String(), tt.want)
 			}
 			if out.Len() != 0 {
 				t.Errorf("stdout %q, want nothing", out.String())
 			}
 		})
+	}
+}
+
+// The VIP helper serves netlink only: a trusted config that names dns or
+// exec is refused before anything runs (the exec commands would otherwise
+// run with the helper's capabilities).
+func TestRunHelperRefusesDNSAndExec(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the helper trusts only a root-owned config")
+	}
+	dir, err := os.MkdirTemp("/var/lib", "pghook-test-")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	marker := filepath.Join(dir, "ran")
+	for _, vip := range []string{
+		"{backend: dns, interface: lo, dns: {name: p.z, zone: z, server: 192.0.2.53, tsig_key_file: /k}}",
+		"{backend: exec, exec: {hold: [/bin/touch, " + marker + "], release: [/bin/touch, " + marker + "], check: [/bin/touch, " + marker + "]}}",
+	} {
+		conf := filepath.Join(dir, "pghook.yaml")
+		if err := os.WriteFile(conf, []byte("scopes:\n  s:\n    vip: "+vip+"\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range []string{"up", "down", "status", "watch"} {
+			var out, errOut bytes.Buffer
+			code := Run(conf, []string{"pghook-vip", op, "--scope", "s"}, &out, &errOut)
+			if code != exitcode.Usage || !strings.Contains(errOut.String(), "netlink backend only") {
+				t.Fatalf("%s with %s: exit %d, stderr %q", op, vip, code, errOut.String())
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatalf("%s: the helper ran an exec command", op)
+			}
+		}
 	}
 }
