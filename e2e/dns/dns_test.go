@@ -36,9 +36,6 @@ var (
 	env    map[string]string
 	nodeIP = map[string]string{}
 	ipNode = map[string]string{}
-	// replicasKept: the watchers maintain replicas.pglab.test. (vip.dns.
-	// replica_name, set in the lab's pghook.yaml); decided by replicaRecordKept.
-	replicasKept bool
 )
 
 const (
@@ -341,6 +338,7 @@ type eventResult struct {
 	flip           time.Duration // event → BIND answers the new node alone
 	firstWrite     time.Duration // event → the client's first write through the name on the new primary
 	gap            time.Duration // the client's last write before it → that first write
+	leftReplicas   time.Duration // event → the new primary's address out of the replicas' name
 	failed         int           // client attempts that failed between the event and settling
 	bindRefusals   int           // releases BIND refused (prerequisite), counted from its log
 	pghookRefusals int           // the same, as pghook logged them
@@ -366,9 +364,6 @@ func settle(t *testing.T, timeout time.Duration) string {
 		}
 		if !slices.Equal(p, []string{nodeIP[l]}) {
 			return fmt.Errorf("%s names %s, leader %s", env["LAB_DNS_NAME"], names(p), l)
-		}
-		if !replicasKept {
-			return nil
 		}
 		rs, err := lookup(ctx, env["LAB_DNS_REPLICAS"])
 		if err != nil {
@@ -440,6 +435,28 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 		t.Errorf("%s: after naming %s at +%v the record changed: %v", res.name, res.new, flipAt.Sub(start).Round(time.Millisecond), wrong)
 	}
 	res.promote, res.flip = promoteAt.Sub(start), flipAt.Sub(start)
+	// The replicas' name: the new primary leaves it once Patroni stops
+	// calling it a replica, and does not come back before the event ends.
+	var leftAt time.Time
+	for _, s := range dnsS {
+		if s.at.Before(start) || !s.at.Before(end) || s.err != nil {
+			continue
+		}
+		in := slices.Contains(s.replicas, newIP)
+		switch {
+		case leftAt.IsZero() && !in && s.at.After(promoteAt):
+			leftAt = s.at
+		case !leftAt.IsZero() && in:
+			t.Errorf("%s: %s back in %s at +%v after leaving it at +%v", res.name, res.new, env["LAB_DNS_REPLICAS"],
+				s.at.Sub(start).Round(time.Millisecond), leftAt.Sub(start).Round(time.Millisecond))
+			leftAt = time.Time{}
+		}
+	}
+	if leftAt.IsZero() {
+		t.Errorf("%s: the new primary %s never left %s", res.name, res.new, env["LAB_DNS_REPLICAS"])
+	} else {
+		res.leftReplicas = leftAt.Sub(start)
+	}
 
 	// The client: from the later of flip and promotion + 1 s (the record's
 	// TTL; this client asks the server itself) every attempt writes on the
@@ -519,36 +536,6 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 	}
 }
 
-// replicaRecordKept decides whether the replicas' name is part of the
-// checks: the lab configures vip.dns.replica_name, and a watcher that runs
-// hooks.ReplicaSync joins its node within seconds (and logs "replica
-// join"). While the record stays empty and no watcher logged a replica
-// record action, `vip watch` does not maintain it and the checks of the
-// replicas' name are left out (reported); a watcher that logged one but
-// left the record wrong fails.
-func replicaRecordKept(t *testing.T, leader string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var rs []string
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		rs, _ = lookup(ctx, env["LAB_DNS_REPLICAS"])
-		cancel()
-		if len(rs) == len(nodes)-1 {
-			replicasKept = true
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	for _, n := range nodes {
-		b, _ := os.ReadFile(filepath.Join(labDir, n, "vipwatch.log"))
-		if bytes.Contains(b, []byte(`"action":"replica`)) {
-			t.Fatalf("%s's watcher acts on the replica record, but %s names %s after 15 s (leader %s)", n, env["LAB_DNS_REPLICAS"], names(rs), leader)
-		}
-	}
-	t.Logf("NOT CHECKED: %s (vip.dns.replica_name) stays empty and no watcher logged a replica record action: `pghook vip watch` does not run hooks.ReplicaSync", env["LAB_DNS_REPLICAS"])
-}
-
 func otherThan(n string) string {
 	for _, c := range nodes {
 		if c != n {
@@ -561,11 +548,12 @@ func otherThan(n string) string {
 // TestDNSNameFollowsPrimary: switchover, kill -9 of the primary's Patroni
 // and postmaster, cut of the primary's link — after each the name answers
 // the new primary alone and keeps answering it (no stale node overwrites
-// or removes it; BIND's log and pghook's agree on every refused release),
-// the client writes through the name, and the replicas' name follows.
+// or removes it; every release BIND refused is one pghook logged), the
+// client writes through the name, the new primary leaves the replicas'
+// name for good and, once the old primary is back, that name holds the two
+// replicas again.
 func TestDNSNameFollowsPrimary(t *testing.T) {
 	old := settle(t, 90*time.Second)
-	replicaRecordKept(t, old)
 	if _, err := lib("lab_psql", old, "-c", "create table if not exists public.dns_client (id bigserial primary key, at timestamptz not null, via text not null)"); err != nil {
 		t.Fatal(err)
 	}
@@ -610,9 +598,9 @@ func TestDNSNameFollowsPrimary(t *testing.T) {
 		settle(t, 150*time.Second)
 		time.Sleep(2 * time.Second)
 		analyse(t, rec, res, start, time.Now(), offs)
-		t.Logf("%s: %s -> %s: /primary +%v, name +%v (name - promotion %v), first write through the name +%v, failed attempts %d, refused releases BIND %d / pghook %d",
+		t.Logf("%s: %s -> %s: /primary +%v, name +%v (name - promotion %v), out of the replicas' name +%v, first write through the name +%v, failed attempts %d, refused releases BIND %d / pghook %d",
 			name, old, res.new, res.promote.Round(time.Millisecond), res.flip.Round(time.Millisecond), (res.flip - res.promote).Round(time.Millisecond),
-			res.firstWrite.Round(time.Millisecond), res.failed, res.bindRefusals, res.pghookRefusals)
+			res.leftReplicas.Round(time.Millisecond), res.firstWrite.Round(time.Millisecond), res.failed, res.bindRefusals, res.pghookRefusals)
 		results = append(results, res)
 	}
 
@@ -644,10 +632,10 @@ func TestDNSNameFollowsPrimary(t *testing.T) {
 		}
 	})
 	rec.Stop()
-	t.Log("event       promotion  name     name-promotion  first write  write gap  failed  refusals (BIND/pghook)")
+	t.Log("event       promotion  name     name-promotion  out of replicas  first write  write gap  failed  refusals (BIND/pghook)")
 	for _, r := range results {
-		t.Logf("%-10s  %8v  %8v  %8v  %8v  %8v  %6d  %d/%d", r.name, r.promote.Round(time.Millisecond), r.flip.Round(time.Millisecond),
-			(r.flip - r.promote).Round(time.Millisecond), r.firstWrite.Round(time.Millisecond), r.gap.Round(time.Millisecond), r.failed, r.bindRefusals, r.pghookRefusals)
+		t.Logf("%-10s  %8v  %8v  %8v  %8v  %8v  %8v  %6d  %d/%d", r.name, r.promote.Round(time.Millisecond), r.flip.Round(time.Millisecond),
+			(r.flip - r.promote).Round(time.Millisecond), r.leftReplicas.Round(time.Millisecond), r.firstWrite.Round(time.Millisecond), r.gap.Round(time.Millisecond), r.failed, r.bindRefusals, r.pghookRefusals)
 	}
 }
 

@@ -309,12 +309,14 @@ vip_down() {
 }
 
 # wait_vip — LAB_VIP=netlink: the VIP is on the leader alone and answers from the client;
-# LAB_VIP=dns: the primary's name answers the leader's address alone. (The replicas' name
-# is the test's business: e2e/dns checks it once the watcher maintains it.)
+# LAB_VIP=dns: the primary's name answers the leader's address alone, the replicas' name
+# the streaming replicas'.
 wait_vip() {
 	if [[ $LAB_VIP == dns ]]; then
 		lab_wait "$LAB_TIMEOUT" "$LAB_DNS_NAME to name the leader alone" lab_dns_on_leader ||
 			fail_up all "$LAB_DNS_NAME answers '$(lab_dns_answer)', leader $(lab_leader || echo none)"
+		lab_wait "$LAB_TIMEOUT" "$LAB_DNS_REPLICAS to name the replicas" lab_dns_replicas_right ||
+			fail_up all "$LAB_DNS_REPLICAS answers '$(lab_dns_answer "$LAB_DNS_REPLICAS")'"
 		lab_log "$LAB_DNS_NAME -> $(lab_dns_answer); $LAB_DNS_REPLICAS -> $(lab_dns_answer "$LAB_DNS_REPLICAS")"
 		return 0
 	fi
@@ -535,7 +537,6 @@ scopes:
   $LAB_SCOPE:
     vip:
       metrics_listen: $ip:$LAB_METRICS_PORT
-$(if [[ $LAB_VIP == dns ]]; then printf '      dns:\n        ttl: 1s\n        replica_name: %s\n' "$LAB_DNS_REPLICAS"; fi)
     post_init:
       roles:
         - {name: app, login: true, password_file: $LAB_DIR/secrets/app.password}
@@ -555,7 +556,8 @@ EOF
 		args+=(--vip "$LAB_VIP_ADDR/$LAB_VIP_PREFIX" --vip-interface "$LAB_VIP_IF" --vip-label vip)
 	elif [[ $LAB_VIP == dns ]]; then
 		args+=(--dns-name "$LAB_DNS_NAME" --dns-zone "$LAB_DNS_ZONE" --dns-server "$(lab_ip dns)"
-			--tsig-key-file "/etc/pghook/tsig-$LAB_SCOPE.key" --vip-interface "$LAB_VIP_IF")
+			--dns-replica-name "$LAB_DNS_REPLICAS" --tsig-key-file "/etc/pghook/tsig-$LAB_SCOPE.key"
+			--vip-interface "$LAB_VIP_IF")
 	else
 		args+=(--vip-backend none)
 	fi
