@@ -93,7 +93,7 @@ deb: build $(NFPM)
 	$(GO) build -trimpath -o bin/pghook-gendocs ./cmd/pghook-gendocs
 	rm -rf dist/docs && bin/pghook-gendocs gen-docs dist/docs
 	gzip -9nf dist/docs/pghook.1
-	printf 'pghook (%s) unstable; urgency=medium\n\n  * Built from commit %s; see README.md, Changelog.\n\n -- pghook maintainers <pghook@example.org>  %s\n' \
+	printf 'pghook (%s) unstable; urgency=medium\n\n  * Built from commit %s; see docs/CHANGELOG.md.\n\n -- pghook maintainers <pghook@example.org>  %s\n' \
 	  '$(DEB_VERSION)' '$(COMMIT)' "$$(date -u -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" | gzip -9n > dist/docs/changelog.gz
 	rm -f dist/pghook_*.deb
 	DEB_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' $(NFPM) pkg --config nfpm.yaml --packager deb --target $(DEB)

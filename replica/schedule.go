@@ -11,7 +11,7 @@ import (
 type Member struct {
 	Name  string
 	Role  string // leader, standby_leader, sync_standby, replica
-	State string // streaming, running, …
+	State string // streaming; running (Patroni before 3.0.4 for a replica too), …
 	Lag   *int64 // replay lag in bytes; nil: the leader, or unknown
 }
 
@@ -19,6 +19,14 @@ type Member struct {
 // the streaming replica with the least lag (ties: the first name), so the
 // leader does not pay for it; else the leader. Every node's timer asks
 // the same question of the same cluster view, so one answers "me".
+//
+// A replica qualifies when Patroni reports its replay lag (a number: it
+// knows the replica's position) and its state is "streaming" or
+// "running": Patroni before 3.0.4 (Debian 12 ships 3.0.2) reports every
+// running replica as "running", streaming or not. A replica that is not
+// streaming falls behind, so the least lag still names a streaming one
+// whenever there is one; "starting", "stopped", "crashed", "creating
+// replica" and the like never qualify.
 func ChooseBackupNode(ms []Member) (string, string) {
 	var replicas []Member
 	leader := ""
@@ -26,7 +34,7 @@ func ChooseBackupNode(ms []Member) (string, string) {
 		switch {
 		case m.Role == "leader" || m.Role == "standby_leader" || m.Role == "master" || m.Role == "primary":
 			leader = m.Name
-		case m.State == "streaming" && m.Lag != nil:
+		case (m.State == "streaming" || m.State == "running") && m.Lag != nil:
 			replicas = append(replicas, m)
 		}
 	}

@@ -2,6 +2,7 @@ package install
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,21 @@ import (
 
 func backupTimerName(scope string) string   { return "pghook-backup@" + scope + ".timer" }
 func backupServiceName(scope string) string { return "pghook-backup@" + scope + ".service" }
+
+// backupPgpass is the scheduled backup's password file: the replication
+// user's password alone, in the scope's secrets directory (postgres,
+// 0600). Patroni's own pgpass cannot serve: Patroni rewrites it for the
+// connection it makes next, which on a leader is not the replication
+// user's, and pg_basebackup then finds no password.
+func backupPgpass(o *Options) string { return filepath.Join(o.SecretsDir, o.Scope, "backup.pgpass") }
+
+// renderBackupPgpass renders backupPgpass's one line: any host, port and
+// database, the replication user (libpq's pgpass format: ':' and '\'
+// escaped).
+func renderBackupPgpass(password string) []byte {
+	esc := strings.NewReplacer(`\`, `\\`, ":", `\:`)
+	return []byte("*:*:*:" + esc.Replace(ReplicationName) + ":" + esc.Replace(password) + "\n")
+}
 
 // checkBackupSchedule validates --backup-schedule and the retention flags.
 func (o *Options) checkBackupSchedule() error {
@@ -54,7 +70,7 @@ func backupSkipWithin(schedule string) time.Duration {
 }
 
 // renderBackupService renders the oneshot service the timer starts.
-func renderBackupService(o *Options, l Layout) []byte {
+func renderBackupService(o *Options) []byte {
 	args := []string{"backup", "--scope", o.Scope, "--scheduled", "--skip-within", backupSkipWithin(o.BackupSchedule).String(),
 		"--patroni-config", o.PatroniConfig}
 	if o.BackupDir != "" {
@@ -79,13 +95,13 @@ Wants=network-online.target
 Type=oneshot
 User=postgres
 Group=postgres
-# Patroni's pgpass holds the replication user's password.
+# The replication user's password (written by pghook install, postgres 0600).
 Environment=PGPASSFILE=%[3]s
 ExecStart=%[4]s
 Nice=10
 IOSchedulingClass=best-effort
 IOSchedulingPriority=7
-`, o.Scope, unitName(o.Scope), l.Pgpass, pghookCmd(o, strings.Join(args, " "))))
+`, o.Scope, unitName(o.Scope), backupPgpass(o), pghookCmd(o, strings.Join(args, " "))))
 }
 
 // renderBackupTimer renders the timer: every node fires at the same time,

@@ -19,7 +19,7 @@ func TestBackupTimer(t *testing.T) {
 		{name: "no schedule, no timer", mod: func(o *Options) {}, noTimer: true},
 		{name: "daily with retention", mod: func(o *Options) {
 			o.BackupSchedule, o.BackupKeep, o.BackupOlderThan, o.BackupDir = "daily", 7, "168h", "/mnt/shared/backup"
-		}, inUnit: []string{"backup --scope main --scheduled --skip-within 12h0m0s", "--backup-dir /mnt/shared/backup", "--keep 7", "--older-than 168h", "User=postgres", "PGPASSFILE="},
+		}, inUnit: []string{"backup --scope main --scheduled --skip-within 12h0m0s", "--backup-dir /mnt/shared/backup", "--keep 7", "--older-than 168h", "User=postgres", "PGPASSFILE=/etc/pghook/secrets/main/backup.pgpass"},
 			inTimer: "OnCalendar=daily"},
 		{name: "OnCalendar expression", mod: func(o *Options) { o.BackupSchedule = "*-*-* 03:30:00" }, inUnit: []string{"--skip-within 10m0s"}, inTimer: "OnCalendar=*-*-* 03:30:00"},
 		{name: "retention without a schedule", mod: func(o *Options) { o.BackupKeep = 3 }, wantErr: "backup-keep"},
@@ -59,6 +59,29 @@ func TestBackupTimer(t *testing.T) {
 			if !strings.Contains(string(timer), tc.inTimer+"\n") {
 				t.Errorf("timer lacks %q:\n%s", tc.inTimer, timer)
 			}
+			// pg_basebackup's password: the replication user's, in a
+			// file of the unit's user alone.
+			pp := filepath.Join(o.Root, SecretsDir, "main", "backup.pgpass")
+			st, err := os.Stat(pp)
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("backup pgpass %s: %v, mode %v; want 0600", pp, err, st)
+			}
+			want := "*:*:*:" + ReplicationName + ":" + secret(t, o.Root, "main", "replication") + "\n"
+			if got := string(read(t, pp)); got != want {
+				t.Errorf("backup pgpass holds %q, want the replication user's line", got)
+			}
 		})
+	}
+}
+
+func TestRenderBackupPgpass(t *testing.T) {
+	tests := []struct{ password, want string }{
+		{"plain", "*:*:*:" + ReplicationName + ":plain\n"},
+		{`a:b\c`, "*:*:*:" + ReplicationName + `:a\:b\\c` + "\n"},
+	}
+	for _, tc := range tests {
+		if got := string(renderBackupPgpass(tc.password)); got != tc.want {
+			t.Errorf("renderBackupPgpass(%q) = %q, want %q", tc.password, got, tc.want)
+		}
 	}
 }

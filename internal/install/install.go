@@ -410,7 +410,8 @@ func (in *installer) build() error {
 	in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", unitName(o.Scope)), target: unit})
 	if o.BackupSchedule != "" {
 		timer := filepath.Join(o.SystemdDir, backupTimerName(o.Scope))
-		in.files = append(in.files, &fileItem{path: filepath.Join(o.SystemdDir, backupServiceName(o.Scope)), data: renderBackupService(o, layoutFor(o, f)), mode: 0o644, own: root},
+		in.files = append(in.files, &fileItem{path: backupPgpass(o), data: renderBackupPgpass(in.secrets.Replication), mode: 0o600, own: in.pg, secret: true},
+			&fileItem{path: filepath.Join(o.SystemdDir, backupServiceName(o.Scope)), data: renderBackupService(o), mode: 0o644, own: root},
 			&fileItem{path: timer, data: renderBackupTimer(o), mode: 0o644, own: root})
 		in.dirs = append(in.dirs, dirItem{path: o.SystemdDir + "/timers.target.wants", mode: 0o755, own: root})
 		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "timers.target.wants", backupTimerName(o.Scope)), target: timer})
