@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(postgresql-15 postgresql-client-15 patroni etcd-server etcd-client iproute2 procps util-linux hyperfine curl jq lintian libcap2-bin python3-psycopg2 zstd lz4 gzip pigz isal
   prometheus prometheus-node-exporter
-  bind9 bind9-dnsutils)  # bind9: the dns VIP backend's tests and benchmark run named in a namespace
+  bind9 bind9-dnsutils  # bind9: the dns VIP backend's tests and benchmark run named in a namespace
+  arping iputils-ping vip-manager)  # the benchmarks' comparisons (make bench-vip, bench-vip-lab)
 # The Pacemaker stack is only for the pcs VIP backend's integration test, which starts
 # its own two-node cluster in namespaces. PGHOOK_PACEMAKER=0 skips it.
 if [[ ${PGHOOK_PACEMAKER:-1} == 1 ]]; then
