@@ -43,13 +43,18 @@ func installFlags() []cli.Flag {
 		str("etcd-cert", "client certificate `FILE` for etcd TLS"),
 		str("etcd-key", "client key `FILE` for etcd TLS"),
 		str("vip", "virtual IP as `CIDR`, e.g. 10.0.0.100/24 (enables the VIP and its reconciler unit)"),
-		str("vip-backend", "netlink (default with --vip), dns (default with --dns-name) or none"),
+		str("vip-backend", "netlink (default with --vip), dns (default with --dns-name), exec (default with --exec-hold) or none"),
 		str("vip-interface", "`IFACE` to hold the VIP on (default: --interface)"),
 		str("vip-label", "address `LABEL`, e.g. eth0:vip"),
 		str("dns-name", "DNS `NAME` the primary points at its own address (backend dns; enables the reconciler unit)"),
 		str("dns-zone", "`ZONE` that holds --dns-name (default: the name without its first label)"),
 		str("dns-server", "the zone's primary authoritative server, `HOST[:PORT]`"),
 		str("dns-replica-name", "DNS `NAME` every read-serving replica adds its own address to (optional; below --dns-zone)"),
+		str("exec-hold", "`COMMAND` that makes this node hold the VIP (backend exec; enables the reconciler unit): an absolute path and its arguments, split at spaces, no shell"),
+		str("exec-release", "`COMMAND` that makes this node let the VIP go (backend exec)"),
+		str("exec-check", "`COMMAND` that exits 0 when this node holds the VIP, 1 when not (backend exec)"),
+		&cli.DurationFlag{Name: "exec-timeout", Usage: "each exec command's `DURATION` before it is killed (default 10s)", EnvVars: env("exec-timeout"), Category: "cluster"},
+		str("exec-address", "the `IP` the exec commands are told about (PGHOOK_VIP_ADDRESS; optional)"),
 		str("tsig-key-file", "TSIG key `FILE` (tsig-keygen output; root:postgres 0640; never a key on the command line)"),
 		str("backup-dir", "shared-storage `DIR` for create-replica backups"),
 		str("backup-schedule", "lay a backup timer: daily, hourly, weekly or a systemd OnCalendar `WHEN`; every node runs it, the streaming replica with the least lag (else the leader) takes the backup"),
@@ -136,9 +141,17 @@ func (a *app) installCommand() *cli.Command {
 				"pghook-bin": &o.PghookBin, "vip-helper": &o.VIPHelper, "etcd-root-user": &o.EtcdRootUser,
 				"etcd-root-password-file": &o.EtcdRootPasswordFile, "debian-cluster": &o.DebianCluster,
 				"config-dir": &o.ConfigDir, "dns-name": &o.DNSName, "dns-zone": &o.DNSZone, "dns-server": &o.DNSServer,
-				"tsig-key-file": &o.TSIGKeyFile, "dns-replica-name": &o.DNSReplicaName,
+				"tsig-key-file": &o.TSIGKeyFile, "dns-replica-name": &o.DNSReplicaName, "exec-address": &o.ExecAddress,
 			}
 			setFlags(c, c.String, str)
+			for name, dst := range map[string]*[]string{"exec-hold": &o.ExecHold, "exec-release": &o.ExecRelease, "exec-check": &o.ExecCheck} {
+				if c.IsSet(name) {
+					*dst = install.SplitCommand(c.String(name))
+				}
+			}
+			if c.IsSet("exec-timeout") {
+				o.ExecTimeout = c.Duration("exec-timeout")
+			}
 			setFlags(c, c.StringSlice, map[string]*[]string{"members": &o.Members, "etcd-endpoints": &o.EtcdEndpoints})
 			if c.IsSet("pg-parameter") {
 				o.PGParameters = rejoinParams(c.StringSlice("pg-parameter"))

@@ -2,8 +2,6 @@ package install
 
 import (
 	"errors"
-	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/pghook/pghook/internal/config"
@@ -61,16 +59,6 @@ func (o *Options) checkDNS() error {
 	return nil
 }
 
-// dnsWatchDropIn is the reconciler unit's drop-in for backend dns: the
-// record needs no capabilities and the VIP helper serves netlink only, so
-// the watcher runs as pghook itself.
-func dnsWatchDropIn(o *Options) (path string, data []byte) {
-	path = filepath.Join(o.SystemdDir, vipWatchName(o.Scope)+".d", "pghook-dns.conf")
-	data = []byte(fmt.Sprintf("# Written by pghook install: backend dns needs no capabilities, and the VIP\n"+
-		"# helper serves the netlink backend only.\n[Service]\nExecStart=\nExecStart=%s vip watch --scope %%i\n", o.PghookBin))
-	return path, data
-}
-
 // checkTSIGKey warns when the key file is missing or would be refused.
 func (in *installer) checkTSIGKey() {
 	if in.o.TSIGKeyFile == "" || in.root != "" {
@@ -86,10 +74,10 @@ func (in *installer) checkTSIGKey() {
 }
 
 // vipDownCommand is what the Patroni unit's ExecStopPost runs: the VIP
-// helper, except for backend dns, which pghook runs itself (the helper
-// refuses it); the release deletes only this node's value.
+// helper, except for backends dns and exec, which pghook runs itself (the
+// helper refuses them); a dns release deletes only this node's value.
 func vipDownCommand(o *Options) string {
-	if o.VIPBackend == "dns" {
+	if o.VIPBackend == "dns" || o.VIPBackend == "exec" {
 		return o.PghookBin + " vip"
 	}
 	return o.VIPHelper

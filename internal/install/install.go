@@ -392,6 +392,9 @@ func (in *installer) build() error {
 		ss.VIPBackend, ss.VIPInterface = "dns", in.vipInterface()
 		ss.DNS = config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile, ReplicaName: o.DNSReplicaName}
 		in.checkTSIGKey()
+	case len(o.ExecHold) > 0:
+		ss.VIPBackend, ss.VIPAddress = "exec", o.ExecAddress
+		ss.Exec = config.Exec{Hold: o.ExecHold, Release: o.ExecRelease, Check: o.ExecCheck, Timeout: o.ExecTimeout}
 	case o.VIPBackend == "none":
 		ss.VIPBackend = "none"
 	}
@@ -420,9 +423,9 @@ func (in *installer) build() error {
 		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
 		in.files = append(in.files, &fileItem{path: filepath.Join(o.SysctlDir, sysctlName(in.vipInterface())), data: renderSysctl(in.vipInterface()), mode: 0o644, own: root})
 	}
-	if o.DNSName != "" {
+	if o.DNSName != "" || len(o.ExecHold) > 0 {
 		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
-		path, data := dnsWatchDropIn(o)
+		path, data := watchDropIn(o)
 		in.dirs = append(in.dirs, dirItem{path: filepath.Dir(path), mode: 0o755, own: root})
 		in.files = append(in.files, &fileItem{path: path, data: data, mode: 0o644, own: root})
 	}
@@ -847,7 +850,7 @@ func (in *installer) apply() error {
 		return nil
 	}
 	in.say("next: systemctl start %s", unitName(in.o.Scope))
-	if in.o.VIP != "" || in.o.DNSName != "" {
+	if in.o.VIP != "" || in.o.DNSName != "" || len(in.o.ExecHold) > 0 {
 		in.say("      systemctl start %s", vipWatchName(in.o.Scope))
 	}
 	return nil

@@ -84,6 +84,16 @@ type Options struct {
 	DNSReplicaName string `yaml:"dns-replica-name"`
 	TSIGKeyFile    string `yaml:"tsig-key-file"`
 
+	// The exec VIP backend (--exec-hold enables it): the commands that
+	// hold, release and check the VIP (argument lists, the first an
+	// absolute path), each one's timeout (0: 10s), and the address the
+	// commands are told about (PGHOOK_VIP_ADDRESS; optional).
+	ExecHold    []string      `yaml:"exec-hold"`
+	ExecRelease []string      `yaml:"exec-release"`
+	ExecCheck   []string      `yaml:"exec-check"`
+	ExecTimeout time.Duration `yaml:"exec-timeout"`
+	ExecAddress string        `yaml:"exec-address"`
+
 	// ConfigDir is PostgreSQL's configuration directory outside the data
 	// directory (Patroni's postgresql.config_dir); "" follows Layout.
 	ConfigDir string `yaml:"config-dir"`
@@ -306,8 +316,11 @@ func (o *Options) normalizeVIP() error {
 	if err := o.checkDNS(); err != nil {
 		return err
 	}
+	if err := o.checkExec(); err != nil {
+		return err
+	}
 	switch o.VIPBackend {
-	case "dns":
+	case "dns", "exec":
 	case "", "none":
 		if o.VIP != "" {
 			return usage("vip-backend", "%q with --vip: want netlink", o.VIPBackend)
@@ -317,7 +330,7 @@ func (o *Options) normalizeVIP() error {
 			return usage("vip", "is required with --vip-backend netlink")
 		}
 	default:
-		return usage("vip-backend", "%q: want netlink, dns (with --dns-name) or none (pcs, exec: edit pghook.yaml by hand)", o.VIPBackend)
+		return usage("vip-backend", "%q: want netlink, dns (with --dns-name), exec (with --exec-hold) or none (pcs: edit pghook.yaml by hand)", o.VIPBackend)
 	}
 	if o.VIPInterface != "" && !ifRE().MatchString(o.VIPInterface) {
 		return usage("vip-interface", "%q is not an interface name", o.VIPInterface)

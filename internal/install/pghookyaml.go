@@ -17,7 +17,8 @@ type scopeSettings struct {
 	VIPInterface  string
 	VIPLabel      string
 	VIPHelper     string
-	DNS           config.DNS // backend dns
+	DNS           config.DNS  // backend dns
+	Exec          config.Exec // backend exec
 }
 
 // mergePghookYAML returns existing pghook.yaml with this scope's managed
@@ -64,11 +65,11 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 		switch s.VIPBackend {
 		case "none":
 			// Turned off: the old VIP's keys would only mislead.
-			for _, k := range []string{"address", "interface", "label", "dns"} {
+			for _, k := range []string{"address", "interface", "label", "dns", "exec"} {
 				deleteKey(vip, k)
 			}
 		case "dns":
-			for _, k := range []string{"address", "label"} {
+			for _, k := range []string{"address", "label", "exec"} {
 				deleteKey(vip, k)
 			}
 			setScalar(vip, "interface", s.VIPInterface)
@@ -83,8 +84,33 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 			if s.DNS.ReplicaName != "" {
 				setScalar(d, "replica_name", s.DNS.ReplicaName)
 			}
+		case "exec":
+			for _, k := range []string{"interface", "label", "dns"} {
+				deleteKey(vip, k)
+			}
+			if s.VIPAddress != "" {
+				setScalar(vip, "address", s.VIPAddress)
+			} else {
+				deleteKey(vip, "address")
+			}
+			e, err := mapping(vip, "exec")
+			if err != nil {
+				return nil, err
+			}
+			for _, kv := range []struct {
+				key  string
+				argv []string
+			}{{"hold", s.Exec.Hold}, {"release", s.Exec.Release}, {"check", s.Exec.Check}} {
+				setList(e, kv.key, kv.argv)
+			}
+			if s.Exec.Timeout > 0 {
+				setScalar(e, "timeout", s.Exec.Timeout.String())
+			} else {
+				deleteKey(e, "timeout")
+			}
 		default:
 			deleteKey(vip, "dns")
+			deleteKey(vip, "exec")
 			setScalar(vip, "address", s.VIPAddress)
 			setScalar(vip, "interface", s.VIPInterface)
 			if s.VIPLabel != "" {
@@ -151,4 +177,18 @@ func setScalar(m *yaml.Node, key, value string) {
 	}
 	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
 		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value})
+}
+
+// setList sets key to a flow sequence of values (an argument list).
+func setList(m *yaml.Node, key string, values []string) {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+	for _, v := range values {
+		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v})
+	}
+	if v := lookup(m, key); v != nil {
+		seq.LineComment = v.LineComment
+		*v = *seq
+		return
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, seq)
 }
