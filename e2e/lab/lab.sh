@@ -11,12 +11,15 @@
 # Settings (environment): LAB_DIR (/var/tmp/pghook-lab), LAB_DCS (etcd3 | etcd),
 # LAB_SCOPE (pglab), PGHOOK_BIN (absolute path of pghook, required by `up`),
 # LAB_TIMEOUT (seconds per wait stage of `up`, default 90),
-# LAB_VIP (netlink | dns | none; default netlink: the VIP 10.251.77.100 follows the primary
+# LAB_VIP (netlink | dns | exec | none; default netlink: the VIP 10.251.77.100 follows the primary
 # through pghook's callbacks and one `pghook-vip watch` per node; a running lab keeps its
 # setting unless LAB_VIP is given, and `up` switches between netlink and none in place;
 # dns: BIND 9 in namespace pgh-dns (10.251.77.53) serves pglab.test., pghook's dns backend
 # points primary.pglab.test. at the primary's eth0 address and replicas.pglab.test. at the
-# streaming replicas', one unprivileged `pghook vip watch` per node),
+# streaming replicas', one unprivileged `pghook vip watch` per node;
+# exec: a fake cloud API in the client namespace assigns one address to one node,
+# pghook's exec backend calls it through a curl script, one `pghook vip watch` per node
+# (exec.sh)),
 # LAB_FROM_DEB=1 or LAB_DEB=path.deb (use the packaged /usr/bin/pghook and
 # /usr/lib/pghook/pghook-vip; `up` installs the .deb — LAB_DEB, default the newest
 # dist/pghook_*.deb — when pghook is not installed, and `down` purges it only then;
@@ -33,6 +36,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$HERE/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=exec.sh
+source "$HERE/exec.sh"
 
 : "${LAB_TIMEOUT:=90}"
 
@@ -42,7 +47,7 @@ die() {
 }
 
 usage() {
-	sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -275,8 +280,8 @@ vip_up() {
 	for n in "${LAB_NODES[@]}"; do
 		# A demoted node must not ARP with the VIP as sender (otherwise neighbours relearn the VIP from it);
 		# arp_ignore=1: it answers ARP only for addresses on eth0, so the watcher's refusal
-		# after a hand-over (a local route for the VIP) is not announced. (dns: no address moves.)
-		if [[ $LAB_VIP != dns ]]; then
+		# after a hand-over (a local route for the VIP) is not announced. (dns, exec: no address moves.)
+		if [[ $LAB_VIP != dns && $LAB_VIP != exec ]]; then
 			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
 				net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1
 		fi
@@ -318,6 +323,12 @@ wait_vip() {
 		lab_wait "$LAB_TIMEOUT" "$LAB_DNS_REPLICAS to name the replicas" lab_dns_replicas_right ||
 			fail_up all "$LAB_DNS_REPLICAS answers '$(lab_dns_answer "$LAB_DNS_REPLICAS")'"
 		lab_log "$LAB_DNS_NAME -> $(lab_dns_answer); $LAB_DNS_REPLICAS -> $(lab_dns_answer "$LAB_DNS_REPLICAS")"
+		return 0
+	fi
+	if [[ $LAB_VIP == exec ]]; then
+		lab_wait "$LAB_TIMEOUT" "the cloud API to assign $LAB_CLOUD_ADDR to the leader" lab_cloud_on_leader ||
+			fail_up all "the cloud API assigns $LAB_CLOUD_ADDR to '$(lab_cloud_holder || echo nobody)', leader $(lab_leader || echo none)"
+		lab_log "cloud API: $LAB_CLOUD_ADDR assigned to $(lab_cloud_holder)"
 		return 0
 	fi
 	[[ $LAB_VIP == netlink || $LAB_VIP_TOOL != pghook ]] || return 0
@@ -558,6 +569,8 @@ EOF
 		args+=(--dns-name "$LAB_DNS_NAME" --dns-zone "$LAB_DNS_ZONE" --dns-server "$(lab_ip dns)"
 			--dns-replica-name "$LAB_DNS_REPLICAS" --tsig-key-file "/etc/pghook/tsig-$LAB_SCOPE.key"
 			--vip-interface "$LAB_VIP_IF")
+	elif [[ $LAB_VIP == exec ]]; then
+		mapfile -t -O "${#args[@]}" args < <(cloud_install_args)
 	else
 		args+=(--vip-backend none)
 	fi
@@ -687,7 +700,7 @@ cmd_up() {
 		[[ -f $PGHOOK_BIN && -x $PGHOOK_BIN ]] || die "PGHOOK_BIN is not an executable file: $PGHOOK_BIN"
 	fi
 	case $LAB_DCS in etcd | etcd3) ;; *) die "LAB_DCS must be etcd3 or etcd, not '$LAB_DCS'" ;; esac
-	case $LAB_VIP in netlink | dns | none) ;; *) die "LAB_VIP must be netlink, dns or none, not '$LAB_VIP'" ;; esac
+	case $LAB_VIP in netlink | dns | exec | none) ;; *) die "LAB_VIP must be netlink, dns, exec or none, not '$LAB_VIP'" ;; esac
 	if [[ $LAB_VIP == dns ]]; then
 		for n in named tsig-keygen dig; do command -v "$n" >/dev/null || [[ -x /usr/sbin/$n ]] || die "$n not found (run scripts/deps.sh: bind9, bind9-dnsutils)"; done
 	fi
@@ -718,8 +731,8 @@ cmd_up() {
 		prev_deb=$(sed -n 's/^LAB_FROM_DEB=//p' "$LAB_DIR/lab.env")
 		prev_tool=$(sed -n 's/^LAB_VIP_TOOL=//p' "$LAB_DIR/lab.env")
 		prev_vip=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
-		[[ $prev_vip == "$LAB_VIP" || ($prev_vip != dns && $LAB_VIP != dns) ]] ||
-			die "the lab in $LAB_DIR runs LAB_VIP=$prev_vip; run '$0 down' first to switch to or from dns"
+		[[ $prev_vip == "$LAB_VIP" || ($prev_vip != dns && $LAB_VIP != dns && $prev_vip != exec && $LAB_VIP != exec) ]] ||
+			die "the lab in $LAB_DIR runs LAB_VIP=$prev_vip; run '$0 down' first to switch to or from dns or exec"
 		[[ ${prev_tool:-pghook} == "$LAB_VIP_TOOL" ]] ||
 			die "the lab in $LAB_DIR runs LAB_VIP_TOOL=${prev_tool:-pghook}; run '$0 down' first to switch"
 		[[ $prev_dcs == "$LAB_DCS" && $prev_scope == "$LAB_SCOPE" && ${prev_deb:-0} == "$LAB_FROM_DEB" ]] ||
@@ -740,6 +753,7 @@ cmd_up() {
 		done
 		make_secrets
 		if [[ $LAB_VIP == dns ]]; then dns_up; fi
+		if [[ $LAB_VIP == exec ]]; then cloud_up || die "the cloud API did not start"; fi
 		write_install_yaml
 		for n in "${LAB_NODES[@]}"; do configure_node "$n"; done
 		make_client_pgpass
@@ -768,6 +782,7 @@ cmd_up() {
 	[[ $LAB_VIP_TOOL == shell ]] && write_shell_callback
 	net_up
 	if [[ $LAB_VIP == dns ]]; then dns_up; fi
+	if [[ $LAB_VIP == exec ]]; then cloud_up || fail_up all "the cloud API did not start"; fi
 	write_install_yaml
 	for n in "${LAB_NODES[@]}"; do configure_node "$n"; done
 	make_client_pgpass
@@ -849,6 +864,7 @@ cmd_down() {
 		lab_metrics_down
 		vip_down
 		dns_down
+		cloud_down
 		# etcd followers first, the etcd leader last: stopped all at once, the leader spends
 		# ~7 s trying to hand its leadership to members that are going away too.
 		local eleader
@@ -915,6 +931,9 @@ cmd_status() {
 	elif [[ $LAB_VIP == dns ]]; then
 		echo "$LAB_DNS_NAME -> $(lab_dns_answer || echo '?'); $LAB_DNS_REPLICAS -> $(lab_dns_answer "$LAB_DNS_REPLICAS" || echo '?')"
 		lab_dns_on_leader || rc=1
+	elif [[ $LAB_VIP == exec ]]; then
+		echo "cloud API: $LAB_CLOUD_ADDR assigned to $(lab_cloud_holder || echo nobody)"
+		lab_cloud_on_leader || rc=1
 	fi
 	if lab_healthy; then
 		echo "healthy: leader $(lab_leader), $(lab_streaming_count "$(lab_leader)") replicas streaming"
@@ -960,6 +979,12 @@ cmd_env() {
 		kv LAB_DNS_NAME "$LAB_DNS_NAME"
 		kv LAB_DNS_REPLICAS "$LAB_DNS_REPLICAS"
 		kv LAB_DNS_LOG "$(lab_dns_dir)/named.log"
+	fi
+	if [[ $vip == exec ]]; then
+		kv LAB_CLOUD_URL "$(lab_cloud_url)"
+		kv LAB_CLOUD_ADDR "$LAB_CLOUD_ADDR"
+		kv LAB_CLOUD_LEASE "$LAB_CLOUD_LEASE"
+		kv LAB_CLOUD_LOG "$(lab_cloud_dir)/api.log"
 	fi
 	kv LAB_PGHOOK_VIP "$(lab_vip_helper)"
 	kv LAB_CLIENT_NS "$(lab_ns "$LAB_CLIENT")"

@@ -25,7 +25,8 @@ fi
 : "${LAB_DCS:=etcd3}"
 # LAB_VIP: netlink (pghook's netlink backend through the pghook-vip helper, plus one
 # `pghook-vip watch` per node), dns (pghook's dns backend against the lab's BIND, plus
-# one unprivileged `pghook vip watch` per node) or none. A running lab records it like LAB_DCS.
+# one unprivileged `pghook vip watch` per node), exec (pghook's exec backend against a
+# fake cloud API, e2e/lab/exec.sh; watchers as for dns) or none. A running lab records it like LAB_DCS.
 if [[ -z ${LAB_VIP:-} && -r $LAB_DIR/lab.env ]]; then
 	LAB_VIP=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
 fi
@@ -459,10 +460,10 @@ lab_scope_switchover() {
 
 # lab_scope_vipwatch_argv S — scope S's watcher command: `pghook-vip watch` (netlink: the
 # helper's file capabilities give it CAP_NET_ADMIN/CAP_NET_RAW) or, for the lab's own
-# scope with LAB_VIP=dns, `pghook vip watch` (no capabilities; the helper refuses the dns
-# backend).
+# scope with LAB_VIP=dns or exec, `pghook vip watch` (no capabilities; the helper refuses
+# those backends).
 lab_scope_vipwatch_argv() {
-	if [[ $1 == main && $LAB_VIP == dns ]]; then
+	if [[ $1 == main && ($LAB_VIP == dns || $LAB_VIP == exec) ]]; then
 		printf '%s\n' "$(lab_pghook)" vip watch --scope "$(lab_scope_name "$1")"
 	else
 		printf '%s\n' "$(lab_vip_helper)" watch --scope "$(lab_scope_name "$1")"

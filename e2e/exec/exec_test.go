@@ -1,0 +1,722 @@
+//go:build e2e
+
+// Package exece2e drives the three-node Patroni lab with pghook's exec
+// backend (LAB_VIP=exec, e2e/lab/exec.sh): a fake cloud API in the client
+// namespace assigns one address to one node and refuses a second holder
+// (409) while another holds it; each node's pghook holds, releases and
+// checks it through a curl script named in pghook.yaml by `pghook install
+// --exec-hold …`. Patroni calls pghook; the tests cause a switchover, a
+// kill -9 of the primary, a cut of its link and a spell of API errors, and
+// check what the API assigns, sampled every 50 ms, against Patroni's
+// primary, and what the API logged. A package of its own because it needs
+// its own lab: e2e/ runs the netlink VIP.
+package exece2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	repo   string
+	labDir = envOr("LAB_DIR", "/var/tmp/pghook-lab")
+	nodes  = []string{"n1", "n2", "n3"}
+	env    map[string]string
+	nodeIP = map[string]string{}
+)
+
+const (
+	sampleEvery = 50 * time.Millisecond // the API's holder and Patroni's /primary
+	// holdBound: the API assigns the address to the new primary at most
+	// this long after the new primary alone answers /primary. Why it is
+	// enough: the new primary's watcher runs exec.hold as soon as the
+	// watched leader key names it (Patroni is then promoting, before
+	// /primary answers); the old primary's watcher releases when the key
+	// leaves it (switchover, kill -9: its watcher still runs), or the API
+	// lets the silent holder's assignment lapse after LAB_CLOUD_LEASE (5 s,
+	// link cut) — before Patroni's ttl (10 s) elects a new leader. A hold
+	// that races the release is refused (409) and retried at the next
+	// watch_interval (300 ms); each command takes ~30 ms (curl on
+	// loopback-like veths). So one or two steps: ≤ 1 s, with margin for a
+	// loaded 2-core machine.
+	holdBound = 1500 * time.Millisecond
+	// failFor is how long the API answers 500 in TestReconcilerRetries.
+	failFor = 3 * time.Second
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func TestMain(m *testing.M) {
+	wd, _ := os.Getwd()
+	repo = filepath.Dir(filepath.Dir(wd))
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e/exec: needs root (network namespaces); skipped")
+		os.Exit(0)
+	}
+	if os.Getenv("PGHOOK_BIN") == "" && os.Getenv("LAB_DEB") == "" {
+		fmt.Println("e2e/exec: PGHOOK_BIN must name the built binary (make e2e)")
+		os.Exit(1)
+	}
+	os.Setenv("LAB_VIP", "exec")
+	keep := os.Getenv("LAB_KEEP") != ""
+	if !keep {
+		if out, err := labCmd("down"); err != nil {
+			fmt.Printf("e2e/exec: lab down (cleanup before) failed: %v\n%s\n", err, out)
+			os.Exit(1)
+		}
+	}
+	if out, err := labCmd("up"); err != nil {
+		fmt.Printf("e2e/exec: lab up failed: %v\n%s\n", err, out)
+		labCmd("down")
+		os.Exit(1)
+	}
+	out, err := labCmd("env")
+	if err != nil {
+		fmt.Printf("e2e/exec: lab env: %v\n%s\n", err, out)
+		labCmd("down")
+		os.Exit(1)
+	}
+	env = map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			env[k] = v
+		}
+	}
+	for _, n := range nodes {
+		nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
+	}
+	code := m.Run()
+	if !keep {
+		if out, err := labCmd("down"); err != nil {
+			fmt.Printf("e2e/exec: lab down failed: %v\n%s\n", err, out)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func labCmd(args ...string) (string, error) {
+	cmd := exec.Command("bash", append([]string{filepath.Join(repo, "e2e/lab/lab.sh")}, args...)...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// lib runs a function of e2e/lab/lib.sh and returns its trimmed stdout.
+func lib(fn string, args ...string) (string, error) {
+	script := fmt.Sprintf("source %q; %s \"$@\"", filepath.Join(repo, "e2e/lab/lib.sh"), fn)
+	cmd := exec.Command("bash", append([]string{"-c", script, "lib"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return strings.TrimSpace(out.String()), fmt.Errorf("%s %v: %w: %s", fn, args, err, errb.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, _ := labCmd("status")
+	t.Fatalf("after %s still not %s: %v\n%s", timeout, what, err, out)
+}
+
+// --- the cloud API ------------------------------------------------------------------
+
+var httpc = &http.Client{Timeout: time.Second}
+
+type apiState struct {
+	Holder   string `json:"holder"`
+	Refusals int    `json:"refusals"`
+	Errors   int    `json:"errors"`
+	Lapses   int    `json:"lapses"`
+}
+
+func state(ctx context.Context) (apiState, error) {
+	var st apiState
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env["LAB_CLOUD_URL"]+"/admin/state", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("cloud API state: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return st, fmt.Errorf("cloud API state: HTTP %d", resp.StatusCode)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+func admin(t *testing.T, call string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env["LAB_CLOUD_URL"]+call, nil)
+	resp, err := httpc.Do(req)
+	if err != nil {
+		t.Fatalf("cloud API %s: %v", call, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("cloud API %s: HTTP %d", call, resp.StatusCode)
+	}
+}
+
+// apiLine is one line of the API's request log.
+type apiLine struct {
+	T      float64 `json:"t"`
+	Client string  `json:"client"`
+	Method string  `json:"method"`
+	Path   string  `json:"path"`
+	Node   string  `json:"node"`
+	Status int     `json:"status"`
+	Holder string  `json:"holder"`
+	Note   string  `json:"note"`
+}
+
+func (l apiLine) at() time.Time {
+	sec, frac := math.Modf(l.T)
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+func logSize(f string) int64 {
+	if fi, err := os.Stat(f); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+// logSince returns the lines f got after off.
+func logSince(f string, off int64) []string {
+	fh, err := os.Open(f)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	if _, err := fh.Seek(off, 0); err != nil {
+		return nil
+	}
+	var out []string
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// apiLog returns the /v1 calls the API logged after off.
+func apiLog(t *testing.T, off int64) []apiLine {
+	var out []apiLine
+	for _, s := range logSince(env["LAB_CLOUD_LOG"], off) {
+		var l apiLine
+		if err := json.Unmarshal([]byte(s), &l); err != nil {
+			t.Errorf("cloud API log line is not JSON: %q: %v", s, err)
+			continue
+		}
+		if strings.HasPrefix(l.Path, "/v1/") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// pghookLogs are where pghook logs on a node: the callbacks' output is in
+// Patroni's log, the watcher's in vipwatch.log.
+func pghookLogs() map[string]int64 {
+	m := map[string]int64{}
+	for _, n := range nodes {
+		for _, f := range []string{"patroni.log", "vipwatch.log"} {
+			p := filepath.Join(labDir, n, f)
+			m[p] = logSize(p)
+		}
+	}
+	return m
+}
+
+// pghookRefusals counts pghook's log lines that report the API's 409.
+func pghookRefusals(offs map[string]int64) int {
+	c := 0
+	for f, off := range offs {
+		for _, l := range logSince(f, off) {
+			if strings.Contains(l, "exec backend command failed") && strings.Contains(l, "HTTP 409") {
+				c++
+			}
+		}
+	}
+	return c
+}
+
+// --- the recorder -------------------------------------------------------------------
+
+type sample struct {
+	at        time.Time
+	holder    string
+	primaries []string // nodes answering 200 on /primary
+	err       error    // the API did not answer
+}
+
+type recorder struct {
+	mu   sync.Mutex
+	s    []sample
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+var restClient = &http.Client{Timeout: 300 * time.Millisecond}
+
+func primaries() []string {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var got []string
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := restClient.Get("http://" + nodeIP[n] + ":8008/primary")
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				mu.Lock()
+				got = append(got, n)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(got)
+	return got
+}
+
+func startRecorder() *recorder {
+	r := &recorder{stop: make(chan struct{})}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		tk := time.NewTicker(sampleEvery)
+		defer tk.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case now := <-tk.C:
+				var s sample
+				var wg sync.WaitGroup
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.primaries = primaries()
+				}()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				st, err := state(ctx)
+				cancel()
+				wg.Wait()
+				s.at, s.holder, s.err = now, st.Holder, err
+				r.mu.Lock()
+				r.s = append(r.s, s)
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return r
+}
+
+func (r *recorder) Stop() {
+	r.once.Do(func() {
+		close(r.stop)
+		r.wg.Wait()
+	})
+}
+
+func (r *recorder) window(start, end time.Time) []sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []sample
+	for _, s := range r.s {
+		if !s.at.Before(start) && s.at.Before(end) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// --- events -------------------------------------------------------------------------
+
+type eventResult struct {
+	name, old, new string
+	promote        time.Duration // event → the new node alone answers /primary
+	hold           time.Duration // event → the API assigns the address to it
+	refusals       int           // 409s the API answered in the event
+	pghookRefusals int           // the same, as pghook logged them
+	errors         int           // 5xx the API answered (injected)
+	lapses         int           // assignments that lapsed (silent holder)
+	apiDown        int           // samples the API did not answer
+}
+
+// settle waits until the lab is healthy again with the address assigned
+// to the leader.
+func settle(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	var l string
+	eventually(t, timeout, "healthy with the address on the leader", func() (err error) {
+		if _, err = lib("lab_healthy"); err != nil {
+			return err
+		}
+		if l, err = lib("lab_leader"); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := state(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Holder != l {
+			return fmt.Errorf("the API assigns the address to %q, leader %s", st.Holder, l)
+		}
+		return nil
+	})
+	return l
+}
+
+// analyse checks one event's window [start, end) of the recording and of
+// the API's log.
+func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, apiOff int64, pgOffs map[string]int64) {
+	t.Helper()
+	ss := r.window(start, end)
+	var promoteAt, holdAt time.Time
+	for _, s := range ss {
+		if promoteAt.IsZero() && slices.Equal(s.primaries, []string{res.new}) {
+			promoteAt = s.at
+		}
+		if holdAt.IsZero() && s.err == nil && s.holder == res.new {
+			holdAt = s.at
+		}
+		if s.err != nil {
+			res.apiDown++
+		}
+	}
+	if promoteAt.IsZero() || holdAt.IsZero() {
+		t.Errorf("%s: %s never answered /primary alone (%v) or never held the address (%v)", res.name, res.new, promoteAt, holdAt)
+		return
+	}
+	res.promote, res.hold = promoteAt.Sub(start), holdAt.Sub(start)
+	if d := holdAt.Sub(promoteAt); d > holdBound {
+		t.Errorf("%s: the API assigned the address to %s %v after its promotion, bound %v", res.name, res.new, d.Round(time.Millisecond), holdBound)
+	}
+	// From the hold to the event's end the new primary keeps the address:
+	// neither a stale node's hold nor a release takes it away.
+	var wrong []string
+	for _, s := range ss {
+		if s.at.Before(holdAt) || s.err != nil {
+			continue
+		}
+		if s.holder != res.new && len(wrong) < 5 {
+			wrong = append(wrong, fmt.Sprintf("+%v: %q", s.at.Sub(start).Round(time.Millisecond), s.holder))
+		}
+		if len(s.primaries) > 1 {
+			t.Errorf("%s: two primaries at +%v: %v (Patroni's own split)", res.name, s.at.Sub(start).Round(time.Millisecond), s.primaries)
+		}
+	}
+	if len(wrong) > 0 {
+		t.Errorf("%s: after %s held the address at +%v it moved: %v", res.name, res.new, res.hold.Round(time.Millisecond), wrong)
+	}
+	// The API's log: after the new primary's assignment no other node got
+	// one (the API refuses, so a 200 assign by another node would be a
+	// hand-over pghook did not want); every refusal is logged by pghook.
+	seenNew := false
+	for _, l := range apiLog(t, apiOff) {
+		rel := l.at().Sub(start).Round(time.Millisecond)
+		switch {
+		case l.Status == 409:
+			res.refusals++
+		case l.Status >= 500:
+			res.errors++
+		}
+		if l.Note != "" {
+			res.lapses++
+			t.Logf("%s: +%v %s", res.name, rel, l.Note)
+		}
+		if l.Path != "/v1/holder" && l.Status != 500 {
+			// The hand-over as the API saw it (checks left out).
+			t.Logf("%s: +%v %s by %s: %d (holder after it: %q)", res.name, rel, l.Path, l.Node, l.Status, l.Holder)
+		}
+		if l.Path == "/v1/assign" && l.Status == 200 {
+			if l.Node == res.new {
+				seenNew = true
+			} else if seenNew {
+				t.Errorf("%s: +%v the API assigned the address to %s after %s held it", res.name, rel, l.Node, res.new)
+			}
+		}
+	}
+	if !seenNew {
+		t.Errorf("%s: the API's log shows no assign by %s", res.name, res.new)
+	}
+	// What the new primary's watcher did, from its log.
+	wf := filepath.Join(labDir, res.new, "vipwatch.log")
+	for _, line := range logSince(wf, pgOffs[wf]) {
+		var e struct {
+			Time    time.Time `json:"time"`
+			Message string    `json:"message"`
+			VIP     string    `json:"vip"`
+			Reason  string    `json:"reason"`
+			Took    float64   `json:"took_ms"`
+			Error   string    `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil || e.Message == "watching" || e.Time.Before(start) {
+			continue
+		}
+		t.Logf("%s: +%v %s watcher: %s %s (%s, %.0f ms) %s", res.name, e.Time.Sub(start).Round(time.Millisecond), res.new, e.Message, e.VIP, e.Reason, e.Took, e.Error)
+	}
+	res.pghookRefusals = pghookRefusals(pgOffs)
+	if res.refusals > 0 && res.pghookRefusals == 0 {
+		t.Errorf("%s: the API refused %d hold(s), pghook logged none", res.name, res.refusals)
+	}
+}
+
+func otherThan(n string) string {
+	for _, c := range nodes {
+		if c != n {
+			return c
+		}
+	}
+	return ""
+}
+
+// TestAddressFollowsPrimary: switchover, kill -9 of the primary's Patroni
+// and postmaster, cut of the primary's link — after each the API assigns
+// the address to the new primary within holdBound of its promotion and
+// keeps it there; the API's refusals of a second holder are counted and
+// logged (and pghook logged each as a failed hold, retried).
+func TestAddressFollowsPrimary(t *testing.T) {
+	settle(t, 90*time.Second)
+	rec := startRecorder()
+	defer rec.Stop()
+	time.Sleep(time.Second)
+	var results []*eventResult
+
+	event := func(name string, cause func(old string) string, after func(old string)) {
+		old := settle(t, 120*time.Second)
+		apiOff, pgOffs := logSize(env["LAB_CLOUD_LOG"]), pghookLogs()
+		start := time.Now()
+		res := &eventResult{name: name, old: old}
+		res.new = cause(old)
+		var nl string
+		eventually(t, 90*time.Second, name+": a new primary holding the address", func() (err error) {
+			if nl, err = lib("lab_leader"); err != nil {
+				return err
+			}
+			if nl == old {
+				return fmt.Errorf("still %s", old)
+			}
+			if res.new != "" && nl != res.new {
+				return fmt.Errorf("leader %s, want %s", nl, res.new)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			st, err := state(ctx)
+			if err != nil || st.Holder != nl {
+				return fmt.Errorf("the API assigns the address to %q (%v)", st.Holder, err)
+			}
+			return nil
+		})
+		res.new = nl
+		// Let the samplers see the new primary for a while with the old one
+		// still out, then bring the old one back.
+		time.Sleep(5 * time.Second)
+		if after != nil {
+			after(old)
+		}
+		settle(t, 150*time.Second)
+		time.Sleep(2 * time.Second)
+		analyse(t, rec, res, start, time.Now(), apiOff, pgOffs)
+		t.Logf("%s: %s -> %s: /primary +%v, held +%v (hold - promotion %v), refusals API %d / pghook %d, lapses %d",
+			name, old, res.new, res.promote.Round(time.Millisecond), res.hold.Round(time.Millisecond),
+			(res.hold - res.promote).Round(time.Millisecond), res.refusals, res.pghookRefusals, res.lapses)
+		results = append(results, res)
+	}
+
+	event("switchover", func(old string) string {
+		cand := otherThan(old)
+		if _, err := lib("lab_switchover", old, cand); err != nil {
+			t.Fatal(err)
+		}
+		return cand
+	}, nil)
+	event("kill -9", func(old string) string {
+		if _, err := lib("lab_kill_node", old); err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}, func(old string) {
+		if _, err := lib("lab_start_patroni", old); err != nil {
+			t.Fatal(err)
+		}
+	})
+	event("link cut", func(old string) string {
+		if _, err := lib("lab_link_down", old); err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}, func(old string) {
+		if _, err := lib("lab_link_up", old); err != nil {
+			t.Fatal(err)
+		}
+	})
+	rec.Stop()
+	t.Log("event       promotion  held      held-promotion  refusals (API/pghook)  lapses  API unanswered samples")
+	for _, r := range results {
+		t.Logf("%-10s  %8v  %8v  %8v  %d/%d  %d  %d", r.name, r.promote.Round(time.Millisecond), r.hold.Round(time.Millisecond),
+			(r.hold - r.promote).Round(time.Millisecond), r.refusals, r.pghookRefusals, r.lapses, r.apiDown)
+	}
+}
+
+// TestReconcilerRetries: the API loses the assignment and answers 500 to
+// every call for failFor. The leader's watcher finds its check failing and
+// holds, the hold fails, and it runs the hold again at each step until the
+// API answers: the address is the leader's again within failFor +
+// holdBound, after several failed holds and no assignment to anyone else.
+func TestReconcilerRetries(t *testing.T) {
+	l := settle(t, 120*time.Second)
+	apiOff := logSize(env["LAB_CLOUD_LOG"])
+	offs := pghookLogs()
+	start := time.Now()
+	admin(t, fmt.Sprintf("/admin/fail?seconds=%g", failFor.Seconds()))
+	admin(t, "/admin/drop")
+	var back time.Time
+	eventually(t, failFor+30*time.Second, "the address back on the leader", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := state(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Holder != l {
+			return fmt.Errorf("the API assigns the address to %q, leader %s", st.Holder, l)
+		}
+		back = time.Now()
+		return nil
+	})
+	took := back.Sub(start)
+	if took < failFor {
+		t.Errorf("the address was back after %v, while the API failed for %v", took, failFor)
+	}
+	if took > failFor+holdBound+time.Second {
+		t.Errorf("the address was back after %v: want within %v of the API answering again", took, holdBound+time.Second)
+	}
+	var failedHolds, okHolds int
+	for _, line := range apiLog(t, apiOff) {
+		switch {
+		case line.Path == "/v1/assign" && line.Node == l && line.Status == 500:
+			failedHolds++
+		case line.Path == "/v1/assign" && line.Status == 200:
+			if line.Node != l {
+				t.Errorf("the API assigned the address to %s, not the leader %s", line.Node, l)
+			}
+			okHolds++
+		}
+	}
+	if failedHolds < 2 || okHolds == 0 {
+		t.Errorf("the leader's holds: %d answered 500, %d succeeded; want several retries, then success", failedHolds, okHolds)
+	}
+	logged := 0
+	for f, off := range offs {
+		for _, line := range logSince(f, off) {
+			if strings.Contains(line, "exec backend command failed") && strings.Contains(line, "HTTP 500") {
+				logged++
+			}
+		}
+	}
+	if logged == 0 {
+		t.Error("pghook logged no failed command while the API answered 500")
+	}
+	t.Logf("API failing %v: address back on %s after %v; holds by %s answered 500: %d, then %d succeeded; pghook logged %d failed commands",
+		failFor, l, took.Round(time.Millisecond), l, failedHolds, okHolds, logged)
+	settle(t, 30*time.Second)
+}
+
+// pghookOn runs pghook as postgres in node's namespace with its pghook.yaml,
+// as a DBA would; it returns the combined output and the exit code.
+func pghookOn(t *testing.T, node string, args ...string) (string, int) {
+	t.Helper()
+	script := fmt.Sprintf("source %q; lab_exec_pg \"$1\" \"$(lab_pghook)\" --config \"$(lab_pghook_yaml \"$1\")\" \"${@:2}\"", filepath.Join(repo, "e2e/lab/lib.sh"))
+	cmd := exec.Command("bash", append([]string{"-c", script, "lib", node}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		t.Fatalf("pghook on %s: %v", node, err)
+	}
+	return string(out), 0
+}
+
+// TestStaleNodeCannotTake: on a replica, `pghook vip up` (what a stale
+// callback would do) is refused by the DCS guard before any command runs,
+// and `pghook vip down` runs exec.release, which the API answers without
+// touching the primary's assignment.
+func TestStaleNodeCannotTake(t *testing.T) {
+	l := settle(t, 120*time.Second)
+	r := otherThan(l)
+	apiOff := logSize(env["LAB_CLOUD_LOG"])
+	out, code := pghookOn(t, r, "vip", "up", "--scope", env["LAB_SCOPE"])
+	if code == 0 {
+		t.Errorf("vip up on replica %s: exit 0, want the DCS guard's refusal:\n%s", r, out)
+	}
+	out, code = pghookOn(t, r, "vip", "down", "--scope", env["LAB_SCOPE"])
+	if code != 0 {
+		t.Errorf("vip down on replica %s: exit %d:\n%s", r, code, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if st, err := state(ctx); err != nil || st.Holder != l {
+		t.Errorf("after the replica's up and down the API assigns the address to %q (%v), want %s", st.Holder, err, l)
+	}
+	unassigns := 0
+	for _, line := range apiLog(t, apiOff) {
+		if line.Node != r {
+			continue
+		}
+		if line.Path == "/v1/assign" {
+			t.Errorf("replica %s reached the API with an assign: %+v", r, line)
+		}
+		if line.Path == "/v1/unassign" {
+			unassigns++
+		}
+	}
+	if unassigns == 0 {
+		t.Errorf("vip down on replica %s sent no unassign", r)
+	}
+}
