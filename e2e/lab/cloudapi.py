@@ -22,7 +22,7 @@ Any other address is 404. For the tests, never failing:
   POST /admin/drop                    forget the assignment (as if removed by hand)
 
 Every request is logged as one JSON line (time, client, method, path, node, status,
-holder after it) to --log, flushed at once.
+holder after it) to --log, flushed at once; so is every lapse ("event": "lapsed").
 """
 import argparse
 import json
@@ -46,13 +46,15 @@ class State:
         self.lapses = 0
         self.requests = 0
 
-    def lapse(self, now):
-        """Free an assignment whose holder has been silent for the lease."""
+    def lapse(self, now, log):
+        """Free an assignment whose holder has been silent for the lease (logged)."""
         if self.holder and now - self.heard > self.lease:
+            rec = {"t": round(now, 6), "event": "lapsed", "node": self.holder,
+                   "silent_s": round(now - self.heard, 3), "holder": ""}
             self.holder, self.since = "", now
             self.lapses += 1
-            return True
-        return False
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
 
 
 def make_handler(st, log):
@@ -62,7 +64,7 @@ def make_handler(st, log):
         def log_message(self, fmt, *args):  # the JSON log below replaces it
             pass
 
-        def answer(self, code, body, note=""):
+        def answer(self, code, body):
             data = (body if isinstance(body, str) else json.dumps(body)).encode() + b"\n"
             self.send_response(code)
             self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
@@ -73,8 +75,6 @@ def make_handler(st, log):
             q = parse_qs(u.query)
             rec = {"t": round(time.time(), 6), "client": self.client_address[0], "method": self.command,
                    "path": u.path, "node": q.get("node", [""])[0], "status": code, "holder": st.holder}
-            if note:
-                rec["note"] = note
             log.write(json.dumps(rec) + "\n")
             log.flush()
 
@@ -88,37 +88,36 @@ def make_handler(st, log):
                 st.requests += 1
                 if u.path.startswith("/admin/"):
                     return self.admin(u.path, q, now)
-                lapsed = st.lapse(now)
-                note = "the assignment lapsed (holder silent for the lease)" if lapsed else ""
+                st.lapse(now, log)
                 if now < st.fail_until:
                     st.errors += 1
-                    return self.answer(500, "internal error (injected)", note)
+                    return self.answer(500, "internal error (injected)")
                 if not node:
-                    return self.answer(400, "node= is required", note)
+                    return self.answer(400, "node= is required")
                 if addr != st.address:
-                    return self.answer(404, "no such address %r (this API owns %s)" % (addr, st.address), note)
+                    return self.answer(404, "no such address %r (this API owns %s)" % (addr, st.address))
                 if node == st.holder:
                     st.heard = now
                 if self.command == "POST" and u.path == "/v1/assign":
                     if st.holder and st.holder != node:
                         st.refusals += 1
-                        return self.answer(409, "address %s is assigned to %s" % (addr, st.holder), note)
+                        return self.answer(409, "address %s is assigned to %s" % (addr, st.holder))
                     if st.holder != node:
                         st.holder, st.since, st.heard = node, now, now
-                    return self.answer(200, "assigned to %s" % node, note)
+                    return self.answer(200, "assigned to %s" % node)
                 if self.command == "POST" and u.path == "/v1/unassign":
                     if st.holder == node:
                         st.holder, st.since = "", now
-                        return self.answer(200, "unassigned from %s" % node, note)
-                    return self.answer(200, "not assigned to %s (holder: %s)" % (node, st.holder or "nobody"), note)
+                        return self.answer(200, "unassigned from %s" % node)
+                    return self.answer(200, "not assigned to %s (holder: %s)" % (node, st.holder or "nobody"))
                 if self.command == "GET" and u.path == "/v1/holder":
                     if st.holder == node:
-                        return self.answer(200, "assigned to %s" % node, note)
-                    return self.answer(404, "assigned to %s" % (st.holder or "nobody"), note)
-                return self.answer(400, "no such call %s %s" % (self.command, u.path), note)
+                        return self.answer(200, "assigned to %s" % node)
+                    return self.answer(404, "assigned to %s" % (st.holder or "nobody"))
+                return self.answer(400, "no such call %s %s" % (self.command, u.path))
 
         def admin(self, path, q, now):
-            st.lapse(now)
+            st.lapse(now, log)
             if path == "/admin/state" and self.command == "GET":
                 return self.answer(200, {"holder": st.holder, "since": st.since, "address": st.address,
                                          "refusals": st.refusals, "errors": st.errors, "lapses": st.lapses,
