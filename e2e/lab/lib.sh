@@ -10,8 +10,9 @@
 # Layout (fixed, so tests and docs can rely on it):
 #   bridge pghbr0 10.251.77.1/24 in the root namespace
 #   pgh-n1 10.251.77.11, pgh-n2 .12, pgh-n3 .13 (etcd + Patroni + PostgreSQL each)
-#   pgh-cl 10.251.77.50 (client); 10.251.77.100 the VIP (LAB_VIP=netlink: pghook moves it
-#   between the nodes' eth0; LAB_VIP=none or dns: unused)
+#   pgh-cl 10.251.77.50 (client; LAB_VIP=exec: also the fake cloud API on :8080, exec.sh);
+#   10.251.77.100 the VIP (LAB_VIP=netlink: pghook moves it between the nodes' eth0;
+#   LAB_VIP=none, dns or exec: unused)
 #   pgh-dns 10.251.77.53 (LAB_VIP=dns only): BIND 9, authoritative for pglab.test., where
 #   primary.pglab.test. names the primary's own address and replicas.pglab.test. the
 #   streaming replicas' (pghook's dns backend, RFC 2136 updates signed with TSIG)
