@@ -50,10 +50,10 @@ const (
 	// link cut) — before Patroni's ttl (10 s) elects a new leader. A hold
 	// that races the release is refused (409) and retried at the next
 	// watch_interval (300 ms). A step runs exec.check, then exec.hold:
-	// each a fork of sh and curl, measured at 230–330 ms on the shared
+	// each a fork of sh and curl, measured at 150–330 ms on the shared
 	// 2-core lab machine. Worst case two steps and the interval between
 	// them, 2 × 0.65 + 0.3 s, plus a 50 ms sample on each side: < 2 s.
-	// Measured: 0.3–1.05 s.
+	// Measured: 0.3–1.2 s.
 	holdBound = 2 * time.Second
 	// failFor is how long the API answers 500 in TestReconcilerRetries.
 	failFor = 3 * time.Second
