@@ -181,14 +181,20 @@ func lookup(ctx context.Context, name string) ([]string, error) {
 // --- sampling -----------------------------------------------------------------------
 
 // sample is one tick: who holds each VIP (read from each node's kernel, so
-// an isolated node counts too), what the leader key says, what BIND
-// answers, and which nodes answer /primary.
+// an isolated node counts too), what the leader key says and what BIND
+// answers.
 type sample struct {
+	at      time.Time
+	holders map[string][]string // VIP → nodes holding it
+	leader  string              // the DCS leader key ("" empty, "?" unknown)
+	answer  []string
+	dnsErr  error
+}
+
+// leaderSample: the nodes answering 200 on Patroni's /primary (its own
+// ticker: an isolated node's 300 ms timeout must not slow the others).
+type leaderSample struct {
 	at        time.Time
-	holders   map[string][]string // VIP → nodes holding it
-	leader    string              // the DCS leader key ("" unknown or empty)
-	answer    []string
-	dnsErr    error
 	primaries []string
 }
 
@@ -206,6 +212,7 @@ func (s sample) holds(node string) []string {
 type recorder struct {
 	mu      sync.Mutex
 	samples []sample
+	leadS   []leaderSample
 	cli     []clientSample
 	stop    chan struct{}
 	once    sync.Once
@@ -323,7 +330,23 @@ func startRecorder(t *testing.T) *recorder {
 		r.cli = append(r.cli, s)
 		r.mu.Unlock()
 	})
-	r.wg.Add(1)
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		tk := time.NewTicker(sampleEvery)
+		defer tk.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case now := <-tk.C:
+				p := primaries()
+				r.mu.Lock()
+				r.leadS = append(r.leadS, leaderSample{at: now, primaries: p})
+				r.mu.Unlock()
+			}
+		}
+	}()
 	go func() {
 		defer r.wg.Done()
 		tk := time.NewTicker(sampleEvery)
@@ -335,9 +358,8 @@ func startRecorder(t *testing.T) *recorder {
 			case now := <-tk.C:
 				s := sample{at: now, holders: r.holders()}
 				var wg sync.WaitGroup
-				wg.Add(3)
+				wg.Add(2)
 				go func() { defer wg.Done(); s.leader = leaderKey() }()
-				go func() { defer wg.Done(); s.primaries = primaries() }()
 				go func() {
 					defer wg.Done()
 					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -424,10 +446,21 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 	t.Helper()
 	r.mu.Lock()
 	samples := slices.Clone(r.samples)
+	leadS := slices.Clone(r.leadS)
 	cli := slices.Clone(r.cli)
 	r.mu.Unlock()
 	newVIP := subnetVIP[res.new]
 	var promoteAt, namedAt, runStart time.Time
+	for _, s := range leadS {
+		if !s.at.Before(start) && s.at.Before(end) {
+			if promoteAt.IsZero() && slices.Equal(s.primaries, []string{res.new}) {
+				promoteAt = s.at
+			}
+			if len(s.primaries) > 1 {
+				t.Errorf("%s: two primaries at +%v: %v", res.name, s.at.Sub(start).Round(time.Millisecond), s.primaries)
+			}
+		}
+	}
 	for _, s := range samples {
 		if s.at.Before(start) || !s.at.Before(end) {
 			continue
@@ -455,9 +488,6 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 			res.offLeaderRun = max(res.offLeaderRun, s.at.Sub(runStart)+sampleEvery)
 		} else {
 			runStart = time.Time{}
-		}
-		if promoteAt.IsZero() && slices.Equal(s.primaries, []string{res.new}) {
-			promoteAt = s.at
 		}
 		good := s.dnsErr == nil && slices.Equal(s.answer, []string{newVIP}) && slices.Equal(s.holders[newVIP], []string{res.new})
 		switch {
