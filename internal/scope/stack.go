@@ -202,7 +202,8 @@ func (r *Resolver) namer(s *Scope, log zerolog.Logger) (func(netvip.Backend) net
 	if err != nil {
 		return nil, err
 	}
-	return func(b netvip.Backend) netvip.Backend { return dnsvip.NameVIP(b, rec, log) }, nil
+	here := func() (bool, error) { return netvip.OnInterface(v.Interface, p) }
+	return func(b netvip.Backend) netvip.Backend { return dnsvip.NameVIP(b, rec, here, log) }, nil
 }
 
 // guardView returns this member's name and the view of the leader lock

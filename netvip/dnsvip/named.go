@@ -33,7 +33,11 @@ import (
 type NamedVIP struct {
 	VIP    netvip.Backend // the address: netlink, or the VIP helper running it
 	Record *Backend       // the name, with Settings.Target the VIP
-	Log    zerolog.Logger
+	// Here, when set, tells whether the address is on this node without
+	// asking VIP (netvip.OnInterface: no capability needed, so no run of
+	// the VIP helper before each release and at each status).
+	Here func() (bool, error)
+	Log  zerolog.Logger
 }
 
 var _ netvip.Backend = (*NamedVIP)(nil)
@@ -72,10 +76,25 @@ func (n *NamedVIP) pointRecord(ctx context.Context) error {
 	return nil
 }
 
+// addressStatus is whether the address is here: Here, else VIP's status.
+func (n *NamedVIP) addressStatus(ctx context.Context) (netvip.Status, error) {
+	if n.Here == nil {
+		return n.VIP.Status(ctx)
+	}
+	held, err := n.Here()
+	if err != nil {
+		return netvip.Status{}, err
+	}
+	if held {
+		return netvip.Status{Held: true, Detail: fmt.Sprintf("vip %s held", n.Record.target)}, nil
+	}
+	return netvip.Status{Detail: fmt.Sprintf("vip %s not held", n.Record.target)}, nil
+}
+
 // Release implements netvip.Backend.
 func (n *NamedVIP) Release(ctx context.Context) error {
 	start := time.Now()
-	st, serr := n.VIP.Status(ctx)
+	st, serr := n.addressStatus(ctx)
 	var recErr error
 	switch {
 	case serr != nil:
@@ -100,7 +119,7 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 // it decided; without the address the record is not this node's to judge
 // (its subnet's primary may hold the same VIP), and Status reports not held.
 func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
-	st, err := n.VIP.Status(ctx)
+	st, err := n.addressStatus(ctx)
 	if err != nil {
 		return netvip.Status{}, err
 	}
@@ -124,11 +143,11 @@ type refuser interface {
 	Unrefuse(ctx context.Context) error
 }
 
-// NameVIP returns the NamedVIP of vip and record. It refuses connections
+// NameVIP returns the NamedVIP of vip, record and here (nil: ask vip). It refuses connections
 // after letting go (hooks.Refuser) exactly when vip does: the netlink
 // backend itself can, the VIP helper cannot.
-func NameVIP(vip netvip.Backend, record *Backend, log zerolog.Logger) netvip.Backend {
-	n := &NamedVIP{VIP: vip, Record: record, Log: log}
+func NameVIP(vip netvip.Backend, record *Backend, here func() (bool, error), log zerolog.Logger) netvip.Backend {
+	n := &NamedVIP{VIP: vip, Record: record, Here: here, Log: log}
 	if r, ok := vip.(refuser); ok {
 		return refusingNamedVIP{n, r}
 	}

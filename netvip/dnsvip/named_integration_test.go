@@ -69,7 +69,8 @@ func TestBINDNamedVIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := NameVIP(nl, rec, zerolog.Nop())
+	here := func() (bool, error) { return netvip.OnInterface(dnslab.HostIf, netip.MustParsePrefix(vip+"/24")) }
+	n := NameVIP(nl, rec, here, zerolog.Nop())
 	served := func(want ...string) {
 		t.Helper()
 		got, err := lab.Lookup(ctx, dnslab.Name)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -86,37 +87,43 @@ func TestNamedVIP(t *testing.T) {
 		{name: "status: record without address is the holder's", record: []string{vipA}, op: "status", want: []string{vipA}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			z := newZoneServer(t, testZone, testKey, "tcp")
-			z.set(testName, dns.TypeA, 1, tt.record...)
-			rec, _ := backend(t, z, "tcp", me)
-			rec.target = netip.MustParseAddr(vipA)
-			a := &addrVIP{z: z, held: tt.held, holdErr: tt.holdErr, statusErr: tt.statusErr}
-			var logbuf bytes.Buffer
-			n := NameVIP(a, rec, zerolog.New(&logbuf))
-			ctx := context.Background()
-			var err error
-			switch tt.op {
-			case "hold":
-				err = n.Hold(ctx)
-			case "release":
-				err = n.Release(ctx)
-			}
-			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Fatalf("%s: err %v, want %q", tt.op, err, tt.wantErr)
-			}
-			if got := z.get(testName, dns.TypeA); !slices.Equal(got, tt.want) {
-				t.Fatalf("record %v, want %v", got, tt.want)
-			}
-			if !slices.Equal(a.ops, tt.wantOps) {
-				t.Fatalf("address operations %q, want %q", a.ops, tt.wantOps)
-			}
-			a.statusErr = nil
-			st, err := n.Status(ctx)
-			if tt.statusBad != (err != nil) || err == nil && st.Held != tt.wantHeld {
-				t.Fatalf("status %+v, %v; want held %v, error %v", st, err, tt.wantHeld, tt.statusBad)
-			}
-		})
+		for _, here := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/here=%v", tt.name, here), func(t *testing.T) {
+				z := newZoneServer(t, testZone, testKey, "tcp")
+				z.set(testName, dns.TypeA, 1, tt.record...)
+				rec, _ := backend(t, z, "tcp", me)
+				rec.target = netip.MustParseAddr(vipA)
+				a := &addrVIP{z: z, held: tt.held, holdErr: tt.holdErr, statusErr: tt.statusErr}
+				var logbuf bytes.Buffer
+				var hereF func() (bool, error)
+				if here { // the address read from the interface, not asked of the backend
+					hereF = func() (bool, error) { return a.held, a.statusErr }
+				}
+				n := NameVIP(a, rec, hereF, zerolog.New(&logbuf))
+				ctx := context.Background()
+				var err error
+				switch tt.op {
+				case "hold":
+					err = n.Hold(ctx)
+				case "release":
+					err = n.Release(ctx)
+				}
+				if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+					t.Fatalf("%s: err %v, want %q", tt.op, err, tt.wantErr)
+				}
+				if got := z.get(testName, dns.TypeA); !slices.Equal(got, tt.want) {
+					t.Fatalf("record %v, want %v", got, tt.want)
+				}
+				if !slices.Equal(a.ops, tt.wantOps) {
+					t.Fatalf("address operations %q, want %q", a.ops, tt.wantOps)
+				}
+				a.statusErr = nil
+				st, err := n.Status(ctx)
+				if tt.statusBad != (err != nil) || err == nil && st.Held != tt.wantHeld {
+					t.Fatalf("status %+v, %v; want held %v, error %v", st, err, tt.wantHeld, tt.statusBad)
+				}
+			})
+		}
 	}
 }
 
@@ -129,7 +136,7 @@ func TestNamedVIPHoldIf(t *testing.T) {
 		rec, _ := backend(t, z, "tcp", me)
 		rec.target = netip.MustParseAddr(vipA)
 		a := &addrVIP{z: z}
-		n := NameVIP(a, rec, zerolog.Nop()).(netvip.GatedHolder)
+		n := NameVIP(a, rec, nil, zerolog.Nop()).(netvip.GatedHolder)
 		err := n.HoldIf(context.Background(), func(context.Context) error {
 			if refuse {
 				return errors.New("another leader")
@@ -154,10 +161,10 @@ func TestNameVIPRefuser(t *testing.T) {
 	}
 	z := newZoneServer(t, testZone, testKey, "tcp")
 	rec, _ := backend(t, z, "tcp", me)
-	if _, ok := NameVIP(&addrVIP{z: z}, rec, zerolog.Nop()).(refuser); ok {
+	if _, ok := NameVIP(&addrVIP{z: z}, rec, nil, zerolog.Nop()).(refuser); ok {
 		t.Error("a named helper claims a refusal")
 	}
-	r, ok := NameVIP(&refusingAddr{addrVIP{z: z}}, rec, zerolog.Nop()).(refuser)
+	r, ok := NameVIP(&refusingAddr{addrVIP{z: z}}, rec, nil, zerolog.Nop()).(refuser)
 	if !ok {
 		t.Fatal("a named netlink VIP lost its refusal")
 	}
