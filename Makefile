@@ -46,9 +46,10 @@ integration: build
 # (/usr/bin/pghook, /usr/lib/pghook/pghook-vip with its file capabilities); the lab
 # purges the package again on down.
 # The etcd3 run also runs the labs of e2e/dns (LAB_VIP=dns: BIND 9 in its own namespace,
-# pghook's dns backend) and e2e/exec (LAB_VIP=exec: a fake cloud API, pghook's exec
-# backend), each its own lab, up and down around it; the etcd (v2) run is the VIP lab's
-# alone.
+# pghook's dns backend), e2e/exec (LAB_VIP=exec: a fake cloud API, pghook's exec
+# backend) and e2e/subnets (LAB_TOPOLOGY=two-subnet: a router, nodes in two subnets, one
+# VIP per subnet named in DNS), each its own lab, up and down around it; the etcd (v2)
+# run is the VIP lab's alone.
 e2e: build deb
 	LAB_DEB=$(CURDIR)/$(DEB) LAB_DCS=etcd3 PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e/...
 	LAB_DCS=etcd PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e
@@ -64,6 +65,13 @@ e2e-dns: build
 .PHONY: e2e-exec
 e2e-exec: build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 20m -tags e2e -v ./e2e/exec
+
+# The two-subnet lab alone (e2e/subnets): switchovers across the subnets, kill -9 and
+# link cut of the primary, with a client in a third subnet following primary.pglab.test.
+# to the primary's subnet VIP; as root.
+.PHONY: e2e-subnets
+e2e-subnets: build
+	LAB_DCS=etcd3 PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 20m -tags e2e -v ./e2e/subnets
 
 demo: deps build
 	PGHOOK_BIN=$(CURDIR)/$(BIN) bash e2e/lab/demo.sh

@@ -67,3 +67,30 @@ func pickAddress(candidates []string, own []netip.Addr, ifname string) (string, 
 	}
 	return "", fmt.Errorf("vip addresses %s all match %s: give one per subnet", strings.Join(match, ", "), ifname)
 }
+
+// OnInterface reports whether prefix (a VIP with its prefix length) is an
+// address of interface ifname now. Reading addresses needs no capability,
+// so an unprivileged process can tell whether this node holds a VIP that
+// only the VIP helper may add or remove.
+func OnInterface(ifname string, prefix netip.Prefix) (bool, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return false, fmt.Errorf("interface %q: %w", ifname, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return false, fmt.Errorf("addresses of %s: %w", ifname, err)
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		ones, _ := n.Mask.Size()
+		if ok && ip.Unmap() == prefix.Addr() && ones == prefix.Bits() {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -72,3 +72,21 @@ func TestParseSettingsPicksBySubnet(t *testing.T) {
 		t.Fatalf("%v %v", v.prefix, err)
 	}
 }
+
+func TestOnInterface(t *testing.T) {
+	for _, tt := range []struct {
+		ifname, prefix string
+		want           bool
+		wantErr        bool
+	}{
+		{"lo", "127.0.0.1/8", true, false},
+		{"lo", "127.0.0.1/32", false, false}, // another prefix length is another address
+		{"lo", "127.0.0.2/8", false, false},
+		{"pghook-none0", "127.0.0.1/8", false, true},
+	} {
+		got, err := OnInterface(tt.ifname, netip.MustParsePrefix(tt.prefix))
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("OnInterface(%s, %s) = %v, %v; want %v, error %v", tt.ifname, tt.prefix, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -20,6 +20,9 @@
 # exec: a fake cloud API in the client namespace assigns one address to one node,
 # pghook's exec backend calls it through a curl script, one `pghook vip watch` per node
 # (exec.sh)),
+# LAB_TOPOLOGY (one-subnet | two-subnet; two-subnet: subnets.sh — nodes n1, n2 in one
+# subnet and n3 in another behind a router, the client and BIND in a third, one VIP per
+# subnet held by the netlink backend and named by primary.pglab.test.; implies LAB_VIP=dns),
 # LAB_FROM_DEB=1 or LAB_DEB=path.deb (use the packaged /usr/bin/pghook and
 # /usr/lib/pghook/pghook-vip; `up` installs the .deb — LAB_DEB, default the newest
 # dist/pghook_*.deb — when pghook is not installed, and `down` purges it only then;
@@ -281,7 +284,7 @@ vip_up() {
 		# A demoted node must not ARP with the VIP as sender (otherwise neighbours relearn the VIP from it);
 		# arp_ignore=1: it answers ARP only for addresses on eth0, so the watcher's refusal
 		# after a hand-over (a local route for the VIP) is not announced. (dns, exec: no address moves.)
-		if [[ $LAB_VIP != dns && $LAB_VIP != exec ]]; then
+		if [[ ($LAB_VIP != dns && $LAB_VIP != exec) || $LAB_TOPOLOGY == two-subnet ]]; then
 			lab_exec "$n" sysctl -q -w net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
 				net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1
 		fi
@@ -482,7 +485,7 @@ namespace: $LAB_NAMESPACE/
 dcs: $LAB_DCS
 layout: seed
 interface: eth0
-network: $LAB_NET.0/24
+network: $LAB_HBA_NET
 members: [$(lab_ip n1), $(lab_ip n2), $(lab_ip n3)]
 backup-dir: $LAB_DIR/backups
 secrets-dir: $LAB_DIR/secrets
@@ -563,7 +566,9 @@ EOF
 		--pg-parameter log_file_mode=0640
 		"--pg-parameter=log_line_prefix=%m [%p] %q%u@%d "
 		--pg-parameter log_connections=on)
-	if [[ $LAB_VIP == netlink ]]; then
+	if [[ $LAB_TOPOLOGY == two-subnet ]]; then
+		mapfile -t -O "${#args[@]}" args < <(subnets_install_args)
+	elif [[ $LAB_VIP == netlink ]]; then
 		args+=(--vip "$LAB_VIP_ADDR/$LAB_VIP_PREFIX" --vip-interface "$LAB_VIP_IF" --vip-label vip)
 	elif [[ $LAB_VIP == dns ]]; then
 		args+=(--dns-name "$LAB_DNS_NAME" --dns-zone "$LAB_DNS_ZONE" --dns-server "$(lab_ip dns)"
@@ -588,6 +593,7 @@ write_lab_env() {
 LAB_DCS=$LAB_DCS
 LAB_SCOPE=$LAB_SCOPE
 LAB_VIP=$LAB_VIP
+LAB_TOPOLOGY=$LAB_TOPOLOGY
 LAB_FROM_DEB=$LAB_FROM_DEB
 EOF
 	if [[ $LAB_VIP_TOOL != pghook ]]; then
@@ -613,6 +619,7 @@ disable_ipv6() {
 
 net_up() {
 	local n ns veth
+	if [[ $LAB_TOPOLOGY == two-subnet ]]; then subnets_net_up; return; fi
 	if ! ip link show "$LAB_BRIDGE" >/dev/null 2>&1; then
 		ip link add "$LAB_BRIDGE" type bridge stp_state 0 forward_delay 0
 	fi
@@ -660,6 +667,7 @@ kill_ns_pids() {
 
 net_down() {
 	local n ns veth
+	if [[ $LAB_TOPOLOGY == two-subnet ]]; then subnets_net_down; return; fi
 	for n in $(net_members); do
 		ns=$(lab_ns "$n")
 		veth=$(lab_veth "$n")
@@ -692,7 +700,7 @@ print_list() {
 }
 
 cmd_up() {
-	local t0=$SECONDS n prev_dcs prev_scope prev_deb prev_tool prev_vip
+	local t0=$SECONDS n prev_dcs prev_scope prev_deb prev_tool prev_vip prev_topo
 	case $LAB_FROM_DEB in 0 | 1) ;; *) die "LAB_FROM_DEB must be 0 or 1, not '$LAB_FROM_DEB'" ;; esac
 	if [[ $LAB_FROM_DEB == 0 ]]; then
 		[[ -n ${PGHOOK_BIN:-} ]] || die "PGHOOK_BIN must name the pghook binary (absolute path), e.g. PGHOOK_BIN=\$PWD/bin/pghook"
@@ -701,6 +709,7 @@ cmd_up() {
 	fi
 	case $LAB_DCS in etcd | etcd3) ;; *) die "LAB_DCS must be etcd3 or etcd, not '$LAB_DCS'" ;; esac
 	case $LAB_VIP in netlink | dns | exec | none) ;; *) die "LAB_VIP must be netlink, dns, exec or none, not '$LAB_VIP'" ;; esac
+	case $LAB_TOPOLOGY in one-subnet | two-subnet) ;; *) die "LAB_TOPOLOGY must be one-subnet or two-subnet, not '$LAB_TOPOLOGY'" ;; esac
 	if [[ $LAB_VIP == dns ]]; then
 		for n in named tsig-keygen dig; do command -v "$n" >/dev/null || [[ -x /usr/sbin/$n ]] || die "$n not found (run scripts/deps.sh: bind9, bind9-dnsutils)"; done
 	fi
@@ -731,6 +740,9 @@ cmd_up() {
 		prev_deb=$(sed -n 's/^LAB_FROM_DEB=//p' "$LAB_DIR/lab.env")
 		prev_tool=$(sed -n 's/^LAB_VIP_TOOL=//p' "$LAB_DIR/lab.env")
 		prev_vip=$(sed -n 's/^LAB_VIP=//p' "$LAB_DIR/lab.env")
+		prev_topo=$(sed -n 's/^LAB_TOPOLOGY=//p' "$LAB_DIR/lab.env")
+		[[ ${prev_topo:-one-subnet} == "$LAB_TOPOLOGY" ]] ||
+			die "the lab in $LAB_DIR runs LAB_TOPOLOGY=${prev_topo:-one-subnet}; run '$0 down' first to switch"
 		[[ $prev_vip == "$LAB_VIP" || ($prev_vip != dns && $LAB_VIP != dns && $prev_vip != exec && $LAB_VIP != exec) ]] ||
 			die "the lab in $LAB_DIR runs LAB_VIP=$prev_vip; run '$0 down' first to switch to or from dns or exec"
 		[[ ${prev_tool:-pghook} == "$LAB_VIP_TOOL" ]] ||

@@ -17,6 +17,7 @@
 #   primary.pglab.test. names the primary's own address and replicas.pglab.test. the
 #   streaming replicas' (pghook's dns backend, RFC 2136 updates signed with TSIG)
 # No default routes and no forwarding: nothing leaves 10.251.77.0/24 or loopback.
+# LAB_TOPOLOGY=two-subnet replaces this layout with subnets.sh's (two subnets and a router).
 
 : "${LAB_DIR:=/var/tmp/pghook-lab}"
 # A running lab records its DCS choice; callers that did not set LAB_DCS follow it.
@@ -24,6 +25,14 @@ if [[ -z ${LAB_DCS:-} && -r $LAB_DIR/lab.env ]]; then
 	LAB_DCS=$(sed -n 's/^LAB_DCS=//p' "$LAB_DIR/lab.env")
 fi
 : "${LAB_DCS:=etcd3}"
+# LAB_TOPOLOGY: one-subnet (default, the layout above) or two-subnet (subnets.sh: nodes in
+# two subnets behind a router, one VIP per subnet named in DNS; implies LAB_VIP=dns).
+# Recorded like LAB_DCS.
+if [[ -z ${LAB_TOPOLOGY:-} && -r $LAB_DIR/lab.env ]]; then
+	LAB_TOPOLOGY=$(sed -n 's/^LAB_TOPOLOGY=//p' "$LAB_DIR/lab.env")
+fi
+: "${LAB_TOPOLOGY:=one-subnet}"
+if [[ $LAB_TOPOLOGY == two-subnet ]]; then LAB_VIP=dns; fi
 # LAB_VIP: netlink (pghook's netlink backend through the pghook-vip helper, plus one
 # `pghook-vip watch` per node), dns (pghook's dns backend against the lab's BIND, plus
 # one unprivileged `pghook vip watch` per node), exec (pghook's exec backend against a
@@ -65,6 +74,7 @@ LAB_RULES=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/internal/metrics/r
 LAB_VIP_ADDR=$LAB_NET.100 # the VIP's address; LAB_VIP is the backend setting
 LAB_VIP_PREFIX=24
 LAB_VIP_IF=eth0
+LAB_HBA_NET=$LAB_NET.0/24 # pg_hba's network (install --network)
 LAB_NAMESPACE=/service # Patroni's DCS namespace (its default), keys live in /service/$LAB_SCOPE/
 LAB_PG_BIN=/usr/lib/postgresql/15/bin
 # A fixed PATH for everything started in the lab: the caller's PATH may hold pyenv shims
@@ -772,3 +782,9 @@ lab_sa_healthy() {
 	c=$(lab_scope_streaming_count sa "$l") || return 1
 	[[ $c == $((${#LAB_NODES[@]} - 1)) ]]
 }
+
+# The two-subnet layout replaces the naming and VIP helpers above.
+if [[ $LAB_TOPOLOGY == two-subnet ]]; then
+	# shellcheck source=subnets.sh
+	source "$(dirname "${BASH_SOURCE[0]}")/subnets.sh"
+fi

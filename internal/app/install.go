@@ -42,11 +42,11 @@ func installFlags() []cli.Flag {
 		str("etcd-cacert", "CA certificate `FILE` for etcd TLS"),
 		str("etcd-cert", "client certificate `FILE` for etcd TLS"),
 		str("etcd-key", "client key `FILE` for etcd TLS"),
-		str("vip", "virtual IP as `CIDR`, e.g. 10.0.0.100/24 (enables the VIP and its reconciler unit)"),
+		list("vip", "virtual IP as `CIDR`, e.g. 10.0.0.100/24 (enables the VIP and its reconciler unit); repeated or comma-separated: one VIP per subnet, the primary takes its own subnet's"),
 		str("vip-backend", "netlink (default with --vip), dns (default with --dns-name), exec (default with --exec-hold) or none"),
 		str("vip-interface", "`IFACE` to hold the VIP on (default: --interface)"),
 		str("vip-label", "address `LABEL`, e.g. eth0:vip"),
-		str("dns-name", "DNS `NAME` the primary points at its own address (backend dns; enables the reconciler unit)"),
+		str("dns-name", "DNS `NAME` the primary points at its own address (backend dns; enables the reconciler unit), or with --vip at the VIP it holds"),
 		str("dns-zone", "`ZONE` that holds --dns-name (default: the name without its first label)"),
 		str("dns-server", "the zone's primary authoritative server, `HOST[:PORT]`"),
 		str("dns-replica-name", "DNS `NAME` every read-serving replica adds its own address to (optional; below --dns-zone)"),
@@ -132,7 +132,7 @@ func (a *app) installCommand() *cli.Command {
 				"scope": &o.Scope, "name": &o.Name, "interface": &o.Interface, "address": &o.Address,
 				"network": &o.Network, "dcs": &o.DCS, "namespace": &o.Namespace, "etcd-user": &o.EtcdUser,
 				"etcd-password-file": &o.EtcdPasswordFile, "etcd-cacert": &o.EtcdCACert, "etcd-cert": &o.EtcdCert,
-				"etcd-key": &o.EtcdKey, "vip": &o.VIP, "vip-backend": &o.VIPBackend, "vip-interface": &o.VIPInterface,
+				"etcd-key": &o.EtcdKey, "vip-backend": &o.VIPBackend, "vip-interface": &o.VIPInterface,
 				"vip-label": &o.VIPLabel, "backup-dir": &o.BackupDir, "backup-schedule": &o.BackupSchedule, "backup-older-than": &o.BackupOlderThan, "pg-version": &o.PGVersion,
 				"data-dir": &o.DataDir, "layout": &o.Layout, "patroni-config": &o.PatroniConfig,
 				"watchdog": &o.Watchdog, "callback": &o.Callback, "pghook-config": &o.PghookConfig,
@@ -152,7 +152,7 @@ func (a *app) installCommand() *cli.Command {
 			if c.IsSet("exec-timeout") {
 				o.ExecTimeout = c.Duration("exec-timeout")
 			}
-			setFlags(c, c.StringSlice, map[string]*[]string{"members": &o.Members, "etcd-endpoints": &o.EtcdEndpoints})
+			setFlags(c, c.StringSlice, map[string]*[]string{"members": &o.Members, "etcd-endpoints": &o.EtcdEndpoints, "vip": (*[]string)(&o.VIP)})
 			if c.IsSet("pg-parameter") {
 				o.PGParameters = rejoinParams(c.StringSlice("pg-parameter"))
 			}

@@ -122,6 +122,11 @@ type VIP struct {
 	Exec Exec `yaml:"exec"`
 }
 
+// Named reports whether the record of dns names a netlink VIP: backend
+// netlink with dns settings. The VIP this node takes (its subnet's, with
+// addresses) is held as usual and dns.name points at it.
+func (v VIP) Named() bool { return v.Backend == "netlink" && v.DNS != (DNS{}) }
+
 // ErrUnknownScope is returned by File.Scope for a scope with no section.
 var ErrUnknownScope = errors.New("config: unknown scope")
 
@@ -224,6 +229,11 @@ func (v VIP) Validate() error {
 		}
 		if v.Address != "" && !strings.Contains(v.Address, "/") {
 			return fmt.Errorf("address %q needs a prefix length, e.g. %s/24", v.Address, v.Address)
+		}
+		if v.Named() {
+			if err := v.DNS.validate(v); err != nil {
+				return err
+			}
 		}
 	case "pcs":
 		if v.Resource == "" {

@@ -31,6 +31,11 @@ func FuzzParse(f *testing.F) {
 			if err := s.VIP.Validate(); err != nil {
 				t.Fatalf("scope %q accepted with an invalid vip: %v", name, err)
 			}
+			// A netlink VIP named in DNS (VIP.Named) is accepted only with
+			// every key its record needs: the stack builds it unchecked.
+			if d := s.VIP.DNS; s.VIP.Named() && (d.Name == "" || d.Zone == "" || d.Server == "" || d.TSIGKeyFile == "") {
+				t.Fatalf("scope %q accepted a netlink vip named in dns without its record's keys: %+v", name, d)
+			}
 			if _, err := cfg.Scope(name); err != nil {
 				t.Fatalf("Scope(%q) of an accepted file: %v", name, err)
 			}

@@ -13,7 +13,9 @@ import (
 
 // DNS configures the dns VIP backend: instead of moving an address, the
 // primary replaces one DNS record (RFC 2136 UPDATE, signed with TSIG) with
-// its own address on the scope's vip.interface.
+// its own address on the scope's vip.interface. With backend netlink, the
+// same keys make the record name the VIP the primary holds (VIP.Named):
+// with addresses, its subnet's.
 type DNS struct {
 	// Name is the record clients resolve, e.g. primary.pglab.example.
 	Name string `yaml:"name"`
@@ -45,11 +47,21 @@ const (
 )
 
 func (d DNS) validate(v VIP) error {
-	if d.Name == "" || d.Zone == "" || d.Server == "" || d.TSIGKeyFile == "" || v.Interface == "" {
-		return errors.New("backend dns needs dns.name, dns.zone, dns.server, dns.tsig_key_file and interface (whose address the record names)")
-	}
-	if v.Address != "" {
-		return fmt.Errorf("address %q: backend dns names this node's own address on interface %s; remove address", v.Address, v.Interface)
+	if v.Backend == "netlink" {
+		// Named: the record names the VIP; netlink has checked the rest.
+		if d.Name == "" || d.Zone == "" || d.Server == "" || d.TSIGKeyFile == "" {
+			return errors.New("dns with backend netlink needs dns.name, dns.zone, dns.server and dns.tsig_key_file (the record then names the VIP this node holds)")
+		}
+	} else {
+		if d.Name == "" || d.Zone == "" || d.Server == "" || d.TSIGKeyFile == "" || v.Interface == "" {
+			return errors.New("backend dns needs dns.name, dns.zone, dns.server, dns.tsig_key_file and interface (whose address the record names)")
+		}
+		if v.Address != "" {
+			return fmt.Errorf("address %q: backend dns names this node's own address on interface %s; remove address (or use backend netlink with dns: the record then names the VIP)", v.Address, v.Interface)
+		}
+		if len(v.Addresses) > 0 {
+			return fmt.Errorf("addresses %v: backend dns names this node's own address on interface %s; for one VIP per subnet named in DNS use backend netlink with dns", v.Addresses, v.Interface)
+		}
 	}
 	if err := checkDomain(d.Name); err != nil {
 		return fmt.Errorf("dns.name %q: %w", d.Name, err)

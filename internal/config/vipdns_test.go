@@ -49,6 +49,14 @@ func TestParseDNSAndExec(t *testing.T) {
 		{"addresses not CIDR", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100]}`), "addresses"},
 		{"addresses without interface", vip(`{backend: exec, addresses: [192.0.2.100/24], exec: {hold: [/a], release: [/a], check: [/a]}}`), "interface"},
 		{"too many addresses", vip(`{backend: netlink, interface: eth0, addresses: [` + strings.Repeat("192.0.2.1/24, ", 16) + `192.0.2.1/24]}`), "at most 16"},
+		{"netlink per subnet named in dns", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24, 198.51.100.100/24], dns: ` + dnsOK + `}`), ""},
+		{"netlink one address named in dns", vip(`{backend: netlink, interface: eth0, address: 192.0.2.100/24, dns: ` + dnsOK + `}`), ""},
+		{"netlink named with replicas", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24], dns: {name: p.z, zone: z, server: 192.0.2.53, tsig_key_file: /k, replica_name: r.z}}`), ""},
+		{"netlink named without key", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24], dns: {name: p.z, zone: z, server: 192.0.2.53}}`), "dns.tsig_key_file"},
+		{"netlink named without name", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24], dns: {ttl: 5s}}`), "dns.name"},
+		{"netlink named bad server", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24], dns: {name: p.z, zone: z, server: "a b", tsig_key_file: /k}}`), "dns.server"},
+		{"netlink named outside zone", vip(`{backend: netlink, interface: eth0, addresses: [192.0.2.100/24], dns: {name: p.other, zone: z, server: 192.0.2.53, tsig_key_file: /k}}`), "dns.name"},
+		{"dns with addresses", vip(`{backend: dns, interface: eth0, addresses: [192.0.2.100/24], dns: ` + dnsOK + `}`), "backend netlink with dns"},
 		{"other backend ignores dns section", vip(`{backend: none, dns: {name: "bad name"}}`), ""},
 	}
 	for _, tt := range tests {
@@ -81,6 +89,7 @@ func TestDNSSeedsParse(t *testing.T) {
 	for i, in := range []string{
 		"scopes:\n  s:\n    vip: {backend: dns, interface: eth0, dns: " + dnsOK + "}\n",
 		"scopes:\n  s:\n    vip: {backend: exec, exec: {hold: [/a, h], release: [/a, r], check: [/a, c]}}\n",
+		"scopes:\n  s:\n    vip: {backend: netlink, interface: eth0, addresses: [192.0.2.100/24, 198.51.100.100/24], dns: " + dnsOK + "}\n",
 	} {
 		if _, err := Parse(strings.NewReader(in)); err != nil {
 			t.Errorf("seed %d: %v", i, err)

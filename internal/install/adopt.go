@@ -255,7 +255,7 @@ func (in *installer) adoptNextStep() {
 		in.say("      stop it: %s", a.facts.StopHint)
 	}
 	in.say("      then: systemctl start %s", unitName(in.o.Scope))
-	if in.o.VIP != "" {
+	if len(in.o.VIP) > 0 {
 		in.say("            systemctl start %s", vipWatchName(in.o.Scope))
 	}
 }

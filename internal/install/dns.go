@@ -9,9 +9,10 @@ import (
 	"github.com/pghook/pghook/netvip/dnsvip"
 )
 
-// checkDNS validates the dns backend's options: --dns-name selects it and
+// checkDNS validates the dns options: --dns-name selects backend dns and
 // needs --dns-server and --tsig-key-file; --dns-zone defaults to the name
-// without its first label.
+// without its first label. With --vip (backend netlink) the record names
+// the VIP the primary holds instead (config.VIP.Named).
 func (o *Options) checkDNS() error {
 	if o.DNSName == "" {
 		for flag, v := range map[string]string{"dns-zone": o.DNSZone, "dns-server": o.DNSServer, "tsig-key-file": o.TSIGKeyFile, "dns-replica-name": o.DNSReplicaName} {
@@ -24,14 +25,15 @@ func (o *Options) checkDNS() error {
 		}
 		return nil
 	}
-	if o.VIP != "" {
-		return usage("dns-name", "with --vip: pick one (a floating address, or a DNS record)")
-	}
 	if o.VIPBackend == "" {
 		o.VIPBackend = "dns"
 	}
-	if o.VIPBackend != "dns" {
-		return usage("vip-backend", "%q with --dns-name: want dns", o.VIPBackend)
+	want := "dns"
+	if len(o.VIP) > 0 {
+		want = "netlink" // normalizeVIP's default with --vip
+	}
+	if o.VIPBackend != want {
+		return usage("vip-backend", "%q with --dns-name: want %s (dns: the record names the primary's own address; with --vip, netlink: it names the VIP)", o.VIPBackend, want)
 	}
 	if o.DNSZone == "" {
 		if _, zone, ok := strings.Cut(strings.TrimSuffix(o.DNSName, "."), "."); ok {
@@ -46,7 +48,7 @@ func (o *Options) checkDNS() error {
 	case o.DNSZone == "":
 		return usage("dns-name", "%q has no parent zone: give --dns-zone", o.DNSName)
 	}
-	v := config.VIP{Settings: netvip.Settings{Backend: "dns", Interface: "x"}, DNS: config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile, ReplicaName: o.DNSReplicaName}}
+	v := config.VIP{Settings: netvip.Settings{Backend: o.VIPBackend, Interface: "x", Addresses: o.VIP}, DNS: config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile, ReplicaName: o.DNSReplicaName}}
 	if err := v.Validate(); err != nil {
 		flag := "dns-name"
 		for key, f := range map[string]string{"dns.zone": "dns-zone", "dns.server": "dns-server", "dns.tsig_key_file": "tsig-key-file", "dns.replica_name": "dns-replica-name"} {
@@ -74,10 +76,12 @@ func (in *installer) checkTSIGKey() {
 }
 
 // vipDownCommand is what the Patroni unit's ExecStopPost runs: the VIP
-// helper, except for backends dns and exec, which pghook runs itself (the
-// helper refuses them); a dns release deletes only this node's value.
+// helper, except with backend exec or a dns record, which pghook runs
+// itself (the helper refuses them; for a named VIP it runs the helper for
+// the address after the record); a dns release deletes only this node's
+// value.
 func vipDownCommand(o *Options) string {
-	if o.VIPBackend == "dns" || o.VIPBackend == "exec" {
+	if o.DNSName != "" || o.VIPBackend == "exec" {
 		return o.PghookBin + " vip"
 	}
 	return o.VIPHelper

@@ -47,7 +47,7 @@ func TestInstallDNS(t *testing.T) {
 	// Idempotent, and switching back to netlink drops the dns keys.
 	run(t, o)
 	o2 := baseOpts(t)
-	o2.Root, o2.VIP = root, "10.0.0.100/24"
+	o2.Root, o2.VIP = root, VIPList{"10.0.0.100/24"}
 	run(t, o2)
 	cfg, err = config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
 	if err != nil || cfg.Scopes["main"].VIP.Backend != "netlink" || cfg.Scopes["main"].VIP.DNS.Name != "" {
@@ -61,9 +61,11 @@ func TestInstallDNSBadInput(t *testing.T) {
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer = "p.z.example", "192.0.2.53" }},
 		{"tsig-key-file", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p.z.example", "192.0.2.53", "relative.key" }},
 		{"dns-name", func(o *Options) { o.DNSName, o.DNSServer, o.TSIGKeyFile = "p q", "192.0.2.53", "/k" }},
-		{"dns-name", func(o *Options) {
-			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIP = "p.z.example", "192.0.2.53", "/k", "10.0.0.100/24"
+		{"vip-backend", func(o *Options) {
+			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIP, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", VIPList{"10.0.0.100/24"}, "dns"
 		}},
+		{"vip", func(o *Options) { o.VIP = VIPList{"10.0.0.100/24", "10.0.0.101/24"} }},
+		{"vip", func(o *Options) { o.VIP = VIPList{"10.0.0.100/24", "10.1.0.100"} }},
 		{"dns-name", func(o *Options) { o.VIPBackend = "dns" }},
 		{"dns-server", func(o *Options) { o.DNSServer = "192.0.2.53" }},
 		{"dns-replica-name", func(o *Options) { o.DNSReplicaName = "replicas.z.example" }},
@@ -74,4 +76,44 @@ func TestInstallDNSBadInput(t *testing.T) {
 			o.DNSName, o.DNSServer, o.TSIGKeyFile, o.VIPBackend = "p.z.example", "192.0.2.53", "/k", "netlink"
 		}},
 	})
+}
+
+// --vip repeated with --dns-name: one VIP per subnet, held by netlink, the
+// record naming it; the watcher runs unprivileged (the helper's own
+// watcher refuses a named VIP), and the Patroni unit's stop releases the
+// record before the address.
+func TestInstallNamedVIPs(t *testing.T) {
+	o := baseOpts(t)
+	o.VIP = VIPList{"10.1.0.100/24", "10.2.0.100/24"}
+	o.DNSName, o.DNSServer, o.TSIGKeyFile = "primary.pglab.example.", "192.0.2.53", "/etc/pghook/tsig-main.key"
+	run(t, o)
+	root := o.Root
+	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.Scopes["main"].VIP
+	if !v.Named() || v.Address != "" || strings.Join(v.Addresses, " ") != "10.1.0.100/24 10.2.0.100/24" || v.Interface != "eth0" ||
+		v.DNS.Name != "primary.pglab.example." || v.DNS.Zone != "pglab.example." || cfg.VIPHelper != VIPHelper {
+		t.Fatalf("vip section: %+v (helper %q)", v, cfg.VIPHelper)
+	}
+	drop := string(read(t, filepath.Join(root, SystemdEtc, "pghook-vip-watch@main.service.d", "pghook-dns.conf")))
+	if !strings.Contains(drop, "ExecStart=\nExecStart=/usr/bin/pghook vip watch --scope %i\n") {
+		t.Errorf("watch drop-in: %q", drop)
+	}
+	if _, err := os.Stat(filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")); err != nil {
+		t.Errorf("arp_announce drop-in for the VIP: %v", err)
+	}
+	unit := string(read(t, filepath.Join(root, SystemdEtc, "patroni@main.service")))
+	if !strings.Contains(unit, "ExecStopPost=-/usr/bin/pghook vip down --scope main") {
+		t.Errorf("unit's ExecStopPost must release the record itself:\n%s", unit)
+	}
+	// One VIP again, without dns: address, no addresses, no dns keys.
+	o2 := baseOpts(t)
+	o2.Root, o2.VIP = root, VIPList{"10.1.0.100/24"}
+	run(t, o2)
+	cfg, err = config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
+	if v := cfg.Scopes["main"].VIP; err != nil || v.Named() || v.Address != "10.1.0.100/24" || len(v.Addresses) != 0 {
+		t.Fatalf("after one --vip: %+v %v", v, err)
+	}
 }

@@ -27,7 +27,7 @@ func (o *Options) checkExec() error {
 		return nil
 	}
 	switch {
-	case o.VIP != "":
+	case len(o.VIP) > 0:
 		return usage("exec-hold", "with --vip: pick one (an address on an interface, or commands that move it)")
 	case o.DNSName != "":
 		return usage("exec-hold", "with --dns-name: pick one backend")
@@ -70,12 +70,17 @@ func (o *Options) checkExec() error {
 // needs pghook.yaml's list form or a wrapper script.
 func SplitCommand(s string) []string { return strings.Fields(s) }
 
-// watchDropIn is the reconciler unit's drop-in for the backends that need
-// no capabilities (dns, exec): the VIP helper serves the netlink backend
-// only, so the watcher runs as pghook itself.
+// watchDropIn is the reconciler unit's drop-in when the watcher runs as
+// pghook itself: backends dns and exec need no capabilities, and a dns
+// record naming a netlink VIP is updated unprivileged (pghook runs the VIP
+// helper for the address); the VIP helper serves the netlink address only.
 func watchDropIn(o *Options) (path string, data []byte) {
-	path = filepath.Join(o.SystemdDir, vipWatchName(o.Scope)+".d", "pghook-"+o.VIPBackend+".conf")
-	data = []byte(fmt.Sprintf("# Written by pghook install: backend %s needs no capabilities, and the VIP\n"+
-		"# helper serves the netlink backend only.\n[Service]\nExecStart=\nExecStart=%s vip watch --scope %%i\n", o.VIPBackend, o.PghookBin))
+	kind := o.VIPBackend
+	if o.DNSName != "" {
+		kind = "dns"
+	}
+	path = filepath.Join(o.SystemdDir, vipWatchName(o.Scope)+".d", "pghook-"+kind+".conf")
+	data = []byte(fmt.Sprintf("# Written by pghook install: a %s watcher needs no capabilities, and the VIP\n"+
+		"# helper serves the netlink address only.\n[Service]\nExecStart=\nExecStart=%s vip watch --scope %%i\n", kind, o.PghookBin))
 	return path, data
 }

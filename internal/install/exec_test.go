@@ -51,7 +51,7 @@ func TestInstallExec(t *testing.T) {
 		t.Errorf("second run: %d change(s), want 0", res.Changes)
 	}
 	o2 := baseOpts(t)
-	o2.Root, o2.VIP = root, "10.0.0.100/24"
+	o2.Root, o2.VIP = root, VIPList{"10.0.0.100/24"}
 	run(t, o2)
 	cfg, err = config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
 	if err != nil || cfg.Scopes["main"].VIP.Backend != "netlink" || len(cfg.Scopes["main"].VIP.Exec.Hold) != 0 {
@@ -82,7 +82,7 @@ func TestInstallExecBadInput(t *testing.T) {
 		{"exec-check", func(o *Options) { all(o); o.ExecCheck = []string{"/bin/../vip"} }},
 		{"exec-timeout", func(o *Options) { all(o); o.ExecTimeout = time.Hour }},
 		{"exec-address", func(o *Options) { all(o); o.ExecAddress = "not-an-ip" }},
-		{"exec-hold", func(o *Options) { all(o); o.VIP = "10.0.0.100/24" }},
+		{"exec-hold", func(o *Options) { all(o); o.VIP = VIPList{"10.0.0.100/24"} }},
 		{"vip-backend", func(o *Options) { all(o); o.VIPBackend = "netlink" }},
 	})
 }

@@ -90,15 +90,15 @@ func (f *Facts) network(o *Options) error {
 	if err != nil {
 		return fmt.Errorf("addresses of %s: %w", f.Interface, err)
 	}
-	var vip netip.Addr
-	if o.VIP != "" {
-		vip = netip.MustParsePrefix(o.VIP).Addr()
+	vips := map[netip.Addr]bool{}
+	for _, v := range o.VIP {
+		vips[netip.MustParsePrefix(v).Addr()] = true
 	}
 	var chosen *netlink.Addr
 	for i := range addrs {
 		a := &addrs[i]
 		ip, ok := netip.AddrFromSlice(a.IP.To4())
-		if !ok || ip == vip || a.Flags&unix.IFA_F_SECONDARY != 0 {
+		if !ok || vips[ip] || a.Flags&unix.IFA_F_SECONDARY != 0 {
 			continue
 		}
 		if f.Address.IsValid() && ip != f.Address {

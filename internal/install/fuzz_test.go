@@ -85,7 +85,7 @@ func FuzzFromFile(f *testing.F) {
 		// Merge this scope into an existing pghook.yaml: the result loads,
 		// points at the rendered patroni.yml, and merging again changes
 		// nothing.
-		ss := scopeSettings{PatroniConfig: o.PatroniConfig, VIPBackend: o.VIPBackend, VIPAddress: o.VIP, VIPInterface: o.VIPInterface}
+		ss := scopeSettings{PatroniConfig: o.PatroniConfig, VIPBackend: o.VIPBackend, VIPAddresses: o.VIP, VIPInterface: o.VIPInterface}
 		if ss.VIPBackend == "netlink" && ss.VIPInterface == "" {
 			ss.VIPInterface = "eth0"
 		}

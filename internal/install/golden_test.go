@@ -36,7 +36,7 @@ func TestGolden(t *testing.T) {
 		files map[string]string
 	}{
 		{"debian-vip", func(o *Options) {
-			o.VIP, o.VIPLabel, o.BackupDir = "10.0.0.100/24", "eth0:vip", "/mnt/shared/backup"
+			o.VIP, o.VIPLabel, o.BackupDir = VIPList{"10.0.0.100/24"}, "eth0:vip", "/mnt/shared/backup"
 		}, map[string]string{"/etc/patroni/main.yml": "patroni.yml", PghookYAML: "pghook.yaml",
 			"/etc/systemd/system/patroni@main.service": "patroni@main.service", "/etc/sysctl.d/60-pghook-eth0.conf": "sysctl.conf"}},
 		{"seed-etcd2", func(o *Options) {
@@ -53,7 +53,7 @@ func TestGolden(t *testing.T) {
 			o.Pgpass, o.SocketDir, o.PghookBin, o.VIPHelper = d+"/pgpass", d+"/run", "/var/tmp/lab/bin/pghook", "/var/tmp/lab/bin/pghook-vip"
 			o.TTL, o.LoopWait, o.RetryTimeout, o.Watchdog, o.KeepData = 10, 2, 4, "off", &no
 			o.PGParameters = []string{"max_connections=50", "shared_buffers=32MB", "log_line_prefix=%m [%p] %q%u@%d ", "logging_collector=on"}
-			o.VIP, o.VIPLabel, o.BackupDir = "10.0.0.100/24", "vip", "/var/tmp/lab/backups"
+			o.VIP, o.VIPLabel, o.BackupDir = VIPList{"10.0.0.100/24"}, "vip", "/var/tmp/lab/backups"
 		}, map[string]string{"/var/tmp/lab/n1/patroni.yml": "patroni.yml", "/var/tmp/lab/n1/pghook.yaml": "pghook.yaml",
 			"/var/tmp/lab/n1/systemd/patroni@main.service": "patroni@main.service"}},
 		{"vip-off-callback", func(o *Options) {

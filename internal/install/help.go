@@ -9,7 +9,9 @@ const Help = "Gathers this node's facts (host name, the interface's IPv4 address
 	"/etc/patroni/S.yml (postgres, 0600), the scope's section of /etc/pghook/pghook.yaml\n" +
 	"(root:postgres, 0640; other scopes are kept), /etc/systemd/system/patroni@S.service\n" +
 	"(enabled), with --vip the enabled pghook-vip-watch@S.service and an arp_announce\n" +
-	"sysctl drop-in, and the directories. Passwords are generated once and kept in\n" +
+	"sysctl drop-in, and the directories (--vip repeated: one VIP per subnet; with\n" +
+	"--dns-name too the name follows the VIP held, and the watcher runs as pghook).\n" +
+	"Passwords are generated once and kept in\n" +
 	"/etc/pghook/secrets/S/ (postgres, 0600). A second run changes nothing; a file\n" +
 	"changed by hand since pghook wrote it is refused unless --force (a backup is\n" +
 	"kept). When patroni is installed, the rendered patroni.yml must pass\n" +

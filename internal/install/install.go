@@ -368,7 +368,7 @@ func (in *installer) build() error {
 	if o.BackupDir != "" {
 		in.dirs = append(in.dirs, dirItem{path: o.BackupDir, mode: 0o750, own: in.pg})
 	}
-	if o.VIP != "" {
+	if len(o.VIP) > 0 {
 		in.dirs = append(in.dirs, dirItem{path: o.SysctlDir, mode: 0o755, own: root})
 	}
 	for _, kind := range in.secretKinds() {
@@ -386,14 +386,21 @@ func (in *installer) build() error {
 	}
 	ss := scopeSettings{PatroniConfig: o.PatroniConfig, VIPHelper: o.VIPHelper}
 	switch {
-	case o.VIP != "":
-		ss.VIPBackend, ss.VIPAddress, ss.VIPInterface, ss.VIPLabel = o.VIPBackend, o.VIP, in.vipInterface(), o.VIPLabel
+	case len(o.VIP) > 0:
+		ss.VIPBackend, ss.VIPAddresses, ss.VIPInterface, ss.VIPLabel = o.VIPBackend, o.VIP, in.vipInterface(), o.VIPLabel
+		if o.DNSName != "" { // the record names the VIP
+			ss.DNS = config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile, ReplicaName: o.DNSReplicaName}
+			in.checkTSIGKey()
+		}
 	case o.DNSName != "":
 		ss.VIPBackend, ss.VIPInterface = "dns", in.vipInterface()
 		ss.DNS = config.DNS{Name: o.DNSName, Zone: o.DNSZone, Server: o.DNSServer, TSIGKeyFile: o.TSIGKeyFile, ReplicaName: o.DNSReplicaName}
 		in.checkTSIGKey()
 	case len(o.ExecHold) > 0:
-		ss.VIPBackend, ss.VIPAddress = "exec", o.ExecAddress
+		ss.VIPBackend = "exec"
+		if o.ExecAddress != "" {
+			ss.VIPAddresses = []string{o.ExecAddress}
+		}
 		ss.Exec = config.Exec{Hold: o.ExecHold, Release: o.ExecRelease, Check: o.ExecCheck, Timeout: o.ExecTimeout}
 	case o.VIPBackend == "none":
 		ss.VIPBackend = "none"
@@ -419,12 +426,13 @@ func (in *installer) build() error {
 		in.dirs = append(in.dirs, dirItem{path: o.SystemdDir + "/timers.target.wants", mode: 0o755, own: root})
 		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "timers.target.wants", backupTimerName(o.Scope)), target: timer})
 	}
-	if o.VIP != "" {
-		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
+	if len(o.VIP) > 0 {
 		in.files = append(in.files, &fileItem{path: filepath.Join(o.SysctlDir, sysctlName(in.vipInterface())), data: renderSysctl(in.vipInterface()), mode: 0o644, own: root})
 	}
-	if o.DNSName != "" || len(o.ExecHold) > 0 {
+	if len(o.VIP) > 0 || o.DNSName != "" || len(o.ExecHold) > 0 {
 		in.links = append(in.links, linkItem{path: filepath.Join(o.SystemdDir, "multi-user.target.wants", vipWatchName(o.Scope)), target: VIPWatchUnit})
+	}
+	if o.DNSName != "" || len(o.ExecHold) > 0 {
 		path, data := watchDropIn(o)
 		in.dirs = append(in.dirs, dirItem{path: filepath.Dir(path), mode: 0o755, own: root})
 		in.files = append(in.files, &fileItem{path: path, data: data, mode: 0o644, own: root})
@@ -810,7 +818,7 @@ func (in *installer) apply() error {
 		in.say("enabled    %s -> %s", p, l.target)
 		in.res.Changes++
 	}
-	if in.o.VIP != "" && in.root == "" {
+	if len(in.o.VIP) > 0 && in.root == "" {
 		for _, k := range []string{"all", strings.ReplaceAll(in.vipInterface(), ".", "/")} {
 			for _, kv := range [][2]string{{"arp_announce", "2"}, {"arp_ignore", "1"}} {
 				pp := "/proc/sys/net/ipv4/conf/" + k + "/" + kv[0]
@@ -850,7 +858,7 @@ func (in *installer) apply() error {
 		return nil
 	}
 	in.say("next: systemctl start %s", unitName(in.o.Scope))
-	if in.o.VIP != "" || in.o.DNSName != "" || len(in.o.ExecHold) > 0 {
+	if len(in.o.VIP) > 0 || in.o.DNSName != "" || len(in.o.ExecHold) > 0 {
 		in.say("      systemctl start %s", vipWatchName(in.o.Scope))
 	}
 	return nil

@@ -71,7 +71,7 @@ func secret(t *testing.T, root, scope, kind string) string {
 
 func TestRenderDebianLayout(t *testing.T) {
 	o := baseOpts(t)
-	o.VIP, o.VIPLabel, o.BackupDir = "10.0.0.100/24", "eth0:vip", "/mnt/shared/backup"
+	o.VIP, o.VIPLabel, o.BackupDir = VIPList{"10.0.0.100/24"}, "eth0:vip", "/mnt/shared/backup"
 	run(t, o)
 	root := o.Root
 	raw := read(t, filepath.Join(root, "/etc/patroni/main.yml"))
@@ -184,7 +184,7 @@ func TestSeedLayoutAndEtcdV2(t *testing.T) {
 
 func TestIdempotent(t *testing.T) {
 	o := baseOpts(t)
-	o.VIP = "10.0.0.100/24"
+	o.VIP = VIPList{"10.0.0.100/24"}
 	res, _ := run(t, o)
 	if res.Changes == 0 {
 		t.Fatal("first run changed nothing")
@@ -305,7 +305,7 @@ func TestDryRunChangesNothingAndMasks(t *testing.T) {
 	o.DryRun = false
 	run(t, o)
 	before := snapshot(t, o.Root)
-	o.DryRun, o.VIP = true, "10.0.0.100/24"
+	o.DryRun, o.VIP = true, VIPList{"10.0.0.100/24"}
 	_, out = run(t, o)
 	if !strings.Contains(out, "+      address: 10.0.0.100/24") {
 		t.Fatalf("dry run diff lacks the VIP:\n%s", out)
@@ -356,7 +356,7 @@ func TestPghookYAMLKeepsUserKeys(t *testing.T) {
 	if _, err := config.Load(p, true); err != nil {
 		t.Fatal(err)
 	}
-	o.VIP = "10.0.0.100/24"
+	o.VIP = VIPList{"10.0.0.100/24"}
 	run(t, o)
 	got := string(read(t, p))
 	for _, want := range []string{"log_level: debug # mine", "sql_dir: /etc/pghook/sql", "address: 10.0.0.100/24"} {
@@ -366,7 +366,7 @@ func TestPghookYAMLKeepsUserKeys(t *testing.T) {
 	}
 	// A hand change of a key install manages is refused.
 	os.WriteFile(p, []byte(strings.Replace(got, "address: 10.0.0.100/24", "address: 10.0.0.101/24", 1)), 0o640)
-	o.VIP = "10.0.0.102/24"
+	o.VIP = VIPList{"10.0.0.102/24"}
 	var out bytes.Buffer
 	if _, err := Run(o, &out); err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("managed-key edit not refused: %v", err)
@@ -405,7 +405,7 @@ func TestBadInput(t *testing.T) {
 		{"etcd-endpoints", func(o *Options) { o.EtcdEndpoints = nil }},
 		{"etcd-endpoints", func(o *Options) { o.EtcdEndpoints = []string{"ftp://x:1"} }},
 		{"interface", func(o *Options) { o.Address, o.Network, o.Interface = "", "", "nosuch0" }},
-		{"vip", func(o *Options) { o.VIP = "10.0.0.100" }},
+		{"vip", func(o *Options) { o.VIP = VIPList{"10.0.0.100"} }},
 		{"layout", func(o *Options) { o.Layout = "rpm" }},
 		{"etcd-password-file", func(o *Options) { o.EtcdUser, o.DCS = "patroni", "etcd" }},
 		{"dcs", func(o *Options) {
@@ -492,7 +492,7 @@ func TestShippedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.normalize(); err != nil || o.Scope != "main" || o.VIP == "" || len(o.Members) != 3 {
+	if err := o.normalize(); err != nil || o.Scope != "main" || len(o.VIP) == 0 || len(o.Members) != 3 {
 		t.Fatalf("%+v %v", o, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pghook/pghook/internal/config"
 	"gopkg.in/yaml.v3"
 )
 
@@ -56,7 +57,7 @@ type Options struct {
 	EtcdCACert       string   `yaml:"etcd-cacert"`
 	EtcdCert         string   `yaml:"etcd-cert"`
 	EtcdKey          string   `yaml:"etcd-key"`
-	VIP              string   `yaml:"vip"`
+	VIP              VIPList  `yaml:"vip"`
 	VIPBackend       string   `yaml:"vip-backend"`
 	VIPInterface     string   `yaml:"vip-interface"`
 	VIPLabel         string   `yaml:"vip-label"`
@@ -301,17 +302,44 @@ func (o *Options) normalizeNetwork() error {
 	return nil
 }
 
+// VIPList is --vip: one VIP, or one per subnet the cluster spans (the flag
+// repeated; in a --from file a CIDR or a list of them).
+type VIPList []string
+
+// UnmarshalYAML accepts a single CIDR as well as a list.
+func (l *VIPList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*l = VIPList{n.Value}
+		return nil
+	}
+	var s []string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	*l = s
+	return nil
+}
+
 // normalizeVIP checks the VIP and its backend (netlink with --vip, dns with
-// --dns-name) and the VIP's interface.
+// --dns-name alone; --vip with --dns-name names the VIP) and the VIP's
+// interface.
 func (o *Options) normalizeVIP() error {
-	if o.VIP != "" {
-		p, err := netip.ParsePrefix(o.VIP)
+	if len(o.VIP) > config.MaxVIPAddresses {
+		return usage("vip", "given %d times: at most %d (one VIP per subnet)", len(o.VIP), config.MaxVIPAddresses)
+	}
+	seen := map[netip.Prefix]bool{}
+	for _, v := range o.VIP {
+		p, err := netip.ParsePrefix(v)
 		if err != nil || !p.Addr().Is4() {
-			return usage("vip", "%q is not an IPv4 CIDR, e.g. 10.0.0.100/24", o.VIP)
+			return usage("vip", "%q is not an IPv4 CIDR, e.g. 10.0.0.100/24", v)
 		}
-		if o.VIPBackend == "" {
-			o.VIPBackend = "netlink"
+		if seen[p.Masked()] {
+			return usage("vip", "%q: another --vip is in the same subnet (give one VIP per subnet)", v)
 		}
+		seen[p.Masked()] = true
+	}
+	if len(o.VIP) > 0 && o.VIPBackend == "" {
+		o.VIPBackend = "netlink"
 	}
 	if err := o.checkDNS(); err != nil {
 		return err
@@ -322,11 +350,11 @@ func (o *Options) normalizeVIP() error {
 	switch o.VIPBackend {
 	case "dns", "exec":
 	case "", "none":
-		if o.VIP != "" {
+		if len(o.VIP) > 0 {
 			return usage("vip-backend", "%q with --vip: want netlink", o.VIPBackend)
 		}
 	case "netlink":
-		if o.VIP == "" {
+		if len(o.VIP) == 0 {
 			return usage("vip", "is required with --vip-backend netlink")
 		}
 	default:

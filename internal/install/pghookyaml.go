@@ -13,7 +13,7 @@ import (
 type scopeSettings struct {
 	PatroniConfig string
 	VIPBackend    string
-	VIPAddress    string
+	VIPAddresses  []string // one: address; several: addresses (one per subnet)
 	VIPInterface  string
 	VIPLabel      string
 	VIPHelper     string
@@ -72,24 +72,19 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 			for _, k := range []string{"address", "label", "exec"} {
 				deleteKey(vip, k)
 			}
-			setScalar(vip, "interface", s.VIPInterface)
-			d, err := mapping(vip, "dns")
-			if err != nil {
-				return nil, err
-			}
-			for _, kv := range [][2]string{{"name", s.DNS.Name}, {"zone", s.DNS.Zone}, {"server", s.DNS.Server}, {"tsig_key_file", s.DNS.TSIGKeyFile}} {
-				setScalar(d, kv[0], kv[1])
-			}
-			// Set when given; a replica_name written by hand stays.
-			if s.DNS.ReplicaName != "" {
-				setScalar(d, "replica_name", s.DNS.ReplicaName)
-			}
-		case "exec":
-			for _, k := range []string{"interface", "label", "dns"} {
+			for _, k := range []string{"addresses"} {
 				deleteKey(vip, k)
 			}
-			if s.VIPAddress != "" {
-				setScalar(vip, "address", s.VIPAddress)
+			setScalar(vip, "interface", s.VIPInterface)
+			if err := setDNS(vip, s.DNS); err != nil {
+				return nil, err
+			}
+		case "exec":
+			for _, k := range []string{"interface", "label", "dns", "addresses"} {
+				deleteKey(vip, k)
+			}
+			if len(s.VIPAddresses) == 1 {
+				setScalar(vip, "address", s.VIPAddresses[0])
 			} else {
 				deleteKey(vip, "address")
 			}
@@ -111,7 +106,18 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 		default:
 			deleteKey(vip, "dns")
 			deleteKey(vip, "exec")
-			setScalar(vip, "address", s.VIPAddress)
+			if len(s.VIPAddresses) == 1 {
+				deleteKey(vip, "addresses")
+				setScalar(vip, "address", s.VIPAddresses[0])
+			} else {
+				deleteKey(vip, "address")
+				setSeq(vip, "addresses", s.VIPAddresses)
+			}
+			if s.DNS.Name != "" {
+				if err := setDNS(vip, s.DNS); err != nil {
+					return nil, err
+				}
+			}
 			setScalar(vip, "interface", s.VIPInterface)
 			if s.VIPLabel != "" {
 				setScalar(vip, "label", s.VIPLabel)
@@ -129,6 +135,37 @@ func mergePghookYAML(existing []byte, scope string, s scopeSettings) ([]byte, er
 		return nil, fmt.Errorf("pghook.yaml after the update would not load: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// setDNS sets the record's keys in vip's dns mapping.
+func setDNS(vip *yaml.Node, dns config.DNS) error {
+	d, err := mapping(vip, "dns")
+	if err != nil {
+		return err
+	}
+	for _, kv := range [][2]string{{"name", dns.Name}, {"zone", dns.Zone}, {"server", dns.Server}, {"tsig_key_file", dns.TSIGKeyFile}} {
+		setScalar(d, kv[0], kv[1])
+	}
+	// Set when given; a replica_name written by hand stays.
+	if dns.ReplicaName != "" {
+		setScalar(d, "replica_name", dns.ReplicaName)
+	}
+	return nil
+}
+
+// setSeq sets key of m to a flow sequence of vals.
+func setSeq(m *yaml.Node, key string, vals []string) {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+	for _, v := range vals {
+		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: v})
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i+1] = seq
+			return
+		}
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, seq)
 }
 
 func lookup(m *yaml.Node, key string) *yaml.Node {

@@ -138,14 +138,19 @@ func (r *Resolver) VIP(s *Scope, o StackOptions) (netvip.Backend, error) {
 	c := r.caller(o.Announcer != nil)
 	route := ChooseRoute(backend, c)
 	log.Debug().Str("vip_backend", backend).Stringer("vip_route", route).Msg("VIP stack")
-	switch route {
-	case RouteNone:
+	if route == RouteNone {
 		return netvip.None{}, nil
-	case RouteHelper, RouteWatcher:
+	}
+	name, err := r.namer(s, log)
+	if err != nil {
+		return nil, exitcode.Usagef("vip: key scopes.%s.vip.dns: %v", s.Name, err)
+	}
+	if route == RouteHelper || route == RouteWatcher {
 		if _, err := os.Stat(s.HelperPath); err != nil {
 			return nil, exitcode.Failuref("vip: this process lacks CAP_NET_ADMIN/CAP_NET_RAW and the VIP helper %s is not usable: %v (install the package, or set vip_helper)", s.HelperPath, err)
 		}
-		h := s.helper(backend)
+		// The helper holds the address; this process names it.
+		h := name(s.helper(backend))
 		if c.Watcher {
 			return h, nil
 		}
@@ -166,13 +171,39 @@ func (r *Resolver) VIP(s *Scope, o StackOptions) (netvip.Backend, error) {
 		return nil, exitcode.Usagef("vip: %v", err)
 	}
 	if !o.Guard {
-		return b, nil
+		return name(b), nil
 	}
 	me, view, err := r.guardView(s, c, log)
 	if err != nil {
 		return nil, exitcode.Failuref("vip: %v", err)
 	}
-	return hooks.GuardedVIP{Backend: b, Me: me, View: view, Log: log}, nil
+	return name(hooks.GuardedVIP{Backend: b, Me: me, View: view, Log: log}), nil
+}
+
+// namer returns what wraps s's address backend: for a netlink VIP with
+// dns settings (config.VIP.Named), a dnsvip.NamedVIP whose record names
+// the VIP this node takes (its subnet's, from addresses), updated by this
+// process; otherwise nothing. The VIP helper never names: it refuses dns
+// work (no capabilities for a DNS client), and its callers do it.
+func (r *Resolver) namer(s *Scope, log zerolog.Logger) (func(netvip.Backend) netvip.Backend, error) {
+	v := s.Settings.VIP
+	if !v.Named() || r.Privileged {
+		return func(b netvip.Backend) netvip.Backend { return b }, nil
+	}
+	a, err := s.VIPAddress()
+	if err != nil {
+		return nil, err
+	}
+	p, err := netip.ParsePrefix(a)
+	if err != nil {
+		return nil, fmt.Errorf("vip address %q (want a CIDR such as 192.0.2.10/24): %w", a, err)
+	}
+	rec, err := dnsBackend(s, log, p.Addr())
+	if err != nil {
+		return nil, err
+	}
+	here := func() (bool, error) { return netvip.OnInterface(v.Interface, p) }
+	return func(b netvip.Backend) netvip.Backend { return dnsvip.NameVIP(b, rec, here, log) }, nil
 }
 
 // guardView returns this member's name and the view of the leader lock
@@ -222,7 +253,7 @@ func (r *Resolver) backend(s *Scope, log zerolog.Logger, opts ...netvip.Option) 
 		return netvip.New(v.Settings, log, opts...)
 	}
 	if v.Backend == "dns" {
-		return dnsBackend(s, log)
+		return dnsBackend(s, log, netip.Addr{})
 	}
 	e := v.Exec
 	addr, err := s.VIPAddress()
@@ -233,21 +264,23 @@ func (r *Resolver) backend(s *Scope, log zerolog.Logger, opts ...netvip.Option) 
 		Scope: s.Name, Node: s.MemberName(), Address: addr}, log)
 }
 
-func dnsBackend(s *Scope, log zerolog.Logger) (*dnsvip.Backend, error) {
+// dnsBackend is s's dns record; target, when valid, is the VIP it names
+// (config.VIP.Named) instead of this node's own address.
+func dnsBackend(s *Scope, log zerolog.Logger, target netip.Addr) (*dnsvip.Backend, error) {
 	v := s.Settings.VIP
 	d := v.DNS
 	return dnsvip.New(dnsvip.Settings{Name: d.Name, Zone: d.Zone, Server: d.Server, TTL: d.TTL, KeyFile: d.TSIGKeyFile,
-		Transport: d.Transport, Timeout: d.Timeout, Interface: v.Interface, ReplicaName: d.ReplicaName}, log)
+		Transport: d.Transport, Timeout: d.Timeout, Interface: v.Interface, ReplicaName: d.ReplicaName, Target: target}, log)
 }
 
 // ReplicaRecord is s's read-only record (vip.dns.replica_name), nil when
 // the scope has none.
 func (r *Resolver) ReplicaRecord(s *Scope, log zerolog.Logger) (*dnsvip.ReplicaRecord, error) {
 	v := s.Settings.VIP
-	if v.Backend != "dns" || v.DNS.ReplicaName == "" {
+	if (v.Backend != "dns" && !v.Named()) || v.DNS.ReplicaName == "" {
 		return nil, nil
 	}
-	b, err := dnsBackend(s, log)
+	b, err := dnsBackend(s, log, netip.Addr{})
 	if err != nil {
 		return nil, err
 	}

@@ -170,3 +170,55 @@ func TestNoneStack(t *testing.T) {
 		t.Errorf("stack without a backend is %T, want netvip.None", b)
 	}
 }
+
+// A netlink VIP with dns settings is named: the record (this process)
+// over the address backend, the record naming the VIP of this node's
+// subnet. The VIP helper never names (it serves netlink only), and a node
+// in none of the subnets gets one error naming the key.
+func TestNamerWrapsNamedNetlink(t *testing.T) {
+	dns := config.DNS{Name: "primary.pglab.test.", Zone: "pglab.test.", Server: "192.0.2.53", TSIGKeyFile: "/etc/pghook/tsig.key"}
+	for _, tt := range []struct {
+		name       string
+		vip        config.VIP
+		privileged bool
+		wantNamed  bool
+		wantErr    string
+	}{
+		{"per subnet named", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Addresses: []string{"192.0.2.100/24", "127.0.0.100/8"}}, DNS: dns}, false, true, ""},
+		{"one address named", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Address: "192.0.2.100/24"}, DNS: dns}, false, true, ""},
+		{"helper does not name", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Addresses: []string{"127.0.0.100/8"}}, DNS: dns}, true, false, ""},
+		{"netlink without dns", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Address: "192.0.2.100/24"}}, false, false, ""},
+		{"no subnet of this node", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Addresses: []string{"192.0.2.100/24"}}, DNS: dns}, false, false, "none of the vip addresses"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &config.File{Scopes: map[string]*config.Scope{"s": {PatroniConfig: "/nonexistent/patroni.yml", VIP: tt.vip}}}
+			r := &Resolver{Config: cfg, Log: zerolog.Nop(), Privileged: tt.privileged}
+			s := r.Resolve("s", Overrides{})
+			if s.Invalid != nil {
+				t.Fatal(s.Invalid)
+			}
+			name, err := r.namer(s, zerolog.Nop())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				_, err := r.VIP(s, StackOptions{})
+				if err == nil || !strings.Contains(err.Error(), "key scopes.s.vip.dns") || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("stack err %v: want one line naming the key", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := name(netvip.None{})
+			n, named := b.(*dnsvip.NamedVIP)
+			if named != tt.wantNamed {
+				t.Fatalf("stack %T, want named %v", b, tt.wantNamed)
+			}
+			if named && (n.VIP != netvip.None{} || !strings.Contains(b.Name(), "named by dns primary.pglab.test.")) {
+				t.Fatalf("named stack %q over %T", b.Name(), n.VIP)
+			}
+		})
+	}
+}

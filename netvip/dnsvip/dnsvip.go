@@ -60,6 +60,10 @@ type Settings struct {
 	// ReplicaName, when set, is the record every read-serving replica adds
 	// its own address to (Replicas).
 	ReplicaName string
+	// Target, when valid, is the address the primary's record names
+	// instead of this node's own: the VIP this node holds (NamedVIP). The
+	// replica record still names the node's own address.
+	Target netip.Addr
 }
 
 // Backend is the dns backend. It is safe for concurrent use.
@@ -69,7 +73,7 @@ type Backend struct {
 	ttl                     uint32
 	timeout                 time.Duration
 	keyFile, ifname         string
-	fixed                   netip.Addr
+	fixed, target           netip.Addr
 	log                     zerolog.Logger
 
 	keyMu sync.Mutex
@@ -101,7 +105,7 @@ func New(s Settings, log zerolog.Logger) (*Backend, error) {
 	b := &Backend{
 		name: name, zone: zone, server: server, net: "tcp",
 		ttl: uint32(DefaultTTL / time.Second), timeout: DefaultTimeout,
-		keyFile: s.KeyFile, ifname: s.Interface, fixed: s.Address,
+		keyFile: s.KeyFile, ifname: s.Interface, fixed: s.Address, target: s.Target,
 	}
 	if s.ReplicaName != "" {
 		b.replicaName = canonicalName(s.ReplicaName)
@@ -132,7 +136,7 @@ func (b *Backend) Name() string { return "dns" }
 // Hold implements netvip.Backend: the RRset becomes this node's address.
 func (b *Backend) Hold(ctx context.Context) error {
 	start := time.Now()
-	me, err := b.self()
+	me, err := b.named()
 	if err != nil {
 		return fmt.Errorf("dns record %s: %w", b.name, err)
 	}
@@ -149,7 +153,7 @@ func (b *Backend) Hold(ctx context.Context) error {
 // hand) loses just that value.
 func (b *Backend) Release(ctx context.Context) error {
 	start := time.Now()
-	me, err := b.self()
+	me, err := b.named()
 	if err != nil {
 		return fmt.Errorf("dns record %s: %w", b.name, err)
 	}
@@ -186,7 +190,7 @@ func (b *Backend) Release(ctx context.Context) error {
 // Held: the RRset is exactly this node's address. A set that names this
 // node among others is an error, so that a reconciler acts either way.
 func (b *Backend) Status(ctx context.Context) (netvip.Status, error) {
-	me, err := b.self()
+	me, err := b.named()
 	if err != nil {
 		return netvip.Status{}, fmt.Errorf("dns record %s: %w", b.name, err)
 	}
@@ -216,7 +220,17 @@ func (b *Backend) Resolve(ctx context.Context) ([]netip.Addr, error) {
 	return vals, err
 }
 
-// self is the address the record names for this node.
+// named is the address the primary's record names when this node holds
+// it: the target VIP, else this node's own address.
+func (b *Backend) named() (netip.Addr, error) {
+	if b.target.IsValid() {
+		return b.target, nil
+	}
+	return b.self()
+}
+
+// self is this node's own address (the replica record's value, and the
+// primary's without a target).
 func (b *Backend) self() (netip.Addr, error) {
 	if b.fixed.IsValid() {
 		return b.fixed, nil

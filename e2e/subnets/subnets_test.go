@@ -1,0 +1,669 @@
+//go:build e2e
+
+// Package subnetse2e drives the two-subnet lab (LAB_TOPOLOGY=two-subnet,
+// e2e/lab/subnets.sh): n1 and n2 in subnet A, n3 in subnet B, the client
+// and BIND in subnet C, a router between. Every node runs pghook with one
+// VIP per subnet (vip.addresses) named in DNS (vip.dns): the primary holds
+// its own subnet's VIP and primary.pglab.test. names that VIP. The test
+// causes switchovers across the subnets (A→B, B→A), a kill -9 of the
+// primary and a cut of its link, and samples every 50 ms who holds each
+// VIP, what the leader key says and what BIND answers, while a client in
+// subnet C resolves the name and writes through it, next to the same
+// client writing to each node's own address (the floor). A package of its
+// own because it needs its own lab.
+package subnetse2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+var (
+	repo      string
+	nodes     = []string{"n1", "n2", "n3"}
+	env       map[string]string
+	nodeIP    = map[string]string{}
+	subnetVIP = map[string]string{} // node → the VIP of its subnet
+	vips      []string              // subnet A's, subnet B's
+)
+
+const (
+	clientEvery = 50 * time.Millisecond // each client target's resolve + connect + write
+	sampleEvery = 50 * time.Millisecond // VIP holders, leader key, BIND's answer
+	// nameBound is how long after promotion (the new node alone answering
+	// /primary, sampled every 50 ms) the name may take to name the new
+	// primary's subnet VIP held by it alone. The unprivileged watcher takes
+	// the VIP at the leader key's write through one run of the VIP helper
+	// (process start, DCS read, probe, add, first announcement, the
+	// detached announcer's start: 45-307 ms measured in the lab's logs on
+	// the shared 2-core machine), then one RFC 2136 update (1-26 ms); a
+	// callback's request that supersedes the watcher's own take kills that
+	// helper run and starts another (up to ~0.5 s lost). Measured: 0.5-0.9
+	// s. 1.5 s = the worst measured plus one superseded helper run.
+	nameBound = 1500 * time.Millisecond
+	// offLeaderBound: how long a node may go on holding a VIP while the
+	// leader key names another member. It lets go at the key's move (an
+	// etcd watch): the record's delete, then one helper run. Measured:
+	// at most 450 ms in a row.
+	offLeaderBound = time.Second
+	// floorSlack: the name's client may lose at most this much more than
+	// the client that writes to the new primary's own address. The goal is
+	// 100 ms (what the single VIP achieves); measured: -200 to +648 ms,
+	// because the name reaches the new VIP 0.4-0.9 s after promotion (see
+	// nameBound) while the address client writes as soon as promotion
+	// ends, and within a subnet a client's SYN to the VIP can still go to
+	// the old holder's MAC until the router takes the new holder's
+	// announcement. 1 s holds the worst measured with room; the figure is
+	// logged per event and recorded in docs/RELIABILITY.md §6.
+	floorSlack = time.Second
+)
+
+func TestMain(m *testing.M) {
+	wd, _ := os.Getwd()
+	repo = filepath.Dir(filepath.Dir(wd))
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e/subnets: needs root (network namespaces); skipped")
+		os.Exit(0)
+	}
+	if os.Getenv("PGHOOK_BIN") == "" && os.Getenv("LAB_DEB") == "" {
+		fmt.Println("e2e/subnets: PGHOOK_BIN must name the built binary (make e2e)")
+		os.Exit(1)
+	}
+	os.Setenv("LAB_TOPOLOGY", "two-subnet")
+	os.Setenv("LAB_VIP", "dns")
+	keep := os.Getenv("LAB_KEEP") != ""
+	if !keep {
+		if out, err := labCmd("down"); err != nil {
+			fmt.Printf("e2e/subnets: lab down (cleanup before) failed: %v\n%s\n", err, out)
+			os.Exit(1)
+		}
+	}
+	if out, err := labCmd("up"); err != nil {
+		fmt.Printf("e2e/subnets: lab up failed: %v\n%s\n", err, out)
+		labCmd("down")
+		os.Exit(1)
+	}
+	code := func() int {
+		out, err := labCmd("env")
+		if err != nil {
+			fmt.Printf("e2e/subnets: lab env: %v\n%s\n", err, out)
+			return 1
+		}
+		env = map[string]string{}
+		for _, l := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok {
+				env[k] = v
+			}
+		}
+		for _, n := range nodes {
+			nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
+			v, err := lib("lab_subnet_vip", n)
+			if err != nil {
+				fmt.Printf("e2e/subnets: %v\n", err)
+				return 1
+			}
+			subnetVIP[n] = v
+			if !slices.Contains(vips, v) {
+				vips = append(vips, v)
+			}
+		}
+		return m.Run()
+	}()
+	if !keep {
+		if out, err := labCmd("down"); err != nil {
+			fmt.Printf("e2e/subnets: lab down failed: %v\n%s\n", err, out)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func labCmd(args ...string) (string, error) {
+	cmd := exec.Command("bash", append([]string{filepath.Join(repo, "e2e/lab/lab.sh")}, args...)...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// lib runs a function of e2e/lab/lib.sh and returns its trimmed stdout.
+func lib(fn string, args ...string) (string, error) {
+	script := fmt.Sprintf("source %q; %s \"$@\"", filepath.Join(repo, "e2e/lab/lib.sh"), fn)
+	cmd := exec.Command("bash", append([]string{"-c", script, "lib"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return strings.TrimSpace(out.String()), fmt.Errorf("%s %v: %w: %s", fn, args, err, errb.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, _ := labCmd("status")
+	t.Fatalf("after %s still not %s: %v\n%s", timeout, what, err, out)
+}
+
+// lookup asks BIND (not recursive, UDP) for name's A records, sorted.
+func lookup(ctx context.Context, name string) ([]string, error) {
+	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
+	m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+	m.RecursionDesired = false
+	r, _, err := c.ExchangeContext(ctx, m, env["LAB_DNS_SERVER"]+":53")
+	if err != nil {
+		return nil, err
+	}
+	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("%s: rcode %s", name, dns.RcodeToString[r.Rcode])
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// --- sampling -----------------------------------------------------------------------
+
+// sample is one tick: who holds each VIP (read from each node's kernel, so
+// an isolated node counts too), what the leader key says and what BIND
+// answers.
+type sample struct {
+	at      time.Time
+	holders map[string][]string // VIP → nodes holding it
+	leader  string              // the DCS leader key ("" empty, "?" unknown)
+	answer  []string
+	dnsErr  error
+}
+
+// leaderSample: the nodes answering 200 on Patroni's /primary (its own
+// ticker: an isolated node's 300 ms timeout must not slow the others).
+type leaderSample struct {
+	at        time.Time
+	primaries []string
+}
+
+// holds reports the VIPs node holds in s.
+func (s sample) holds(node string) []string {
+	var out []string
+	for _, v := range vips {
+		if slices.Contains(s.holders[v], node) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+type recorder struct {
+	mu      sync.Mutex
+	samples []sample
+	leadS   []leaderSample
+	cli     []clientSample
+	stop    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	client  *client
+	handles map[string]*netlink.Handle
+}
+
+var httpClient = &http.Client{Timeout: 300 * time.Millisecond}
+
+// leaderKey reads the leader key through etcd's v3 JSON gateway from every
+// member at once (linearizable: an isolated member does not answer) and
+// returns the first answer.
+func leaderKey() string {
+	key := base64.StdEncoding.EncodeToString([]byte("/service/" + env["LAB_SCOPE"] + "/leader"))
+	got := make(chan string, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			resp, err := httpClient.Post("http://"+nodeIP[n]+":2379/v3/kv/range", "application/json", strings.NewReader(`{"key":"`+key+`"}`))
+			if err != nil {
+				got <- "?"
+				return
+			}
+			defer resp.Body.Close()
+			var r struct {
+				Kvs []struct {
+					Value string `json:"value"`
+				} `json:"kvs"`
+			}
+			if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&r) != nil {
+				got <- "?"
+				return
+			}
+			if len(r.Kvs) == 0 {
+				got <- ""
+				return
+			}
+			v, _ := base64.StdEncoding.DecodeString(r.Kvs[0].Value)
+			got <- string(v)
+		}()
+	}
+	for range nodes {
+		if v := <-got; v != "?" {
+			return v
+		}
+	}
+	return "?"
+}
+
+func primaries() []string {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var got []string
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := httpClient.Get("http://" + nodeIP[n] + ":8008/primary")
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				mu.Lock()
+				got = append(got, n)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(got)
+	return got
+}
+
+func (r *recorder) holders() map[string][]string {
+	out := map[string][]string{}
+	for _, n := range nodes {
+		link, err := r.handles[n].LinkByName("eth0")
+		if err != nil {
+			continue
+		}
+		addrs, err := r.handles[n].AddrList(link, netlink.FAMILY_V4)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ip := a.IP.String(); slices.Contains(vips, ip) {
+				out[ip] = append(out[ip], n)
+			}
+		}
+	}
+	return out
+}
+
+func startRecorder(t *testing.T) *recorder {
+	r := &recorder{stop: make(chan struct{}), handles: map[string]*netlink.Handle{}}
+	for _, n := range nodes {
+		ns, err := netns.GetFromName(env["LAB_"+strings.ToUpper(n)+"_NS"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := netlink.NewHandleAt(ns)
+		ns.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.handles[n] = h
+	}
+	targets := []string{"name"}
+	for _, n := range nodes {
+		targets = append(targets, nodeIP[n])
+	}
+	r.client = startClient(t, targets, func(s clientSample) {
+		r.mu.Lock()
+		r.cli = append(r.cli, s)
+		r.mu.Unlock()
+	})
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		tk := time.NewTicker(sampleEvery)
+		defer tk.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case now := <-tk.C:
+				p := primaries()
+				r.mu.Lock()
+				r.leadS = append(r.leadS, leaderSample{at: now, primaries: p})
+				r.mu.Unlock()
+			}
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		tk := time.NewTicker(sampleEvery)
+		defer tk.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case now := <-tk.C:
+				s := sample{at: now, holders: r.holders()}
+				var wg sync.WaitGroup
+				wg.Add(2)
+				go func() { defer wg.Done(); s.leader = leaderKey() }()
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					defer cancel()
+					s.answer, s.dnsErr = lookup(ctx, env["LAB_DNS_NAME"])
+				}()
+				wg.Wait()
+				r.mu.Lock()
+				r.samples = append(r.samples, s)
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return r
+}
+
+func (r *recorder) Stop() {
+	r.once.Do(func() {
+		close(r.stop)
+		r.wg.Wait()
+		r.client.Close()
+		for _, h := range r.handles {
+			h.Close()
+		}
+	})
+}
+
+// --- events -------------------------------------------------------------------------
+
+type eventResult struct {
+	name, old, new string
+	promote        time.Duration // event → the new node alone answers /primary
+	named          time.Duration // event → the name names the new node's subnet VIP, held by it alone
+	gap            time.Duration // the name's client: the longest time without a write
+	floor          time.Duration // the same, writing to the nodes' own addresses
+	failed         int           // the name's client's failed attempts in the event
+	samples        int
+	offLeader      int           // samples where a node other than the key's leader held a VIP
+	offLeaderRun   time.Duration // the longest such run
+	offLeaderLast  string        // its last sample
+	bothFailed     int           // settled attempts that failed through the name and to the address alike
+}
+
+// settle waits until the lab is healthy and the name names the leader's
+// subnet VIP, held by the leader alone.
+func settle(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	var l string
+	eventually(t, timeout, "healthy with the name on the leader's VIP", func() (err error) {
+		if _, err = lib("lab_healthy"); err != nil {
+			return err
+		}
+		if l, err = lib("lab_leader"); err != nil {
+			return err
+		}
+		_, err = lib("lab_dns_on_leader")
+		return err
+	})
+	return l
+}
+
+// gapOf is the longest time between two consecutive writes of the client
+// samples that match, over [start, end): the last write before start is
+// the first end point. Only a primary takes a write, so through the name
+// it is what the application lost; over the nodes' own addresses (one
+// target per node, whichever is primary writes) it is the floor: what
+// Patroni's failover itself costs.
+func gapOf(cli []clientSample, match func(clientSample) bool, start, end time.Time) time.Duration {
+	var ends []time.Time
+	for _, s := range cli {
+		if match(s) && s.ok && s.end.Before(end) && s.end.After(start.Add(-5*time.Second)) {
+			ends = append(ends, s.end)
+		}
+	}
+	// The event's end closes the last interval: a client stuck since its
+	// last write counts to the end.
+	ends = append(ends, end)
+	slices.SortFunc(ends, time.Time.Compare)
+	var gap time.Duration
+	for i := 1; i < len(ends); i++ {
+		if ends[i].After(start) {
+			gap = max(gap, ends[i].Sub(ends[i-1]))
+		}
+	}
+	return gap
+}
+
+func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) {
+	t.Helper()
+	r.mu.Lock()
+	samples := slices.Clone(r.samples)
+	leadS := slices.Clone(r.leadS)
+	cli := slices.Clone(r.cli)
+	r.mu.Unlock()
+	newVIP := subnetVIP[res.new]
+	var promoteAt, namedAt, runStart time.Time
+	for _, s := range leadS {
+		if !s.at.Before(start) && s.at.Before(end) {
+			if promoteAt.IsZero() && slices.Equal(s.primaries, []string{res.new}) {
+				promoteAt = s.at
+			}
+			if len(s.primaries) > 1 {
+				t.Errorf("%s: two primaries at +%v: %v", res.name, s.at.Sub(start).Round(time.Millisecond), s.primaries)
+			}
+		}
+	}
+	for _, s := range samples {
+		if s.at.Before(start) || !s.at.Before(end) {
+			continue
+		}
+		res.samples++
+		// No VIP on two nodes, ever.
+		for _, v := range vips {
+			if len(s.holders[v]) > 1 {
+				t.Errorf("%s: +%v: %s held by %v", res.name, s.at.Sub(start).Round(time.Millisecond), v, s.holders[v])
+			}
+		}
+		// At most the leader holds one: count the samples where a node
+		// holds a VIP while the leader key names another member, and the
+		// longest run of them. (With the key empty nobody leads: the old
+		// holder's watcher then decides by its own Patroni.)
+		off := false
+		for _, n := range nodes {
+			if len(s.holds(n)) > 0 && s.leader != "?" && s.leader != "" && n != s.leader {
+				off = true
+			}
+		}
+		if off {
+			res.offLeader++
+			if runStart.IsZero() {
+				runStart = s.at
+			}
+			if d := s.at.Sub(runStart) + sampleEvery; d > res.offLeaderRun {
+				res.offLeaderRun = d
+				res.offLeaderLast = fmt.Sprintf("+%v key %s holders %v", s.at.Sub(start).Round(time.Millisecond), s.leader, s.holders)
+			}
+		} else {
+			runStart = time.Time{}
+		}
+		good := s.dnsErr == nil && slices.Equal(s.answer, []string{newVIP}) && slices.Equal(s.holders[newVIP], []string{res.new})
+		switch {
+		case namedAt.IsZero() && good:
+			namedAt = s.at
+		case !namedAt.IsZero() && s.dnsErr == nil && !slices.Equal(s.answer, []string{newVIP}):
+			t.Errorf("%s: the name moved away from %s after naming it: +%v %v", res.name, newVIP, s.at.Sub(start).Round(time.Millisecond), s.answer)
+		}
+	}
+	if promoteAt.IsZero() || namedAt.IsZero() {
+		t.Errorf("%s: promotion at %v, name on %s's VIP at %v: want both", res.name, promoteAt, res.new, namedAt)
+		return
+	}
+	res.promote, res.named = promoteAt.Sub(start), namedAt.Sub(start)
+	if d := namedAt.Sub(promoteAt); d > nameBound {
+		t.Errorf("%s: the name named %s %v after promotion, want <= %v", res.name, newVIP, d.Round(time.Millisecond), nameBound)
+	}
+	if res.offLeaderRun > offLeaderBound {
+		t.Errorf("%s: a node held a VIP while the leader key named another for %v in a row (last: %s), want <= %v", res.name, res.offLeaderRun, res.offLeaderLast, offLeaderBound)
+	}
+	isName := func(s clientSample) bool { return s.target == "name" }
+	res.gap = gapOf(cli, isName, start, end)
+	res.floor = gapOf(cli, func(s clientSample) bool { return s.target != "name" }, start, end)
+	for _, s := range cli {
+		if isName(s) && !s.ok && !s.at.Before(start) && s.at.Before(end) {
+			res.failed++
+		}
+	}
+	if res.gap == 0 || res.floor == 0 {
+		t.Errorf("%s: no write gap measured (name %v, floor %v)", res.name, res.gap, res.floor)
+	} else if res.gap > res.floor+floorSlack {
+		t.Errorf("%s: the name's client lost %v, the floor %v: want <= floor + %v", res.name, res.gap.Round(time.Millisecond), res.floor.Round(time.Millisecond), floorSlack)
+	} else if res.gap > res.floor+100*time.Millisecond {
+		t.Logf("%s: the name's client lost %v more than the floor (the goal is 100 ms)", res.name, (res.gap - res.floor).Round(time.Millisecond))
+	}
+	// After the name settled, every attempt through it writes on the new
+	// primary — unless the same client writing to the new primary's own
+	// address failed at that moment too (the server, not the name: the
+	// old primary rejoining loads the 2-core machine).
+	direct := func(from, to time.Time) bool {
+		for _, d := range cli {
+			if d.target == nodeIP[res.new] && !d.ok && d.end.After(from) && d.at.Before(to) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, s := range cli {
+		if isName(s) && s.at.After(namedAt.Add(time.Second)) && s.at.Before(end) && s.at.After(promoteAt.Add(time.Second)) && !(s.ok && s.srv == newVIP) {
+			if direct(s.at, s.end) {
+				res.bothFailed++
+				continue
+			}
+			t.Errorf("%s: +%v through the name: answer %v, server %q, err %q (the new primary's own address answered then)", res.name, s.at.Sub(start).Round(time.Millisecond), s.answer, s.srv, s.err)
+			break
+		}
+	}
+}
+
+func otherSubnet(n string) string {
+	for _, c := range nodes {
+		if subnetVIP[c] != subnetVIP[n] {
+			return c
+		}
+	}
+	return ""
+}
+
+// TestPerSubnetVIPNamedInDNS: switchover A→B and B→A, kill -9 of the
+// primary, cut of its link. After each: no VIP on two nodes in any sample,
+// the name names the new primary's subnet VIP, held by it alone, within
+// nameBound of promotion and keeps naming it, and the client that follows
+// the name loses at most floorSlack more than one writing to the new
+// primary's own address.
+func TestPerSubnetVIPNamedInDNS(t *testing.T) {
+	l := settle(t, 90*time.Second)
+	if _, err := lib("lab_psql", l, "-c", "create table if not exists public.subnets_client (id bigserial primary key, at timestamptz not null, via text not null)"); err != nil {
+		t.Fatal(err)
+	}
+	rec := startRecorder(t)
+	defer rec.Stop()
+	time.Sleep(2 * time.Second)
+	var results []*eventResult
+	event := func(name string, cause func(old string) string, after func(old string)) {
+		old := settle(t, 150*time.Second)
+		start := time.Now()
+		res := &eventResult{name: name, old: old}
+		res.new = cause(old)
+		var nl string
+		eventually(t, 90*time.Second, name+": a new leader with the name on its VIP", func() (err error) {
+			if nl, err = lib("lab_leader"); err != nil {
+				return err
+			}
+			if nl == old || (res.new != "" && nl != res.new) {
+				return fmt.Errorf("leader %s", nl)
+			}
+			_, err = lib("lab_dns_on_leader")
+			return err
+		})
+		res.new = nl
+		time.Sleep(5 * time.Second)
+		if after != nil {
+			after(old)
+		}
+		settle(t, 150*time.Second)
+		time.Sleep(2 * time.Second)
+		analyse(t, rec, res, start, time.Now())
+		t.Logf("%s: %s -> %s: /primary +%v, name on %s +%v (after promotion %v), write gap through the name %v, floor %v, failed attempts %d (after settling, also failing on the address: %d), samples %d, non-leader holding a VIP %d (longest %v)",
+			name, old, res.new, res.promote.Round(time.Millisecond), subnetVIP[res.new], res.named.Round(time.Millisecond), (res.named - res.promote).Round(time.Millisecond),
+			res.gap.Round(time.Millisecond), res.floor.Round(time.Millisecond), res.failed, res.bothFailed, res.samples, res.offLeader, res.offLeaderRun)
+		results = append(results, res)
+	}
+	switchover := func(old string) string {
+		cand := otherSubnet(old)
+		if _, err := lib("lab_switchover", old, cand); err != nil {
+			t.Fatal(err)
+		}
+		return cand
+	}
+	subnetOf := func(n string) string {
+		if subnetVIP[n] == vips[0] {
+			return "A"
+		}
+		return "B"
+	}
+	cur := settle(t, 90*time.Second)
+	event("switchover "+subnetOf(cur)+"→"+subnetOf(otherSubnet(cur)), switchover, nil)
+	cur = settle(t, 90*time.Second)
+	event("switchover "+subnetOf(cur)+"→"+subnetOf(otherSubnet(cur)), switchover, nil)
+	event("kill -9", func(old string) string {
+		if _, err := lib("lab_kill_node", old); err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}, func(old string) {
+		if _, err := lib("lab_start_patroni", old); err != nil {
+			t.Fatal(err)
+		}
+	})
+	event("link cut", func(old string) string {
+		if _, err := lib("lab_link_down", old); err != nil {
+			t.Fatal(err)
+		}
+		return ""
+	}, func(old string) {
+		if _, err := lib("lab_link_up", old); err != nil {
+			t.Fatal(err)
+		}
+	})
+	rec.Stop()
+	t.Log("event          old→new  promotion  name on VIP  name-promotion  gap (name)  floor  failed  samples  non-leader holding (longest)")
+	for _, r := range results {
+		t.Logf("%-13s  %s→%s  %8v  %8v  %8v  %8v  %8v  %4d  %5d  %d (%v)", r.name, r.old, r.new, r.promote.Round(time.Millisecond), r.named.Round(time.Millisecond),
+			(r.named - r.promote).Round(time.Millisecond), r.gap.Round(time.Millisecond), r.floor.Round(time.Millisecond), r.failed, r.samples, r.offLeader, r.offLeaderRun)
+	}
+}

@@ -1,0 +1,168 @@
+package dnsvip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pghook/pghook/netvip"
+	"github.com/rs/zerolog"
+)
+
+// NamedVIP holds a floating address (backend netlink, directly or through
+// the VIP helper) and points a DNS name at it: a cluster over several
+// subnets has one VIP per subnet (vip.addresses), and the name tells
+// clients which subnet's VIP the primary holds. Record is a Backend whose
+// Target is that VIP.
+//
+// The order keeps clients off an address that no longer answers:
+//
+//   - Hold: the address (probe, add, first announcement), then the record.
+//     A refused or failed hold of the address leaves the record alone, so
+//     the record is moved only under the address's own DCS guard.
+//   - Release: the record first (with its prerequisite that it names
+//     exactly this VIP), then the address. Nodes of one subnet share its
+//     VIP, so only the node that holds the address deletes the record: a
+//     replica's release must not take the name from its subnet's primary.
+//     A failed record update does not keep the address: it is released
+//     all the same and both errors are returned.
+//
+// It needs no capabilities itself: the record is updated by the calling
+// process (a callback, `pghook vip watch`), the address by VIP.
+type NamedVIP struct {
+	VIP    netvip.Backend // the address: netlink, or the VIP helper running it
+	Record *Backend       // the name, with Settings.Target the VIP
+	// Here, when set, tells whether the address is on this node without
+	// asking VIP (netvip.OnInterface: no capability needed, so no run of
+	// the VIP helper before each release and at each status).
+	Here func() (bool, error)
+	Log  zerolog.Logger
+}
+
+var _ netvip.Backend = (*NamedVIP)(nil)
+
+// Name implements netvip.Backend.
+func (n *NamedVIP) Name() string { return n.VIP.Name() + " named by dns " + n.Record.name }
+
+// Hold implements netvip.Backend.
+func (n *NamedVIP) Hold(ctx context.Context) error {
+	if err := n.VIP.Hold(ctx); err != nil {
+		return err
+	}
+	return n.pointRecord(ctx)
+}
+
+// HoldIf implements netvip.GatedHolder when the address backend does, so
+// that a guard reads the DCS while the address is probed.
+func (n *NamedVIP) HoldIf(ctx context.Context, gate netvip.Gate) error {
+	gh, ok := n.VIP.(netvip.GatedHolder)
+	if !ok {
+		if err := gate(ctx); err != nil {
+			return err
+		}
+		return n.Hold(ctx)
+	}
+	if err := gh.HoldIf(ctx, gate); err != nil {
+		return err
+	}
+	return n.pointRecord(ctx)
+}
+
+func (n *NamedVIP) pointRecord(ctx context.Context) error {
+	if err := n.Record.Hold(ctx); err != nil {
+		return fmt.Errorf("vip %s held, but its name is not: %w", n.Record.target, err)
+	}
+	return nil
+}
+
+// addressStatus is whether the address is here: Here, else VIP's status.
+func (n *NamedVIP) addressStatus(ctx context.Context) (netvip.Status, error) {
+	if n.Here == nil {
+		return n.VIP.Status(ctx)
+	}
+	held, err := n.Here()
+	if err != nil {
+		return netvip.Status{}, err
+	}
+	if held {
+		return netvip.Status{Held: true, Detail: fmt.Sprintf("vip %s held", n.Record.target)}, nil
+	}
+	return netvip.Status{Detail: fmt.Sprintf("vip %s not held", n.Record.target)}, nil
+}
+
+// Release implements netvip.Backend.
+func (n *NamedVIP) Release(ctx context.Context) error {
+	start := time.Now()
+	st, serr := n.addressStatus(ctx)
+	var recErr error
+	switch {
+	case serr != nil:
+		recErr = fmt.Errorf("dns record %s left as it is: whether this node holds vip %s is unknown: %w", n.Record.name, n.Record.target, serr)
+	case st.Held:
+		recErr = n.Record.Release(ctx)
+	default:
+		n.Log.Debug().Str("action", "vip release").Str("vip", n.Record.target.String()).
+			Msg("this node does not hold the vip: its dns record (if any) is the holder's")
+	}
+	err := n.VIP.Release(ctx)
+	if recErr != nil || err != nil {
+		n.Log.Warn().AnErr("record_err", recErr).AnErr("address_err", err).Str("action", "vip release").
+			Dur("took_ms", time.Since(start)).Msg("named vip release incomplete")
+	}
+	return errors.Join(recErr, err)
+}
+
+// Status implements netvip.Backend. Held: the address is here and the
+// record names exactly it. The address here without the record (or the
+// record unreadable) is an error, so that a reconciler acts whichever way
+// it decided; without the address the record is not this node's to judge
+// (its subnet's primary may hold the same VIP), and Status reports not held.
+func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
+	st, err := n.addressStatus(ctx)
+	if err != nil {
+		return netvip.Status{}, err
+	}
+	if !st.Held {
+		return st, nil
+	}
+	rs, err := n.Record.Status(ctx)
+	if err != nil {
+		return netvip.Status{}, fmt.Errorf("vip %s is held here, but its dns record is not known to name it: %w", n.Record.target, err)
+	}
+	if !rs.Held {
+		return netvip.Status{}, fmt.Errorf("vip %s is held here, but its dns record does not name it: %s", n.Record.target, rs.Detail)
+	}
+	return netvip.Status{Held: true, Detail: st.Detail + "; " + rs.Detail}, nil
+}
+
+// refuser is hooks.Refuser (the netlink backend's refusal after letting
+// go), which a NamedVIP over such an address backend passes on.
+type refuser interface {
+	Refuse(ctx context.Context) (bool, error)
+	Unrefuse(ctx context.Context) error
+}
+
+// NameVIP returns the NamedVIP of vip, record and here (nil: ask vip). It refuses connections
+// after letting go (hooks.Refuser) exactly when vip does: the netlink
+// backend itself can, the VIP helper cannot.
+func NameVIP(vip netvip.Backend, record *Backend, here func() (bool, error), log zerolog.Logger) netvip.Backend {
+	n := &NamedVIP{VIP: vip, Record: record, Here: here, Log: log}
+	if r, ok := vip.(refuser); ok {
+		return refusingNamedVIP{n, r}
+	}
+	return n
+}
+
+// refusingNamedVIP is a NamedVIP whose address backend refuses connections
+// after letting go.
+type refusingNamedVIP struct {
+	*NamedVIP
+	r refuser
+}
+
+// Refuse passes the refusal on to the address backend.
+func (n refusingNamedVIP) Refuse(ctx context.Context) (bool, error) { return n.r.Refuse(ctx) }
+
+// Unrefuse ends the address backend's refusal.
+func (n refusingNamedVIP) Unrefuse(ctx context.Context) error { return n.r.Unrefuse(ctx) }

@@ -1,0 +1,199 @@
+package dnsvip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/pghook/pghook/netvip"
+	"github.com/rs/zerolog"
+)
+
+// addrVIP stands for the address backend (netlink or the VIP helper): it
+// records each operation with the record the server served at that moment,
+// so the tests see the order of the two updates.
+type addrVIP struct {
+	z                  *zoneServer
+	held               bool
+	holdErr, statusErr error
+	ops                []string // "hold [record]", "release [record]"
+}
+
+func (a *addrVIP) Name() string { return "netlink" }
+func (a *addrVIP) Hold(context.Context) error {
+	a.ops = append(a.ops, "hold "+strings.Join(a.z.get(testName, dns.TypeA), ","))
+	if a.holdErr != nil {
+		return a.holdErr
+	}
+	a.held = true
+	return nil
+}
+func (a *addrVIP) Release(context.Context) error {
+	a.ops = append(a.ops, "release "+strings.Join(a.z.get(testName, dns.TypeA), ","))
+	a.held = false
+	return nil
+}
+func (a *addrVIP) Status(context.Context) (netvip.Status, error) {
+	return netvip.Status{Held: a.held, Detail: "address"}, a.statusErr
+}
+
+type refusingAddr struct{ addrVIP }
+
+func (r *refusingAddr) Refuse(context.Context) (bool, error) { return true, nil }
+func (r *refusingAddr) Unrefuse(context.Context) error       { return nil }
+
+const (
+	vipA = "198.51.100.100" // subnet A's VIP
+	vipB = "203.0.113.100"  // subnet B's VIP
+)
+
+func TestNamedVIP(t *testing.T) {
+	failed := errors.New("refused by the guard")
+	tests := []struct {
+		name      string
+		record    []string // the A RRset before
+		held      bool     // the address is here before
+		holdErr   error
+		statusErr error
+		op        string
+		wantErr   string   // "" for success
+		want      []string // the RRset after
+		wantOps   []string // the address backend's operations, with the record at that moment
+		wantHeld  bool     // Status after (when it has no error)
+		statusBad bool     // Status after is an error
+	}{
+		{name: "take: address, then record", record: []string{vipB}, op: "hold",
+			want: []string{vipA}, wantOps: []string{"hold " + vipB}, wantHeld: true},
+		{name: "take of an empty name", op: "hold", want: []string{vipA}, wantOps: []string{"hold "}, wantHeld: true},
+		{name: "refused address leaves the record", record: []string{vipB}, holdErr: failed, op: "hold", wantErr: "refused by the guard",
+			want: []string{vipB}, wantOps: []string{"hold " + vipB}},
+		{name: "holder releases: record first, then address", record: []string{vipA}, held: true, op: "release",
+			want: nil, wantOps: []string{"release "}},
+		{name: "replica of the same subnet leaves its primary's record", record: []string{vipA}, op: "release",
+			want: []string{vipA}, wantOps: []string{"release " + vipA}},
+		{name: "holder's release leaves another subnet's record", record: []string{vipB}, held: true, op: "release",
+			want: []string{vipB}, wantOps: []string{"release " + vipB}},
+		{name: "unknown address state: record kept, address released", record: []string{vipA}, held: true, statusErr: errors.New("helper failed"),
+			op: "release", wantErr: "left as it is", want: []string{vipA}, wantOps: []string{"release " + vipA}},
+		{name: "status: address and record", record: []string{vipA}, held: true, op: "status", want: []string{vipA}, wantHeld: true},
+		{name: "status: address without record acts", record: []string{vipB}, held: true, op: "status", want: []string{vipB}, statusBad: true},
+		{name: "status: record without address is the holder's", record: []string{vipA}, op: "status", want: []string{vipA}},
+	}
+	for _, tt := range tests {
+		for _, here := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/here=%v", tt.name, here), func(t *testing.T) {
+				z := newZoneServer(t, testZone, testKey, "tcp")
+				z.set(testName, dns.TypeA, 1, tt.record...)
+				rec, _ := backend(t, z, "tcp", me)
+				rec.target = netip.MustParseAddr(vipA)
+				a := &addrVIP{z: z, held: tt.held, holdErr: tt.holdErr, statusErr: tt.statusErr}
+				var logbuf bytes.Buffer
+				var hereF func() (bool, error)
+				if here { // the address read from the interface, not asked of the backend
+					hereF = func() (bool, error) { return a.held, a.statusErr }
+				}
+				n := NameVIP(a, rec, hereF, zerolog.New(&logbuf))
+				ctx := context.Background()
+				var err error
+				switch tt.op {
+				case "hold":
+					err = n.Hold(ctx)
+				case "release":
+					err = n.Release(ctx)
+				}
+				if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+					t.Fatalf("%s: err %v, want %q", tt.op, err, tt.wantErr)
+				}
+				if got := z.get(testName, dns.TypeA); !slices.Equal(got, tt.want) {
+					t.Fatalf("record %v, want %v", got, tt.want)
+				}
+				if !slices.Equal(a.ops, tt.wantOps) {
+					t.Fatalf("address operations %q, want %q", a.ops, tt.wantOps)
+				}
+				a.statusErr = nil
+				st, err := n.Status(ctx)
+				if tt.statusBad != (err != nil) || err == nil && st.Held != tt.wantHeld {
+					t.Fatalf("status %+v, %v; want held %v, error %v", st, err, tt.wantHeld, tt.statusBad)
+				}
+			})
+		}
+	}
+}
+
+// A guard that refuses stops the take before the address or the record
+// moves; one that allows runs before the address is added.
+func TestNamedVIPHoldIf(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		z := newZoneServer(t, testZone, testKey, "tcp")
+		z.set(testName, dns.TypeA, 1, vipB)
+		rec, _ := backend(t, z, "tcp", me)
+		rec.target = netip.MustParseAddr(vipA)
+		a := &addrVIP{z: z}
+		n := NameVIP(a, rec, nil, zerolog.Nop()).(netvip.GatedHolder)
+		err := n.HoldIf(context.Background(), func(context.Context) error {
+			if refuse {
+				return errors.New("another leader")
+			}
+			return nil
+		})
+		want := []string{vipA}
+		if refuse {
+			want = []string{vipB}
+		}
+		if refuse != (err != nil) || !slices.Equal(z.get(testName, dns.TypeA), want) || a.held == refuse {
+			t.Errorf("refuse %v: err %v, record %v, address held %v", refuse, err, z.get(testName, dns.TypeA), a.held)
+		}
+	}
+}
+
+// The refusal after letting go is passed on only when the address backend
+// has one (netlink itself, not the VIP helper).
+func TestNameVIPRefuser(t *testing.T) {
+	type refuser interface {
+		Refuse(context.Context) (bool, error)
+	}
+	z := newZoneServer(t, testZone, testKey, "tcp")
+	rec, _ := backend(t, z, "tcp", me)
+	if _, ok := NameVIP(&addrVIP{z: z}, rec, nil, zerolog.Nop()).(refuser); ok {
+		t.Error("a named helper claims a refusal")
+	}
+	r, ok := NameVIP(&refusingAddr{addrVIP{z: z}}, rec, nil, zerolog.Nop()).(refuser)
+	if !ok {
+		t.Fatal("a named netlink VIP lost its refusal")
+	}
+	if done, err := r.Refuse(context.Background()); !done || err != nil {
+		t.Errorf("Refuse: %v %v", done, err)
+	}
+}
+
+// The record names the target; the replica record this node's own address.
+func TestTargetNamesTheVIP(t *testing.T) {
+	z := newZoneServer(t, testZone, testKey, "tcp")
+	b, err := New(Settings{Name: testName, Zone: testZone, Server: z.addr, KeyFile: "/unused", Address: netip.MustParseAddr(me),
+		Target: netip.MustParseAddr(vipA), ReplicaName: "replicas.pglab.test.", Timeout: time.Second}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := z.key
+	b.key = &k
+	ctx := context.Background()
+	if err := b.Hold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Replicas().Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := z.get(testName, dns.TypeA); !slices.Equal(got, []string{vipA}) {
+		t.Errorf("primary record %v, want the VIP", got)
+	}
+	if got := z.get("replicas.pglab.test.", dns.TypeA); !slices.Equal(got, []string{me}) {
+		t.Errorf("replica record %v, want the node's own address", got)
+	}
+}
