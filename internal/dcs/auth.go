@@ -48,7 +48,7 @@ func (c *Client) CheckCredentials(ctx context.Context, user, password string) er
 			token = r.Token
 		}
 		return err
-	})
+	}, password)
 	if err != nil {
 		return fmt.Errorf("authenticating as %s: %w", user, err)
 	}
@@ -79,7 +79,7 @@ func (c *Client) UserAdd(ctx context.Context, user, password string) error {
 	err := c.call(ctx, func(ctx context.Context, cli *clientv3.Client) error {
 		_, err := cli.UserAdd(ctx, user, password)
 		return err
-	})
+	}, password)
 	if err != nil {
 		return fmt.Errorf("creating etcd user %s: %w", user, err)
 	}

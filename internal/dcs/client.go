@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,22 +124,52 @@ func (c *Client) conn(ctx context.Context) (*clientv3.Client, error) {
 	}
 	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, classify(err)
+		return nil, redact(classify(err), cfg.Password)
 	}
 	c.cli = cli
 	return cli, nil
 }
 
 // call runs f with the connection and a context bounded by the client's
-// timeout.
-func (c *Client) call(ctx context.Context, f func(context.Context, *clientv3.Client) error) error {
+// timeout. The error is classified, and secrets (passwords f sends) and
+// the client's own password are cut out of its text.
+func (c *Client) call(ctx context.Context, f func(context.Context, *clientv3.Client) error, secrets ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	cli, err := c.conn(ctx)
 	if err != nil {
+		return redact(err, secrets...)
+	}
+	return redact(classify(f(ctx, cli)), append(secrets, c.cfg.Password)...)
+}
+
+// redactedError is an error whose text has had secrets cut out; errors.Is
+// and errors.As still see the error under it.
+type redactedError struct {
+	err  error
+	text string
+}
+
+func (r *redactedError) Error() string { return r.text }
+func (r *redactedError) Unwrap() error { return r.err }
+
+// redact returns err with every non-empty secret in its text replaced by
+// "[redacted]": a server may echo a request, and an error ends up in a
+// log line.
+func redact(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	for _, s := range secrets {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "[redacted]")
+		}
+	}
+	if text == err.Error() {
 		return err
 	}
-	return classify(f(ctx, cli))
+	return &redactedError{err: err, text: text}
 }
 
 // Get reads key with a linearizable read (it fails rather than answer from
@@ -231,7 +262,7 @@ func (c *Client) Watch(ctx context.Context, key string, changed func()) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("watching %s in etcd: %w", key, classify(err))
+			return fmt.Errorf("watching %s in etcd: %w", key, redact(classify(err), c.cfg.Password))
 		}
 		if resp.Canceled {
 			return fmt.Errorf("watching %s in etcd: the watch was canceled by etcd", key)
