@@ -48,7 +48,7 @@ func etcdWithAuth(t *testing.T) (string, string) {
 	return e.Endpoint, f
 }
 
-// asUser is a gateway client authenticating as the etcd3 user of the
+// asUser is an etcd v3 client authenticating as the etcd3 user of the
 // patroni.yml install wrote under root.
 func asUser(t *testing.T, root, patroniYML string) (*dcs.Client, *patroni.Config) {
 	t.Helper()

@@ -2,7 +2,7 @@ package patroni
 
 // go test -fuzz targets (make fuzz runs each for FUZZTIME; plain go test
 // runs the seeds in testdata/fuzz/<Name>/): patroni.yml, which every
-// callback reads, and the answers of etcd (v3 gateway, v2 keys API) and of
+// callback reads, and the answers of etcd (v2 keys API) and of
 // Patroni's REST API, which come over the network.
 
 import (
