@@ -210,9 +210,11 @@ e2 set $KEY $MEMBER >/dev/null
 run_tool "pghook callback (netlink)" reset_addr trig_pghook
 run_tool "pghook callback as postgres, via the VIP helper" reset_addr trig_pghook_pg
 # As installed: the scope's watcher (`pghook-vip watch`, as postgres, file capabilities)
-# runs, and the callback hands it the request over its control socket.
+# runs, and the callback hands it the request over its control socket. The helper takes
+# no flag but --scope (its log level is the root-owned config's, info by default, which
+# the checks on watch.log below need).
 nsenter --net=/run/netns/$H setpriv --reuid="$PGUID" --regid="$PGGID" --groups="$PGGROUPS" env PGHOOK_CONFIG="$work/pghook.yaml" \
-	"$work/pghook-vip" --log-level info watch --scope $SCOPE >"$work/watch.log" 2>&1 &
+	"$work/pghook-vip" watch --scope $SCOPE >"$work/watch.log" 2>&1 &
 watch_pid=$!
 for _ in $(seq 1 50); do grep -q '"watching"\|watching' "$work/watch.log" && break; sleep 0.1; done
 sleep 1 # its first steps (it takes the VIP: the leader key names it) are over

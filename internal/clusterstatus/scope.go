@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pghook/pghook/internal/dcs"
 	"github.com/pghook/pghook/internal/exitcode"
 	"github.com/pghook/pghook/internal/scope"
 	"github.com/pghook/pghook/netvip"
@@ -48,7 +49,7 @@ func ForScope(ctx context.Context, r *scope.Resolver, s *scope.Scope) *Report {
 	in.Local = local
 	in.At = func(apiURL string) (API, error) { return cfg.RestClientAt(apiURL, callTimeout) }
 	in.Others = func(ctx context.Context) ([]API, error) {
-		ms, err := cfg.MemberAPIs(ctx, callTimeout)
+		ms, err := dcs.MemberAPIs(ctx, cfg, callTimeout)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pghook/pghook/internal/dcs"
 	"github.com/pghook/pghook/replica"
 )
 
@@ -146,7 +147,7 @@ func (in *installer) readInitialize() (value string, found bool, key string, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	value, found, err = cfg.ReadKey(ctx, timeout, "initialize")
+	value, found, err = dcs.ReadKey(ctx, cfg, timeout, "initialize")
 	return value, found, key, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pghook/pghook/internal/dcs"
 	"github.com/pghook/pghook/internal/patroni"
 )
 
@@ -35,14 +36,14 @@ func (in *installer) rootPassword() (string, error) {
 	return pw, nil
 }
 
-// etcdAs is a v3 gateway client for the rendered patroni.yml's endpoints
+// etcdAs is an etcd v3 client for the rendered patroni.yml's endpoints
 // and TLS settings, authenticating as user ("" for none).
-func (in *installer) etcdAs(c *patroni.Config, user, password string) (*patroni.Etcd3, error) {
+func (in *installer) etcdAs(c *patroni.Config, user, password string) (*dcs.Client, error) {
 	cc := *c
 	e := *c.Etcd3
 	e.Username, e.Password = user, password
 	cc.Etcd3 = &e
-	cli, err := cc.EtcdClient(in.o.EtcdTimeout)
+	cli, err := dcs.Open(&cc, in.o.EtcdTimeout)
 	if err != nil {
 		return nil, usage("etcd-cacert", "etcd client settings (--etcd-cacert, --etcd-cert, --etcd-key): %v", err)
 	}
@@ -82,9 +83,9 @@ func (in *installer) provisionEtcd(reachable bool) error {
 	defer cancel()
 	user, pw, role := o.EtcdUser, in.secrets.Etcd, etcdRole(o)
 	prefix := patroni.KeyPrefix(o.Namespace, o.Scope)
-	perm := patroni.Permission{Type: "READWRITE", Key: prefix, RangeEnd: patroni.PrefixRangeEnd(prefix)}
+	perm := dcs.Permission{Type: "READWRITE", Key: prefix, RangeEnd: dcs.PrefixRangeEnd(prefix)}
 	unreachable := func(err error) bool {
-		if patroni.IsEtcdAnswer(err) {
+		if dcs.IsEtcdAnswer(err) {
 			return false
 		}
 		in.warn("etcd user %s not created or checked: %v; re-run pghook install once etcd answers", user, err)
@@ -100,9 +101,9 @@ func (in *installer) provisionEtcd(reachable bool) error {
 	switch err := anon.CheckCredentials(ctx, user, pw); {
 	case err == nil:
 		userOK = true
-	case errors.Is(err, patroni.ErrAuthNotEnabled):
+	case errors.Is(err, dcs.ErrAuthNotEnabled):
 		authOn = false
-	case errors.Is(err, patroni.ErrAuthFailed):
+	case errors.Is(err, dcs.ErrAuthFailed):
 	case unreachable(err):
 		return nil
 	default:
@@ -116,7 +117,7 @@ func (in *installer) provisionEtcd(reachable bool) error {
 		return fmt.Errorf("etcd rejects user %s with the scope's password, and no root credentials were given to create it: "+
 			"pass --etcd-root-password-file (or PGHOOK_ETCD_ROOT_PASSWORD), or copy %s/%s/etcd from the node that created the user", user, o.SecretsDir, o.Scope)
 	}
-	var admin *patroni.Etcd3
+	var admin *dcs.Client
 	if authOn {
 		admin, err = in.etcdAs(cfg, o.EtcdRootUser, rootPW)
 	} else {
@@ -127,7 +128,7 @@ func (in *installer) provisionEtcd(reachable bool) error {
 	}
 	defer admin.Close()
 	rootErr := func(err error) error {
-		if errors.Is(err, patroni.ErrAuthFailed) || errors.Is(err, patroni.ErrPermission) {
+		if errors.Is(err, dcs.ErrAuthFailed) || errors.Is(err, dcs.ErrPermission) {
 			return fmt.Errorf("etcd user %s: the etcd root credentials (%s) are refused or lack the root role: %w", user, o.EtcdRootUser, err)
 		}
 		return err
@@ -142,7 +143,7 @@ func (in *installer) provisionEtcd(reachable bool) error {
 
 	roles, err := admin.UserRoles(ctx, user)
 	switch {
-	case errors.Is(err, patroni.ErrUserNotFound):
+	case errors.Is(err, dcs.ErrUserNotFound):
 		step("create", "etcd user "+user, func() error { return admin.UserAdd(ctx, user, pw) })
 	case err != nil:
 		if unreachable(err) {
@@ -158,7 +159,7 @@ func (in *installer) provisionEtcd(reachable bool) error {
 	}
 	perms, err := admin.RolePermissions(ctx, role)
 	switch {
-	case errors.Is(err, patroni.ErrRoleNotFound):
+	case errors.Is(err, dcs.ErrRoleNotFound):
 		perms = nil
 		step("create", "etcd role "+role, func() error { return admin.RoleAdd(ctx, role) })
 	case err != nil:

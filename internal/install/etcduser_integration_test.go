@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pghook/pghook/internal/dcs"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/testenv"
 )
@@ -47,19 +48,19 @@ func etcdWithAuth(t *testing.T) (string, string) {
 	return e.Endpoint, f
 }
 
-// asUser is a gateway client authenticating as the etcd3 user of the
+// asUser is an etcd v3 client authenticating as the etcd3 user of the
 // patroni.yml install wrote under root.
-func asUser(t *testing.T, root, patroniYML string) (*patroni.Etcd3, *patroni.Config) {
+func asUser(t *testing.T, root, patroniYML string) (*dcs.Client, *patroni.Config) {
 	t.Helper()
 	c, err := patroni.Load(filepath.Join(root, patroniYML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := c.EtcdClient(3 * time.Second)
+	cli, err := dcs.Open(c, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cli.Close)
+	t.Cleanup(func() { cli.Close() })
 	return cli, c
 }
 
@@ -148,11 +149,11 @@ func TestEtcdUserAgainstRealEtcd(t *testing.T) {
 		switch {
 		case tc.allow && err != nil:
 			t.Errorf("put %s as the user: %v", tc.key, err)
-		case !tc.allow && !errors.Is(err, patroni.ErrPermission):
+		case !tc.allow && !errors.Is(err, dcs.ErrPermission):
 			t.Errorf("put %s as the user: want permission denied, got %v", tc.key, err)
 		}
 	}
-	if v, err := c.Leader(ctx, cli); err != nil || v != "pg1" {
+	if v, err := cli.Leader(ctx); err != nil || v != "pg1" {
 		t.Errorf("reading the leader key as the user: %q %v", v, err)
 	}
 	// Patroni's etcd3 client also lists the members and uses leases.
@@ -231,7 +232,7 @@ func TestEtcdUserAgainstRealEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.UserRoles(ctx, "patroni_dry"); !errors.Is(err, patroni.ErrUserNotFound) {
+	if _, err := admin.UserRoles(ctx, "patroni_dry"); !errors.Is(err, dcs.ErrUserNotFound) {
 		t.Errorf("dry run created the user: %v", err)
 	}
 	if _, err := admin.UserRoles(ctx, "patroni_main"); err != nil {
@@ -240,10 +241,10 @@ func TestEtcdUserAgainstRealEtcd(t *testing.T) {
 }
 
 // rootClient is a client of ep as etcd's root user.
-func rootClient(ep, rootPW string) (*patroni.Etcd3, error) {
+func rootClient(ep, rootPW string) (*dcs.Client, error) {
 	c, err := patroni.Parse([]byte(fmt.Sprintf("scope: x\nname: y\npostgresql: {data_dir: /d}\netcd3: {hosts: [%s], username: root, password: %q}\n", strings.TrimPrefix(ep, "http://"), rootPW)))
 	if err != nil {
 		return nil, err
 	}
-	return c.EtcdClient(3 * time.Second)
+	return dcs.Open(c, 3*time.Second)
 }

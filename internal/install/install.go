@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/internal/dcs"
 	"io"
 	"io/fs"
 	"net"
@@ -235,7 +236,7 @@ func (in *installer) checkClusterIdentity(reachable bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	v, found, err := cfg.ReadKey(ctx, timeout, "initialize")
+	v, found, err := dcs.ReadKey(ctx, cfg, timeout, "initialize")
 	switch {
 	case err != nil:
 		in.warn("%s holds a cluster (system identifier %d) that could not be compared with the DCS: %v", dd, ctl.SystemID, err)

@@ -22,7 +22,7 @@ func FuzzClusterAnswer(f *testing.F) {
 			}
 		}
 		prefix := "/service/s/members/"
-		for _, m := range parseMembers(prefix, map[string]string{prefix + "n1": string(body), prefix + "n1/x": string(body)}) {
+		for _, m := range ParseMembers(prefix, map[string]string{prefix + "n1": string(body), prefix + "n1/x": string(body)}) {
 			if m.Name != "n1" || m.APIURL == "" {
 				t.Fatalf("member %+v from %q", m, body)
 			}

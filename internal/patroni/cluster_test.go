@@ -114,7 +114,7 @@ func TestRestClientAt(t *testing.T) {
 
 func TestParseMembers(t *testing.T) {
 	prefix := "/service/pg/members/"
-	got := parseMembers(prefix, map[string]string{
+	got := ParseMembers(prefix, map[string]string{
 		prefix + "n2":        `{"conn_url":"postgres://10.0.0.2:5432/postgres","api_url":"http://10.0.0.2:8008/patroni","state":"running"}`,
 		prefix + "n1":        `{"api_url":"http://10.0.0.1:8008/patroni"}`,
 		prefix + "broken":    `not json`,
@@ -125,12 +125,5 @@ func TestParseMembers(t *testing.T) {
 	want := []MemberAPI{{Name: "n1", APIURL: "http://10.0.0.1:8008/patroni"}, {Name: "n2", APIURL: "http://10.0.0.2:8008/patroni"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
-	}
-}
-
-func TestMemberAPIsUnsupportedDCS(t *testing.T) {
-	c, _ := Parse([]byte("name: n1\nscope: pg\npostgresql: {data_dir: /d}\nconsul: {host: 127.0.0.1:8500}\n"))
-	if _, err := c.MemberAPIs(context.Background(), time.Second); err == nil || !strings.Contains(err.Error(), "cannot list the members") {
-		t.Fatalf("err %v", err)
 	}
 }

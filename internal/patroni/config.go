@@ -1,16 +1,21 @@
 // Package patroni is pghook's read-only view of Patroni's world: the parts
-// of patroni.yml that pghook needs, an etcd v3 client built from its DCS
-// section, the leader key, and the REST API. pghook never writes what
-// Patroni owns.
+// of patroni.yml that pghook needs (including the DCS sections the etcd
+// client of internal/dcs is built from), Patroni's key layout, a reader of
+// the leader key through etcd's v2 API (the etcd: section), and the REST
+// API. pghook never writes what Patroni owns. The etcd v3 client lives in
+// internal/dcs, not here: this package links no gRPC.
 package patroni
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -329,6 +334,48 @@ func (c *Config) RestURL() string {
 		scheme = "https"
 	}
 	return scheme + "://" + addr
+}
+
+// TLSConfig is the client TLS of the section: the CA of cacert, and the
+// client certificate of cert and key (key may be left out when cert is a
+// combined PEM, as Patroni accepts).
+func (e *Etcd) TLSConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.CACert != "" {
+		pem, err := os.ReadFile(e.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cacert %s: no PEM certificate found", e.CACert)
+		}
+		tc.RootCAs = pool
+	}
+	if e.Cert != "" {
+		key := e.Key
+		if key == "" {
+			key = e.Cert
+		}
+		pair, err := tls.LoadX509KeyPair(e.Cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("cert/key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
+}
+
+var slashes = regexp.MustCompile(`/+`)
+
+// KeyPrefix is the prefix under which Patroni keeps the keys of scope in
+// namespace: "/<namespace>/<scope>/" with repeated slashes collapsed, as
+// Patroni's AbstractDCS builds it (_base_path + "/").
+func KeyPrefix(namespace, scope string) string {
+	if namespace == "" {
+		namespace = "service"
+	}
+	return slashes.ReplaceAllString("/"+namespace+"/"+scope, "/") + "/"
 }
 
 // Endpoints returns the client URLs of the etcd section in use.

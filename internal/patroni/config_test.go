@@ -117,10 +117,3 @@ func TestLoadNamesFile(t *testing.T) {
 		t.Fatalf("bad: %v", err)
 	}
 }
-
-func TestEtcdClientNeedsEtcd3(t *testing.T) {
-	c, _ := Parse([]byte("name: n\nscope: s\npostgresql: {data_dir: /d}\netcd: {host: a:2379}\n"))
-	if _, err := c.EtcdClient(0); err == nil {
-		t.Fatal("v2 section accepted for a v3 client")
-	}
-}

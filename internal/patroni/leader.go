@@ -18,33 +18,32 @@ type LeaderReader interface {
 	Source() string
 }
 
-// NewLeaderReader returns the view of the leader lock that fits the DCS
-// section of c: the etcd v3 API for etcd3, the v2 keys API for etcd, and
-// the local Patroni's /cluster otherwise. Calls are bounded by timeout and
-// by the caller's context.
-func (c *Config) NewLeaderReader(timeout time.Duration) (LeaderReader, error) {
-	switch c.DCS() {
-	case "etcd3":
-		cli, err := c.EtcdClient(timeout)
-		if err != nil {
-			return nil, err
-		}
-		return &etcd3Leader{cfg: c, cli: cli}, nil
-	case "etcd":
-		eps, err := c.Etcd.Endpoints()
+// Etcd2Reader returns the reader of the leader lock through etcd's v2
+// keys API, for Patroni's etcd: section (etcd's official client speaks
+// only the v3 API). Calls are bounded by timeout and by the caller's
+// context.
+func (c *Config) Etcd2Reader(timeout time.Duration) (*Etcd2Reader, error) {
+	if c.Etcd == nil {
+		return nil, fmt.Errorf("no key etcd in %s (the DCS is %q)", c.Path, c.DCS())
+	}
+	eps, err := c.Etcd.Endpoints()
+	if err != nil {
+		return nil, fmt.Errorf("key etcd in %s: %w", c.Path, err)
+	}
+	tr := &http.Transport{Proxy: nil}
+	if c.Etcd.CACert != "" || c.Etcd.Cert != "" {
+		tc, err := c.Etcd.TLSConfig()
 		if err != nil {
 			return nil, fmt.Errorf("key etcd in %s: %w", c.Path, err)
 		}
-		tr := &http.Transport{Proxy: nil}
-		if c.Etcd.CACert != "" || c.Etcd.Cert != "" {
-			tc, err := tlsConfig(c.Etcd)
-			if err != nil {
-				return nil, fmt.Errorf("key etcd in %s: %w", c.Path, err)
-			}
-			tr.TLSClientConfig = tc
-		}
-		return &etcd2Leader{cfg: c, endpoints: eps, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+		tr.TLSClientConfig = tc
 	}
+	return &Etcd2Reader{cfg: c, endpoints: eps, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// RestLeaderReader returns the reader of the leader lock through the local
+// Patroni's /cluster: the view for DCSs pghook cannot read.
+func (c *Config) RestLeaderReader(timeout time.Duration) (LeaderReader, error) {
 	r, err := c.RestClient(timeout)
 	if err != nil {
 		return nil, err
@@ -52,31 +51,28 @@ func (c *Config) NewLeaderReader(timeout time.Duration) (LeaderReader, error) {
 	return &restLeader{rest: r}, nil
 }
 
-type etcd3Leader struct {
-	cfg *Config
-	cli *Etcd3
-}
-
-func (l *etcd3Leader) Leader(ctx context.Context) (string, error) { return l.cfg.Leader(ctx, l.cli) }
-func (l *etcd3Leader) Source() string                             { return "etcd3 " + l.cfg.LeaderKey() }
-
-// etcd2Leader reads the leader key through etcd's v2 keys API (Patroni's
-// etcd: section), with a quorum read.
-type etcd2Leader struct {
+// Etcd2Reader reads Patroni's keys through etcd's v2 keys API (Patroni's
+// etcd: section), with quorum reads.
+type Etcd2Reader struct {
 	cfg       *Config
 	endpoints []string
 	http      *http.Client
 }
 
-func (l *etcd2Leader) Source() string { return "etcd v2 " + l.cfg.LeaderKey() }
+func (l *Etcd2Reader) Source() string { return "etcd v2 " + l.cfg.LeaderKey() }
 
-func (l *etcd2Leader) Leader(ctx context.Context) (string, error) {
+func (l *Etcd2Reader) Leader(ctx context.Context) (string, error) {
 	return l.read(ctx, l.cfg.LeaderKey())
 }
 
-// read returns the value of key ("" when absent) from the first endpoint
-// that answers.
-func (l *etcd2Leader) read(ctx context.Context, key string) (string, error) {
+// Read returns the value of key from the first endpoint that answers;
+// found is false when the key is absent (or empty).
+func (l *Etcd2Reader) Read(ctx context.Context, key string) (value string, found bool, err error) {
+	v, err := l.read(ctx, key)
+	return v, err == nil && v != "", err
+}
+
+func (l *Etcd2Reader) read(ctx context.Context, key string) (string, error) {
 	v, err := firstAnswer(ctx, l.endpoints, func(ep string) (string, error) { return l.get(ctx, ep, key) })
 	if err != nil {
 		return "", fmt.Errorf("reading %s from etcd v2: %w", key, err)
@@ -102,7 +98,7 @@ func firstAnswer[T any](ctx context.Context, endpoints []string, f func(ep strin
 	return zero, errors.Join(errs...)
 }
 
-func (l *etcd2Leader) get(ctx context.Context, ep, key string) (string, error) {
+func (l *Etcd2Reader) get(ctx context.Context, ep, key string) (string, error) {
 	u := strings.TrimRight(ep, "/") + "/v2/keys" + (&url.URL{Path: key}).EscapedPath() + "?quorum=true"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -164,30 +160,4 @@ func (l *restLeader) Leader(ctx context.Context) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// ErrNoDCSReader is returned by ReadKey for a DCS pghook cannot read.
-var ErrNoDCSReader = errors.New("patroni: this DCS cannot be read by pghook")
-
-// ReadKey reads /<namespace>/<scope>/<name> from the DCS of patroni.yml
-// (etcd3 through the v3 API, etcd through the v2 keys API). found is false
-// when the key does not exist.
-func (c *Config) ReadKey(ctx context.Context, timeout time.Duration, name string) (value string, found bool, err error) {
-	switch c.DCS() {
-	case "etcd3":
-		cli, err := c.EtcdClient(timeout)
-		if err != nil {
-			return "", false, err
-		}
-		defer cli.Close()
-		return cli.Get(ctx, c.Key(name))
-	case "etcd":
-		r, err := c.NewLeaderReader(timeout)
-		if err != nil {
-			return "", false, err
-		}
-		v, err := r.(*etcd2Leader).read(ctx, c.Key(name))
-		return v, err == nil && v != "", err
-	}
-	return "", false, fmt.Errorf("%w (%q)", ErrNoDCSReader, c.DCS())
 }

@@ -1,7 +1,6 @@
 package patroni
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -11,18 +10,16 @@ import (
 // DefaultTTL is Patroni's default leader key ttl.
 const DefaultTTL = 30 * time.Second
 
-// TTL is the leader key's ttl: the DCS's dynamic configuration (the
-// `config` key, which `patronictl edit-config` changes), else
-// bootstrap.dcs.ttl of patroni.yml, else Patroni's default of 30 s. The
-// DCS read is bounded by timeout; a DCS pghook cannot read is no error.
-func (c *Config) TTL(ctx context.Context, timeout time.Duration) time.Duration {
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if v, found, err := c.ReadKey(rctx, timeout, "config"); err == nil && found {
+// TTL is the leader key's ttl: dynamic, the DCS's dynamic configuration
+// (the JSON of the `config` key, which `patronictl edit-config` changes;
+// "" when it could not be read), else bootstrap.dcs.ttl of patroni.yml,
+// else Patroni's default of 30 s.
+func (c *Config) TTL(dynamic string) time.Duration {
+	if dynamic != "" {
 		var dyn struct {
 			TTL json.RawMessage `json:"ttl"`
 		}
-		if json.Unmarshal([]byte(v), &dyn) == nil {
+		if json.Unmarshal([]byte(dynamic), &dyn) == nil {
 			if d, ok := seconds(string(dyn.TTL)); ok {
 				return d
 			}

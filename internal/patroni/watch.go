@@ -2,7 +2,6 @@ package patroni
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,105 +14,15 @@ import (
 
 // WatchLeader blocks until ctx ends or the watch breaks, calling changed
 // once the watch is established and after every change of the leader key
-// (written, deleted, or expired with its lease). It is how `pghook vip
-// watch` learns within milliseconds that the lock moved, instead of at its
-// next poll. A nil error is returned only when ctx ended.
-func (l *etcd3Leader) WatchLeader(ctx context.Context, changed func()) error {
-	return l.cli.Watch(ctx, l.cfg.LeaderKey(), changed)
-}
-
-// WatchLeader implements the same contract over the v2 keys API
-// (long-polling GET ?wait=true), whose expire events also wake watchers.
-func (l *etcd2Leader) WatchLeader(ctx context.Context, changed func()) error {
+// (written, deleted, or expired with its ttl), over the v2 keys API
+// (long-polling GET ?wait=true, whose expire events also wake watchers).
+// A nil error is returned only when ctx ended.
+func (l *Etcd2Reader) WatchLeader(ctx context.Context, changed func()) error {
 	return l.watch(ctx, l.cfg.LeaderKey(), changed)
 }
 
-// Watch streams changes of key from the first endpoint that accepts the
-// watch (POST <prefix>/watch on the JSON gateway) and calls changed for
-// the creation of the watch and for each batch of events. The request is
-// bounded by ctx only: a watch stays open for as long as nothing changes.
-func (e *Etcd3) Watch(ctx context.Context, key string, changed func()) error {
-	var errs []error
-	for _, ep := range e.endpoints {
-		err := e.watchOne(ctx, ep, key, changed)
-		if ctx.Err() != nil {
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", ep, err))
-	}
-	return fmt.Errorf("watching %s in etcd: %w", key, errors.Join(errs...))
-}
-
-func (e *Etcd3) watchOne(ctx context.Context, ep, key string, changed func()) error {
-	e.mu.Lock()
-	prefix := e.prefix
-	e.mu.Unlock()
-	if prefix == "" {
-		prefix = "/v3"
-	}
-	if e.user != "" {
-		if err := e.authenticate(ctx, ep, prefix); err != nil {
-			return err
-		}
-	}
-	req, err := e.request(ctx, ep, prefix, "/watch", map[string]any{"create_request": map[string]any{
-		"key": base64.StdEncoding.EncodeToString([]byte(key)),
-	}})
-	if err != nil {
-		return err
-	}
-	// The shared client's timeout would cut the stream: same transport,
-	// no timeout.
-	resp, err := (&http.Client{Transport: e.http.Transport}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if e.user != "" && strings.Contains(string(b), "invalid auth token") {
-			e.mu.Lock()
-			e.token = ""
-			e.mu.Unlock()
-		}
-		return &statusError{code: resp.StatusCode, body: string(b)}
-	}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Result *struct {
-				Created  bool              `json:"created"`
-				Canceled bool              `json:"canceled"`
-				Reason   string            `json:"cancel_reason"`
-				Events   []json.RawMessage `json:"events"`
-			} `json:"result"`
-			Error *struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if err := dec.Decode(&msg); err != nil {
-			return fmt.Errorf("reading the watch stream: %w", err)
-		}
-		switch {
-		case msg.Error != nil:
-			if strings.Contains(msg.Error.Message, "invalid auth token") {
-				e.mu.Lock()
-				e.token = ""
-				e.mu.Unlock()
-			}
-			return fmt.Errorf("watch: %s", msg.Error.Message)
-		case msg.Result == nil:
-			continue
-		case msg.Result.Canceled:
-			return fmt.Errorf("watch canceled by etcd: %s", msg.Result.Reason)
-		case msg.Result.Created || len(msg.Result.Events) > 0:
-			changed()
-		}
-	}
-}
-
 // watch long-polls key on the first endpoint that answers.
-func (l *etcd2Leader) watch(ctx context.Context, key string, changed func()) error {
+func (l *Etcd2Reader) watch(ctx context.Context, key string, changed func()) error {
 	var errs []error
 	for _, ep := range l.endpoints {
 		err := l.watchOne(ctx, ep, key, changed)
@@ -125,7 +34,7 @@ func (l *etcd2Leader) watch(ctx context.Context, key string, changed func()) err
 	return fmt.Errorf("watching %s in etcd v2: %w", key, errors.Join(errs...))
 }
 
-func (l *etcd2Leader) watchOne(ctx context.Context, ep, key string, changed func()) error {
+func (l *Etcd2Reader) watchOne(ctx context.Context, ep, key string, changed func()) error {
 	base := strings.TrimRight(ep, "/") + "/v2/keys" + (&url.URL{Path: key}).EscapedPath()
 	// Where to start: the store's index now, so nothing between this read
 	// and the first wait is missed.
@@ -156,7 +65,7 @@ var errIndexCleared = errors.New("etcd v2: the watched index was cleared")
 // do GETs base; with waitIndex >= 0 it waits for the next change at or
 // after waitIndex and returns that event's modifiedIndex; with -1 it reads
 // and returns the store's X-Etcd-Index.
-func (l *etcd2Leader) do(ctx context.Context, base string, waitIndex int64) (modified, storeIndex int64, err error) {
+func (l *Etcd2Reader) do(ctx context.Context, base string, waitIndex int64) (modified, storeIndex int64, err error) {
 	u := base
 	cli := l.http
 	if waitIndex >= 0 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pghook/pghook/hooks"
 	"github.com/pghook/pghook/internal/config"
+	"github.com/pghook/pghook/internal/dcs"
 	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/replica"
 	"github.com/rs/zerolog"
@@ -208,7 +209,7 @@ func (s *Scope) LeaderView(timeout time.Duration) (hooks.LeaderView, error) {
 	if s.Patroni == nil {
 		return nil, s.PatroniErr
 	}
-	v, err := s.Patroni.NewLeaderReader(timeout)
+	v, err := dcs.NewLeaderReader(s.Patroni, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func (s *Scope) ClusterSystemID() func(ctx context.Context) (uint64, bool, error
 	return func(ctx context.Context) (uint64, bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		v, found, err := cfg.ReadKey(ctx, 3*time.Second, "initialize")
+		v, found, err := dcs.ReadKey(ctx, cfg, 3*time.Second, "initialize")
 		if err != nil || !found {
 			return 0, found, err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pghook/pghook/hooks"
+	"github.com/pghook/pghook/internal/dcs"
 	"github.com/pghook/pghook/internal/exitcode"
 	"github.com/pghook/pghook/internal/metrics"
 	"github.com/pghook/pghook/internal/vipctl"
@@ -57,7 +58,7 @@ func (r *Resolver) Watch(parent context.Context, s *Scope) error {
 		return exitcode.Usagef("vip watch: %v", err)
 	}
 	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: vip.WatchInterval, Grace: vip.WatchGrace,
-		HandoverMax: cfg.TTL(ctx, time.Second), Log: log, Metrics: m}
+		HandoverMax: dcs.TTL(ctx, cfg, time.Second), Log: log, Metrics: m}
 	// The guard's view of the leader lock serves the watcher too.
 	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
 		w.DCS = g.View

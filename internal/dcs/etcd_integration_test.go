@@ -1,6 +1,6 @@
 //go:build integration
 
-package patroni
+package dcs
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/testenv"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -20,18 +21,18 @@ func TestLeaderFromRealEtcd(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	host := strings.TrimPrefix(e.Endpoint, "http://")
 	c := memberConfig(t, fmt.Sprintf("namespace: /service/\netcd3: {hosts: [%s]}", host))
-	cli, err := c.EtcdClient(2 * time.Second)
+	cli, err := Open(c, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if l, err := c.Leader(ctx, cli); err != nil || l != "" {
+	if l, err := cli.Leader(ctx); err != nil || l != "" {
 		t.Fatalf("no key yet: leader %q err %v", l, err)
 	}
 	e.Ctl(t, "put", "/service/pg/leader", "n2")
-	if l, err := c.Leader(ctx, cli); err != nil || l != "n2" {
+	if l, err := cli.Leader(ctx); err != nil || l != "n2" {
 		t.Fatalf("leader %q err %v, want n2", l, err)
 	}
 	// A key written through etcd's own gRPC client (the official
@@ -44,13 +45,13 @@ func TestLeaderFromRealEtcd(t *testing.T) {
 	if _, err := grpc.Put(ctx, "/service/pg/leader", "n-\u00e9\x00bin"); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := c.Leader(ctx, cli); err != nil || l != "n-\u00e9\x00bin" {
+	if l, err := cli.Leader(ctx); err != nil || l != "n-\u00e9\x00bin" {
 		t.Fatalf("leader %q err %v after a gRPC put", l, err)
 	}
 	if _, err := grpc.Delete(ctx, "/service/pg/leader"); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := c.Leader(ctx, cli); err != nil || l != "" {
+	if l, err := cli.Leader(ctx); err != nil || l != "" {
 		t.Fatalf("leader %q err %v after delete", l, err)
 	}
 }
@@ -74,7 +75,7 @@ func TestEtcdAuthFromPatroniConfig(t *testing.T) {
 	}{{"pat", "patpw", true}, {"pat", "wrong", false}} {
 		c := memberConfig(t, fmt.Sprintf("etcd3: {host: %s, username: %s, password: %s}", host, tt.user, tt.pw))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		cli, err := c.EtcdClient(2 * time.Second)
+		cli, err := Open(c, 2*time.Second)
 		if err != nil {
 			if tt.ok {
 				t.Fatal(err)
@@ -82,7 +83,7 @@ func TestEtcdAuthFromPatroniConfig(t *testing.T) {
 			cancel()
 			continue
 		}
-		l, err := c.Leader(ctx, cli)
+		l, err := cli.Leader(ctx)
 		cancel()
 		cli.Close()
 		if tt.ok && (err != nil || l != "n3") {
@@ -97,7 +98,7 @@ func TestEtcdAuthFromPatroniConfig(t *testing.T) {
 func TestLeaderUnreachableIsBounded(t *testing.T) {
 	port := testenv.FreePort(t)
 	c := memberConfig(t, fmt.Sprintf("etcd3: {host: 127.0.0.1:%d}", port))
-	cli, err := c.EtcdClient(500 * time.Millisecond)
+	cli, err := Open(c, 500*time.Millisecond)
 	if err != nil {
 		return // refusing at dial time is also a bounded failure
 	}
@@ -105,7 +106,7 @@ func TestLeaderUnreachableIsBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err = c.Leader(ctx, cli)
+	_, err = cli.Leader(ctx)
 	if err == nil {
 		t.Fatal("read from nothing")
 	}
@@ -121,7 +122,7 @@ func TestLeaderReaderEtcdV2(t *testing.T) {
 	e := testenv.StartEtcd(t, "--enable-v2=true")
 	host := strings.TrimPrefix(e.Endpoint, "http://")
 	c := memberConfig(t, fmt.Sprintf("etcd: {host: %s}", host))
-	r, err := c.NewLeaderReader(2 * time.Second)
+	r, err := NewLeaderReader(c, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +139,11 @@ func TestLeaderReaderEtcdV2(t *testing.T) {
 		t.Fatalf("leader %q %v", l, err)
 	}
 	// Any key of the cluster, e.g. initialize (the system identifier).
-	if v, found, err := c.ReadKey(ctx, time.Second, "initialize"); err != nil || found || v != "" {
+	if v, found, err := ReadKey(ctx, c, time.Second, "initialize"); err != nil || found || v != "" {
 		t.Fatalf("absent initialize: %q %v %v", v, found, err)
 	}
 	exec.CommandContext(ctx, "curl", "-fsS", "-X", "PUT", e.Endpoint+"/v2/keys/service/pg/initialize", "-d", "value=7300000000000000001").Run()
-	if v, found, err := c.ReadKey(ctx, time.Second, "initialize"); err != nil || !found || v != "7300000000000000001" {
+	if v, found, err := ReadKey(ctx, c, time.Second, "initialize"); err != nil || !found || v != "7300000000000000001" {
 		t.Fatalf("initialize: %q %v %v", v, found, err)
 	}
 }
@@ -191,7 +192,7 @@ func TestWatchLeaderEtcd3(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	host := strings.TrimPrefix(e.Endpoint, "http://")
 	c := memberConfig(t, fmt.Sprintf("namespace: /service/\netcd3: {hosts: [%s]}", host))
-	r, err := c.NewLeaderReader(2 * time.Second)
+	r, err := NewLeaderReader(c, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestWatchLeaderEtcdV2(t *testing.T) {
 	e := testenv.StartEtcd(t, "--enable-v2=true")
 	host := strings.TrimPrefix(e.Endpoint, "http://")
 	c := memberConfig(t, fmt.Sprintf("etcd: {host: %s}", host))
-	r, err := c.NewLeaderReader(2 * time.Second)
+	r, err := NewLeaderReader(c, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,9 +262,9 @@ func TestWatchLeaderEtcdV2(t *testing.T) {
 
 // memberConfig parses the patroni.yml of member n1 of scope pg with the
 // given DCS lines (and any other top-level keys).
-func memberConfig(t *testing.T, dcs string) *Config {
+func memberConfig(t *testing.T, dcs string) *patroni.Config {
 	t.Helper()
-	c, err := Parse([]byte("name: n1\nscope: pg\npostgresql: {data_dir: /d}\n" + dcs + "\n"))
+	c, err := patroni.Parse([]byte("name: n1\nscope: pg\npostgresql: {data_dir: /d}\n" + dcs + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package patroni
+package dcs
 
 import (
 	"context"
@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pghook/pghook/internal/patroni"
 	"github.com/pghook/pghook/internal/testenv"
 )
 
 // TestMemberAPIsFromRealEtcd lists the members as Patroni registers them,
 // through the v3 API (etcd3:) and the v2 keys API (etcd:).
 func TestMemberAPIsFromRealEtcd(t *testing.T) {
-	want := []MemberAPI{{Name: "n1", APIURL: "http://10.0.0.1:8008/patroni"}, {Name: "n2", APIURL: "http://10.0.0.2:8008/patroni"}}
+	want := []patroni.MemberAPI{{Name: "n1", APIURL: "http://10.0.0.1:8008/patroni"}, {Name: "n2", APIURL: "http://10.0.0.2:8008/patroni"}}
 	member := func(n int) string {
 		return fmt.Sprintf(`{"conn_url":"postgres://10.0.0.%d:5432/postgres","api_url":"http://10.0.0.%d:8008/patroni","state":"running","role":"replica"}`, n, n)
 	}
@@ -33,7 +34,7 @@ func TestMemberAPIsFromRealEtcd(t *testing.T) {
 			c := memberConfig(t, fmt.Sprintf("%s: {hosts: [%s]}", dcs, host))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if ms, err := c.MemberAPIs(ctx, 2*time.Second); err != nil || len(ms) != 0 {
+			if ms, err := MemberAPIs(ctx, c, 2*time.Second); err != nil || len(ms) != 0 {
 				t.Fatalf("no members yet: %v %v", ms, err)
 			}
 			put := func(key, value string) {
@@ -51,7 +52,7 @@ func TestMemberAPIsFromRealEtcd(t *testing.T) {
 			put("/service/pg/leader", "n1")
 			put("/service/other/members/n9", member(9)) // another scope: not listed
 			put("/service/pg/membersX", member(8))      // a sibling key that only shares the prefix text
-			ms, err := c.MemberAPIs(ctx, 2*time.Second)
+			ms, err := MemberAPIs(ctx, c, 2*time.Second)
 			if err != nil || !reflect.DeepEqual(ms, want) {
 				t.Fatalf("got %+v %v, want %+v", ms, err, want)
 			}
