@@ -12,7 +12,6 @@ package dnse2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/pghook/pghook/e2e/labkit"
 )
 
 var (
@@ -44,96 +44,26 @@ const (
 	leaderEvery = 50 * time.Millisecond // Patroni's /primary on every node
 )
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func TestMain(m *testing.M) {
-	wd, _ := os.Getwd()
-	repo = filepath.Dir(filepath.Dir(wd))
-	if os.Geteuid() != 0 {
-		fmt.Println("e2e/dns: needs root (network namespaces); skipped")
-		os.Exit(0)
-	}
-	if os.Getenv("PGHOOK_BIN") == "" && os.Getenv("LAB_DEB") == "" {
-		fmt.Println("e2e/dns: PGHOOK_BIN must name the built binary (make e2e)")
-		os.Exit(1)
-	}
-	os.Setenv("LAB_VIP", "dns")
-	keep := os.Getenv("LAB_KEEP") != ""
-	if !keep {
-		if out, err := labCmd("down"); err != nil {
-			fmt.Printf("e2e/dns: lab down (cleanup before) failed: %v\n%s\n", err, out)
-			os.Exit(1)
+	labkit.Main(m, "e2e/dns", map[string]string{"LAB_VIP": "dns"}, func(l *labkit.Lab) error {
+		lab = l
+		env = l.Env
+		repo = l.Repo
+		for _, n := range nodes {
+			nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
+			ipNode[nodeIP[n]] = n
 		}
-	}
-	if out, err := labCmd("up"); err != nil {
-		fmt.Printf("e2e/dns: lab up failed: %v\n%s\n", err, out)
-		labCmd("down")
-		os.Exit(1)
-	}
-	out, err := labCmd("env")
-	if err != nil {
-		fmt.Printf("e2e/dns: lab env: %v\n%s\n", err, out)
-		labCmd("down")
-		os.Exit(1)
-	}
-	env = map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			env[k] = v
-		}
-	}
-	for _, n := range nodes {
-		nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
-		ipNode[nodeIP[n]] = n
-	}
-	code := m.Run()
-	if !keep {
-		if out, err := labCmd("down"); err != nil {
-			fmt.Printf("e2e/dns: lab down failed: %v\n%s\n", err, out)
-			code = 1
-		}
-	}
-	os.Exit(code)
+		return nil
+	})
 }
 
-func labCmd(args ...string) (string, error) {
-	cmd := exec.Command("bash", append([]string{filepath.Join(repo, "e2e/lab/lab.sh")}, args...)...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	return buf.String(), err
-}
+var lab *labkit.Lab
 
-// lib runs a function of e2e/lab/lib.sh and returns its trimmed stdout.
-func lib(fn string, args ...string) (string, error) {
-	script := fmt.Sprintf("source %q; %s \"$@\"", filepath.Join(repo, "e2e/lab/lib.sh"), fn)
-	cmd := exec.Command("bash", append([]string{"-c", script, "lib"}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return strings.TrimSpace(out.String()), fmt.Errorf("%s %v: %w: %s", fn, args, err, errb.String())
-	}
-	return strings.TrimSpace(out.String()), nil
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+func lib(fn string, args ...string) (string, error) { return lab.Lib(fn, args...) }
+func envOr(k, def string) string                    { return labkit.EnvOr(k, def) }
+func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	out, _ := labCmd("status")
-	t.Fatalf("after %s still not %s: %v\n%s", timeout, what, err, out)
+	lab.Eventually(t, d, what, f)
 }
 
 // lookup asks BIND (not recursive, UDP) for name's A records, sorted.

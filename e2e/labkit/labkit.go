@@ -1,0 +1,128 @@
+//go:build e2e
+
+// Package labkit runs one lab of e2e/lab (lab.sh) for a package of
+// end-to-end tests: down and up before its tests, down after, and the
+// helpers every such package uses to drive it.
+package labkit
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Lab is a running lab: the repository it comes from and its settings
+// (`lab.sh env`: LAB_N1_IP, LAB_DIR, …).
+type Lab struct {
+	Repo string
+	Env  map[string]string
+}
+
+// Main is a test package's TestMain: as root, with PGHOOK_BIN (or
+// LAB_DEB) set, it brings the lab up with settings (LAB_* variables),
+// calls ready with it (an error stops the run), runs the tests and takes
+// the lab down (LAB_KEEP=1 leaves it up and does not clean up before).
+// name prefixes its messages. It exits the process.
+func Main(m *testing.M, name string, settings map[string]string, ready func(*Lab) error) {
+	wd, _ := os.Getwd()
+	l := &Lab{Repo: filepath.Dir(filepath.Dir(wd))}
+	if os.Geteuid() != 0 {
+		fmt.Printf("%s: needs root (network namespaces); skipped\n", name)
+		os.Exit(0)
+	}
+	if os.Getenv("PGHOOK_BIN") == "" && os.Getenv("LAB_DEB") == "" {
+		fmt.Printf("%s: PGHOOK_BIN must name the built binary (make e2e)\n", name)
+		os.Exit(1)
+	}
+	for k, v := range settings {
+		os.Setenv(k, v)
+	}
+	keep := os.Getenv("LAB_KEEP") != ""
+	if !keep {
+		if out, err := l.Cmd("down"); err != nil {
+			fmt.Printf("%s: lab down (cleanup before) failed: %v\n%s\n", name, err, out)
+			os.Exit(1)
+		}
+	}
+	if out, err := l.Cmd("up"); err != nil {
+		fmt.Printf("%s: lab up failed: %v\n%s\n", name, err, out)
+		l.Cmd("down")
+		os.Exit(1)
+	}
+	code := func() int {
+		out, err := l.Cmd("env")
+		if err != nil {
+			fmt.Printf("%s: lab env: %v\n%s\n", name, err, out)
+			return 1
+		}
+		l.Env = map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				l.Env[k] = v
+			}
+		}
+		if err := ready(l); err != nil {
+			fmt.Printf("%s: %v\n", name, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	if !keep {
+		if out, err := l.Cmd("down"); err != nil {
+			fmt.Printf("%s: lab down failed: %v\n%s\n", name, err, out)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Cmd runs `lab.sh ARGS…` and returns its combined output.
+func (l *Lab) Cmd(args ...string) (string, error) {
+	cmd := exec.Command("bash", append([]string{filepath.Join(l.Repo, "e2e/lab/lab.sh")}, args...)...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// Lib runs a function of e2e/lab/lib.sh and returns its trimmed stdout.
+func (l *Lab) Lib(fn string, args ...string) (string, error) {
+	script := fmt.Sprintf("source %q; %s \"$@\"", filepath.Join(l.Repo, "e2e/lab/lib.sh"), fn)
+	cmd := exec.Command("bash", append([]string{"-c", script, "lib"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return strings.TrimSpace(out.String()), fmt.Errorf("%s %v: %w: %s", fn, args, err, errb.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// Eventually calls f every 200 ms until it succeeds; after timeout the
+// test fails with f's last error and the lab's status.
+func (l *Lab) Eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, _ := l.Cmd("status")
+	t.Fatalf("after %s still not %s: %v\n%s", timeout, what, err, out)
+}
+
+// EnvOr is the environment variable k, or def when it is empty.
+func EnvOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
