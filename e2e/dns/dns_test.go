@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/pghook/pghook/e2e/labkit"
 )
 
@@ -59,33 +57,12 @@ func TestMain(m *testing.M) {
 
 var lab *labkit.Lab
 
-func lib(fn string, args ...string) (string, error) { return lab.Lib(fn, args...) }
-func envOr(k, def string) string                    { return labkit.EnvOr(k, def) }
+func lib(fn string, args ...string) (string, error)             { return lab.Lib(fn, args...) }
+func envOr(k, def string) string                                { return labkit.EnvOr(k, def) }
+func lookup(ctx context.Context, name string) ([]string, error) { return lab.Lookup(ctx, name) }
 func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()
 	lab.Eventually(t, d, what, f)
-}
-
-// lookup asks BIND (not recursive, UDP) for name's A records, sorted.
-func lookup(ctx context.Context, name string) ([]string, error) {
-	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
-	m := new(dns.Msg).SetQuestion(name, dns.TypeA)
-	m.RecursionDesired = false
-	r, _, err := c.ExchangeContext(ctx, m, env["LAB_DNS_SERVER"]+":53")
-	if err != nil {
-		return nil, err
-	}
-	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("%s: rcode %s", name, dns.RcodeToString[r.Rcode])
-	}
-	var out []string
-	for _, rr := range r.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 func names(ips []string) string {
@@ -124,8 +101,6 @@ type recorder struct {
 	client *client
 }
 
-var restClient = &http.Client{Timeout: 300 * time.Millisecond}
-
 func startRecorder(t *testing.T) *recorder {
 	r := &recorder{stop: make(chan struct{})}
 	r.client = startClient(t, func(s clientSample) {
@@ -162,27 +137,7 @@ func startRecorder(t *testing.T) *recorder {
 		r.mu.Unlock()
 	})
 	tick(leaderEvery, func(now time.Time) {
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		var got []string
-		for _, n := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := restClient.Get("http://" + nodeIP[n] + ":8008/primary")
-				if err != nil {
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					mu.Lock()
-					got = append(got, n)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		slices.Sort(got)
+		got := lab.Primaries(nodes)
 		r.mu.Lock()
 		r.leadS = append(r.leadS, leaderSample{at: now, primaries: got})
 		r.mu.Unlock()
@@ -484,9 +439,7 @@ func otherThan(n string) string {
 // replicas again.
 func TestDNSNameFollowsPrimary(t *testing.T) {
 	old := settle(t, 90*time.Second)
-	if _, err := lib("lab_psql", old, "-c", "create table if not exists public.dns_client (id bigserial primary key, at timestamptz not null, via text not null)"); err != nil {
-		t.Fatal(err)
-	}
+	lab.Must(t, "lab_psql", old, "-c", "create table if not exists public.dns_client (id bigserial primary key, at timestamptz not null, via text not null)")
 	rec := startRecorder(t)
 	defer rec.Stop()
 	time.Sleep(time.Second)
@@ -536,30 +489,20 @@ func TestDNSNameFollowsPrimary(t *testing.T) {
 
 	event("switchover", func(old string) string {
 		cand := otherThan(old)
-		if _, err := lib("lab_switchover", old, cand); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_switchover", old, cand)
 		return cand
 	}, nil)
 	event("kill -9", func(old string) string {
-		if _, err := lib("lab_kill_node", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_kill_node", old)
 		return ""
 	}, func(old string) {
-		if _, err := lib("lab_start_patroni", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_start_patroni", old)
 	})
 	event("link cut", func(old string) string {
-		if _, err := lib("lab_link_down", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_link_down", old)
 		return ""
 	}, func(old string) {
-		if _, err := lib("lab_link_up", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_link_up", old)
 	})
 	rec.Stop()
 	t.Log("event       promotion  name     name-promotion  out of replicas  first write  write gap  failed  refusals (BIND/pghook)")

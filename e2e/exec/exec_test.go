@@ -76,6 +76,7 @@ var lab *labkit.Lab
 
 func lib(fn string, args ...string) (string, error) { return lab.Lib(fn, args...) }
 func envOr(k, def string) string                    { return labkit.EnvOr(k, def) }
+func primaries() []string                           { return lab.Primaries(nodes) }
 func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()
 	lab.Eventually(t, d, what, f)
@@ -225,33 +226,6 @@ type recorder struct {
 	stop chan struct{}
 	once sync.Once
 	wg   sync.WaitGroup
-}
-
-var restClient = &http.Client{Timeout: 300 * time.Millisecond}
-
-func primaries() []string {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var got []string
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := restClient.Get("http://" + nodeIP[n] + ":8008/primary")
-			if err != nil {
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				mu.Lock()
-				got = append(got, n)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	slices.Sort(got)
-	return got
 }
 
 func startRecorder() *recorder {
@@ -505,30 +479,20 @@ func TestAddressFollowsPrimary(t *testing.T) {
 
 	event("switchover", func(old string) string {
 		cand := otherThan(old)
-		if _, err := lib("lab_switchover", old, cand); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_switchover", old, cand)
 		return cand
 	}, nil)
 	event("kill -9", func(old string) string {
-		if _, err := lib("lab_kill_node", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_kill_node", old)
 		return ""
 	}, func(old string) {
-		if _, err := lib("lab_start_patroni", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_start_patroni", old)
 	})
 	event("link cut", func(old string) string {
-		if _, err := lib("lab_link_down", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_link_down", old)
 		return ""
 	}, func(old string) {
-		if _, err := lib("lab_link_up", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_link_up", old)
 	})
 	rec.Stop()
 	t.Log("event       promotion  held      held-promotion  refusals (API/pghook)  lapses  API unanswered samples")

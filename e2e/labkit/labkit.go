@@ -7,13 +7,19 @@ package labkit
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Lab is a running lab: the repository it comes from and its settings
@@ -125,4 +131,69 @@ func EnvOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// Must runs a function of e2e/lab/lib.sh and fails the test when it fails.
+func (l *Lab) Must(t *testing.T, fn string, args ...string) string {
+	t.Helper()
+	out, err := l.Lib(fn, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// NodeIP is node n's address in the lab (LAB_N1_IP, …).
+func (l *Lab) NodeIP(n string) string { return l.Env["LAB_"+strings.ToUpper(n)+"_IP"] }
+
+var restClient = &http.Client{Timeout: 300 * time.Millisecond}
+
+// Primaries asks every node's Patroni for /primary at once and returns the
+// nodes that answer 200, sorted.
+func (l *Lab) Primaries(nodes []string) []string {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var got []string
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := restClient.Get("http://" + l.NodeIP(n) + ":8008/primary")
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				mu.Lock()
+				got = append(got, n)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(got)
+	return got
+}
+
+// Lookup asks the lab's BIND (LAB_DNS_SERVER; not recursive, UDP) for
+// name's A records, sorted; no record is an empty answer.
+func (l *Lab) Lookup(ctx context.Context, name string) ([]string, error) {
+	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
+	m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+	m.RecursionDesired = false
+	r, _, err := c.ExchangeContext(ctx, m, l.Env["LAB_DNS_SERVER"]+":53")
+	if err != nil {
+		return nil, err
+	}
+	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("%s: rcode %s", name, dns.RcodeToString[r.Rcode])
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

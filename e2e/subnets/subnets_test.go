@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/pghook/pghook/e2e/labkit"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -107,32 +106,12 @@ func TestMain(m *testing.M) {
 
 var lab *labkit.Lab
 
-func lib(fn string, args ...string) (string, error) { return lab.Lib(fn, args...) }
+func lib(fn string, args ...string) (string, error)             { return lab.Lib(fn, args...) }
+func lookup(ctx context.Context, name string) ([]string, error) { return lab.Lookup(ctx, name) }
+func primaries() []string                                       { return lab.Primaries(nodes) }
 func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()
 	lab.Eventually(t, d, what, f)
-}
-
-// lookup asks BIND (not recursive, UDP) for name's A records, sorted.
-func lookup(ctx context.Context, name string) ([]string, error) {
-	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
-	m := new(dns.Msg).SetQuestion(name, dns.TypeA)
-	m.RecursionDesired = false
-	r, _, err := c.ExchangeContext(ctx, m, env["LAB_DNS_SERVER"]+":53")
-	if err != nil {
-		return nil, err
-	}
-	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("%s: rcode %s", name, dns.RcodeToString[r.Rcode])
-	}
-	var out []string
-	for _, rr := range r.Answer {
-		if a, ok := rr.(*dns.A); ok {
-			out = append(out, a.A.String())
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // --- sampling -----------------------------------------------------------------------
@@ -217,31 +196,6 @@ func leaderKey() string {
 		}
 	}
 	return "?"
-}
-
-func primaries() []string {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var got []string
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := httpClient.Get("http://" + nodeIP[n] + ":8008/primary")
-			if err != nil {
-				return
-			}
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				mu.Lock()
-				got = append(got, n)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	slices.Sort(got)
-	return got
 }
 
 func (r *recorder) holders() map[string][]string {
@@ -531,9 +485,7 @@ func otherSubnet(n string) string {
 // primary's own address.
 func TestPerSubnetVIPNamedInDNS(t *testing.T) {
 	l := settle(t, 90*time.Second)
-	if _, err := lib("lab_psql", l, "-c", "create table if not exists public.subnets_client (id bigserial primary key, at timestamptz not null, via text not null)"); err != nil {
-		t.Fatal(err)
-	}
+	lab.Must(t, "lab_psql", l, "-c", "create table if not exists public.subnets_client (id bigserial primary key, at timestamptz not null, via text not null)")
 	rec := startRecorder(t)
 	defer rec.Stop()
 	time.Sleep(2 * time.Second)
@@ -569,9 +521,7 @@ func TestPerSubnetVIPNamedInDNS(t *testing.T) {
 	}
 	switchover := func(old string) string {
 		cand := otherSubnet(old)
-		if _, err := lib("lab_switchover", old, cand); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_switchover", old, cand)
 		return cand
 	}
 	subnetOf := func(n string) string {
@@ -585,24 +535,16 @@ func TestPerSubnetVIPNamedInDNS(t *testing.T) {
 	cur = settle(t, 90*time.Second)
 	event("switchover "+subnetOf(cur)+"→"+subnetOf(otherSubnet(cur)), switchover, nil)
 	event("kill -9", func(old string) string {
-		if _, err := lib("lab_kill_node", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_kill_node", old)
 		return ""
 	}, func(old string) {
-		if _, err := lib("lab_start_patroni", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_start_patroni", old)
 	})
 	event("link cut", func(old string) string {
-		if _, err := lib("lab_link_down", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_link_down", old)
 		return ""
 	}, func(old string) {
-		if _, err := lib("lab_link_up", old); err != nil {
-			t.Fatal(err)
-		}
+		lab.Must(t, "lab_link_up", old)
 	})
 	rec.Stop()
 	t.Log("event          old→new  promotion  name on VIP  name-promotion  gap (name)  floor  failed  samples  non-leader holding (longest)")
