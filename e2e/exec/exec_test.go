@@ -477,23 +477,9 @@ func TestAddressFollowsPrimary(t *testing.T) {
 		results = append(results, res)
 	}
 
-	event("switchover", func(old string) string {
-		cand := otherThan(old)
-		lab.Must(t, "lab_switchover", old, cand)
-		return cand
-	}, nil)
-	event("kill -9", func(old string) string {
-		lab.Must(t, "lab_kill_node", old)
-		return ""
-	}, func(old string) {
-		lab.Must(t, "lab_start_patroni", old)
-	})
-	event("link cut", func(old string) string {
-		lab.Must(t, "lab_link_down", old)
-		return ""
-	}, func(old string) {
-		lab.Must(t, "lab_link_up", old)
-	})
+	for _, f := range []labkit.Fault{lab.Switchover(t, otherThan), lab.KillNine(t), lab.LinkCut(t)} {
+		event(f.Name, f.Cause, f.Restore)
+	}
 	rec.Stop()
 	t.Log("event       promotion  held      held-promotion  refusals (API/pghook)  lapses  API unanswered samples")
 	for _, r := range results {

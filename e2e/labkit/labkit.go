@@ -197,3 +197,36 @@ func (l *Lab) Lookup(ctx context.Context, name string) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// Fault is one way the primary goes: Cause does it to the old primary and
+// returns the member Patroni is asked to promote ("": whichever it
+// elects); Restore, when set, brings the old primary back.
+type Fault struct {
+	Name    string
+	Cause   func(old string) string
+	Restore func(old string)
+}
+
+// Switchover asks Patroni to hand over from the old primary to to(old).
+func (l *Lab) Switchover(t *testing.T, to func(old string) string) Fault {
+	return Fault{Name: "switchover", Cause: func(old string) string {
+		cand := to(old)
+		l.Must(t, "lab_switchover", old, cand)
+		return cand
+	}}
+}
+
+// KillNine kills the old primary's Patroni and postmaster (kill -9) and
+// starts Patroni again after the event.
+func (l *Lab) KillNine(t *testing.T) Fault {
+	return Fault{Name: "kill -9",
+		Cause:   func(old string) string { l.Must(t, "lab_kill_node", old); return "" },
+		Restore: func(old string) { l.Must(t, "lab_start_patroni", old) }}
+}
+
+// LinkCut takes the old primary's link down and up again after the event.
+func (l *Lab) LinkCut(t *testing.T) Fault {
+	return Fault{Name: "link cut",
+		Cause:   func(old string) string { l.Must(t, "lab_link_down", old); return "" },
+		Restore: func(old string) { l.Must(t, "lab_link_up", old) }}
+}

@@ -534,18 +534,9 @@ func TestPerSubnetVIPNamedInDNS(t *testing.T) {
 	event("switchover "+subnetOf(cur)+"→"+subnetOf(otherSubnet(cur)), switchover, nil)
 	cur = settle(t, 90*time.Second)
 	event("switchover "+subnetOf(cur)+"→"+subnetOf(otherSubnet(cur)), switchover, nil)
-	event("kill -9", func(old string) string {
-		lab.Must(t, "lab_kill_node", old)
-		return ""
-	}, func(old string) {
-		lab.Must(t, "lab_start_patroni", old)
-	})
-	event("link cut", func(old string) string {
-		lab.Must(t, "lab_link_down", old)
-		return ""
-	}, func(old string) {
-		lab.Must(t, "lab_link_up", old)
-	})
+	for _, f := range []labkit.Fault{lab.KillNine(t), lab.LinkCut(t)} {
+		event(f.Name, f.Cause, f.Restore)
+	}
 	rec.Stop()
 	t.Log("event          old→new  promotion  name on VIP  name-promotion  gap (name)  floor  failed  samples  non-leader holding (longest)")
 	for _, r := range results {
