@@ -112,6 +112,15 @@ type Watcher struct {
 	mu       sync.Mutex
 	gen      uint64
 	cancelOp context.CancelCauseFunc
+	// takeInFlight is the Hold in progress (nil: none), which a hold
+	// request joins instead of cancelling it.
+	takeInFlight *take
+}
+
+// take is one Hold in progress: done is closed when it ended, with err.
+type take struct {
+	done chan struct{}
+	err  error
 }
 
 // ErrSuperseded is returned to a request that a newer one replaced before
@@ -459,6 +468,11 @@ func (w *Watcher) refuseStart() time.Time {
 // holds the address. Such a release is deferred (nil is returned: the
 // watcher owns the outcome) and the key's move releases the VIP.
 func (w *Watcher) Request(ctx context.Context, hold bool) error {
+	if hold {
+		if joined, err := w.joinTake(ctx); joined {
+			return err
+		}
+	}
 	var d decision
 	if !hold && w.direct() {
 		start := time.Now()
@@ -486,6 +500,41 @@ func (w *Watcher) Request(ctx context.Context, hold bool) error {
 		w.unrefuse(octx, "callback request: hold")
 	}
 	return err
+}
+
+// joinTake waits for the Hold in progress, if any, instead of cancelling
+// it: a promoted node's watcher starts its take when Patroni answers 200,
+// and the on_role_change callback's request comes while that take is
+// running; starting it again would cost a whole run of the VIP helper.
+// joined false: there is no take in progress, or it failed while no newer
+// request came in — the caller runs its own. A take that failed because a
+// newer request replaced it returns ErrSuperseded: that request decides.
+func (w *Watcher) joinTake(ctx context.Context) (joined bool, err error) {
+	w.mu.Lock()
+	tk := w.takeInFlight
+	if tk != nil {
+		w.gen++ // outdates decisions made before this request, as begin does
+	}
+	gen := w.gen
+	w.mu.Unlock()
+	if tk == nil {
+		return false, nil
+	}
+	start := time.Now()
+	select {
+	case <-tk.done:
+	case <-ctx.Done():
+		return true, fmt.Errorf("waiting for the vip take in progress: %w", context.Cause(ctx))
+	}
+	if tk.err == nil {
+		w.Log.Info().Str("action", "vip watch").Str("vip", VIPHold.String()).Str("reason", "callback request").
+			Dur("took_ms", time.Since(start)).Msg("callback's hold joined the take in progress")
+		return true, nil
+	}
+	if w.generation() != gen {
+		return true, fmt.Errorf("%w: the take this request joined failed: %w", ErrSuperseded, tk.err)
+	}
+	return false, nil
 }
 
 // held is the state the last successful operation left (nil: none yet).
@@ -554,7 +603,16 @@ func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reas
 		direction := metrics.Release
 		if hold {
 			direction = metrics.Hold
+			tk := &take{done: make(chan struct{})}
+			w.mu.Lock()
+			w.takeInFlight = tk
+			w.mu.Unlock()
 			err = w.VIP.Hold(ctx)
+			w.mu.Lock()
+			w.takeInFlight = nil
+			w.mu.Unlock()
+			tk.err = err
+			close(tk.done)
 		} else {
 			err = w.VIP.Release(ctx)
 		}

@@ -332,3 +332,80 @@ func TestWatcherRequestAfterKeyMoveRefuses(t *testing.T) {
 		t.Errorf("ops %q, want refuse,release", got)
 	}
 }
+
+// slowTakeVIP is a VIP whose Hold takes until proceed is closed (a run of
+// the VIP helper); its first Hold fails with failFirst when set.
+type slowTakeVIP struct {
+	blockingVIP
+	proceed   chan struct{}
+	failFirst error
+}
+
+func (s *slowTakeVIP) Hold(ctx context.Context) error {
+	s.mu.Lock()
+	s.ops = append(s.ops, "hold")
+	fail := s.failFirst
+	s.failFirst = nil
+	s.mu.Unlock()
+	s.started <- struct{}{}
+	select {
+	case <-s.proceed:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if fail != nil {
+		return fail
+	}
+	s.mu.Lock()
+	s.held = true
+	s.mu.Unlock()
+	return nil
+}
+
+// A hold request (on_role_change) that comes while the watcher's own take
+// runs joins it instead of cancelling it and starting over; if that take
+// fails, the request runs its own.
+func TestWatcherHoldRequestJoinsTakeInProgress(t *testing.T) {
+	tests := []struct {
+		name     string
+		failWith error
+		wantOps  string
+	}{
+		{"take succeeds: one hold", nil, "hold"},
+		{"take fails: the request holds again", errors.New("helper failed"), "hold,hold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vip := &slowTakeVIP{blockingVIP: blockingVIP{started: make(chan struct{}, 2)}, proceed: make(chan struct{}), failFirst: tt.failWith}
+			w := &Watcher{VIP: vip, Patroni: &fakeProbe{primary: true}, Me: "me", Log: zerolog.Nop()}
+			ctx := context.Background()
+			stepDone := make(chan error, 1)
+			go func() { stepDone <- w.Step(ctx) }()
+			<-vip.started // the watcher's take is running
+			reqDone := make(chan error, 1)
+			go func() { reqDone <- w.Request(ctx, true) }()
+			for i := 0; i < 1000; i++ { // the request waits: it has joined or is queued
+				w.mu.Lock()
+				g := w.gen
+				w.mu.Unlock()
+				if g > 0 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(vip.proceed) // the take ends
+			if err := <-stepDone; (err != nil) != (tt.failWith != nil) {
+				t.Fatalf("step: %v", err)
+			}
+			if err := <-reqDone; err != nil {
+				t.Fatalf("request: %v", err)
+			}
+			if got := vip.record(); got != tt.wantOps {
+				t.Errorf("ops %q, want %q", got, tt.wantOps)
+			}
+			if st, _ := vip.Status(ctx); !st.Held {
+				t.Error("not held after the request")
+			}
+		})
+	}
+}

@@ -306,7 +306,9 @@ func TestMessages(t *testing.T) {
 // on the path can send "NOERROR".
 func TestUnsignedReplyIsAnError(t *testing.T) {
 	z := newZoneServer(t, testZone, testKey, "udp")
+	z.mu.Lock()
 	z.unsigned = true
+	z.mu.Unlock()
 	b, _ := backend(t, z, "udp", me)
 	if err := b.Hold(context.Background()); err == nil || !strings.Contains(err.Error(), "not signed") {
 		t.Fatalf("err %v", err)

@@ -93,7 +93,10 @@ func addrOf(rr dns.RR) netip.Addr {
 func (z *zoneServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg).SetReply(r)
 	defer func() {
-		if t := r.IsTsig(); t != nil && w.TsigStatus() == nil && !z.unsigned {
+		z.mu.Lock()
+		unsigned := z.unsigned
+		z.mu.Unlock()
+		if t := r.IsTsig(); t != nil && w.TsigStatus() == nil && !unsigned {
 			m.SetTsig(t.Hdr.Name, t.Algorithm, 300, int64(t.TimeSigned))
 		}
 		_ = w.WriteMsg(m)

@@ -26,7 +26,11 @@ import (
 //     VIP, so only the node that holds the address deletes the record: a
 //     replica's release must not take the name from its subnet's primary.
 //     A failed record update does not keep the address: it is released
-//     all the same and both errors are returned.
+//     all the same and both errors are returned. Nor does a slow one: the
+//     address waits at most RecordWait for the record, so a primary cut off
+//     from the network (the DNS server as unreachable as the DCS) lets its
+//     address go at once, not after the exchange's timeout, while the new
+//     leader may already hold the key.
 //
 // It needs no capabilities itself: the record is updated by the calling
 // process (a callback, `pghook vip watch`), the address by VIP.
@@ -37,8 +41,15 @@ type NamedVIP struct {
 	// asking VIP (netvip.OnInterface: no capability needed, so no run of
 	// the VIP helper before each release and at each status).
 	Here func() (bool, error)
-	Log  zerolog.Logger
+	// RecordWait bounds how long a release waits for the record's update
+	// before it releases the address (0: DefaultRecordWait).
+	RecordWait time.Duration
+	Log        zerolog.Logger
 }
+
+// DefaultRecordWait is NamedVIP.RecordWait's default: an RFC 2136 update to
+// a reachable server takes 1-26 ms in the lab.
+const DefaultRecordWait = 250 * time.Millisecond
 
 var _ netvip.Backend = (*NamedVIP)(nil)
 
@@ -96,16 +107,35 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 	start := time.Now()
 	st, serr := n.addressStatus(ctx)
 	var recErr error
+	recDone := make(chan error, 1)
 	switch {
 	case serr != nil:
-		recErr = fmt.Errorf("dns record %s left as it is: whether this node holds vip %s is unknown: %w", n.Record.name, n.Record.target, serr)
+		recDone <- fmt.Errorf("dns record %s left as it is: whether this node holds vip %s is unknown: %w", n.Record.name, n.Record.target, serr)
 	case st.Held:
-		recErr = n.Record.Release(ctx)
+		go func() { recDone <- n.Record.Release(ctx) }()
 	default:
 		n.Log.Debug().Str("action", "vip release").Str("vip", n.Record.target.String()).
 			Msg("this node does not hold the vip: its dns record (if any) is the holder's")
+		recDone <- nil
+	}
+	wait := n.RecordWait
+	if wait <= 0 {
+		wait = DefaultRecordWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	pending := false
+	select {
+	case recErr = <-recDone:
+	case <-timer.C:
+		pending = true
+		n.Log.Warn().Str("action", "vip release").Str("vip", n.Record.target.String()).Dur("waited", wait).
+			Msg("dns record update not answered yet: releasing the address without waiting for it")
 	}
 	err := n.VIP.Release(ctx)
+	if pending {
+		recErr = <-recDone // bounded by the record's own timeout and ctx
+	}
 	if recErr != nil || err != nil {
 		n.Log.Warn().AnErr("record_err", recErr).AnErr("address_err", err).Str("action", "vip release").
 			Dur("took_ms", time.Since(start)).Msg("named vip release incomplete")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -196,4 +197,61 @@ func TestTargetNamesTheVIP(t *testing.T) {
 	if got := z.get("replicas.pglab.test.", dns.TypeA); !slices.Equal(got, []string{me}) {
 		t.Errorf("replica record %v, want the node's own address", got)
 	}
+}
+
+// A primary cut off from the network cannot reach the DNS server either:
+// its release lets the address go after RecordWait, while the record's
+// exchange still waits for an answer that never comes, not after the
+// exchange's timeout.
+func TestNamedVIPReleaseDoesNotWaitForAnUnansweredRecord(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() { // accept, read, never answer
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	z := newZoneServer(t, testZone, testKey, "tcp")
+	z.set(testName, dns.TypeA, 1, vipA)
+	rec, _ := backend(t, z, "tcp", me)
+	rec.target = netip.MustParseAddr(vipA)
+	rec.server = silent.Addr().String()
+	rec.timeout = 2 * time.Second
+	released := make(chan struct{})
+	a := &signalAddr{addrVIP: addrVIP{z: z, held: true}, released: released}
+	n := &NamedVIP{VIP: a, Record: rec, RecordWait: 20 * time.Millisecond, Log: zerolog.Nop()}
+	done := make(chan error, 1)
+	go func() { done <- n.Release(context.Background()) }()
+	select {
+	case <-released:
+	case err := <-done:
+		t.Fatalf("release returned (%v) before the address was released", err)
+	case <-time.After(1500 * time.Millisecond):
+		t.Fatal("the address waited for the record's exchange")
+	}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "removing this node's value") {
+		t.Errorf("release: %v, want the record's error", err)
+	}
+	if a.held {
+		t.Error("address still held")
+	}
+}
+
+// signalAddr is an addrVIP that tells when its release ran.
+type signalAddr struct {
+	addrVIP
+	released chan struct{}
+}
+
+func (s *signalAddr) Release(ctx context.Context) error {
+	err := s.addrVIP.Release(ctx)
+	close(s.released)
+	return err
 }
