@@ -225,10 +225,16 @@ type Spawner struct {
 	// announcer takes what to announce from its root-owned config
 	// (FollowUp), never from its arguments.
 	Fixed bool
+	// OnSpawnError, when set, receives the error of a middle process that
+	// could not start the announcer (if the caller still runs by then).
+	OnSpawnError func(error)
 }
 
-// Announce implements Announcer. It returns once the detached process has
-// been started.
+// Announce implements Announcer. It returns once the middle process of the
+// detached spawn has been started (StartDetached), not when it has started
+// the announcer: the first round is sent already, and a take's next step
+// (the DNS record, the caller's exit) must not wait for a process start. A
+// middle that fails to start the announcer is reported by OnSpawnError.
 func (s Spawner) Announce(_ context.Context, r AnnounceRequest) error {
 	if err := r.check(); err != nil {
 		return fmt.Errorf("announcing %v on %s: %w", r.Addr, r.Interface, err)
@@ -237,8 +243,14 @@ func (s Spawner) Announce(_ context.Context, r AnnounceRequest) error {
 	if !s.Fixed {
 		args = append(args, r.Args()...)
 	}
-	if err := SpawnDetached(s.Self, args); err != nil {
+	wait, err := StartDetached(s.Self, args)
+	if err != nil {
 		return fmt.Errorf("announcing %v on %s: %w", r.Addr, r.Interface, err)
 	}
+	go func() {
+		if err := wait(); err != nil && s.OnSpawnError != nil {
+			s.OnSpawnError(fmt.Errorf("announcing %v on %s: %w", r.Addr, r.Interface, err))
+		}
+	}()
 	return nil
 }

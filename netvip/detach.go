@@ -23,11 +23,32 @@ const detachEnv = "PGHOOK_DETACH"
 // subreaper). SpawnDetached returns once the middle has exited, with an
 // error if the middle could not start the final process.
 func SpawnDetached(self string, args []string) error {
-	err := startDetached(self, append([]string{self}, args...), "middle", true)
+	wait, err := StartDetached(self, args)
 	if err != nil {
-		return fmt.Errorf("spawning detached %s %s: %w", self, strings.Join(args, " "), err)
+		return err
 	}
-	return nil
+	return wait()
+}
+
+// StartDetached is SpawnDetached without the wait for the middle process:
+// it returns once the middle has been started, with wait, which waits for
+// the middle's exit (it reaps it) and reports whether it started the final
+// process. The middle is a whole start of self (the runtime and every
+// package's init: 60-300 ms on a loaded machine), which a caller whose
+// next step waits for it (the VIP helper's take, before the DNS record
+// can follow) must not pay; the final process is detached all the same,
+// as soon as the caller or the middle exits.
+func StartDetached(self string, args []string) (wait func() error, err error) {
+	cmd, err := startDetached(self, append([]string{self}, args...), "middle", true)
+	if err != nil {
+		return nil, fmt.Errorf("spawning detached %s %s: %w", self, strings.Join(args, " "), err)
+	}
+	return func() error {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("spawning detached %s %s: %w", self, strings.Join(args, " "), err)
+		}
+		return nil
+	}, nil
 }
 
 // RunDetached is the first thing the command started by SpawnDetached
@@ -41,18 +62,19 @@ func RunDetached(self string, argv []string) (exit bool, err error) {
 	if os.Getenv(detachEnv) != "middle" {
 		return false, nil
 	}
-	if err := startDetached(self, argv, "final", false); err != nil {
+	if _, err := startDetached(self, argv, "final", false); err != nil {
 		return true, fmt.Errorf("starting detached %s: %w", strings.Join(argv, " "), err)
 	}
 	return true, nil
 }
 
 // startDetached starts self with argv (argv[0] included) and detachEnv set
-// to stage; when wait is set it waits for the process to exit.
-func startDetached(self string, argv []string, stage string, wait bool) error {
+// to stage; middle: in a new session, and the caller waits for it (cmd);
+// otherwise the process is released.
+func startDetached(self string, argv []string, stage string, middle bool) (*exec.Cmd, error) {
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer null.Close()
 	env := slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, detachEnv+"=") })
@@ -65,12 +87,14 @@ func startDetached(self string, argv []string, stage string, wait bool) error {
 		Stdout: null,
 		Stderr: null,
 	}
-	if wait {
+	if middle {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		return cmd.Run()
 	}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	return cmd.Process.Release()
+	if middle {
+		return cmd, nil
+	}
+	return nil, cmd.Process.Release()
 }

@@ -91,17 +91,37 @@ func TestSpawnDetached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "report")
 	t.Setenv(helperEnv, "report")
-	if err := SpawnDetached(self, []string{out}); err != nil {
+	for _, how := range []string{"SpawnDetached", "StartDetached"} {
+		t.Run(how, func(t *testing.T) { checkDetached(t, self, how) })
+	}
+}
+
+// checkDetached spawns the "report" helper with how and checks that it runs
+// in a session of its own, with neither the caller nor the middle process
+// among its ancestors.
+func checkDetached(t *testing.T, self, how string) {
+	out := filepath.Join(t.TempDir(), "report")
+	spawn := func() error { return SpawnDetached(self, []string{out}) }
+	if how == "StartDetached" {
+		spawn = func() error {
+			wait, err := StartDetached(self, []string{out})
+			if err != nil {
+				return err
+			}
+			return wait()
+		}
+	}
+	if err := spawn(); err != nil {
 		t.Fatal(err)
 	}
-	// SpawnDetached has returned, so the middle process has exited: the
-	// detached one may look at its ancestors now.
+	// The middle process has exited: the detached one may look at its
+	// ancestors now.
 	if err := os.WriteFile(out+".go", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var report []byte
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if report, err = os.ReadFile(out); err == nil {
 			break

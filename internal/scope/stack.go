@@ -164,7 +164,9 @@ func (r *Resolver) VIP(s *Scope, o StackOptions) (netvip.Backend, error) {
 		}
 		// The announcer must hold CAP_NET_RAW too: it is this same file.
 		cmd, fixed := AnnounceCommand(s.Name, r.Privileged)
-		ann = netvip.Spawner{Self: self, Command: cmd, Fixed: fixed}
+		ann = netvip.Spawner{Self: self, Command: cmd, Fixed: fixed, OnSpawnError: func(err error) {
+			log.Warn().Err(err).Str("action", "vip announce").Msg("the follow-up announcements did not start")
+		}}
 	}
 	b, err := r.backend(s, log, append([]netvip.Option{netvip.WithAnnouncer(ann)}, o.Options...)...)
 	if err != nil {
