@@ -3,108 +3,14 @@
 package dnse2e
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/pghook/pghook/e2e/labkit"
 )
 
-// clientScript runs in the client namespace (Debian's python3 with
-// psycopg2) and behaves like an application that follows the primary by
-// name: every INTERVAL (one attempt at a time, the next at once when one
-// took longer) it asks the authoritative server for NAME's A records
-// (a plain UDP query, no cache between the client and the server), opens a
-// new libpq connection to the first address with connect_timeout=2 and
-// writes one row, committed. One JSON line per attempt: the answer, the
-// server that took the write (inet_server_addr) and the error, if any. It
-// exits when its stdin closes, so it cannot outlive the test.
-const clientScript = `
-import json, os, random, socket, struct, sys, threading, time
-import psycopg2
-server, name, interval = sys.argv[1], sys.argv[2], float(sys.argv[3])
-def resolve():
-    qid = random.randrange(65536)
-    q = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
-    for label in name.rstrip(".").split("."):
-        q += bytes([len(label)]) + label.encode()
-    q += b"\0" + struct.pack(">HH", 1, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(1)
-    try:
-        s.sendto(q, (server, 53))
-        while True:
-            r = s.recv(4096)
-            if struct.unpack(">H", r[:2])[0] == qid:
-                break
-    finally:
-        s.close()
-    _, flags, qd, an, _, _ = struct.unpack(">HHHHHH", r[:12])
-    if flags & 0xF not in (0, 3):
-        raise Exception("rcode %d" % (flags & 0xF))
-    i = 12
-    def skip(i):
-        while True:
-            n = r[i]
-            if n == 0:
-                return i + 1
-            if n & 0xC0 == 0xC0:
-                return i + 2
-            i += n + 1
-    for _ in range(qd):
-        i = skip(i) + 4
-    out = []
-    for _ in range(an):
-        i = skip(i)
-        t, _, _, ln = struct.unpack(">HHIH", r[i:i + 10])
-        i += 10
-        if t == 1 and ln == 4:
-            out.append(socket.inet_ntoa(r[i:i + 4]))
-        i += ln
-    return sorted(out)
-def attempt():
-    t0 = time.time()
-    rec = {"at": t0}
-    try:
-        ans = resolve()
-        rec["ans"] = ans
-        rec["resolved"] = time.time() - t0
-        if not ans:
-            raise Exception("no address")
-        c = psycopg2.connect(host=ans[0], port=5432, user="postgres", dbname="postgres",
-                             connect_timeout=2, application_name="dns-client")
-        try:
-            cur = c.cursor()
-            cur.execute("insert into public.dns_client (at, via) values (now(), %s) returning inet_server_addr()::text", (ans[0],))
-            rec["srv"] = cur.fetchone()[0].split("/")[0]
-            c.commit()
-            rec["ok"] = True
-        finally:
-            c.close()
-    except Exception as e:
-        msg = str(e).strip()
-        rec["err"] = msg.splitlines()[0][:200] if msg else type(e).__name__
-    rec["took"] = time.time() - t0
-    sys.stdout.write(json.dumps(rec) + "\n")
-    sys.stdout.flush()
-def loop():
-    nxt = time.time()
-    while True:
-        now = time.time()
-        if now < nxt:
-            time.sleep(nxt - now)
-        else:
-            nxt = now
-        nxt += interval
-        attempt()
-threading.Thread(target=loop, daemon=True).start()
-sys.stdin.read()
-os._exit(0)
-`
-
-// clientSample is one attempt of the client.
+// clientSample is one attempt of the lab's client (labkit.StartClient): an
+// application that resolves the name at BIND before every connection.
 type clientSample struct {
 	at, end time.Time
 	answer  []string // the A records the server gave
@@ -113,63 +19,12 @@ type clientSample struct {
 	err     string
 }
 
-type client struct {
-	cmd   *exec.Cmd
-	stdin interface{ Close() error }
-	done  chan struct{}
-}
-
-// startClient starts the client in the client namespace; every attempt
-// goes to emit.
-func startClient(t *testing.T, emit func(clientSample)) *client {
+// startClient starts the client following the name; every attempt goes to
+// emit.
+func startClient(t *testing.T, emit func(clientSample)) *labkit.Client {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", env["LAB_CLIENT_NS"], "env", "-i", "PATH=/usr/bin:/bin",
-		"PGPASSFILE="+env["LAB_PGPASSFILE"],
-		"/usr/bin/python3", "-u", "-c", clientScript, env["LAB_DNS_SERVER"], env["LAB_DNS_NAME"], fmt.Sprint(clientEvery.Seconds()))
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &client{cmd: cmd, stdin: in, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var r struct {
-				At   float64  `json:"at"`
-				Took float64  `json:"took"`
-				Ans  []string `json:"ans"`
-				Srv  string   `json:"srv"`
-				OK   bool     `json:"ok"`
-				Err  string   `json:"err"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Logf("client: %v: %q", err, sc.Text())
-				continue
-			}
-			at := time.Unix(0, int64(r.At*1e9))
-			emit(clientSample{at: at, end: at.Add(time.Duration(r.Took * 1e9)), answer: r.Ans, srv: r.Srv, ok: r.OK, err: r.Err})
-		}
-	}()
-	return c
-}
-
-// Close ends the client (EOF on its stdin) and waits for it.
-func (c *client) Close() {
-	c.stdin.Close()
-	select {
-	case <-c.done:
-	case <-time.After(5 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.done
-	}
-	c.cmd.Wait()
+	o := labkit.ClientOptions{Every: clientEvery, Targets: []string{"name"}, Table: "dns_client", App: "dns-client"}
+	return lab.StartClient(t, o, func(s labkit.Sample) {
+		emit(clientSample{at: s.At, end: s.End, answer: s.Answer, srv: s.Srv, ok: s.OK, err: s.Err})
+	})
 }

@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -98,7 +97,7 @@ type recorder struct {
 	stop   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
-	client *client
+	client *labkit.Client
 }
 
 func startRecorder(t *testing.T) *recorder {
@@ -498,22 +497,6 @@ func TestDNSNameFollowsPrimary(t *testing.T) {
 	}
 }
 
-// pghookOn runs pghook as postgres in node's namespace with its pghook.yaml,
-// as a DBA would; it returns the combined output and the exit code.
-func pghookOn(t *testing.T, node string, args ...string) (string, int) {
-	t.Helper()
-	script := fmt.Sprintf("source %q; lab_exec_pg \"$1\" \"$(lab_pghook)\" --config \"$(lab_pghook_yaml \"$1\")\" \"${@:2}\"", filepath.Join(repo, "e2e/lab/lib.sh"))
-	cmd := exec.Command("bash", append([]string{"-c", script, "lib", node}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(out), ee.ExitCode()
-		}
-		t.Fatalf("pghook on %s: %v", node, err)
-	}
-	return string(out), 0
-}
-
 // TestStaleNodeCannotMoveTheName: a replica that believes it should give
 // up the name (`pghook vip down`, what a former primary's late callback
 // does) is refused by BIND's prerequisite, logs the refusal and counts the
@@ -546,11 +529,11 @@ func TestStaleNodeCannotMoveTheName(t *testing.T) {
 			}
 		}
 	}()
-	out, code := pghookOn(t, r, "vip", "down", "--scope", env["LAB_SCOPE"])
+	out, code := lab.PghookAs(t, r, "vip", "down", "--scope", env["LAB_SCOPE"])
 	if code != 0 || !strings.Contains(out, pghookRefusal) {
 		t.Errorf("vip down on replica %s: exit %d, want 0 with %q logged:\n%s", r, code, pghookRefusal, out)
 	}
-	out, code = pghookOn(t, r, "vip", "up", "--scope", env["LAB_SCOPE"])
+	out, code = lab.PghookAs(t, r, "vip", "up", "--scope", env["LAB_SCOPE"])
 	if code == 0 {
 		t.Errorf("vip up on replica %s: exit 0, want the DCS guard's refusal:\n%s", r, out)
 	}

@@ -20,7 +20,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -552,22 +551,6 @@ func TestReconcilerRetries(t *testing.T) {
 	settle(t, 30*time.Second)
 }
 
-// pghookOn runs pghook as postgres in node's namespace with its pghook.yaml,
-// as a DBA would; it returns the combined output and the exit code.
-func pghookOn(t *testing.T, node string, args ...string) (string, int) {
-	t.Helper()
-	script := fmt.Sprintf("source %q; lab_exec_pg \"$1\" \"$(lab_pghook)\" --config \"$(lab_pghook_yaml \"$1\")\" \"${@:2}\"", filepath.Join(repo, "e2e/lab/lib.sh"))
-	cmd := exec.Command("bash", append([]string{"-c", script, "lib", node}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(out), ee.ExitCode()
-		}
-		t.Fatalf("pghook on %s: %v", node, err)
-	}
-	return string(out), 0
-}
-
 // TestStaleNodeCannotTake: on a replica, `pghook vip up` (what a stale
 // callback would do) is refused by the DCS guard before any command runs,
 // and `pghook vip down` runs exec.release, which the API answers without
@@ -576,11 +559,11 @@ func TestStaleNodeCannotTake(t *testing.T) {
 	l := settle(t, 120*time.Second)
 	r := otherThan(l)
 	apiOff := logSize(env["LAB_CLOUD_LOG"])
-	out, code := pghookOn(t, r, "vip", "up", "--scope", env["LAB_SCOPE"])
+	out, code := lab.PghookAs(t, r, "vip", "up", "--scope", env["LAB_SCOPE"])
 	if code == 0 {
 		t.Errorf("vip up on replica %s: exit 0, want the DCS guard's refusal:\n%s", r, out)
 	}
-	out, code = pghookOn(t, r, "vip", "down", "--scope", env["LAB_SCOPE"])
+	out, code = lab.PghookAs(t, r, "vip", "down", "--scope", env["LAB_SCOPE"])
 	if code != 0 {
 		t.Errorf("vip down on replica %s: exit %d:\n%s", r, code, out)
 	}

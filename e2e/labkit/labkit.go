@@ -109,6 +109,23 @@ func (l *Lab) Lib(fn string, args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
+// PghookAs runs pghook as postgres in node's namespace with its
+// pghook.yaml, as a DBA would; it returns the combined output and the exit
+// code.
+func (l *Lab) PghookAs(t *testing.T, node string, args ...string) (string, int) {
+	t.Helper()
+	script := fmt.Sprintf("source %q; lab_exec_pg \"$1\" \"$(lab_pghook)\" --config \"$(lab_pghook_yaml \"$1\")\" \"${@:2}\"", filepath.Join(l.Repo, "e2e/lab/lib.sh"))
+	cmd := exec.Command("bash", append([]string{"-c", script, "lib", node}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		t.Fatalf("pghook on %s: %v", node, err)
+	}
+	return string(out), 0
+}
+
 // Eventually calls f every 200 ms until it succeeds; after timeout the
 // test fails with f's last error and the lab's status.
 func (l *Lab) Eventually(t *testing.T, timeout time.Duration, what string, f func() error) {

@@ -153,7 +153,7 @@ type recorder struct {
 	stop    chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
-	client  *client
+	client  *labkit.Client
 	handles map[string]*netlink.Handle
 }
 
