@@ -470,11 +470,12 @@ lab_scope_switchover() {
 }
 
 # lab_scope_vipwatch_argv S — scope S's watcher command: `pghook-vip watch` (netlink: the
-# helper's file capabilities give it CAP_NET_ADMIN/CAP_NET_RAW) or, for the lab's own
-# scope with LAB_VIP=dns or exec, `pghook vip watch` (no capabilities; the helper refuses
-# those backends).
+# helper's file capabilities give it CAP_NET_ADMIN/CAP_NET_RAW; with
+# LAB_TOPOLOGY=two-subnet it also points the name at its subnet's VIP) or, for the lab's
+# own scope with LAB_VIP=dns (one subnet: the name names the primary's own address) or
+# exec, `pghook vip watch` (no capabilities; the helper refuses those backends).
 lab_scope_vipwatch_argv() {
-	if [[ $1 == main && ($LAB_VIP == dns || $LAB_VIP == exec) ]]; then
+	if [[ $1 == main && (($LAB_VIP == dns && ${LAB_TOPOLOGY:-} != two-subnet) || $LAB_VIP == exec) ]]; then
 		printf '%s\n' "$(lab_pghook)" vip watch --scope "$(lab_scope_name "$1")"
 	else
 		printf '%s\n' "$(lab_vip_helper)" watch --scope "$(lab_scope_name "$1")"

@@ -12,10 +12,9 @@
 #
 # pghook on every node: `pghook install --vip A-VIP/24 --vip B-VIP/24 --dns-name …`
 # (backend netlink with vip.dns): the primary holds its own subnet's VIP through the VIP
-# helper and points primary.pglab.test. at that VIP; replicas.pglab.test. names the
-# streaming replicas' own addresses; one unprivileged `pghook vip watch` per node.
-# Implies LAB_VIP=dns (BIND, the unprivileged watcher); the arp sysctls are set as for
-# netlink.
+# helper's watcher (`pghook-vip watch`, one per node), which also points
+# primary.pglab.test. at that VIP; replicas.pglab.test. names the streaming replicas' own
+# addresses. Implies LAB_VIP=dns (BIND); the arp sysctls are set as for netlink.
 
 LAB_NET_B=10.251.79
 LAB_NET_C=10.251.76

@@ -76,12 +76,11 @@ func (in *installer) checkTSIGKey() {
 }
 
 // vipDownCommand is what the Patroni unit's ExecStopPost runs: the VIP
-// helper, except with backend exec or a dns record, which pghook runs
-// itself (the helper refuses them; for a named VIP it runs the helper for
-// the address after the record); a dns release deletes only this node's
-// value.
+// helper (for a named VIP it releases the record, then the address),
+// except with backends exec and dns, which pghook runs itself (the helper
+// refuses them); a dns release deletes only this node's value.
 func vipDownCommand(o *Options) string {
-	if o.DNSName != "" || o.VIPBackend == "exec" {
+	if o.VIPBackend == "dns" || o.VIPBackend == "exec" {
 		return o.PghookBin + " vip"
 	}
 	return o.VIPHelper

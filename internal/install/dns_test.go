@@ -79,9 +79,9 @@ func TestInstallDNSBadInput(t *testing.T) {
 }
 
 // --vip repeated with --dns-name: one VIP per subnet, held by netlink, the
-// record naming it; the watcher runs unprivileged (the helper's own
-// watcher refuses a named VIP), and the Patroni unit's stop releases the
-// record before the address.
+// record naming it; the VIP helper's watcher keeps both (the drop-in says
+// so, replacing one written for the unprivileged watcher), and the Patroni
+// unit's stop runs the helper, which releases the record before the address.
 func TestInstallNamedVIPs(t *testing.T) {
 	o := baseOpts(t)
 	o.VIP = VIPList{"10.1.0.100/24", "10.2.0.100/24"}
@@ -98,15 +98,15 @@ func TestInstallNamedVIPs(t *testing.T) {
 		t.Fatalf("vip section: %+v (helper %q)", v, cfg.VIPHelper)
 	}
 	drop := string(read(t, filepath.Join(root, SystemdEtc, "pghook-vip-watch@main.service.d", "pghook-dns.conf")))
-	if !strings.Contains(drop, "ExecStart=\nExecStart=/usr/bin/pghook vip watch --scope %i\n") {
+	if !strings.Contains(drop, "ExecStart=\nExecStart="+VIPHelper+" watch --scope %i\n") {
 		t.Errorf("watch drop-in: %q", drop)
 	}
 	if _, err := os.Stat(filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")); err != nil {
 		t.Errorf("arp_announce drop-in for the VIP: %v", err)
 	}
 	unit := string(read(t, filepath.Join(root, SystemdEtc, "patroni@main.service")))
-	if !strings.Contains(unit, "ExecStopPost=-/usr/bin/pghook vip down --scope main") {
-		t.Errorf("unit's ExecStopPost must release the record itself:\n%s", unit)
+	if !strings.Contains(unit, "ExecStopPost=-"+VIPHelper+" down --scope main") {
+		t.Errorf("unit's ExecStopPost must run the helper, which releases the record and the address:\n%s", unit)
 	}
 	// One VIP again, without dns: address, no addresses, no dns keys.
 	o2 := baseOpts(t)

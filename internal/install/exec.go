@@ -70,16 +70,24 @@ func (o *Options) checkExec() error {
 // needs pghook.yaml's list form or a wrapper script.
 func SplitCommand(s string) []string { return strings.Fields(s) }
 
-// watchDropIn is the reconciler unit's drop-in when the watcher runs as
-// pghook itself: backends dns and exec need no capabilities, and a dns
-// record naming a netlink VIP is updated unprivileged (pghook runs the VIP
-// helper for the address); the VIP helper serves the netlink address only.
+// watchDropIn is the reconciler unit's drop-in. Backends dns and exec need
+// no capabilities: the watcher runs as pghook itself (the VIP helper serves
+// the netlink address only). A dns record naming a netlink VIP is kept by
+// the VIP helper's own watcher, as the packaged unit runs it: it holds the
+// address and points the record in one process, at the leader key's
+// write; the drop-in says so explicitly, so that one written for the
+// unprivileged watcher is replaced on the next install.
 func watchDropIn(o *Options) (path string, data []byte) {
 	kind := o.VIPBackend
 	if o.DNSName != "" {
 		kind = "dns"
 	}
 	path = filepath.Join(o.SystemdDir, vipWatchName(o.Scope)+".d", "pghook-"+kind+".conf")
+	if len(o.VIP) > 0 {
+		data = []byte(fmt.Sprintf("# Written by pghook install: a dns record naming the VIP is kept by the VIP\n"+
+			"# helper's watcher, which holds the address and points the record in one process.\n[Service]\nExecStart=\nExecStart=%s watch --scope %%i\n", o.VIPHelper))
+		return path, data
+	}
 	data = []byte(fmt.Sprintf("# Written by pghook install: a %s watcher needs no capabilities, and the VIP\n"+
 		"# helper serves the netlink address only.\n[Service]\nExecStart=\nExecStart=%s vip watch --scope %%i\n", kind, o.PghookBin))
 	return path, data

@@ -141,20 +141,20 @@ func (r *Resolver) VIP(s *Scope, o StackOptions) (netvip.Backend, error) {
 	if route == RouteNone {
 		return netvip.None{}, nil
 	}
-	name, err := r.namer(s, log)
-	if err != nil {
-		return nil, exitcode.Usagef("vip: key scopes.%s.vip.dns: %v", s.Name, err)
-	}
 	if route == RouteHelper || route == RouteWatcher {
+		// The helper (or the watcher) holds the address and names it.
+		h := netvip.Backend(s.helper(backend))
 		if _, err := os.Stat(s.HelperPath); err != nil {
 			return nil, exitcode.Failuref("vip: this process lacks CAP_NET_ADMIN/CAP_NET_RAW and the VIP helper %s is not usable: %v (install the package, or set vip_helper)", s.HelperPath, err)
 		}
-		// The helper holds the address; this process names it.
-		h := name(s.helper(backend))
 		if c.Watcher {
 			return h, nil
 		}
 		return &vipctl.Backend{Endpoint: s.Endpoint(), Fallback: h, Log: log}, nil
+	}
+	name, err := r.namer(s, log)
+	if err != nil {
+		return nil, exitcode.Usagef("vip: key scopes.%s.vip.dns: %v", s.Name, err)
 	}
 	ann := o.Announcer
 	if ann == nil {
@@ -182,14 +182,17 @@ func (r *Resolver) VIP(s *Scope, o StackOptions) (netvip.Backend, error) {
 	return name(hooks.GuardedVIP{Backend: b, Me: me, View: view, Log: log}), nil
 }
 
-// namer returns what wraps s's address backend: for a netlink VIP with
-// dns settings (config.VIP.Named), a dnsvip.NamedVIP whose record names
-// the VIP this node takes (its subnet's, from addresses), updated by this
-// process; otherwise nothing. The VIP helper never names: it refuses dns
-// work (no capabilities for a DNS client), and its callers do it.
+// namer returns what wraps s's address backend where this process holds
+// the address itself (root, or the VIP helper and its watcher): for a
+// netlink VIP with dns settings (config.VIP.Named), a dnsvip.NamedVIP whose
+// record names the VIP this node takes (its subnet's, from addresses);
+// otherwise nothing. The record follows the address in the same process,
+// so a take at the leader key's write names the VIP without a process
+// start; callers that reach the address through the helper or the watcher
+// leave the record to them.
 func (r *Resolver) namer(s *Scope, log zerolog.Logger) (func(netvip.Backend) netvip.Backend, error) {
 	v := s.Settings.VIP
-	if !v.Named() || r.Privileged {
+	if !v.Named() {
 		return func(b netvip.Backend) netvip.Backend { return b }, nil
 	}
 	a, err := s.VIPAddress()

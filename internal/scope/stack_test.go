@@ -171,10 +171,11 @@ func TestNoneStack(t *testing.T) {
 	}
 }
 
-// A netlink VIP with dns settings is named: the record (this process)
-// over the address backend, the record naming the VIP of this node's
-// subnet. The VIP helper never names (it serves netlink only), and a node
-// in none of the subnets gets one error naming the key.
+// A netlink VIP with dns settings is named where the address is held: the
+// record (this process) over the address backend, the record naming the
+// VIP of this node's subnet — as root and in the VIP helper and its
+// watcher alike. A node in none of the subnets gets one error naming the
+// key.
 func TestNamerWrapsNamedNetlink(t *testing.T) {
 	dns := config.DNS{Name: "primary.pglab.test.", Zone: "pglab.test.", Server: "192.0.2.53", TSIGKeyFile: "/etc/pghook/tsig.key"}
 	for _, tt := range []struct {
@@ -186,7 +187,7 @@ func TestNamerWrapsNamedNetlink(t *testing.T) {
 	}{
 		{"per subnet named", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Addresses: []string{"192.0.2.100/24", "127.0.0.100/8"}}, DNS: dns}, false, true, ""},
 		{"one address named", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Address: "192.0.2.100/24"}, DNS: dns}, false, true, ""},
-		{"helper does not name", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Addresses: []string{"127.0.0.100/8"}}, DNS: dns}, true, false, ""},
+		{"the helper names", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Addresses: []string{"127.0.0.100/8"}}, DNS: dns}, true, true, ""},
 		{"netlink without dns", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Address: "192.0.2.100/24"}}, false, false, ""},
 		{"no subnet of this node", config.VIP{Settings: netvip.Settings{Backend: "netlink", Interface: "lo", Addresses: []string{"192.0.2.100/24"}}, DNS: dns}, false, false, "none of the vip addresses"},
 	} {

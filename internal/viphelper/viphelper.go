@@ -123,9 +123,6 @@ func Run(configPath string, argv []string, stdout, stderr io.Writer) int {
 	if err := sec.VIP.Validate(); err != nil {
 		return fail(exitcode.Usage, "key scopes.%s.vip of %s: %v", h.Scope, configPath, err)
 	}
-	if h.Op == "watch" && sec.VIP.Named() {
-		return fail(exitcode.Usage, "scope %s has vip.dns in %s: its record is kept by `pghook vip watch --scope %s` (no capabilities), which runs this helper for the address", h.Scope, configPath, h.Scope)
-	}
 	log, err := logging.New(logging.Options{Level: cfg.LogLevel, Format: logging.Format(cfg.LogFormat)})
 	if err != nil {
 		return fail(exitcode.Usage, "%s: %v", configPath, err)

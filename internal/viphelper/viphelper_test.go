@@ -124,27 +124,3 @@ func TestRunHelperRefusesDNSAndExec(t *testing.T) {
 		}
 	}
 }
-
-// A netlink VIP named in dns: the helper holds the address for its
-// unprivileged callers, but its own watcher would leave the record behind,
-// so `watch` is refused with the command that keeps both.
-func TestRunHelperRefusesNamedWatch(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the helper trusts only a root-owned config")
-	}
-	dir, err := os.MkdirTemp("/var/lib", "pghook-test-")
-	if err != nil {
-		t.Skip(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "pghook.yaml")
-	vip := "{backend: netlink, interface: lo, addresses: [192.0.2.100/24], dns: {name: p.z, zone: z, server: 192.0.2.53, tsig_key_file: /k}}"
-	if err := os.WriteFile(conf, []byte("scopes:\n  s:\n    vip: "+vip+"\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	var out, errOut bytes.Buffer
-	code := Run(conf, []string{"pghook-vip", "watch", "--scope", "s"}, &out, &errOut)
-	if code != exitcode.Usage || !strings.Contains(errOut.String(), "pghook vip watch --scope s") || strings.Count(errOut.String(), "\n") != 1 {
-		t.Fatalf("exit %d, stderr %q", code, errOut.String())
-	}
-}
