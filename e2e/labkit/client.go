@@ -21,7 +21,7 @@ import (
 // connects to the first address; a target that is an address connects to
 // it directly (the floor: a client that knows the new primary's own
 // address). Each attempt opens a new libpq connection (connect_timeout=2,
-// tcp_user_timeout=2000) and commits one row into TABLE. One JSON line per
+// tcp_user_timeout=2000, keepalives after 1 s idle) and commits one row into TABLE. One JSON line per
 // attempt; it exits when its stdin closes, so it cannot outlive the test.
 const clientScript = `
 import json, os, random, socket, struct, sys, threading, time
@@ -81,9 +81,12 @@ def attempt(target):
         else:
             host = target
         # tcp_user_timeout: a write in flight when a link is cut fails after 2 s
-        # instead of waiting for TCP's retransmissions (minutes).
+        # instead of waiting for TCP's retransmissions (minutes); keepalives: so
+        # does one whose query the server acknowledged before the cut and whose
+        # answer never comes (no unacknowledged data: only a probe notices).
         c = psycopg2.connect(host=host, port=5432, user="postgres", dbname="postgres",
-                             connect_timeout=2, tcp_user_timeout=2000, application_name=app)
+                             connect_timeout=2, tcp_user_timeout=2000, keepalives=1, keepalives_idle=1,
+                             keepalives_interval=1, keepalives_count=1, application_name=app)
         try:
             cur = c.cursor()
             cur.execute("insert into public." + table + " (at, via) values (now(), %s) returning inet_server_addr()::text", (host if target == "name" else target,))

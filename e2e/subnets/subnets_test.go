@@ -44,31 +44,31 @@ const (
 	sampleEvery = 50 * time.Millisecond // VIP holders, leader key, BIND's answer
 	// nameBound is how long after promotion (the new node alone answering
 	// /primary, sampled every 50 ms) the name may take to name the new
-	// primary's subnet VIP held by it alone. The unprivileged watcher takes
-	// the VIP at the leader key's write through one run of the VIP helper
-	// (process start, DCS read, probe, add, first announcement, the
-	// detached announcer's start: 45-307 ms measured in the lab's logs on
-	// the shared 2-core machine), then one RFC 2136 update (1-26 ms); a
-	// callback's request that supersedes the watcher's own take kills that
-	// helper run and starts another (up to ~0.5 s lost). Measured: 0.5-0.9
-	// s. 1.5 s = the worst measured plus one superseded helper run.
-	nameBound = 1500 * time.Millisecond
+	// primary's subnet VIP held by it alone. The VIP helper's watcher takes
+	// the VIP at the leader key's write, in-process (guard, probe, add,
+	// first announcement: 49-75 ms in the lab's logs), then sends one RFC
+	// 2136 update (1-23 ms): in the lab's logs the record was pointed
+	// before Patroni logged the end of the promotion. Measured by the
+	// sampler (each sample reads three kernels, etcd and BIND, and slips
+	// under load): 200-400 ms; 400-800 ms on a slower CI machine when the
+	// unprivileged watcher still ran the helper per take. 1 s holds both.
+	nameBound = time.Second
 	// offLeaderBound: how long a node may go on holding a VIP while the
 	// leader key names another member. It lets go at the key's move (an
-	// etcd watch): the record's delete, then one helper run. Measured:
-	// at most 450 ms in a row.
+	// etcd watch): the record's delete, then the address. Measured: at
+	// most 100 ms in a row (500 ms with the helper run per release).
 	offLeaderBound = time.Second
 	// floorSlack: the name's client may lose at most this much more than
 	// the client that writes to the new primary's own address. The goal is
-	// 100 ms (what the single VIP achieves); measured: -200 to +648 ms,
-	// because the name reaches the new VIP 0.4-0.9 s after promotion (see
-	// nameBound) while the address client writes as soon as promotion
-	// ends, and within a subnet a client's SYN to the VIP can still go to
-	// the old holder's MAC until the router takes the new holder's
-	// announcement. 1 s holds the worst measured with room; the figure is
+	// 100 ms (what the single VIP achieves); measured: -130 to +240 ms in
+	// switchovers and kill -9, because the name's client resolves, then
+	// connects, and within a subnet a SYN to the VIP can still go to the
+	// old holder's MAC until the router takes the new holder's
+	// announcement. 1 s leaves room for a slower machine; the figure is
 	// logged per event and recorded in docs/RELIABILITY.md §6.
 	floorSlack = time.Second
-	// clientUserTimeout is the client's tcp_user_timeout (client_test.go).
+	// clientUserTimeout is the client's tcp_user_timeout (labkit/client.go),
+	// which its keepalives (1 s idle) also end at.
 	clientUserTimeout = 2 * time.Second
 )
 
