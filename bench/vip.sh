@@ -36,7 +36,7 @@ done
 work=$(mktemp -d /var/tmp/pghb-vip.XXXXXX)
 raw=$work/trials.tsv
 : > "$raw"
-etcd_pid="" vm_pid="" watch_pid="" made_etc=""
+etcd_pid="" vm_pid="" watch_pid="" made_etc="" rundir=""
 
 cleanup() {
 	set +e
@@ -53,6 +53,7 @@ cleanup() {
 	umount "$work/mnt/ns" 2>/dev/null
 	umount "$work/mnt" 2>/dev/null
 	[[ -n $made_etc ]] && rmdir /etc/pghook 2>/dev/null
+	[[ -n $rundir ]] && rm -rf "$rundir"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,7 +65,8 @@ inh() { ip netns exec $H "$@"; }
 # would be counted as the tool's time.
 # They also enter a mount namespace of the run's own (setup below), in which the run's
 # root-owned config is mounted on /etc/pghook: the VIP helper reads that file alone.
-trig_in() { nsenter --net=/run/netns/$H --mount="$work/mnt/ns" "$@"; }
+# Entering a mount namespace moves the cwd to its root: --wd keeps the repository.
+trig_in() { nsenter --net=/run/netns/$H --mount="$work/mnt/ns" --wd="$PWD" "$@"; }
 e2() { inh env ETCDCTL_API=2 etcdctl --endpoints http://127.0.0.1:2379 "$@"; }
 
 # ---- setup ------------------------------------------------------------------------------
@@ -134,6 +136,12 @@ chmod 0750 "$work/pghook-vip"
 chmod 0640 "$work/pghook.yaml"
 setcap cap_net_admin,cap_net_raw+ep "$work/pghook-vip"
 echo "vip_helper: $work/pghook-vip" >>"$work/pghook.yaml"
+# The watcher's control socket: a directory of its user's below root-owned ones that
+# nobody else may write (not /var/tmp, which is 1777), as systemd's RuntimeDirectory
+# makes /run/pghook for the unit.
+rundir=/run/pghb-vip.$$
+echo "run_dir: $rundir" >>"$work/pghook.yaml"
+install -d -o postgres -g postgres -m 0750 "$rundir"
 install -d -o postgres -g postgres -m 0700 "$work/pg-home"
 # The helper's view: $work/etc (root, 0755) on /etc/pghook, in a persistent mount
 # namespace ($work/mnt/ns) that only this run's triggers enter.
