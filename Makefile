@@ -49,8 +49,10 @@ integration: build
 # pghook's dns backend), e2e/exec (LAB_VIP=exec: a fake cloud API, pghook's exec
 # backend) and e2e/subnets (LAB_TOPOLOGY=two-subnet: a router, nodes in two subnets, one
 # VIP per subnet named in DNS), each its own lab, up and down around it; the etcd (v2)
-# run is the VIP lab's alone.
+# run is the VIP lab's alone. First, e2e/lab/down-test.sh: every lab test starts by taking
+# down whatever lab a previous run left, also one a restarted machine kept half of.
 e2e: build deb
+	bash e2e/lab/down-test.sh
 	LAB_DEB=$(CURDIR)/$(DEB) LAB_DCS=etcd3 PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e/...
 	LAB_DCS=etcd PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e
 

@@ -895,8 +895,10 @@ cmd_down() {
 	rm -rf --one-file-system /run/pghook-lab
 	if [[ -d $LAB_DIR ]]; then
 		for n in "${LAB_NODES[@]}"; do free_stale_shm "$n"; done
-		[[ -e $LAB_DIR/.made-etc-pghook ]] && rmdir /etc/pghook 2>/dev/null
-		[[ -e $LAB_DIR/.made-etc-postgresql ]] && rmdir /etc/postgresql 2>/dev/null
+		# A machine restarted with the lab up keeps LAB_DIR but may have lost these
+		# (or they may hold what someone else put there since): neither stops the down.
+		if [[ -e $LAB_DIR/.made-etc-pghook ]]; then rmdir /etc/pghook 2>/dev/null || true; fi
+		if [[ -e $LAB_DIR/.made-etc-postgresql ]]; then rmdir /etc/postgresql 2>/dev/null || true; fi
 		rm -rf --one-file-system "$LAB_DIR"
 	fi
 	purge_deb
@@ -1108,14 +1110,18 @@ cmd_standalone_down() {
 	for n in "${LAB_NODES[@]}"; do lab_sa_stop_patroni "$n"; done
 	for n in "${LAB_NODES[@]}"; do lab_sa_stop_vipwatch "$n"; lab_sa_vip_del "$n"; done
 	lab_etcdctl del --prefix "$LAB_NAMESPACE/$LAB_SA_SCOPE/" >/dev/null 2>&1 || true
-	[[ $LAB_DCS == etcd ]] && curl -fsS -X DELETE "http://$(lab_ip n1):2379/v2/keys$LAB_NAMESPACE/$LAB_SA_SCOPE?recursive=true" >/dev/null 2>&1
+	if [[ $LAB_DCS == etcd ]]; then
+		curl -fsS -X DELETE "http://$(lab_ip n1):2379/v2/keys$LAB_NAMESPACE/$LAB_SA_SCOPE?recursive=true" >/dev/null 2>&1 || true
+	fi
 	for n in "${LAB_NODES[@]}"; do
 		s=$(lab_sa_dir "$n")
 		[[ -e $s/pghook.yaml.orig ]] && cp -p "$s/pghook.yaml.orig" "$(lab_etc_pghook "$n")/pghook.yaml"
 		rm -rf --one-file-system "$(lab_sa_etc_postgresql "$n")" "$s"
 	done
 	rm -rf --one-file-system "$LAB_DIR/backups/$LAB_SA_SCOPE" "$LAB_DIR/secrets/$LAB_SA_SCOPE" "$LAB_DIR/secrets/$LAB_SA_SCOPE.pgpass"
-	[[ -e $LAB_DIR/.made-etc-postgresql ]] && rmdir /etc/postgresql 2>/dev/null && rm -f "$LAB_DIR/.made-etc-postgresql"
+	if [[ -e $LAB_DIR/.made-etc-postgresql ]] && rmdir /etc/postgresql 2>/dev/null; then
+		rm -f "$LAB_DIR/.made-etc-postgresql"
+	fi
 	lab_log "$LAB_SA_SCOPE down"
 }
 
