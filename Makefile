@@ -50,9 +50,11 @@ integration: build
 # backend) and e2e/subnets (LAB_TOPOLOGY=two-subnet: a router, nodes in two subnets, one
 # VIP per subnet named in DNS), each its own lab, up and down around it; the etcd (v2)
 # run is the VIP lab's alone. First, e2e/lab/down-test.sh: every lab test starts by taking
-# down whatever lab a previous run left, also one a restarted machine kept half of.
+# down whatever lab a previous run left, also one a restarted machine kept half of; and
+# e2e/lab/test_sampling.py: the VIP holders the chaos and bench samplers read.
 e2e: build deb
 	bash e2e/lab/down-test.sh
+	cd e2e/lab && python3 -m unittest -v test_sampling
 	LAB_DEB=$(CURDIR)/$(DEB) LAB_DCS=etcd3 PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e/...
 	LAB_DCS=etcd PGHOOK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 30m -tags e2e -v ./e2e
 
