@@ -6,13 +6,18 @@ connection and one autocommit INSERT into public.bench_vip_lab — and starts th
 the next INTERVAL tick (at once when the attempt took longer). A stalled attempt (a SYN
 that nobody answers) therefore delays the next one, as it delays a real client.
 Kinds: ct2 = connect_timeout=2; none = no connect_timeout (the kernel's SYN retransmits
-decide: 1 s, 3 s, 7 s, …). One JSON line per attempt:
+decide: 1 s, 3 s, 7 s, …). Once connected, either kind ends a write whose answer never
+comes after 2 s, as an application's own query timeout would (TCP_USER_TIMEOUT and
+keepalives on the connected socket; the server's statement_timeout cannot help when the
+link is cut): without it, a write in flight at a link cut hangs for the kernel's
+retransmissions (~15 min) and the loop measures nothing after that event. Connection
+establishment keeps libpq's defaults. One JSON line per attempt:
 {"t": target, "k": kind, "at": start, "took": s, "ok": bool, "node": nX, "err": …}.
 A write to a replica fails (read-only), so the direct targets give the Patroni floor:
 the same client writing to whichever node is primary, by its own address. Exits when
 WATCH_PID is gone. Usage: python3 vip_lab_client.py INTERVAL vip=ADDR n1=ADDR ...
 """
-import os, sys, threading, time
+import os, socket, sys, threading, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e", "lab"))
 from sampling import error_line, exit_with_parent, finish  # noqa: E402
 import psycopg2
@@ -20,6 +25,19 @@ import psycopg2
 interval = float(sys.argv[1])
 targets = [a.split("=", 1) for a in sys.argv[2:]]
 KINDS = {"ct2": {"connect_timeout": 2}, "none": {}}
+
+
+def bound_writes(fd):
+    """A write on the connection FD fails after 2 s without an answer (see above)."""
+    sk = socket.socket(fileno=os.dup(fd))
+    try:
+        sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 2000)
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+        sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+        sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)
+    finally:
+        sk.close()
 
 
 def attempt(name, host, kind):
@@ -30,6 +48,7 @@ def attempt(name, host, kind):
                              application_name="vip-lab-bench-" + kind,
                              options="-c statement_timeout=2000", **KINDS[kind])
         try:
+            bound_writes(c.fileno())
             c.autocommit = True
             cur = c.cursor()
             cur.execute("insert into public.bench_vip_lab(src) values (%s) "
