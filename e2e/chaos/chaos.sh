@@ -9,7 +9,8 @@
 #   FAULTS="switchover kill9 kill9-patroni linkcut etcd-kill replica-restart rebuild pause" \
 #   bash e2e/chaos/chaos.sh
 # SYNC=1 runs Patroni with synchronous_mode: true (no acknowledged write may be lost);
-# SYNC=0 reports the asynchronous figure. The seed is printed and recorded: the same
+# SYNC=0 reports the asynchronous figure. NAME (default <LAB_DCS>-<sync|async>) names the
+# results, so a shorter run can sit beside the ones the docs quote. The seed is printed and recorded: the same
 # seed replays the same sequence of faults and targets. Leaves the lab down.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
