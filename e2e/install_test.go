@@ -189,14 +189,7 @@ func TestRewindAfterLeaderCrash(t *testing.T) {
 	if _, err := lib(t, "lab_kill_node", old); err != nil {
 		t.Fatal(err)
 	}
-	var nl string
-	eventually(t, 60*time.Second, "a new leader after the crash", func() (err error) {
-		nl, err = lib(t, "lab_leader")
-		if err == nil && nl == old {
-			err = fmt.Errorf("still %s", old)
-		}
-		return err
-	})
+	nl := newLeader(t, old, 60*time.Second)
 	failover := time.Since(t0)
 	psql(t, nl, "postgres", fmt.Sprintf("insert into public.rewind_probe (at) values ('after failover to %s')", nl))
 	psql(t, nl, "postgres", "checkpoint")

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pghook/pghook/e2e/labkit"
 )
 
 var (
@@ -27,67 +29,24 @@ var (
 	nodes  = []string{"n1", "n2", "n3"}
 )
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
+func envOr(k, def string) string { return labkit.EnvOr(k, def) }
 
 func TestMain(m *testing.M) {
-	wd, _ := os.Getwd()
-	repo = filepath.Dir(wd)
-	if os.Geteuid() != 0 {
-		fmt.Println("e2e: needs root (network namespaces); skipped")
-		os.Exit(0)
-	}
-	if os.Getenv("PGHOOK_BIN") == "" {
-		fmt.Println("e2e: PGHOOK_BIN must name the built binary (make e2e)")
-		os.Exit(1)
-	}
-	// A fresh lab for every run: a previous run (or a session that was
-	// stopped) may have left one behind, possibly with the other DCS.
-	if os.Getenv("LAB_KEEP") == "" {
-		if out, err := labCmd("down"); err != nil {
-			fmt.Printf("e2e: lab down (cleanup before) failed: %v\n%s\n", err, out)
-			os.Exit(1)
-		}
-	}
-	if out, err := labCmd("up"); err != nil {
-		fmt.Printf("e2e: lab up failed: %v\n%s\n", err, out)
-		labCmd("down")
-		os.Exit(1)
-	}
-	code := m.Run()
-	if os.Getenv("LAB_KEEP") == "" {
-		if out, err := labCmd("down"); err != nil {
-			fmt.Printf("e2e: lab down failed: %v\n%s\n", err, out)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	labkit.Main(m, "e2e", nil, func(l *labkit.Lab) error {
+		lab, repo = l, l.Repo
+		lab.Dump = dumpLogs
+		return nil
+	})
 }
 
-func labCmd(args ...string) (string, error) {
-	cmd := exec.Command("bash", append([]string{filepath.Join(repo, "e2e/lab/lab.sh")}, args...)...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	return buf.String(), err
-}
+var lab *labkit.Lab
+
+func labCmd(args ...string) (string, error) { return lab.Cmd(args...) }
 
 // lib runs a function of e2e/lab/lib.sh and returns its trimmed stdout.
 func lib(t *testing.T, fn string, args ...string) (string, error) {
 	t.Helper()
-	script := fmt.Sprintf("source %q; %s \"$@\"", filepath.Join(repo, "e2e/lab/lib.sh"), fn)
-	cmd := exec.Command("bash", append([]string{"-c", script, "lib"}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return strings.TrimSpace(out.String()), fmt.Errorf("%s %v: %w: %s", fn, args, err, errb.String())
-	}
-	return strings.TrimSpace(out.String()), nil
+	return lab.Lib(fn, args...)
 }
 
 // roster reads NODE's .pgtab through `pghook pgtab --json`, as postgres in
@@ -124,16 +83,21 @@ func roleOf(t *testing.T, node string) (string, error) {
 
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
+	lab.Eventually(t, timeout, what, f)
+}
+
+// newLeader waits until Patroni names a leader other than old.
+func newLeader(t *testing.T, old string, timeout time.Duration) string {
+	t.Helper()
+	var nl string
+	eventually(t, timeout, "a new leader after "+old, func() (err error) {
+		nl, err = lib(t, "lab_leader")
+		if err == nil && nl == old {
+			err = fmt.Errorf("still %s", old)
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	dumpLogs(t)
-	t.Fatalf("after %s still not %s: %v", timeout, what, err)
+		return err
+	})
+	return nl
 }
 
 func dumpLogs(t *testing.T) {
@@ -241,14 +205,7 @@ func TestRosterFollowsLeaderCrash(t *testing.T) {
 	}
 	// A new leader takes over after the leader key's ttl; its roster row
 	// follows through on_role_change. The crashed node runs nothing.
-	var nl string
-	eventually(t, 60*time.Second, "a new leader after the crash", func() (err error) {
-		nl, err = lib(t, "lab_leader")
-		if err == nil && nl == old {
-			err = fmt.Errorf("still %s", old)
-		}
-		return err
-	})
+	nl := newLeader(t, old, 60*time.Second)
 	eventually(t, 30*time.Second, "the new leader's row primary", func() error {
 		r, err := roleOf(t, nl)
 		if err == nil && r != "primary" {

@@ -283,16 +283,7 @@ func TestReplicaFromBackup(t *testing.T) {
 
 		var log string
 		log, tookFallback = reinit(t, l, viaFallback)
-		var code float64 = -1
-		for _, m := range createReplicaLines(log) {
-			if c, ok := m["exit_code"].(float64); ok {
-				code = c
-				t.Logf("%s: pghook: %v (exit %v, %v)", viaFallback, m["err"], m["exit_code"], m["cause"])
-			}
-			if m["message"] == "replica restored and verified; PostgreSQL left stopped" {
-				t.Fatalf("%s: pghook restored a corrupt backup: %v", viaFallback, m)
-			}
-		}
+		code := refusedWith(t, log, viaFallback)
 		if code != 4 {
 			t.Fatalf("%s: want create_replica exit_code 4 (verification failed), got %v in:\n%s", viaFallback, code, log)
 		}
@@ -349,19 +340,28 @@ func dataSize(t *testing.T, bdir string) string {
 // pghook's own error line and from Patroni's "exited with code=") and then
 // built node with basebackup, at once; and that node is a healthy replica
 // with marker replicated.
+// refusedWith returns the exit code pghook's create_replica logged in
+// log (-1: none), logging each refusal; a restore it completed fails the
+// test (node's rebuild had to be refused).
+func refusedWith(t *testing.T, log, node string) float64 {
+	t.Helper()
+	var code float64 = -1
+	for _, m := range createReplicaLines(log) {
+		if c, ok := m["exit_code"].(float64); ok {
+			code = c
+			t.Logf("%s: pghook: %v (exit %v, %v)", node, m["err"], m["exit_code"], m["cause"])
+		}
+		if m["message"] == "replica restored and verified; PostgreSQL left stopped" {
+			t.Fatalf("%s: pghook restored although it had to refuse: %v", node, m)
+		}
+	}
+	return code
+}
+
 func fellBack(t *testing.T, log, leaderNode, node string, want int, marker string) {
 	t.Helper()
 	if want > 0 {
-		var code float64 = -1
-		for _, m := range createReplicaLines(log) {
-			if c, ok := m["exit_code"].(float64); ok {
-				code = c
-				t.Logf("%s: pghook: %v (exit %v, %v)", node, m["err"], m["exit_code"], m["cause"])
-			}
-			if m["message"] == "replica restored and verified; PostgreSQL left stopped" {
-				t.Fatalf("%s: pghook restored: %v", node, m)
-			}
-		}
+		code := refusedWith(t, log, node)
 		if int(code) != want {
 			t.Fatalf("%s: want pghook's create_replica exit_code %d, got %v in:\n%s", node, want, code, log)
 		}

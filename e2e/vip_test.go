@@ -10,7 +10,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -28,6 +27,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/pghook/pghook/e2e/labkit"
 )
 
 const (
@@ -160,15 +161,12 @@ func (r *holderReader) holding(addr string) ([]string, error) {
 // attempt took longer), so an attempt that hangs on a lost SYN delays the
 // next one as it would delay a real client. Kinds: ct2 = connect_timeout=2;
 // none = no connect_timeout (the kernel's SYN retransmits, 1 s then 3 s,
-// decide). One JSON line per attempt. It exits when its stdin closes, so it
-// cannot outlive the test. (A separate process: moving threads of the test
-// binary into pgh-cl would make lab.sh down count the test as a process of
-// the lab.)
+// decide). One JSON line per attempt (labkit's emit and run_paced). (A
+// separate process: moving threads of the test binary into pgh-cl would
+// make lab.sh down count the test as a process of the lab.)
 const probeScript = `
-import json, os, sys, threading, time
 import psycopg2
 host, interval = sys.argv[1], float(sys.argv[2])
-out = threading.Lock()
 KINDS = {"ct2": {"connect_timeout": 2}, "none": {}}
 def probe(kind):
     t0 = time.time()
@@ -187,96 +185,40 @@ def probe(kind):
         msg = str(e).strip()
         r["err"] = msg.splitlines()[0] if msg else type(e).__name__
     r["took"] = time.time() - t0
-    with out:
-        sys.stdout.write(json.dumps(r) + "\n")
-        sys.stdout.flush()
-def loop(kind):
-    nxt = time.time()
-    while True:
-        now = time.time()
-        if now < nxt:
-            time.sleep(nxt - now)
-        else:
-            nxt = now
-        nxt += interval
-        probe(kind)
-def watch_stdin():
-    sys.stdin.read()
-    os._exit(0)
-for k in KINDS:
-    threading.Thread(target=loop, args=(k,), daemon=True).start()
-watch_stdin()
+    emit(r)
+run_paced(interval, probe, list(KINDS))
 `
 
-type clientProber struct {
-	cmd   *exec.Cmd
-	stdin interface{ Close() error }
-	done  chan struct{}
-}
-
 // startClientProber starts the probe process; every sample goes to emit.
-func startClientProber(t *testing.T, emit func(probeSample)) *clientProber {
+func startClientProber(t *testing.T, emit func(probeSample)) *labkit.Client {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", "pgh-cl", "env", "-i", "PATH=/usr/bin:/bin",
-		"PGPASSFILE="+filepath.Join(labDir, "secrets", "client.pgpass"),
-		"/usr/bin/python3", "-u", "-c", probeScript, vipAddr, fmt.Sprint(sampleEvery.Seconds()))
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outp, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &clientProber{cmd: cmd, stdin: in, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(outp)
-		for sc.Scan() {
-			var r struct {
-				At       float64 `json:"at"`
-				Took     float64 `json:"took"`
-				OK       bool    `json:"ok"`
-				Answered bool    `json:"answered"`
-				Dir      string  `json:"dir"`
-				Err      string  `json:"err"`
-				Kind     string  `json:"k"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Logf("probe: %v: %q", err, sc.Text())
-				continue
-			}
-			s := probeSample{
-				kind:     r.Kind,
-				at:       time.Unix(0, int64(r.At*1e9)),
-				took:     time.Duration(r.Took * 1e9),
-				ok:       r.OK,
-				answered: r.Answered,
-				err:      r.Err,
-			}
-			if r.Dir != "" {
-				s.node = filepath.Base(filepath.Dir(r.Dir))
-			}
-			emit(s)
+	return lab.StartPython(t, probeScript, []string{vipAddr, fmt.Sprint(sampleEvery.Seconds())}, func(line []byte) {
+		var r struct {
+			At       float64 `json:"at"`
+			Took     float64 `json:"took"`
+			OK       bool    `json:"ok"`
+			Answered bool    `json:"answered"`
+			Dir      string  `json:"dir"`
+			Err      string  `json:"err"`
+			Kind     string  `json:"k"`
 		}
-	}()
-	return p
-}
-
-// Close ends the probe process (EOF on its stdin) and waits for it.
-func (p *clientProber) Close() {
-	p.stdin.Close()
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	p.cmd.Wait()
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Logf("probe: %v: %q", err, line)
+			return
+		}
+		s := probeSample{
+			kind:     r.Kind,
+			at:       time.Unix(0, int64(r.At*1e9)),
+			took:     time.Duration(r.Took * 1e9),
+			ok:       r.OK,
+			answered: r.Answered,
+			err:      r.Err,
+		}
+		if r.Dir != "" {
+			s.node = filepath.Base(filepath.Dir(r.Dir))
+		}
+		emit(s)
+	})
 }
 
 var restClient = &http.Client{Timeout: 300 * time.Millisecond}

@@ -11,11 +11,8 @@
 package dnse2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,8 +24,6 @@ import (
 )
 
 var (
-	repo   string
-	labDir = envOr("LAB_DIR", "/var/tmp/pghook-lab")
 	nodes  = []string{"n1", "n2", "n3"}
 	env    map[string]string
 	nodeIP = map[string]string{}
@@ -45,7 +40,6 @@ func TestMain(m *testing.M) {
 	labkit.Main(m, "e2e/dns", map[string]string{"LAB_VIP": "dns"}, func(l *labkit.Lab) error {
 		lab = l
 		env = l.Env
-		repo = l.Repo
 		for _, n := range nodes {
 			nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
 			ipNode[nodeIP[n]] = n
@@ -56,13 +50,7 @@ func TestMain(m *testing.M) {
 
 var lab *labkit.Lab
 
-func lib(fn string, args ...string) (string, error)             { return lab.Lib(fn, args...) }
-func envOr(k, def string) string                                { return labkit.EnvOr(k, def) }
 func lookup(ctx context.Context, name string) ([]string, error) { return lab.Lookup(ctx, name) }
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	lab.Eventually(t, d, what, f)
-}
 
 func names(ips []string) string {
 	var out []string
@@ -93,37 +81,19 @@ type recorder struct {
 	mu     sync.Mutex
 	dnsS   []dnsSample
 	leadS  []leaderSample
-	cliS   []clientSample
-	stop   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	cliS   []labkit.Sample
+	loops  *labkit.Loops
 	client *labkit.Client
 }
 
 func startRecorder(t *testing.T) *recorder {
-	r := &recorder{stop: make(chan struct{})}
-	r.client = startClient(t, func(s clientSample) {
+	r := &recorder{loops: labkit.NewLoops()}
+	r.client = startClient(t, func(s labkit.Sample) {
 		r.mu.Lock()
 		r.cliS = append(r.cliS, s)
 		r.mu.Unlock()
 	})
-	tick := func(every time.Duration, f func(time.Time)) {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			tk := time.NewTicker(every)
-			defer tk.Stop()
-			for {
-				select {
-				case <-r.stop:
-					return
-				case now := <-tk.C:
-					f(now)
-				}
-			}
-		}()
-	}
-	tick(dnsEvery, func(now time.Time) {
+	r.loops.Every(dnsEvery, func(now time.Time) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		p, err := lookup(ctx, env["LAB_DNS_NAME"])
@@ -135,7 +105,7 @@ func startRecorder(t *testing.T) *recorder {
 		r.dnsS = append(r.dnsS, dnsSample{at: now, primary: p, replicas: rs, err: err})
 		r.mu.Unlock()
 	})
-	tick(leaderEvery, func(now time.Time) {
+	r.loops.Every(leaderEvery, func(now time.Time) {
 		got := lab.Primaries(nodes)
 		r.mu.Lock()
 		r.leadS = append(r.leadS, leaderSample{at: now, primaries: got})
@@ -145,53 +115,27 @@ func startRecorder(t *testing.T) *recorder {
 }
 
 func (r *recorder) Stop() {
-	r.once.Do(func() {
-		close(r.stop)
-		r.wg.Wait()
-		r.client.Close()
-	})
+	r.loops.Stop()
+	r.client.Close()
+}
+
+// startClient starts the lab's client (labkit.StartClient) following the
+// name: an application that resolves it at BIND before every connection;
+// every attempt goes to emit.
+func startClient(t *testing.T, emit func(labkit.Sample)) *labkit.Client {
+	t.Helper()
+	o := labkit.ClientOptions{Every: clientEvery, Targets: []string{"name"}, Table: "dns_client", App: "dns-client"}
+	return lab.StartClient(t, o, emit)
 }
 
 // --- logs -------------------------------------------------------------------------
 
-// logFiles are where pghook logs on a node: the callbacks' output is in
-// Patroni's log, the watcher's in vipwatch.log.
+// logFiles are pghook's logs on every node and BIND's log.
 func logFiles() []string {
-	var out []string
-	for _, n := range nodes {
-		out = append(out, filepath.Join(labDir, n, "patroni.log"), filepath.Join(labDir, n, "vipwatch.log"))
-	}
-	return append(out, env["LAB_DNS_LOG"])
+	return append(lab.PghookLogs(nodes), env["LAB_DNS_LOG"])
 }
 
-func logOffsets() map[string]int64 {
-	m := map[string]int64{}
-	for _, f := range logFiles() {
-		if fi, err := os.Stat(f); err == nil {
-			m[f] = fi.Size()
-		}
-	}
-	return m
-}
-
-// logSince returns the lines f got after off.
-func logSince(f string, off int64) []string {
-	fh, err := os.Open(f)
-	if err != nil {
-		return nil
-	}
-	defer fh.Close()
-	if _, err := fh.Seek(off, 0); err != nil {
-		return nil
-	}
-	var out []string
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
+func logOffsets() map[string]int64 { return labkit.LogOffsets(logFiles()) }
 
 var (
 	// BIND 9.18: "client @0x… 10.251.77.12#40143/key pglab-hook: updating zone
@@ -228,29 +172,13 @@ type eventResult struct {
 	pghookRefusals int           // the same, as pghook logged them
 }
 
-// settle waits until the lab is healthy again: one leader, the name on it
-// alone, the replicas' name on the two others.
-func settle(t *testing.T, timeout time.Duration) string {
-	t.Helper()
-	var l string
-	eventually(t, timeout, "healthy with the names right", func() (err error) {
-		if _, err = lib("lab_healthy"); err != nil {
-			return err
-		}
-		if l, err = lib("lab_leader"); err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		p, err := lookup(ctx, env["LAB_DNS_NAME"])
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(p, []string{nodeIP[l]}) {
-			return fmt.Errorf("%s names %s, leader %s", env["LAB_DNS_NAME"], names(p), l)
-		}
-		rs, err := lookup(ctx, env["LAB_DNS_REPLICAS"])
-		if err != nil {
+// routing: the name names the leader alone; settled, the replicas' name
+// names the two others.
+var routing = labkit.Routing{
+	What:   "the name on the leader",
+	Routed: func(l string) error { return namesAlone(env["LAB_DNS_NAME"], []string{nodeIP[l]}) },
+	Settled: func(l string) error {
+		if err := namesAlone(env["LAB_DNS_NAME"], []string{nodeIP[l]}); err != nil {
 			return err
 		}
 		var want []string
@@ -260,12 +188,27 @@ func settle(t *testing.T, timeout time.Duration) string {
 			}
 		}
 		slices.Sort(want)
-		if !slices.Equal(rs, want) {
-			return fmt.Errorf("%s names %s, want %s", env["LAB_DNS_REPLICAS"], names(rs), names(want))
-		}
-		return nil
-	})
-	return l
+		return namesAlone(env["LAB_DNS_REPLICAS"], want)
+	},
+}
+
+// namesAlone is nil when BIND answers name with want (sorted), nothing else.
+func namesAlone(name string, want []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	got, err := lookup(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("%s names %s, want %s", name, names(got), names(want))
+	}
+	return nil
+}
+
+func settle(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	return lab.Settle(t, timeout, routing)
 }
 
 // analyse checks one event's window [start, end) of the recording.
@@ -354,29 +297,29 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 	ok := 0
 	var lastOK time.Time
 	for _, s := range cliS {
-		if s.ok && s.srv != newIP && !s.at.Before(start.Add(-5*time.Second)) && s.end.Before(end) {
-			lastOK = s.end // a write on the old primary
+		if s.OK && s.Srv != newIP && !s.At.Before(start.Add(-5*time.Second)) && s.End.Before(end) {
+			lastOK = s.End // a write on the old primary
 		}
 	}
 	for _, s := range cliS {
-		if s.at.Before(start) || !s.at.Before(end) {
+		if s.At.Before(start) || !s.At.Before(end) {
 			continue
 		}
-		good := s.ok && s.srv == newIP
+		good := s.OK && s.Srv == newIP
 		if good && res.firstWrite == 0 {
-			res.firstWrite = s.end.Sub(start)
-			if !lastOK.IsZero() && lastOK.Before(s.end) {
-				res.gap = s.end.Sub(lastOK)
+			res.firstWrite = s.End.Sub(start)
+			if !lastOK.IsZero() && lastOK.Before(s.End) {
+				res.gap = s.End.Sub(lastOK)
 			}
 		}
-		if !good && s.at.Before(settledAt) {
+		if !good && s.At.Before(settledAt) {
 			res.failed++
 		}
-		if s.at.After(settledAt) {
+		if s.At.After(settledAt) {
 			if good {
 				ok++
 			} else if len(bad) < 5 {
-				bad = append(bad, fmt.Sprintf("+%v answer %s srv %s err %q", s.at.Sub(start).Round(time.Millisecond), names(s.answer), s.srv, s.err))
+				bad = append(bad, fmt.Sprintf("+%v answer %s srv %s err %q", s.At.Sub(start).Round(time.Millisecond), names(s.Answer), s.Srv, s.Err))
 			}
 		}
 	}
@@ -389,7 +332,7 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 
 	// BIND's log: once the new primary's address was added, nothing else was.
 	seenNew := false
-	for _, l := range logSince(env["LAB_DNS_LOG"], offs[env["LAB_DNS_LOG"]]) {
+	for _, l := range labkit.LogSince(env["LAB_DNS_LOG"], offs[env["LAB_DNS_LOG"]]) {
 		if m := bindAdd.FindStringSubmatch(l); m != nil {
 			if m[1] == newIP {
 				seenNew = true
@@ -408,7 +351,7 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 		if f == env["LAB_DNS_LOG"] {
 			continue
 		}
-		for _, l := range logSince(f, off) {
+		for _, l := range labkit.LogSince(f, off) {
 			if strings.Contains(l, pghookRefusal) {
 				res.pghookRefusals++
 			}
@@ -420,14 +363,7 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 	}
 }
 
-func otherThan(n string) string {
-	for _, c := range nodes {
-		if c != n {
-			return c
-		}
-	}
-	return ""
-}
+func otherThan(n string) string { return labkit.OtherThan(nodes, n) }
 
 // TestDNSNameFollowsPrimary: switchover, kill -9 of the primary's Patroni
 // and postmaster, cut of the primary's link — after each the name answers
@@ -444,50 +380,15 @@ func TestDNSNameFollowsPrimary(t *testing.T) {
 	time.Sleep(time.Second)
 	var results []*eventResult
 
-	event := func(name string, cause func(old string) string, after func(old string)) {
-		old := settle(t, 120*time.Second)
-		offs := logOffsets()
-		start := time.Now()
-		res := &eventResult{name: name, old: old}
-		res.new = cause(old)
-		var nl string
-		eventually(t, 90*time.Second, name+": a new primary named by "+env["LAB_DNS_NAME"], func() (err error) {
-			if nl, err = lib("lab_leader"); err != nil {
-				return err
-			}
-			if nl == old {
-				return fmt.Errorf("still %s", old)
-			}
-			if res.new != "" && nl != res.new {
-				return fmt.Errorf("leader %s, want %s", nl, res.new)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			p, err := lookup(ctx, env["LAB_DNS_NAME"])
-			if err != nil || !slices.Equal(p, []string{nodeIP[nl]}) {
-				return fmt.Errorf("%s names %s (%v)", env["LAB_DNS_NAME"], names(p), err)
-			}
-			return nil
-		})
-		res.new = nl
-		// Let the client and the samplers see the new primary for a while
-		// with the old one still out (or, for the switchover, back as a
-		// replica), then bring the old one back.
-		time.Sleep(5 * time.Second)
-		if after != nil {
-			after(old)
-		}
-		settle(t, 150*time.Second)
-		time.Sleep(2 * time.Second)
-		analyse(t, rec, res, start, time.Now(), offs)
+	for _, f := range []labkit.Fault{lab.Switchover(t, otherThan), lab.KillNine(t), lab.LinkCut(t)} {
+		var offs map[string]int64
+		ev := lab.RunEvent(t, f, routing, func() { offs = logOffsets() })
+		res := &eventResult{name: ev.Name, old: ev.Old, new: ev.New}
+		analyse(t, rec, res, ev.Start, ev.End, offs)
 		t.Logf("%s: %s -> %s: /primary +%v, name +%v (name - promotion %v), out of the replicas' name +%v, first write through the name +%v, failed attempts %d, refused releases BIND %d / pghook %d",
-			name, old, res.new, res.promote.Round(time.Millisecond), res.flip.Round(time.Millisecond), (res.flip - res.promote).Round(time.Millisecond),
+			res.name, res.old, res.new, res.promote.Round(time.Millisecond), res.flip.Round(time.Millisecond), (res.flip - res.promote).Round(time.Millisecond),
 			res.leftReplicas.Round(time.Millisecond), res.firstWrite.Round(time.Millisecond), res.failed, res.bindRefusals, res.pghookRefusals)
 		results = append(results, res)
-	}
-
-	for _, f := range []labkit.Fault{lab.Switchover(t, otherThan), lab.KillNine(t), lab.LinkCut(t)} {
-		event(f.Name, f.Cause, f.Restore)
 	}
 	rec.Stop()
 	t.Log("event       promotion  name     name-promotion  out of replicas  first write  write gap  failed  refusals (BIND/pghook)")
@@ -545,7 +446,7 @@ func TestStaleNodeCannotMoveTheName(t *testing.T) {
 		t.Errorf("%s named something else than %s while replica %s tried: %v", env["LAB_DNS_NAME"], l, r, bad)
 	}
 	refused, added := 0, 0
-	for _, line := range logSince(env["LAB_DNS_LOG"], offs[env["LAB_DNS_LOG"]]) {
+	for _, line := range labkit.LogSince(env["LAB_DNS_LOG"], offs[env["LAB_DNS_LOG"]]) {
 		if bindRefused.MatchString(line) && bindSender(line) == nodeIP[r] {
 			refused++
 		}

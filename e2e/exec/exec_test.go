@@ -13,13 +13,11 @@
 package exece2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,11 +29,8 @@ import (
 )
 
 var (
-	repo   string
-	labDir = envOr("LAB_DIR", "/var/tmp/pghook-lab")
-	nodes  = []string{"n1", "n2", "n3"}
-	env    map[string]string
-	nodeIP = map[string]string{}
+	nodes = []string{"n1", "n2", "n3"}
+	env   map[string]string
 )
 
 const (
@@ -63,19 +58,13 @@ func TestMain(m *testing.M) {
 	labkit.Main(m, "e2e/exec", map[string]string{"LAB_VIP": "exec"}, func(l *labkit.Lab) error {
 		lab = l
 		env = l.Env
-		repo = l.Repo
-		for _, n := range nodes {
-			nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
-		}
 		return nil
 	})
 }
 
 var lab *labkit.Lab
 
-func lib(fn string, args ...string) (string, error) { return lab.Lib(fn, args...) }
-func envOr(k, def string) string                    { return labkit.EnvOr(k, def) }
-func primaries() []string                           { return lab.Primaries(nodes) }
+func primaries() []string { return lab.Primaries(nodes) }
 func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()
 	lab.Eventually(t, d, what, f)
@@ -142,36 +131,10 @@ func (l apiLine) at() time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
-func logSize(f string) int64 {
-	if fi, err := os.Stat(f); err == nil {
-		return fi.Size()
-	}
-	return 0
-}
-
-// logSince returns the lines f got after off.
-func logSince(f string, off int64) []string {
-	fh, err := os.Open(f)
-	if err != nil {
-		return nil
-	}
-	defer fh.Close()
-	if _, err := fh.Seek(off, 0); err != nil {
-		return nil
-	}
-	var out []string
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
-
 // apiLog returns the /v1 calls and the lapses the API logged after off.
 func apiLog(t *testing.T, off int64) []apiLine {
 	var out []apiLine
-	for _, s := range logSince(env["LAB_CLOUD_LOG"], off) {
+	for _, s := range labkit.LogSince(env["LAB_CLOUD_LOG"], off) {
 		var l apiLine
 		if err := json.Unmarshal([]byte(s), &l); err != nil {
 			t.Errorf("cloud API log line is not JSON: %q: %v", s, err)
@@ -184,24 +147,14 @@ func apiLog(t *testing.T, off int64) []apiLine {
 	return out
 }
 
-// pghookLogs are where pghook logs on a node: the callbacks' output is in
-// Patroni's log, the watcher's in vipwatch.log.
-func pghookLogs() map[string]int64 {
-	m := map[string]int64{}
-	for _, n := range nodes {
-		for _, f := range []string{"patroni.log", "vipwatch.log"} {
-			p := filepath.Join(labDir, n, f)
-			m[p] = logSize(p)
-		}
-	}
-	return m
-}
+// pghookLogs are pghook's logs on every node, with their sizes.
+func pghookLogs() map[string]int64 { return labkit.LogOffsets(lab.PghookLogs(nodes)) }
 
 // pghookRefusals counts pghook's log lines that report the API's 409.
 func pghookRefusals(offs map[string]int64) int {
 	c := 0
 	for f, off := range offs {
-		for _, l := range logSince(f, off) {
+		for _, l := range labkit.LogSince(f, off) {
 			if strings.Contains(l, "exec backend command failed") && strings.Contains(l, "HTTP 409") {
 				c++
 			}
@@ -220,52 +173,34 @@ type sample struct {
 }
 
 type recorder struct {
-	mu   sync.Mutex
-	s    []sample
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	mu    sync.Mutex
+	s     []sample
+	loops *labkit.Loops
 }
 
 func startRecorder() *recorder {
-	r := &recorder{stop: make(chan struct{})}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		tk := time.NewTicker(sampleEvery)
-		defer tk.Stop()
-		for {
-			select {
-			case <-r.stop:
-				return
-			case now := <-tk.C:
-				var s sample
-				var wg sync.WaitGroup
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					s.primaries = primaries()
-				}()
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				st, err := state(ctx)
-				cancel()
-				wg.Wait()
-				s.at, s.holder, s.err = now, st.Holder, err
-				r.mu.Lock()
-				r.s = append(r.s, s)
-				r.mu.Unlock()
-			}
-		}
-	}()
+	r := &recorder{loops: labkit.NewLoops()}
+	r.loops.Every(sampleEvery, func(now time.Time) {
+		var s sample
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.primaries = primaries()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := state(ctx)
+		cancel()
+		wg.Wait()
+		s.at, s.holder, s.err = now, st.Holder, err
+		r.mu.Lock()
+		r.s = append(r.s, s)
+		r.mu.Unlock()
+	})
 	return r
 }
 
-func (r *recorder) Stop() {
-	r.once.Do(func() {
-		close(r.stop)
-		r.wg.Wait()
-	})
-}
+func (r *recorder) Stop() { r.loops.Stop() }
 
 func (r *recorder) window(start, end time.Time) []sample {
 	r.mu.Lock()
@@ -292,30 +227,26 @@ type eventResult struct {
 	apiDown        int           // samples the API did not answer
 }
 
-// settle waits until the lab is healthy again with the address assigned
-// to the leader.
+// routing: the API assigns the address to the leader.
+var routing = labkit.Routing{What: "the address assigned to the leader", Routed: assignedTo}
+
+// assignedTo is nil when the API assigns the address to node.
+func assignedTo(node string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := state(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Holder != node {
+		return fmt.Errorf("the API assigns the address to %q, leader %s", st.Holder, node)
+	}
+	return nil
+}
+
 func settle(t *testing.T, timeout time.Duration) string {
 	t.Helper()
-	var l string
-	eventually(t, timeout, "healthy with the address on the leader", func() (err error) {
-		if _, err = lib("lab_healthy"); err != nil {
-			return err
-		}
-		if l, err = lib("lab_leader"); err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		st, err := state(ctx)
-		if err != nil {
-			return err
-		}
-		if st.Holder != l {
-			return fmt.Errorf("the API assigns the address to %q, leader %s", st.Holder, l)
-		}
-		return nil
-	})
-	return l
+	return lab.Settle(t, timeout, routing)
 }
 
 // analyse checks one event's window [start, end) of the recording and of
@@ -393,8 +324,8 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 		t.Errorf("%s: the API's log shows no assign by %s", res.name, res.new)
 	}
 	// What the new primary's watcher did, from its log.
-	wf := filepath.Join(labDir, res.new, "vipwatch.log")
-	for _, line := range logSince(wf, pgOffs[wf]) {
+	wf := filepath.Join(env["LAB_DIR"], res.new, "vipwatch.log")
+	for _, line := range labkit.LogSince(wf, pgOffs[wf]) {
 		var e struct {
 			Time    time.Time `json:"time"`
 			Message string    `json:"message"`
@@ -414,14 +345,7 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time, 
 	}
 }
 
-func otherThan(n string) string {
-	for _, c := range nodes {
-		if c != n {
-			return c
-		}
-	}
-	return ""
-}
+func otherThan(n string) string { return labkit.OtherThan(nodes, n) }
 
 // TestAddressFollowsPrimary: switchover, kill -9 of the primary's Patroni
 // and postmaster, cut of the primary's link — after each the API assigns
@@ -435,49 +359,18 @@ func TestAddressFollowsPrimary(t *testing.T) {
 	time.Sleep(time.Second)
 	var results []*eventResult
 
-	event := func(name string, cause func(old string) string, after func(old string)) {
-		old := settle(t, 120*time.Second)
-		apiOff, pgOffs := logSize(env["LAB_CLOUD_LOG"]), pghookLogs()
-		start := time.Now()
-		res := &eventResult{name: name, old: old}
-		res.new = cause(old)
-		var nl string
-		eventually(t, 90*time.Second, name+": a new primary holding the address", func() (err error) {
-			if nl, err = lib("lab_leader"); err != nil {
-				return err
-			}
-			if nl == old {
-				return fmt.Errorf("still %s", old)
-			}
-			if res.new != "" && nl != res.new {
-				return fmt.Errorf("leader %s, want %s", nl, res.new)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			st, err := state(ctx)
-			if err != nil || st.Holder != nl {
-				return fmt.Errorf("the API assigns the address to %q (%v)", st.Holder, err)
-			}
-			return nil
+	for _, f := range []labkit.Fault{lab.Switchover(t, otherThan), lab.KillNine(t), lab.LinkCut(t)} {
+		var apiOff int64
+		var pgOffs map[string]int64
+		ev := lab.RunEvent(t, f, routing, func() {
+			apiOff, pgOffs = labkit.LogSize(env["LAB_CLOUD_LOG"]), pghookLogs()
 		})
-		res.new = nl
-		// Let the samplers see the new primary for a while with the old one
-		// still out, then bring the old one back.
-		time.Sleep(5 * time.Second)
-		if after != nil {
-			after(old)
-		}
-		settle(t, 150*time.Second)
-		time.Sleep(2 * time.Second)
-		analyse(t, rec, res, start, time.Now(), apiOff, pgOffs)
+		res := &eventResult{name: ev.Name, old: ev.Old, new: ev.New}
+		analyse(t, rec, res, ev.Start, ev.End, apiOff, pgOffs)
 		t.Logf("%s: %s -> %s: /primary +%v, held +%v (hold - promotion %v), refusals API %d / pghook %d, lapses %d",
-			name, old, res.new, res.promote.Round(time.Millisecond), res.hold.Round(time.Millisecond),
+			res.name, res.old, res.new, res.promote.Round(time.Millisecond), res.hold.Round(time.Millisecond),
 			(res.hold - res.promote).Round(time.Millisecond), res.refusals, res.pghookRefusals, res.lapses)
 		results = append(results, res)
-	}
-
-	for _, f := range []labkit.Fault{lab.Switchover(t, otherThan), lab.KillNine(t), lab.LinkCut(t)} {
-		event(f.Name, f.Cause, f.Restore)
 	}
 	rec.Stop()
 	t.Log("event       promotion  held      held-promotion  refusals (API/pghook)  lapses  API unanswered samples")
@@ -494,21 +387,15 @@ func TestAddressFollowsPrimary(t *testing.T) {
 // holdBound, after several failed holds and no assignment to anyone else.
 func TestReconcilerRetries(t *testing.T) {
 	l := settle(t, 120*time.Second)
-	apiOff := logSize(env["LAB_CLOUD_LOG"])
+	apiOff := labkit.LogSize(env["LAB_CLOUD_LOG"])
 	offs := pghookLogs()
 	start := time.Now()
 	admin(t, fmt.Sprintf("/admin/fail?seconds=%g", failFor.Seconds()))
 	admin(t, "/admin/drop")
 	var back time.Time
 	eventually(t, failFor+30*time.Second, "the address back on the leader", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		st, err := state(ctx)
-		if err != nil {
+		if err := assignedTo(l); err != nil {
 			return err
-		}
-		if st.Holder != l {
-			return fmt.Errorf("the API assigns the address to %q, leader %s", st.Holder, l)
 		}
 		back = time.Now()
 		return nil
@@ -537,7 +424,7 @@ func TestReconcilerRetries(t *testing.T) {
 	}
 	logged := 0
 	for f, off := range offs {
-		for _, line := range logSince(f, off) {
+		for _, line := range labkit.LogSince(f, off) {
 			if strings.Contains(line, "exec backend command failed") && strings.Contains(line, "HTTP 500") {
 				logged++
 			}
@@ -558,7 +445,7 @@ func TestReconcilerRetries(t *testing.T) {
 func TestStaleNodeCannotTake(t *testing.T) {
 	l := settle(t, 120*time.Second)
 	r := otherThan(l)
-	apiOff := logSize(env["LAB_CLOUD_LOG"])
+	apiOff := labkit.LogSize(env["LAB_CLOUD_LOG"])
 	out, code := lab.PghookAs(t, r, "vip", "up", "--scope", env["LAB_SCOPE"])
 	if code == 0 {
 		t.Errorf("vip up on replica %s: exit 0, want the DCS guard's refusal:\n%s", r, out)

@@ -24,10 +24,9 @@ import (
 // tcp_user_timeout=2000, keepalives after 1 s idle) and commits one row into TABLE. One JSON line per
 // attempt; it exits when its stdin closes, so it cannot outlive the test.
 const clientScript = `
-import json, os, random, socket, struct, sys, threading, time
+import random, socket, struct
 import psycopg2
 server, name, interval, targets, table, app = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4].split(","), sys.argv[5], sys.argv[6]
-out_lock = threading.Lock()
 def resolve():
     qid = random.randrange(65536)
     q = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
@@ -99,23 +98,8 @@ def attempt(target):
         msg = str(e).strip()
         rec["err"] = msg.splitlines()[0][:200] if msg else type(e).__name__
     rec["took"] = time.time() - t0
-    with out_lock:
-        sys.stdout.write(json.dumps(rec) + "\n")
-        sys.stdout.flush()
-def loop(target):
-    nxt = time.time()
-    while True:
-        now = time.time()
-        if now < nxt:
-            time.sleep(nxt - now)
-        else:
-            nxt = now
-        nxt += interval
-        attempt(target)
-for tg in targets:
-    threading.Thread(target=loop, args=(tg,), daemon=True).start()
-sys.stdin.read()
-os._exit(0)
+    emit(rec)
+run_paced(interval, attempt, targets)
 `
 
 // Sample is one attempt of the client.
@@ -137,21 +121,52 @@ type ClientOptions struct {
 	App     string        // application_name
 }
 
-// Client is the running client.
+// pyHarness is what every script StartPython runs begins with: emit(rec)
+// prints one JSON line (threads share stdout); run_paced(interval, fn,
+// args) calls fn(arg) for each arg in its own thread, one call at a time,
+// the next at the next interval tick (at once when a call took longer, so
+// a call that hangs delays the next as it would in an application), and
+// exits when stdin closes, so the script cannot outlive the test.
+const pyHarness = `
+import json, os, sys, threading, time
+_out_lock = threading.Lock()
+def emit(rec):
+    with _out_lock:
+        sys.stdout.write(json.dumps(rec) + "\n")
+        sys.stdout.flush()
+def _paced(interval, fn, arg):
+    nxt = time.time()
+    while True:
+        now = time.time()
+        if now < nxt:
+            time.sleep(nxt - now)
+        else:
+            nxt = now
+        nxt += interval
+        fn(arg)
+def run_paced(interval, fn, args):
+    for a in args:
+        threading.Thread(target=_paced, args=(interval, fn, a), daemon=True).start()
+    sys.stdin.read()
+    os._exit(0)
+`
+
+// Client is a running script in the lab's client namespace.
 type Client struct {
 	cmd   *exec.Cmd
 	stdin interface{ Close() error }
 	done  chan struct{}
 }
 
-// StartClient starts the client in the lab's client namespace, resolving
-// LAB_DNS_NAME at LAB_DNS_SERVER; every attempt goes to emit.
-func (l *Lab) StartClient(t *testing.T, o ClientOptions, emit func(Sample)) *Client {
+// StartPython runs pyHarness followed by script with Debian's python3 in
+// the lab's client namespace (LAB_CLIENT_NS), with only PATH and the
+// client's PGPASSFILE in its environment and args as its argv; every line
+// it prints goes to line. The script ends with run_paced (or exits when
+// its stdin closes): Close closes it.
+func (l *Lab) StartPython(t *testing.T, script string, args []string, line func([]byte)) *Client {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", l.Env["LAB_CLIENT_NS"], "env", "-i", "PATH=/usr/bin:/bin",
-		"PGPASSFILE="+l.Env["LAB_PGPASSFILE"],
-		"/usr/bin/python3", "-u", "-c", clientScript, l.Env["LAB_DNS_SERVER"], l.Env["LAB_DNS_NAME"], fmt.Sprint(o.Every.Seconds()),
-		strings.Join(o.Targets, ","), o.Table, o.App)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.Env["LAB_CLIENT_NS"], "env", "-i", "PATH=/usr/bin:/bin",
+		"PGPASSFILE=" + l.Env["LAB_PGPASSFILE"], "/usr/bin/python3", "-u", "-c", pyHarness + script}, args...)...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -169,29 +184,40 @@ func (l *Lab) StartClient(t *testing.T, o ClientOptions, emit func(Sample)) *Cli
 		defer close(c.done)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			var r struct {
-				At       float64  `json:"at"`
-				Took     float64  `json:"took"`
-				Target   string   `json:"target"`
-				Ans      []string `json:"ans"`
-				Resolved float64  `json:"resolved"`
-				Srv      string   `json:"srv"`
-				OK       bool     `json:"ok"`
-				Err      string   `json:"err"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Logf("client: %v: %q", err, sc.Text())
-				continue
-			}
-			at := time.Unix(0, int64(r.At*1e9))
-			emit(Sample{At: at, End: at.Add(time.Duration(r.Took * 1e9)), Target: r.Target, Answer: r.Ans,
-				Resolved: time.Duration(r.Resolved * 1e9), Srv: r.Srv, OK: r.OK, Err: r.Err})
+			line(sc.Bytes())
 		}
 	}()
 	return c
 }
 
-// Close ends the client (EOF on its stdin) and waits for it.
+// StartClient starts the client in the lab's client namespace, resolving
+// LAB_DNS_NAME at LAB_DNS_SERVER; every attempt goes to emit.
+func (l *Lab) StartClient(t *testing.T, o ClientOptions, emit func(Sample)) *Client {
+	t.Helper()
+	args := []string{l.Env["LAB_DNS_SERVER"], l.Env["LAB_DNS_NAME"], fmt.Sprint(o.Every.Seconds()), strings.Join(o.Targets, ","), o.Table, o.App}
+	return l.StartPython(t, clientScript, args, func(line []byte) {
+		var r struct {
+			At       float64  `json:"at"`
+			Took     float64  `json:"took"`
+			Target   string   `json:"target"`
+			Ans      []string `json:"ans"`
+			Resolved float64  `json:"resolved"`
+			Srv      string   `json:"srv"`
+			OK       bool     `json:"ok"`
+			Err      string   `json:"err"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Logf("client: %v: %q", err, line)
+			return
+		}
+		at := time.Unix(0, int64(r.At*1e9))
+		emit(Sample{At: at, End: at.Add(time.Duration(r.Took * 1e9)), Target: r.Target, Answer: r.Ans,
+			Resolved: time.Duration(r.Resolved * 1e9), Srv: r.Srv, OK: r.OK, Err: r.Err})
+	})
+}
+
+// Close ends the script (EOF on its stdin) and waits for it; after 5 s
+// it is killed.
 func (c *Client) Close() {
 	c.stdin.Close()
 	select {

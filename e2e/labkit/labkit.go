@@ -27,6 +27,9 @@ import (
 type Lab struct {
 	Repo string
 	Env  map[string]string
+	// Dump, when set, is called by Eventually before it fails the test
+	// (the nodes' logs, say).
+	Dump func(t *testing.T)
 }
 
 // Main is a test package's TestMain: as root, with PGHOOK_BIN (or
@@ -35,8 +38,7 @@ type Lab struct {
 // the lab down (LAB_KEEP=1 leaves it up and does not clean up before).
 // name prefixes its messages. It exits the process.
 func Main(m *testing.M, name string, settings map[string]string, ready func(*Lab) error) {
-	wd, _ := os.Getwd()
-	l := &Lab{Repo: filepath.Dir(filepath.Dir(wd))}
+	l := &Lab{Repo: repoRoot()}
 	if os.Geteuid() != 0 {
 		fmt.Printf("%s: needs root (network namespaces); skipped\n", name)
 		os.Exit(0)
@@ -87,6 +89,18 @@ func Main(m *testing.M, name string, settings map[string]string, ready func(*Lab
 	os.Exit(code)
 }
 
+// repoRoot is the nearest directory above the test's working directory
+// (its package's) that holds go.mod.
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	return dir
+}
+
 // Cmd runs `lab.sh ARGS…` and returns its combined output.
 func (l *Lab) Cmd(args ...string) (string, error) {
 	cmd := exec.Command("bash", append([]string{filepath.Join(l.Repo, "e2e/lab/lab.sh")}, args...)...)
@@ -127,7 +141,7 @@ func (l *Lab) PghookAs(t *testing.T, node string, args ...string) (string, int) 
 }
 
 // Eventually calls f every 200 ms until it succeeds; after timeout the
-// test fails with f's last error and the lab's status.
+// test fails with f's last error and the lab's status (after Dump).
 func (l *Lab) Eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -137,6 +151,9 @@ func (l *Lab) Eventually(t *testing.T, timeout time.Duration, what string, f fun
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if l.Dump != nil {
+		l.Dump(t)
 	}
 	out, _ := l.Cmd("status")
 	t.Fatalf("after %s still not %s: %v\n%s", timeout, what, err, out)

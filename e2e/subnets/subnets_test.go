@@ -31,7 +31,6 @@ import (
 )
 
 var (
-	repo      string
 	nodes     = []string{"n1", "n2", "n3"}
 	env       map[string]string
 	nodeIP    = map[string]string{}
@@ -88,7 +87,6 @@ func TestMain(m *testing.M) {
 	labkit.Main(m, "e2e/subnets", map[string]string{"LAB_TOPOLOGY": "two-subnet", "LAB_VIP": "dns"}, func(l *labkit.Lab) error {
 		lab = l
 		env = l.Env
-		repo = l.Repo
 		for _, n := range nodes {
 			nodeIP[n] = env["LAB_"+strings.ToUpper(n)+"_IP"]
 			v, err := lib("lab_subnet_vip", n)
@@ -109,10 +107,6 @@ var lab *labkit.Lab
 func lib(fn string, args ...string) (string, error)             { return lab.Lib(fn, args...) }
 func lookup(ctx context.Context, name string) ([]string, error) { return lab.Lookup(ctx, name) }
 func primaries() []string                                       { return lab.Primaries(nodes) }
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	lab.Eventually(t, d, what, f)
-}
 
 // --- sampling -----------------------------------------------------------------------
 
@@ -149,10 +143,8 @@ type recorder struct {
 	mu      sync.Mutex
 	samples []sample
 	leadS   []leaderSample
-	cli     []clientSample
-	stop    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	cli     []labkit.Sample
+	loops   *labkit.Loops
 	client  *labkit.Client
 	handles map[string]*netlink.Handle
 }
@@ -219,7 +211,7 @@ func (r *recorder) holders() map[string][]string {
 }
 
 func startRecorder(t *testing.T) *recorder {
-	r := &recorder{stop: make(chan struct{}), handles: map[string]*netlink.Handle{}}
+	r := &recorder{loops: labkit.NewLoops(), handles: map[string]*netlink.Handle{}}
 	for _, n := range nodes {
 		ns, err := netns.GetFromName(env["LAB_"+strings.ToUpper(n)+"_NS"])
 		if err != nil {
@@ -236,66 +228,46 @@ func startRecorder(t *testing.T) *recorder {
 	for _, n := range nodes {
 		targets = append(targets, nodeIP[n])
 	}
-	r.client = startClient(t, targets, func(s clientSample) {
+	o := labkit.ClientOptions{Every: clientEvery, Targets: targets, Table: "subnets_client", App: "subnets-client"}
+	r.client = lab.StartClient(t, o, func(s labkit.Sample) {
 		r.mu.Lock()
 		r.cli = append(r.cli, s)
 		r.mu.Unlock()
 	})
-	r.wg.Add(2)
-	go func() {
-		defer r.wg.Done()
-		tk := time.NewTicker(sampleEvery)
-		defer tk.Stop()
-		for {
-			select {
-			case <-r.stop:
-				return
-			case now := <-tk.C:
-				p := primaries()
-				r.mu.Lock()
-				r.leadS = append(r.leadS, leaderSample{at: now, primaries: p})
-				r.mu.Unlock()
-			}
-		}
-	}()
-	go func() {
-		defer r.wg.Done()
-		tk := time.NewTicker(sampleEvery)
-		defer tk.Stop()
-		for {
-			select {
-			case <-r.stop:
-				return
-			case now := <-tk.C:
-				s := sample{at: now, holders: r.holders()}
-				var wg sync.WaitGroup
-				wg.Add(2)
-				go func() { defer wg.Done(); s.leader = leaderKey() }()
-				go func() {
-					defer wg.Done()
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					defer cancel()
-					s.answer, s.dnsErr = lookup(ctx, env["LAB_DNS_NAME"])
-				}()
-				wg.Wait()
-				r.mu.Lock()
-				r.samples = append(r.samples, s)
-				r.mu.Unlock()
-			}
-		}
-	}()
+	// Patroni's /primary on its own ticker: an isolated node's 300 ms
+	// timeout must not slow the other samples.
+	r.loops.Every(sampleEvery, func(now time.Time) {
+		p := primaries()
+		r.mu.Lock()
+		r.leadS = append(r.leadS, leaderSample{at: now, primaries: p})
+		r.mu.Unlock()
+	})
+	r.loops.Every(sampleEvery, func(now time.Time) {
+		s := sample{at: now, holders: r.holders()}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.leader = leaderKey() }()
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			s.answer, s.dnsErr = lookup(ctx, env["LAB_DNS_NAME"])
+		}()
+		wg.Wait()
+		r.mu.Lock()
+		r.samples = append(r.samples, s)
+		r.mu.Unlock()
+	})
 	return r
 }
 
+// Stop ends the sampling and the client; call it once.
 func (r *recorder) Stop() {
-	r.once.Do(func() {
-		close(r.stop)
-		r.wg.Wait()
-		r.client.Close()
-		for _, h := range r.handles {
-			h.Close()
-		}
-	})
+	r.loops.Stop()
+	r.client.Close()
+	for _, h := range r.handles {
+		h.Close()
+	}
 }
 
 // --- events -------------------------------------------------------------------------
@@ -314,22 +286,16 @@ type eventResult struct {
 	bothFailed     int           // settled attempts that failed through the name and to the address alike
 }
 
-// settle waits until the lab is healthy and the name names the leader's
-// subnet VIP, held by the leader alone.
+// routing: the name names the leader's subnet VIP, held by the leader
+// alone (lab_dns_on_leader).
+var routing = labkit.Routing{What: "the name on the leader's VIP", Routed: func(string) error {
+	_, err := lib("lab_dns_on_leader")
+	return err
+}}
+
 func settle(t *testing.T, timeout time.Duration) string {
 	t.Helper()
-	var l string
-	eventually(t, timeout, "healthy with the name on the leader's VIP", func() (err error) {
-		if _, err = lib("lab_healthy"); err != nil {
-			return err
-		}
-		if l, err = lib("lab_leader"); err != nil {
-			return err
-		}
-		_, err = lib("lab_dns_on_leader")
-		return err
-	})
-	return l
+	return lab.Settle(t, timeout, routing)
 }
 
 // gapOf is the longest time between two consecutive writes of the client
@@ -338,11 +304,11 @@ func settle(t *testing.T, timeout time.Duration) string {
 // it is what the application lost; over the nodes' own addresses (one
 // target per node, whichever is primary writes) it is the floor: what
 // Patroni's failover itself costs.
-func gapOf(cli []clientSample, match func(clientSample) bool, start, end time.Time) time.Duration {
+func gapOf(cli []labkit.Sample, match func(labkit.Sample) bool, start, end time.Time) time.Duration {
 	var ends []time.Time
 	for _, s := range cli {
-		if match(s) && s.ok && s.end.Before(end) && s.end.After(start.Add(-5*time.Second)) {
-			ends = append(ends, s.end)
+		if match(s) && s.OK && s.End.Before(end) && s.End.After(start.Add(-5*time.Second)) {
+			ends = append(ends, s.End)
 		}
 	}
 	// The event's end closes the last interval: a client stuck since its
@@ -429,11 +395,11 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 	if res.offLeaderRun > offLeaderBound {
 		t.Errorf("%s: a node held a VIP while the leader key named another for %v in a row (last: %s), want <= %v", res.name, res.offLeaderRun, res.offLeaderLast, offLeaderBound)
 	}
-	isName := func(s clientSample) bool { return s.target == "name" }
+	isName := func(s labkit.Sample) bool { return s.Target == "name" }
 	res.gap = gapOf(cli, isName, start, end)
-	res.floor = gapOf(cli, func(s clientSample) bool { return s.target != "name" }, start, end)
+	res.floor = gapOf(cli, func(s labkit.Sample) bool { return s.Target != "name" }, start, end)
 	for _, s := range cli {
-		if isName(s) && !s.ok && !s.at.Before(start) && s.at.Before(end) {
+		if isName(s) && !s.OK && !s.At.Before(start) && s.At.Before(end) {
 			res.failed++
 		}
 	}
@@ -450,19 +416,19 @@ func analyse(t *testing.T, r *recorder, res *eventResult, start, end time.Time) 
 	// old primary rejoining loads the 2-core machine).
 	direct := func(from, to time.Time) bool {
 		for _, d := range cli {
-			if d.target == nodeIP[res.new] && !d.ok && d.end.After(from) && d.at.Before(to) {
+			if d.Target == nodeIP[res.new] && !d.OK && d.End.After(from) && d.At.Before(to) {
 				return true
 			}
 		}
 		return false
 	}
 	for _, s := range cli {
-		if isName(s) && s.at.After(namedAt.Add(time.Second)) && s.at.Before(end) && s.at.After(promoteAt.Add(time.Second)) && !(s.ok && s.srv == newVIP) {
-			if direct(s.at, s.end) {
+		if isName(s) && s.At.After(namedAt.Add(time.Second)) && s.At.Before(end) && s.At.After(promoteAt.Add(time.Second)) && !(s.OK && s.Srv == newVIP) {
+			if direct(s.At, s.End) {
 				res.bothFailed++
 				continue
 			}
-			t.Errorf("%s: +%v through the name: answer %v, server %q, err %q (the new primary's own address answered then)", res.name, s.at.Sub(start).Round(time.Millisecond), s.answer, s.srv, s.err)
+			t.Errorf("%s: +%v through the name: answer %v, server %q, err %q (the new primary's own address answered then)", res.name, s.At.Sub(start).Round(time.Millisecond), s.Answer, s.Srv, s.Err)
 			break
 		}
 	}
@@ -490,32 +456,12 @@ func TestPerSubnetVIPNamedInDNS(t *testing.T) {
 	defer rec.Stop()
 	time.Sleep(2 * time.Second)
 	var results []*eventResult
-	event := func(name string, cause func(old string) string, after func(old string)) {
-		old := settle(t, 150*time.Second)
-		start := time.Now()
-		res := &eventResult{name: name, old: old}
-		res.new = cause(old)
-		var nl string
-		eventually(t, 90*time.Second, name+": a new leader with the name on its VIP", func() (err error) {
-			if nl, err = lib("lab_leader"); err != nil {
-				return err
-			}
-			if nl == old || (res.new != "" && nl != res.new) {
-				return fmt.Errorf("leader %s", nl)
-			}
-			_, err = lib("lab_dns_on_leader")
-			return err
-		})
-		res.new = nl
-		time.Sleep(5 * time.Second)
-		if after != nil {
-			after(old)
-		}
-		settle(t, 150*time.Second)
-		time.Sleep(2 * time.Second)
-		analyse(t, rec, res, start, time.Now())
+	event := func(f labkit.Fault) {
+		ev := lab.RunEvent(t, f, routing, nil)
+		res := &eventResult{name: ev.Name, old: ev.Old, new: ev.New}
+		analyse(t, rec, res, ev.Start, ev.End)
 		t.Logf("%s: %s -> %s: /primary +%v, name on %s +%v (after promotion %v), write gap through the name %v, floor %v, failed attempts %d (after settling, also failing on the address: %d), samples %d, non-leader holding a VIP %d (longest %v)",
-			name, old, res.new, res.promote.Round(time.Millisecond), subnetVIP[res.new], res.named.Round(time.Millisecond), (res.named - res.promote).Round(time.Millisecond),
+			res.name, res.old, res.new, res.promote.Round(time.Millisecond), subnetVIP[res.new], res.named.Round(time.Millisecond), (res.named - res.promote).Round(time.Millisecond),
 			res.gap.Round(time.Millisecond), res.floor.Round(time.Millisecond), res.failed, res.bothFailed, res.samples, res.offLeader, res.offLeaderRun)
 		results = append(results, res)
 	}
@@ -530,13 +476,12 @@ func TestPerSubnetVIPNamedInDNS(t *testing.T) {
 		}
 		return "B"
 	}
-	cur := settle(t, 90*time.Second)
-	event("switchover "+subnetOf(cur)+"→"+subnetOf(otherSubnet(cur)), switchover, nil)
-	cur = settle(t, 90*time.Second)
-	event("switchover "+subnetOf(cur)+"→"+subnetOf(otherSubnet(cur)), switchover, nil)
-	for _, f := range []labkit.Fault{lab.KillNine(t), lab.LinkCut(t)} {
-		event(f.Name, f.Cause, f.Restore)
+	for range 2 {
+		cur := settle(t, 90*time.Second)
+		event(labkit.Fault{Name: "switchover " + subnetOf(cur) + "→" + subnetOf(otherSubnet(cur)), Cause: switchover})
 	}
+	event(lab.KillNine(t))
+	event(lab.LinkCut(t))
 	rec.Stop()
 	t.Log("event          old→new  promotion  name on VIP  name-promotion  gap (name)  floor  failed  samples  non-leader holding (longest)")
 	for _, r := range results {
