@@ -48,17 +48,20 @@ roster_role() {
 }
 roster_is() { [[ $(roster_role "$1") == "$2" ]]; }
 leader_is() { [[ $(lab_leader) == "$1" ]]; }
+# show_cluster: Patroni's view, pghook's roster on each node, who holds the VIP.
+show_cluster() {
+	say "patronictl list"
+	lab_patronictl list
+	say "pghook's roster on each node"
+	show_pgtab
+	say "the VIP"
+	show_vip
+}
 
 say "lab up"
 bash "$HERE/lab.sh" up
 
-say "patronictl list"
-lab_patronictl list
-
-say "pghook's roster on each node"
-show_pgtab
-say "the VIP"
-show_vip
+show_cluster
 
 old=$(lab_leader)
 new=
@@ -81,13 +84,7 @@ lab_wait 60 "$old's roster row to say replica" roster_is "$old" replica || exit 
 lab_wait_healthy 60 || exit 1
 printf 'rosters and replication settled after %.1fs\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
 
-say "patronictl list"
-lab_patronictl list
-
-say "pghook's roster on each node"
-show_pgtab
-say "the VIP"
-show_vip
+show_cluster
 
 say "callbacks pghook logged on $old and $new (JSON lines in patroni.log)"
 for n in "$old" "$new"; do
