@@ -45,8 +45,8 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: PGHOOK_BIN must name the built binary (make e2e)")
 		os.Exit(1)
 	}
-	// A fresh lab for every run: a previous run (or a session that was
-	// stopped) may have left one behind, possibly with the other DCS.
+	// A fresh lab for every run: a previous run (or one that was stopped)
+	// may have left one behind, possibly with the other DCS.
 	if os.Getenv("LAB_KEEP") == "" {
 		if out, err := labCmd("down"); err != nil {
 			fmt.Printf("e2e: lab down (cleanup before) failed: %v\n%s\n", err, out)
