@@ -676,7 +676,7 @@ net_down() {
 			ip netns del "$ns"
 		fi
 		# Deleting the namespace destroys its veth end and with it ours, asynchronously: the
-		# link may vanish between the check and the delete (that used to abort `down` here
+		# link may vanish between the check and the delete (a failure here would abort `down`
 		# and leave the bridge behind).
 		if ip link show "$veth" >/dev/null 2>&1; then ip link del "$veth" 2>/dev/null || true; fi
 	done
