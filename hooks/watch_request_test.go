@@ -53,11 +53,16 @@ func (b *blockingVIP) Hold(ctx context.Context) error {
 	return nil
 }
 func (b *blockingVIP) Release(context.Context) error {
+	b.note("release", &b.held, false)
+	return nil
+}
+
+// note records op and its effect, state set to v.
+func (b *blockingVIP) note(op string, state *bool, v bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.ops = append(b.ops, "release")
-	b.held = false
-	return nil
+	b.ops = append(b.ops, op)
+	*state = v
 }
 func (b *blockingVIP) Status(context.Context) (netvip.Status, error) {
 	b.mu.Lock()
@@ -68,6 +73,21 @@ func (b *blockingVIP) record() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.Join(b.ops, ",")
+}
+
+// checkRequest makes w's request (hold or release) and checks what vip
+// went through and whether it is held afterwards.
+func checkRequest(t *testing.T, w *Watcher, vip *blockingVIP, hold bool, wantOps string, wantHeld bool) {
+	t.Helper()
+	if err := w.Request(context.Background(), hold); err != nil {
+		t.Fatal(err)
+	}
+	if got := vip.record(); got != wantOps {
+		t.Errorf("ops %q, want %q", got, wantOps)
+	}
+	if st, _ := vip.Status(context.Background()); st.Held != wantHeld {
+		t.Errorf("held %v after the request, want %v", st.Held, wantHeld)
+	}
 }
 
 func TestWatcherRequest(t *testing.T) {
@@ -87,15 +107,7 @@ func TestWatcherRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vip := &blockingVIP{held: tt.held}
 			w := &Watcher{VIP: vip, Patroni: &fakeProbe{primary: !tt.hold}, Me: "me", Log: zerolog.Nop()}
-			if err := w.Request(context.Background(), tt.hold); err != nil {
-				t.Fatal(err)
-			}
-			if got := vip.record(); got != tt.wantOps {
-				t.Errorf("ops %q, want %q", got, tt.wantOps)
-			}
-			if st, _ := vip.Status(context.Background()); st.Held != tt.hold {
-				t.Errorf("held %v after the request, want %v", st.Held, tt.hold)
-			}
+			checkRequest(t, w, vip, tt.hold, tt.wantOps, tt.hold)
 		})
 	}
 }
@@ -178,15 +190,7 @@ func TestWatcherRequestReleaseDuringHandover(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vip := &blockingVIP{held: true}
 			w := &Watcher{VIP: vip, Patroni: &tt.probe, DCS: tt.dcs, Me: "me", Log: zerolog.Nop(), holding: ptr(true)}
-			if err := w.Request(context.Background(), false); err != nil {
-				t.Fatal(err)
-			}
-			if got := vip.record(); got != tt.wantOps {
-				t.Errorf("ops %q, want %q", got, tt.wantOps)
-			}
-			if st, _ := vip.Status(context.Background()); st.Held != tt.held {
-				t.Errorf("held %v, want %v", st.Held, tt.held)
-			}
+			checkRequest(t, w, vip, false, tt.wantOps, tt.held)
 		})
 	}
 }
@@ -242,10 +246,7 @@ func (r *refuserVIP) Refuse(context.Context) (bool, error) {
 	return true, nil
 }
 func (r *refuserVIP) Unrefuse(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ops = append(r.ops, "unrefuse")
-	r.refusing = false
+	r.note("unrefuse", &r.refusing, false)
 	return nil
 }
 

@@ -95,6 +95,18 @@ func newTestPcs(t *testing.T, s Settings, steps []pcsStep) (*Pcs, *fakePcs) {
 	return p, f
 }
 
+// failedMove scripts a move to node1 of the resource on node2 that does
+// not get there: the move's own steps, then Hold clearing the constraint
+// cons the move left and locating the resource for its error.
+func failedMove(cons string, move ...pcsStep) []pcsStep {
+	steps := append([]pcsStep{{cmd: locate, stdout: onNode2}}, move...)
+	return append(steps,
+		pcsStep{cmd: query, stdout: cons},
+		pcsStep{cmd: clear},
+		pcsStep{cmd: query, stdout: noCons},
+		pcsStep{cmd: locate, stdout: onNode2})
+}
+
 func checkRan(t *testing.T, f *fakePcs, want []pcsStep) {
 	t.Helper()
 	var w []string
@@ -166,43 +178,24 @@ func TestPcsHold(t *testing.T) {
 			},
 		},
 		{
-			name: "move times out: error, constraint cleared",
-			node: "node1",
-			steps: []pcsStep{
-				{cmd: locate, stdout: onNode2},
-				{cmd: moveToNode1, block: true},
-				{cmd: query, stdout: preferNode1},
-				{cmd: clear},
-				{cmd: query, stdout: noCons},
-				{cmd: locate, stdout: onNode2},
-			},
+			name:    "move times out: error, constraint cleared",
+			node:    "node1",
+			steps:   failedMove(preferNode1, pcsStep{cmd: moveToNode1, block: true}),
 			wantErr: "moving vip resource vip to node1 (now on node2): pcs resource move vip node1 --wait=1: context deadline exceeded",
 		},
 		{
 			name: "pcs succeeds but the resource never arrives: error, ban cleared",
 			node: "node1",
-			steps: []pcsStep{
-				{cmd: locate, stdout: onNode2},
-				{cmd: moveToNode1},
-				{cmd: locate, stdout: onNode2, repeat: true},
-				{cmd: query, stdout: banNode2},
-				{cmd: clear},
-				{cmd: query, stdout: noCons},
-				{cmd: locate, stdout: onNode2},
-			},
+			steps: failedMove(banNode2,
+				pcsStep{cmd: moveToNode1},
+				pcsStep{cmd: locate, stdout: onNode2, repeat: true}),
 			wantErr: "did not arrive within 100ms: it is on node2",
 		},
 		{
 			name: "pcs refuses: its stderr in the error, constraint cleared",
 			node: "node1",
-			steps: []pcsStep{
-				{cmd: locate, stdout: onNode2},
-				{cmd: moveToNode1, fail: "exit status 1", stderr: "Error: Unable to move resource 'vip' ... would move back\nRun 'pcs resource clear vip'\n"},
-				{cmd: query, stdout: preferNode1},
-				{cmd: clear},
-				{cmd: query, stdout: noCons},
-				{cmd: locate, stdout: onNode2},
-			},
+			steps: failedMove(preferNode1,
+				pcsStep{cmd: moveToNode1, fail: "exit status 1", stderr: "Error: Unable to move resource 'vip' ... would move back\nRun 'pcs resource clear vip'\n"}),
 			wantErr: "pcs resource move vip node1 --wait=1: exit status 1: Error: Unable to move resource 'vip' ... would move back ; Run 'pcs resource clear vip'",
 		},
 		{
@@ -249,14 +242,7 @@ func TestPcsHold(t *testing.T) {
 // The move is bounded by the caller's context too, and the cleanup still
 // runs after that context has ended.
 func TestPcsHoldContextEnds(t *testing.T) {
-	steps := []pcsStep{
-		{cmd: locate, stdout: onNode2},
-		{cmd: "pcs resource move vip node1 --wait=1", block: true},
-		{cmd: query, stdout: preferNode1},
-		{cmd: clear},
-		{cmd: query, stdout: noCons},
-		{cmd: locate, stdout: onNode2},
-	}
+	steps := failedMove(preferNode1, pcsStep{cmd: "pcs resource move vip node1 --wait=1", block: true})
 	p, f := newTestPcs(t, Settings{Node: "node1"}, steps)
 	p.moveTimeout = time.Hour
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

@@ -85,27 +85,15 @@ func Parse(r io.Reader) ([]Row, error) {
 	var rows []Row
 	for _, rec := range recs {
 		var row Row
+		text := row.textColumns()
 		for i, v := range rec {
 			if i >= len(cols) {
 				break
 			}
 			v = strings.TrimSpace(v)
-			switch cols[i] {
-			case "SCOPE":
-				row.Scope = v
-			case "NODENAME", "NODE":
-				row.Node = v
-			case "DATA_DIR":
-				row.DataDir = v
-			case "LISTEN":
-				row.Listen = v
-			case "BIN_DIR":
-				row.BinDir = v
-			case "ROLE":
-				row.Role = v
-			case "PATRONI_CONFIG":
-				row.PatroniConfig = v
-			case "UPDATED_AT":
+			if field := text[cols[i]]; field != nil {
+				*field = v
+			} else if cols[i] == "UPDATED_AT" {
 				if t, err := time.Parse(time.RFC3339, v); err == nil {
 					row.UpdatedAt = t
 				}
@@ -122,6 +110,15 @@ func Parse(r io.Reader) ([]Row, error) {
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// textColumns maps each text column Parse reads (NODE is taken for
+// NODENAME too) to the field of r it fills.
+func (r *Row) textColumns() map[string]*string {
+	return map[string]*string{
+		"SCOPE": &r.Scope, "NODENAME": &r.Node, "NODE": &r.Node, "DATA_DIR": &r.DataDir, "LISTEN": &r.Listen,
+		"BIN_DIR": &r.BinDir, "ROLE": &r.Role, "PATRONI_CONFIG": &r.PatroniConfig,
+	}
 }
 
 func isHeader(rec []string) bool {

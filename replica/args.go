@@ -28,12 +28,13 @@ type Args struct {
 	Extra             map[string]string
 }
 
-// knownArgs are keys that take a value; --key value (two argv elements)
-// is accepted for them, for humans. Patroni always sends --key=value.
-var knownArgs = map[string]bool{
-	"scope": true, "datadir": true, "role": true, "connstring": true,
-	"keep_data": true, "backup_dir": true, "patroni_config": true,
-	"tablespace_mapping": true, "config_dir": true,
+// textFields maps each key whose value a takes as given to its field; each
+// of them may be given once.
+func (a *Args) textFields() map[string]*string {
+	return map[string]*string{
+		"scope": &a.Scope, "datadir": &a.DataDir, "role": &a.Role, "connstring": &a.ConnString,
+		"backup_dir": &a.BackupDir, "patroni_config": &a.PatroniConfig, "config_dir": &a.ConfigDir,
+	}
 }
 
 // ParseArgs parses Patroni's argv (without the command name). Keys are
@@ -41,6 +42,12 @@ var knownArgs = map[string]bool{
 // --datadir, or an unparsable keep_data is a usage error (ExitUsage).
 func ParseArgs(argv []string) (Args, error) {
 	a := Args{Extra: map[string]string{}}
+	text := a.textFields()
+	// Known keys take a value; --key value (two argv elements) is accepted
+	// for them, for humans. Patroni always sends --key=value.
+	known := func(key string) bool {
+		return text[key] != nil || key == "keep_data" || key == "tablespace_mapping"
+	}
 	seen := map[string]bool{}
 	for i := 0; i < len(argv); i++ {
 		arg := argv[i]
@@ -63,35 +70,25 @@ func ParseArgs(argv []string) (Args, error) {
 			switch {
 			case key == "keep_data":
 				val = "true" // a bare --keep-data switch
-			case knownArgs[key] && i+1 < len(argv) && !strings.HasPrefix(argv[i+1], "--"):
+			case known(key) && i+1 < len(argv) && !strings.HasPrefix(argv[i+1], "--"):
 				i++
 				val = argv[i]
-			case knownArgs[key]:
+			case known(key):
 				return a, failf(ExitUsage, "--%s needs a value", key)
 			default:
 				a.Extra[key] = ""
 				continue
 			}
 		}
-		if knownArgs[key] && seen[key] && key != "keep_data" && key != "tablespace_mapping" {
-			return a, failf(ExitUsage, "--%s given twice", key)
+		if field := text[key]; field != nil {
+			if seen[key] {
+				return a, failf(ExitUsage, "--%s given twice", key)
+			}
+			seen[key] = true
+			*field = val
+			continue
 		}
-		seen[key] = true
 		switch key {
-		case "scope":
-			a.Scope = val
-		case "datadir":
-			a.DataDir = val
-		case "role":
-			a.Role = val
-		case "connstring":
-			a.ConnString = val
-		case "backup_dir":
-			a.BackupDir = val
-		case "patroni_config":
-			a.PatroniConfig = val
-		case "config_dir":
-			a.ConfigDir = val
 		case "tablespace_mapping":
 			m, err := ParseTablespaceMapping(val)
 			if err != nil {

@@ -72,20 +72,13 @@ func Backup(ctx context.Context, o BackupOptions) (Meta, error) {
 	if err != nil {
 		return Meta{}, err
 	}
-	if err := os.MkdirAll(sd, 0o750); err != nil {
-		return Meta{}, fail(ExitIO, fmt.Errorf("creating %s: %w", sd, err))
-	}
-	unlock, err := lockScope(sd)
+	unlock, err := claimScope(sd, o.Log)
 	if err != nil {
 		return Meta{}, err
 	}
 	defer unlock()
-	cleanStale(sd, o.Log)
 
-	id := start.UTC().Format("20060102T150405Z")
-	for i := 1; exists(filepath.Join(sd, id)) || exists(filepath.Join(sd, id+partialSuffix)); i++ {
-		id = start.UTC().Format("20060102T150405Z") + "-" + strconv.Itoa(i)
-	}
+	id := freeID(sd, start)
 	partial := filepath.Join(sd, id+partialSuffix)
 	final := filepath.Join(sd, id)
 	log := o.Log.With().Str("scope", o.Scope).Str("backup_id", id).Logger()
@@ -227,6 +220,32 @@ func syncFiles(dir string) error {
 		}
 	}
 	return fsutil.SyncDir(dir)
+}
+
+// claimScope creates the scope's backup directory sd, takes its lock and
+// removes what killed runs left (cleanStale); the caller calls unlock when
+// done.
+func claimScope(sd string, log zerolog.Logger) (unlock func(), err error) {
+	if err := os.MkdirAll(sd, 0o750); err != nil {
+		return nil, fail(ExitIO, fmt.Errorf("creating %s: %w", sd, err))
+	}
+	if unlock, err = lockScope(sd); err != nil {
+		return nil, err
+	}
+	cleanStale(sd, log)
+	return unlock, nil
+}
+
+// freeID is the ID of a backup of sd taken (or started) at t: its UTC
+// time, with -1, -2 … appended while a backup or a partial one of that
+// name is there.
+func freeID(sd string, t time.Time) string {
+	base := t.UTC().Format("20060102T150405Z")
+	id := base
+	for i := 1; exists(filepath.Join(sd, id)) || exists(filepath.Join(sd, id+partialSuffix)); i++ {
+		id = base + "-" + strconv.Itoa(i)
+	}
+	return id
 }
 
 // lockScope takes the scope's exclusive backup lock.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -77,22 +76,14 @@ func Import(ctx context.Context, o ImportOptions) (Meta, error) {
 		}
 	}
 
-	if err := os.MkdirAll(sd, 0o750); err != nil {
-		return Meta{}, fail(ExitIO, fmt.Errorf("creating %s: %w", sd, err))
-	}
-	unlock, err := lockScope(sd)
+	unlock, err := claimScope(sd, log)
 	if err != nil {
 		return Meta{}, err
 	}
 	defer unlock()
-	cleanStale(sd, log)
 
 	created := backupStartTime(src, v.Backup)
-	base := created.UTC().Format("20060102T150405Z")
-	id := base
-	for i := 1; exists(filepath.Join(sd, id)) || exists(filepath.Join(sd, id+partialSuffix)); i++ {
-		id = base + "-" + strconv.Itoa(i)
-	}
+	id := freeID(sd, created)
 	partial, final := filepath.Join(sd, id+partialSuffix), filepath.Join(sd, id)
 	if err := os.Mkdir(partial, 0o750); err != nil {
 		return Meta{}, fail(ExitIO, err)

@@ -55,9 +55,7 @@ func flipWALRecord(t *testing.T, bdir string) {
 // backup gives way to an older good one.
 func TestImportIntegration(t *testing.T) {
 	pg := testenv.StartPostgres(t)
-	tsOld := filepath.Join(pg.Dir, "ts1")
-	testenv.AsPostgres(t, "mkdir", "-m", "0700", tsOld)
-	psql(t, pg, pg.Port, "CREATE TABLESPACE ts1 LOCATION '"+tsOld+"'")
+	tsOld := createTablespace(t, pg, "ts1", "ts1")
 	psql(t, pg, pg.Port, "CREATE TABLE tst TABLESPACE ts1 AS SELECT g, md5(g::text) AS h FROM generate_series(1, 30000) g")
 	psql(t, pg, pg.Port, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g")
 	// Each backup's checkpoint may recycle the WAL an older backup needs.
@@ -284,12 +282,5 @@ func rootRestoreChild() {
 func startStandbyAsIs(t *testing.T, pg *testenv.Postgres, dataDir string) int {
 	t.Helper()
 	testenv.AsPostgres(t, "touch", filepath.Join(dataDir, "standby.signal"))
-	port := testenv.FreePort(t)
-	sock := filepath.Dir(dataDir)
-	testenv.AsPostgres(t, pg.BinDir+"/pg_ctl", "-D", dataDir, "-l", filepath.Join(sock, "standby.log"), "-w", "-t", "30", "-o",
-		fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c primary_conninfo='%s'", port, sock, connstr(pg)), "start")
-	t.Cleanup(func() {
-		exec.Command("runuser", "-u", "postgres", "--", pg.BinDir+"/pg_ctl", "-D", dataDir, "-m", "immediate", "-w", "stop").Run()
-	})
-	return port
+	return launchStandby(t, pg, dataDir)
 }

@@ -71,6 +71,14 @@ func startStandby(t *testing.T, pg *testenv.Postgres, dataDir string) int {
 		t.Fatal(err)
 	}
 	exec.Command("chown", "postgres:postgres", filepath.Join(dataDir, "standby.signal")).Run()
+	return launchStandby(t, pg, dataDir)
+}
+
+// launchStandby starts PostgreSQL (as postgres) on dataDir, which holds
+// its standby.signal, streaming from pg; it is stopped when the test
+// ends. It returns the port.
+func launchStandby(t *testing.T, pg *testenv.Postgres, dataDir string) int {
+	t.Helper()
 	port := testenv.FreePort(t)
 	sock := filepath.Dir(dataDir)
 	testenv.AsPostgres(t, pg.BinDir+"/pg_ctl", "-D", dataDir, "-l", filepath.Join(sock, "standby.log"), "-w", "-t", "30", "-o",

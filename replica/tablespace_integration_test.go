@@ -14,18 +14,25 @@ import (
 	"github.com/pghook/pghook/internal/testenv"
 )
 
+// createTablespace makes pg.Dir/dir (as postgres) and creates tablespace
+// name there; it returns the directory.
+func createTablespace(t *testing.T, pg *testenv.Postgres, name, dir string) string {
+	t.Helper()
+	loc := filepath.Join(pg.Dir, dir)
+	testenv.AsPostgres(t, "mkdir", "-m", "0700", loc)
+	psql(t, pg, pg.Port, "CREATE TABLESPACE "+name+" LOCATION '"+loc+"'")
+	return loc
+}
+
 // TestTablespaceIntegration: a PostgreSQL 15 primary with a tablespace
 // holding a table → pghook backup → restore with a tablespace mapping (on
 // this shared file system the primary's own directory is taken) → the
 // restored server starts as a standby, streams and reads the table.
 func TestTablespaceIntegration(t *testing.T) {
 	pg := testenv.StartPostgres(t)
-	tsOld := filepath.Join(pg.Dir, "ts1")
-	testenv.AsPostgres(t, "mkdir", "-m", "0700", tsOld)
-	psql(t, pg, pg.Port, "CREATE TABLESPACE ts1 LOCATION '"+tsOld+"'")
+	tsOld := createTablespace(t, pg, "ts1", "ts1")
 	psql(t, pg, pg.Port, "CREATE TABLE tst TABLESPACE ts1 AS SELECT g, md5(g::text) AS h FROM generate_series(1, 50000) g")
-	testenv.AsPostgres(t, "mkdir", "-m", "0700", filepath.Join(pg.Dir, "ts2"))
-	psql(t, pg, pg.Port, "CREATE TABLESPACE ts_empty LOCATION '"+filepath.Join(pg.Dir, "ts2")+"'") // holds no file
+	createTablespace(t, pg, "ts_empty", "ts2") // holds no file
 	backups := t.TempDir()
 
 	// The backup keeps one archive per tablespace and names them in pghook.json.

@@ -47,6 +47,13 @@ func TestWALWalker(t *testing.T) {
 		}
 		return built{g: g, start: start, end: g.pos}
 	}
+	// spanning is one record continued over three pages (segment 1's
+	// pages 0 to 2).
+	spanning := func() built {
+		g := newWALGen(42, 1, tWALSeg, tWALBlck, start)
+		g.add(walRec{rmid: 10, data: data(2500, 7)})
+		return built{g: g, start: start, end: g.pos}
+	}
 	flip := func(b built, at LSN) built {
 		b.g.segs[uint64(at)/tWALSeg][uint64(at)%tWALSeg] ^= 0x01
 		return b
@@ -60,10 +67,10 @@ func TestWALWalker(t *testing.T) {
 		{"records on one page", func() built { return small(5) }, 5, ""},
 		{"empty range", func() built { b := small(1); b.end = b.start; return b }, 0, ""},
 		{"record spanning three pages", func() built {
-			g := newWALGen(42, 1, tWALSeg, tWALBlck, start)
-			g.add(walRec{rmid: 10, data: data(2500, 7)})
-			g.add(walRec{rmid: 10, data: data(8, 8)})
-			return built{g: g, start: start, end: g.pos}
+			b := spanning()
+			b.g.add(walRec{rmid: 10, data: data(8, 8)})
+			b.end = b.g.pos
+			return b
 		}, 2, ""},
 		{"header split across pages", func() built {
 			g := newWALGen(42, 1, tWALSeg, tWALBlck, start)
@@ -109,34 +116,29 @@ func TestWALWalker(t *testing.T) {
 		}, 2, ""},
 		{"flipped data byte", func() built { b := small(3); return flip(b, b.g.starts[1]+30) }, 0, "CRC32C"},
 		{"flipped xl_info", func() built { b := small(3); return flip(b, b.g.starts[2]+16) }, 0, "CRC32C"},
-		{"flipped byte in the continued part", func() built {
-			g := newWALGen(42, 1, tWALSeg, tWALBlck, start)
-			g.add(walRec{rmid: 10, data: data(2500, 7)})
-			return flip(built{g: g, start: start, end: g.pos}, start+2000)
-		}, 0, "CRC32C"},
+		{"flipped byte in the continued part", func() built { return flip(spanning(), start+2000) }, 0, "CRC32C"},
 		{"wrong xl_prev", func() built {
 			b := small(3)
 			o := uint64(b.g.starts[2]) % tWALSeg
 			binary.LittleEndian.PutUint64(b.g.segs[1][o+8:], 0x1234)
 			return b
 		}, 0, "points back"},
+		// The header of the page the record continues on: xlp_info at +2,
+		// xlp_pageaddr at +8, xlp_rem_len at +16.
 		{"continuation length wrong", func() built {
-			g := newWALGen(42, 1, tWALSeg, tWALBlck, start)
-			g.add(walRec{rmid: 10, data: data(2500, 7)})
-			binary.LittleEndian.PutUint32(g.segs[1][tWALBlck+16:], 5)
-			return built{g: g, start: start, end: g.pos}
+			b := spanning()
+			binary.LittleEndian.PutUint32(b.g.segs[1][tWALBlck+16:], 5)
+			return b
 		}, 0, "continues on page"},
 		{"continuation flag missing", func() built {
-			g := newWALGen(42, 1, tWALSeg, tWALBlck, start)
-			g.add(walRec{rmid: 10, data: data(2500, 7)})
-			binary.LittleEndian.PutUint16(g.segs[1][tWALBlck+2:], 0)
-			return built{g: g, start: start, end: g.pos}
+			b := spanning()
+			binary.LittleEndian.PutUint16(b.g.segs[1][tWALBlck+2:], 0)
+			return b
 		}, 0, "no continuation flag"},
 		{"page of another place (recycled segment)", func() built {
-			g := newWALGen(42, 1, tWALSeg, tWALBlck, start)
-			g.add(walRec{rmid: 10, data: data(2500, 7)})
-			binary.LittleEndian.PutUint64(g.segs[1][tWALBlck+8:], 99*tWALSeg)
-			return built{g: g, start: start, end: g.pos}
+			b := spanning()
+			binary.LittleEndian.PutUint64(b.g.segs[1][tWALBlck+8:], 99*tWALSeg)
+			return b
 		}, 0, "says it is page"},
 		{"second segment of another system", func() built {
 			g := newWALGen(42, 1, tWALSeg, tWALBlck, start)

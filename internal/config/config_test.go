@@ -47,21 +47,32 @@ scopes:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(strings.NewReader(tt.in))
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
+			err := checkParse(t, tt.in, tt.wantErr)
+			if err == nil {
 				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want mention of %q", err, tt.wantErr)
 			}
 			if strings.Contains(err.Error(), "config.") || strings.Contains(err.Error(), "not found in type") {
 				t.Fatalf("err = %v names a Go type", err)
 			}
 		})
 	}
+}
+
+// checkParse parses in: it must succeed when wantErr is empty, else fail
+// with an error mentioning wantErr, which it returns for further checks.
+func checkParse(t *testing.T, in, wantErr string) error {
+	t.Helper()
+	_, err := Parse(strings.NewReader(in))
+	if wantErr == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}
+	if err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Fatalf("err = %v, want mention of %q", err, wantErr)
+	}
+	return err
 }
 
 func TestLoadMissing(t *testing.T) {

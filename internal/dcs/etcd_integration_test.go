@@ -17,10 +17,23 @@ import (
 	"go.uber.org/zap"
 )
 
+// The DCS sections of a member using an etcd at host (the %s): the v3 API
+// under namespace /service/, and the v2 keys API.
+const (
+	etcd3DCS  = "namespace: /service/\netcd3: {hosts: [%s]}"
+	etcdV2DCS = "etcd: {host: %s}"
+)
+
+// etcdMember starts an etcd (with the extra flags) and returns it and the
+// config of a member whose DCS section is dcs (etcd3DCS, etcdV2DCS).
+func etcdMember(t *testing.T, dcs string, extra ...string) (*testenv.Etcd, *patroni.Config) {
+	t.Helper()
+	e := testenv.StartEtcd(t, extra...)
+	return e, memberConfig(t, fmt.Sprintf(dcs, strings.TrimPrefix(e.Endpoint, "http://")))
+}
+
 func TestLeaderFromRealEtcd(t *testing.T) {
-	e := testenv.StartEtcd(t)
-	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c := memberConfig(t, fmt.Sprintf("namespace: /service/\netcd3: {hosts: [%s]}", host))
+	e, c := etcdMember(t, etcd3DCS)
 	cli, err := Open(c, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -119,9 +132,7 @@ func TestLeaderUnreachableIsBounded(t *testing.T) {
 }
 
 func TestLeaderReaderEtcdV2(t *testing.T) {
-	e := testenv.StartEtcd(t, "--enable-v2=true")
-	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c := memberConfig(t, fmt.Sprintf("etcd: {host: %s}", host))
+	e, c := etcdMember(t, etcdV2DCS, "--enable-v2=true")
 	r, err := NewLeaderReader(c, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -148,11 +159,28 @@ func TestLeaderReaderEtcdV2(t *testing.T) {
 	}
 }
 
+// leaderWatcher is what the etcd leader readers add to patroni.LeaderReader.
+type leaderWatcher interface {
+	WatchLeader(context.Context, func()) error
+}
+
+// watchingReader returns NewLeaderReader(c), which must also watch.
+func watchingReader(t *testing.T, c *patroni.Config) (patroni.LeaderReader, leaderWatcher) {
+	t.Helper()
+	r, err := NewLeaderReader(c, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := r.(leaderWatcher)
+	if !ok {
+		t.Fatalf("%T cannot watch", r)
+	}
+	return r, w
+}
+
 // watchEvents runs w.WatchLeader in the background and returns a channel
 // that receives a value per notification.
-func watchEvents(t *testing.T, w interface {
-	WatchLeader(context.Context, func()) error
-}) (<-chan struct{}, context.CancelFunc) {
+func watchEvents(t *testing.T, w leaderWatcher) (<-chan struct{}, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan struct{}, 100)
@@ -189,19 +217,8 @@ func expectQuiet(t *testing.T, ch <-chan struct{}, d time.Duration) {
 // lease expiring (Patroni killed: nobody refreshes it) — at once, and of
 // nothing else.
 func TestWatchLeaderEtcd3(t *testing.T) {
-	e := testenv.StartEtcd(t)
-	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c := memberConfig(t, fmt.Sprintf("namespace: /service/\netcd3: {hosts: [%s]}", host))
-	r, err := NewLeaderReader(c, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, ok := r.(interface {
-		WatchLeader(context.Context, func()) error
-	})
-	if !ok {
-		t.Fatalf("%T cannot watch", r)
-	}
+	e, c := etcdMember(t, etcd3DCS)
+	r, w := watchingReader(t, c)
 	ch, _ := watchEvents(t, w)
 	expectEvent(t, ch, "when established", 3*time.Second)
 	e.Ctl(t, "put", "/service/pg/leader", "n2")
@@ -227,19 +244,8 @@ func TestWatchLeaderEtcd3(t *testing.T) {
 }
 
 func TestWatchLeaderEtcdV2(t *testing.T) {
-	e := testenv.StartEtcd(t, "--enable-v2=true")
-	host := strings.TrimPrefix(e.Endpoint, "http://")
-	c := memberConfig(t, fmt.Sprintf("etcd: {host: %s}", host))
-	r, err := NewLeaderReader(c, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, ok := r.(interface {
-		WatchLeader(context.Context, func()) error
-	})
-	if !ok {
-		t.Fatalf("%T cannot watch", r)
-	}
+	e, c := etcdMember(t, etcdV2DCS, "--enable-v2=true")
+	_, w := watchingReader(t, c)
 	curl := func(args ...string) {
 		t.Helper()
 		out, err := exec.Command("curl", append([]string{"-fsS"}, args...)...).CombinedOutput()

@@ -1,13 +1,10 @@
 package install
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/pghook/pghook/internal/config"
 )
 
 func TestInstallDNS(t *testing.T) {
@@ -16,31 +13,14 @@ func TestInstallDNS(t *testing.T) {
 	o.DNSReplicaName = "replicas.pglab.example."
 	res, out := run(t, o)
 	root := o.Root
-	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := installedConfig(t, root)
 	v := cfg.Scopes["main"].VIP
 	if v.Backend != "dns" || v.Interface != "eth0" || v.Address != "" || v.DNS.Name != "primary.pglab.example." ||
 		v.DNS.Zone != "pglab.example." || v.DNS.Server != "192.0.2.53" || v.DNS.TSIGKeyFile != "/etc/pghook/tsig-main.key" ||
 		v.DNS.ReplicaName != "replicas.pglab.example." {
 		t.Fatalf("vip section: %+v", v)
 	}
-	wants := filepath.Join(root, SystemdEtc, "multi-user.target.wants")
-	if tg, _ := os.Readlink(filepath.Join(wants, "pghook-vip-watch@main.service")); tg != VIPWatchUnit {
-		t.Errorf("vip watch not enabled: %q", tg)
-	}
-	drop := string(read(t, filepath.Join(root, SystemdEtc, "pghook-vip-watch@main.service.d", "pghook-dns.conf")))
-	if !strings.Contains(drop, "ExecStart=\nExecStart=/usr/bin/pghook vip watch --scope %i\n") {
-		t.Errorf("watch drop-in: %q", drop)
-	}
-	unit := string(read(t, filepath.Join(root, SystemdEtc, "patroni@main.service")))
-	if !strings.Contains(unit, "ExecStopPost=-/usr/bin/pghook vip down --scope main") {
-		t.Errorf("unit's ExecStopPost must not run the helper for dns:\n%s", unit)
-	}
-	if _, err := os.Stat(filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")); err == nil {
-		t.Error("arp_announce drop-in written for a dns VIP")
-	}
+	checkUnitsWithoutHelper(t, root, "dns")
 	if strings.Contains(out, "tsig") && len(res.Warnings) > 0 {
 		t.Logf("warnings: %v", res.Warnings)
 	}
@@ -49,9 +29,9 @@ func TestInstallDNS(t *testing.T) {
 	o2 := baseOpts(t)
 	o2.Root, o2.VIP = root, VIPList{"10.0.0.100/24"}
 	run(t, o2)
-	cfg, err = config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
-	if err != nil || cfg.Scopes["main"].VIP.Backend != "netlink" || cfg.Scopes["main"].VIP.DNS.Name != "" {
-		t.Fatalf("after --vip: %+v %v", cfg.Scopes["main"].VIP, err)
+	cfg = installedConfig(t, root)
+	if cfg.Scopes["main"].VIP.Backend != "netlink" || cfg.Scopes["main"].VIP.DNS.Name != "" {
+		t.Fatalf("after --vip: %+v", cfg.Scopes["main"].VIP)
 	}
 }
 
@@ -88,10 +68,7 @@ func TestInstallNamedVIPs(t *testing.T) {
 	o.DNSName, o.DNSServer, o.TSIGKeyFile = "primary.pglab.example.", "192.0.2.53", "/etc/pghook/tsig-main.key"
 	run(t, o)
 	root := o.Root
-	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := installedConfig(t, root)
 	v := cfg.Scopes["main"].VIP
 	if !v.Named() || v.Address != "" || strings.Join(v.Addresses, " ") != "10.1.0.100/24 10.2.0.100/24" || v.Interface != "eth0" ||
 		v.DNS.Name != "primary.pglab.example." || v.DNS.Zone != "pglab.example." || cfg.VIPHelper != VIPHelper {
@@ -112,8 +89,8 @@ func TestInstallNamedVIPs(t *testing.T) {
 	o2 := baseOpts(t)
 	o2.Root, o2.VIP = root, VIPList{"10.1.0.100/24"}
 	run(t, o2)
-	cfg, err = config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
-	if v := cfg.Scopes["main"].VIP; err != nil || v.Named() || v.Address != "10.1.0.100/24" || len(v.Addresses) != 0 {
-		t.Fatalf("after one --vip: %+v %v", v, err)
+	cfg = installedConfig(t, root)
+	if v := cfg.Scopes["main"].VIP; v.Named() || v.Address != "10.1.0.100/24" || len(v.Addresses) != 0 {
+		t.Fatalf("after one --vip: %+v", v)
 	}
 }

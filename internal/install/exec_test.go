@@ -1,15 +1,10 @@
 package install
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pghook/pghook/internal/config"
 )
 
 func TestInstallExec(t *testing.T) {
@@ -20,10 +15,7 @@ func TestInstallExec(t *testing.T) {
 	o.ExecTimeout, o.ExecAddress = 3*time.Second, "203.0.113.10"
 	run(t, o)
 	root := o.Root
-	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := installedConfig(t, root)
 	v := cfg.Scopes["main"].VIP
 	if v.Backend != "exec" || v.Address != "203.0.113.10" || v.Interface != "" || v.DNS.Name != "" ||
 		!slices.Equal(v.Exec.Hold, []string{"/usr/local/bin/vip-api", "assign", "--zone", "a"}) ||
@@ -31,21 +23,7 @@ func TestInstallExec(t *testing.T) {
 		!slices.Equal(v.Exec.Check, []string{"/usr/local/bin/vip-api", "is-mine"}) || v.Exec.Timeout != 3*time.Second {
 		t.Fatalf("vip section: %+v", v)
 	}
-	wants := filepath.Join(root, SystemdEtc, "multi-user.target.wants")
-	if tg, _ := os.Readlink(filepath.Join(wants, "pghook-vip-watch@main.service")); tg != VIPWatchUnit {
-		t.Errorf("vip watch not enabled: %q", tg)
-	}
-	drop := string(read(t, filepath.Join(root, SystemdEtc, "pghook-vip-watch@main.service.d", "pghook-exec.conf")))
-	if !strings.Contains(drop, "ExecStart=\nExecStart=/usr/bin/pghook vip watch --scope %i\n") {
-		t.Errorf("watch drop-in: %q", drop)
-	}
-	unit := string(read(t, filepath.Join(root, SystemdEtc, "patroni@main.service")))
-	if !strings.Contains(unit, "ExecStopPost=-/usr/bin/pghook vip down --scope main") {
-		t.Errorf("unit's ExecStopPost must not run the helper for exec:\n%s", unit)
-	}
-	if _, err := os.Stat(filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")); err == nil {
-		t.Error("arp_announce drop-in written for an exec VIP")
-	}
+	checkUnitsWithoutHelper(t, root, "exec")
 	// Idempotent; then switching to netlink drops the exec keys.
 	if res, _ := run(t, o); res.Changes != 0 {
 		t.Errorf("second run: %d change(s), want 0", res.Changes)
@@ -53,9 +31,9 @@ func TestInstallExec(t *testing.T) {
 	o2 := baseOpts(t)
 	o2.Root, o2.VIP = root, VIPList{"10.0.0.100/24"}
 	run(t, o2)
-	cfg, err = config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
-	if err != nil || cfg.Scopes["main"].VIP.Backend != "netlink" || len(cfg.Scopes["main"].VIP.Exec.Hold) != 0 {
-		t.Fatalf("after --vip: %+v %v", cfg.Scopes["main"].VIP, err)
+	cfg = installedConfig(t, root)
+	if cfg.Scopes["main"].VIP.Backend != "netlink" || len(cfg.Scopes["main"].VIP.Exec.Hold) != 0 {
+		t.Fatalf("after --vip: %+v", cfg.Scopes["main"].VIP)
 	}
 }
 

@@ -65,6 +65,40 @@ func read(t *testing.T, p string) []byte {
 	return b
 }
 
+// installedConfig parses the pghook.yml install wrote below root.
+func installedConfig(t *testing.T, root string) *config.File {
+	t.Helper()
+	cfg, err := config.Parse(bytes.NewReader(read(t, filepath.Join(root, PghookYAML))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// checkUnitsWithoutHelper checks the units install sets up for a VIP
+// backend that pghook's own watcher drives, without the privileged helper
+// (dns, exec): the watch unit enabled, its drop-in pghook-<backend>.conf
+// running pghook vip watch, the Patroni unit's ExecStopPost running pghook
+// vip down, and no arp_announce drop-in.
+func checkUnitsWithoutHelper(t *testing.T, root, backend string) {
+	t.Helper()
+	wants := filepath.Join(root, SystemdEtc, "multi-user.target.wants")
+	if tg, _ := os.Readlink(filepath.Join(wants, "pghook-vip-watch@main.service")); tg != VIPWatchUnit {
+		t.Errorf("vip watch not enabled: %q", tg)
+	}
+	drop := string(read(t, filepath.Join(root, SystemdEtc, "pghook-vip-watch@main.service.d", "pghook-"+backend+".conf")))
+	if !strings.Contains(drop, "ExecStart=\nExecStart=/usr/bin/pghook vip watch --scope %i\n") {
+		t.Errorf("watch drop-in: %q", drop)
+	}
+	unit := string(read(t, filepath.Join(root, SystemdEtc, "patroni@main.service")))
+	if !strings.Contains(unit, "ExecStopPost=-/usr/bin/pghook vip down --scope main") {
+		t.Errorf("unit's ExecStopPost must not run the helper for %s:\n%s", backend, unit)
+	}
+	if _, err := os.Stat(filepath.Join(root, SysctlDir, "60-pghook-eth0.conf")); err == nil {
+		t.Errorf("arp_announce drop-in written for a VIP with backend %s", backend)
+	}
+}
+
 func secret(t *testing.T, root, scope, kind string) string {
 	return strings.TrimSpace(string(read(t, filepath.Join(root, SecretsDir, scope, kind))))
 }

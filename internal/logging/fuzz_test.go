@@ -7,7 +7,6 @@ package logging
 // password, whatever the password holds and however the string spells it.
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -49,19 +48,9 @@ func kvEscape(s string) string {
 	return b.String()
 }
 
-// pctEncode percent-encodes every byte but the unreserved ones (RFC 3986).
-func pctEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "%%%02X", c)
-	}
-	return b.String()
-}
+// pctEncode percent-encodes every byte but the unreserved ones (RFC 3986):
+// QueryEscape does, but for the space it writes as +.
+func pctEncode(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
 
 // dsnForms are the spellings of a connection string with a password that
 // libpq and pgx accept.

@@ -8,6 +8,7 @@ package postinit
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -60,16 +61,6 @@ func FuzzRunDSN(f *testing.F) {
 	})
 }
 
-func pctEncode(s string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteString("%" + string(hex[c>>4]) + string(hex[c&15]))
-	}
-	return b.String()
-}
+// pctEncode percent-encodes every byte but the unreserved ones (RFC 3986):
+// QueryEscape does, but for the space it writes as +.
+func pctEncode(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }

@@ -25,7 +25,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func TestBIND(t *testing.T) {
+// startLab starts dnslab's BIND for the test (root only); it is removed
+// when the test ends.
+func startLab(t *testing.T) *dnslab.Lab {
+	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireBinary(t, "/usr/sbin/named")
 	lab, err := dnslab.Start()
@@ -33,6 +36,25 @@ func TestBIND(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(lab.Close)
+	return lab
+}
+
+// expectRecord fails t unless the lab's server answers exactly want
+// (sorted) for name's A records.
+func expectRecord(t *testing.T, lab *dnslab.Lab, name string, want ...string) {
+	t.Helper()
+	got, err := lab.Lookup(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("BIND answers %v for %s, want %v", got, name, want)
+	}
+}
+
+func TestBIND(t *testing.T) {
+	lab := startLab(t)
 	ctx := context.Background()
 	node := func(t *testing.T, addr, keyFile, transport string) (*Backend, *bytes.Buffer) {
 		t.Helper()
@@ -51,14 +73,7 @@ func TestBIND(t *testing.T) {
 	}
 	served := func(t *testing.T, want ...string) {
 		t.Helper()
-		got, err := lab.Lookup(ctx, dnslab.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
-			t.Fatalf("server answers %v, want %v", got, want)
-		}
+		expectRecord(t, lab, dnslab.Name, want...)
 	}
 	const n1, n2 = dnslab.HostAddr, "10.251.78.12"
 
@@ -165,17 +180,6 @@ func TestBIND(t *testing.T) {
 			return b.Replicas()
 		}
 		r1, r2 := rep(n1), rep(n2)
-		set := func(want ...string) {
-			t.Helper()
-			got, err := lab.Lookup(ctx, dnslab.ReplicaName)
-			if err != nil {
-				t.Fatal(err)
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, want) {
-				t.Fatalf("replica record %v, want %v", got, want)
-			}
-		}
 		before, err := lab.Lookup(ctx, dnslab.Name)
 		if err != nil {
 			t.Fatal(err)
@@ -187,7 +191,7 @@ func TestBIND(t *testing.T) {
 			if err := step.op(ctx); err != nil {
 				t.Fatal(err)
 			}
-			set(step.want...)
+			expectRecord(t, lab, dnslab.ReplicaName, step.want...)
 		}
 		after, err := lab.Lookup(ctx, dnslab.Name)
 		if err != nil || !slices.Equal(before, after) {

@@ -20,7 +20,6 @@ import (
 	"github.com/pghook/pghook/hooks"
 	"github.com/pghook/pghook/internal/dnslab"
 	"github.com/pghook/pghook/internal/patroni"
-	"github.com/pghook/pghook/internal/testenv"
 	"github.com/rs/zerolog"
 )
 
@@ -53,13 +52,7 @@ func (l *leaderKey) set(n string) {
 }
 
 func TestBINDWatchersSwitchoverAndKill(t *testing.T) {
-	testenv.RequireRoot(t)
-	testenv.RequireBinary(t, "/usr/sbin/named")
-	lab, err := dnslab.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(lab.Close)
+	lab := startLab(t)
 	const n1, n2 = dnslab.HostAddr, "10.251.78.12"
 	key := &leaderKey{name: "n1"}
 	var p1, p2 flag
