@@ -161,7 +161,7 @@ func (r *holderReader) holding(addr string) ([]string, error) {
 // attempt took longer), so an attempt that hangs on a lost SYN delays the
 // next one as it would delay a real client. Kinds: ct2 = connect_timeout=2;
 // none = no connect_timeout (the kernel's SYN retransmits, 1 s then 3 s,
-// decide). One JSON line per attempt (labkit's emit and run_paced). (A
+// decide). One JSON line per attempt (labkit's harness: finish, run_paced). (A
 // separate process: moving threads of the test binary into pgh-cl would
 // make lab.sh down count the test as a process of the lab.)
 const probeScript = `
@@ -182,10 +182,8 @@ def probe(kind):
         finally:
             c.close()
     except Exception as e:
-        msg = str(e).strip()
-        r["err"] = msg.splitlines()[0] if msg else type(e).__name__
-    r["took"] = time.time() - t0
-    emit(r)
+        r["err"] = error_line(e, 500)
+    finish(r, t0)
 run_paced(interval, probe, list(KINDS))
 `
 

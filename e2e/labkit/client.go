@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,10 +96,8 @@ def attempt(target):
         finally:
             c.close()
     except Exception as e:
-        msg = str(e).strip()
-        rec["err"] = msg.splitlines()[0][:200] if msg else type(e).__name__
-    rec["took"] = time.time() - t0
-    emit(rec)
+        rec["err"] = error_line(e, 200)
+    finish(rec, t0)
 run_paced(interval, attempt, targets)
 `
 
@@ -121,32 +120,24 @@ type ClientOptions struct {
 	App     string        // application_name
 }
 
-// pyHarness is what every script StartPython runs begins with: emit(rec)
-// prints one JSON line (threads share stdout); run_paced(interval, fn,
-// args) calls fn(arg) for each arg in its own thread, one call at a time,
-// the next at the next interval tick (at once when a call took longer, so
-// a call that hangs delays the next as it would in an application), and
-// exits when stdin closes, so the script cannot outlive the test.
+// pyHarness is what every script StartPython runs begins with: the lab's
+// sampling helpers (e2e/lab/sampling.py: finish and error_line record an
+// attempt as one JSON line, ticks paces it) and run_paced(interval, fn,
+// args), which calls fn(arg) for each arg in its own thread, one call at a
+// time, the next at the next interval tick (at once when a call took
+// longer, so a call that hangs delays the next as it would in an
+// application), and exits when stdin closes, so the script cannot outlive
+// the test. %q is the directory of sampling.py.
 const pyHarness = `
-import json, os, sys, threading, time
-_out_lock = threading.Lock()
-def emit(rec):
-    with _out_lock:
-        sys.stdout.write(json.dumps(rec) + "\n")
-        sys.stdout.flush()
-def _paced(interval, fn, arg):
-    nxt = time.time()
-    while True:
-        now = time.time()
-        if now < nxt:
-            time.sleep(nxt - now)
-        else:
-            nxt = now
-        nxt += interval
-        fn(arg)
+import os, sys, threading, time
+sys.path.insert(0, %q)
+from sampling import error_line, finish, ticks
 def run_paced(interval, fn, args):
+    def paced(arg):
+        for _ in ticks(interval, catch_up=False):
+            fn(arg)
     for a in args:
-        threading.Thread(target=_paced, args=(interval, fn, a), daemon=True).start()
+        threading.Thread(target=paced, args=(a,), daemon=True).start()
     sys.stdin.read()
     os._exit(0)
 `
@@ -166,7 +157,7 @@ type Client struct {
 func (l *Lab) StartPython(t *testing.T, script string, args []string, line func([]byte)) *Client {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.Env["LAB_CLIENT_NS"], "env", "-i", "PATH=/usr/bin:/bin",
-		"PGPASSFILE=" + l.Env["LAB_PGPASSFILE"], "/usr/bin/python3", "-u", "-c", pyHarness + script}, args...)...)
+		"PGPASSFILE=" + l.Env["LAB_PGPASSFILE"], "/usr/bin/python3", "-u", "-c", fmt.Sprintf(pyHarness, filepath.Join(l.Repo, "e2e/lab")) + script}, args...)...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
