@@ -81,10 +81,17 @@ type Watcher struct {
 	// well within it; it also ends once PostgreSQL runs here again.
 	// 0 means 3s.
 	RefuseFor time.Duration
+	// Standby: the cluster is a standby cluster (the DCS config's
+	// standby_cluster, read when the watcher starts): the key names a
+	// standby_leader, never a primary, so the key alone never makes it hold.
+	Standby bool
 	// PromoteAnswer is how long a step waits for Patroni once the watched
-	// key names this node and Patroni last called it a replica (it is
-	// promoting, and its REST API answers late); past it Patroni counts as
-	// silent and the key decides. 0 means 30ms.
+	// key names this node and Patroni last called it a replica, in a
+	// standby cluster (where only Patroni's answer tells a standby_leader
+	// from a promotion); past it Patroni counts as silent and the key
+	// decides. Elsewhere the step does not wait: Patroni took the lock to
+	// promote, and its REST API answers late meanwhile (~30–100 ms). 0
+	// means 30ms.
 	PromoteAnswer time.Duration
 	Log           zerolog.Logger
 	// Metrics receives what the watcher sees and does (nil: off).
@@ -126,6 +133,10 @@ type take struct {
 // ErrSuperseded is returned to a request that a newer one replaced before
 // it ran: the newer request's outcome stands.
 var ErrSuperseded = errors.New("superseded by a newer request")
+
+// errNotWaited: Patroni had not answered when the leader key decided (a
+// promotion, whose REST API answers late); not counted as Patroni's error.
+var errNotWaited = fmt.Errorf("%w: not waited for", patroni.ErrNoAnswer)
 
 type leaderAnswer struct {
 	leader string
@@ -211,20 +222,28 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	if w.DCS != nil && !known {
 		w.Metrics.DCSError()
 	}
-	if !answered {
+	// The two ends of a switchover's hand-over are decided by the key
+	// alone, without waiting for Patroni: both watchers see the key's write
+	// at the same moment, and the address is on no host from the old
+	// holder's release to the new holder's add.
+	handedOver := !answered && known && leader != "" && leader != w.Me && w.direct() && w.inHandover()
+	if !answered && !handedOver {
 		// The key names this node (a watched DCS): Patroni has just taken
 		// the lock and is busy promoting — its REST API answers late
-		// (~0.1 s measured). Waiting for it would leave the address on no
-		// host; past promoteAnswer it counts as silent, and a silent
-		// Patroni whose key is ours holds.
+		// (~30–100 ms measured). Waiting for it would leave the address on
+		// no host; a silent Patroni whose key is ours holds. Only a standby
+		// cluster waits promoteAnswer, for its standby_leader to say so.
 		wait := timeout
 		if known && leader == w.Me && w.direct() && w.lastRoleIs("replica") {
-			wait = w.promoteAnswer()
+			wait = 0
+			if w.Standby {
+				wait = w.promoteAnswer()
+			}
 		}
 		select {
 		case pa = <-pch:
 		case <-time.After(wait):
-			pa.err = fmt.Errorf("%w: no answer within %s while the leader key names this node", patroni.ErrNoAnswer, wait)
+			pa.err = fmt.Errorf("%w (%s) while the leader key names this node", errNotWaited, wait)
 		case <-bump:
 			// The key changed after it was read: this decision is outdated
 			// (a new leader must not wait out a slow Patroni answer to a
@@ -232,8 +251,20 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 			return decision{stale: true, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
 		}
 	}
+	if handedOver {
+		// The old holder in its hand-over hold (PostgreSQL stopped at the
+		// last step): the key naming the new leader releases whatever
+		// Patroni says, and the release refuses, as PostgreSQL is down.
+		d := w.rule(now, patroni.PrimaryStatus{}, patroni.ErrNoAnswer, known, leader)
+		d.refuse = w.isHeld()
+		w.mu.Lock()
+		w.promoting = false
+		w.handoverSince = time.Time{}
+		w.mu.Unlock()
+		return d
+	}
 	st, perr := pa.st, pa.err
-	if perr != nil {
+	if perr != nil && !errors.Is(perr, errNotWaited) {
 		w.Metrics.PatroniError()
 	}
 	d := w.rule(now, st, perr, known, leader)
@@ -290,6 +321,8 @@ func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, know
 		return decision{cause: metrics.CausePatroni, reason: "patroni: leader, but postgresql " + st.State}
 	case perr == nil:
 		return decision{cause: metrics.CausePatroni, reason: "patroni: not primary"}
+	case known && leader == w.Me && errors.Is(perr, errNotWaited):
+		return decision{hold: true, cause: metrics.CauseDCS, reason: "leader key is this node: patroni is promoting (its answer not waited for)"}
 	case known && leader == w.Me:
 		return decision{hold: true, cause: metrics.CauseDCS, reason: "patroni silent; leader key is this node"}
 	case known:

@@ -137,6 +137,56 @@ func TestWatcherDecides(t *testing.T) {
 	}
 }
 
+// At both ends of a switchover's hand-over the key decides without waiting
+// for Patroni, whose REST API answers late then; elsewhere its answer is
+// waited for (a standby cluster's new leader, a primary whose key moved).
+func TestWatcherHandOverEndsWaitFor(t *testing.T) {
+	const late = 400 * time.Millisecond
+	tests := []struct {
+		name        string
+		probe       fakeProbe
+		leader      string
+		lastRole    string
+		standby     bool
+		holding     *bool
+		handover    bool // in the hand-over hold since the last step
+		wantHold    bool
+		wantRefuse  bool
+		wantWaited  bool // the decision came after Patroni's answer
+		wantInCause string
+	}{
+		{name: "new leader: key ours, patroni busy promoting", probe: fakeProbe{state: "running", role: "replica", delay: late},
+			leader: "me", lastRole: "replica", wantHold: true, wantInCause: "leader key is this node: patroni is promoting"},
+		{name: "standby cluster's new leader: waits, then releases for standby_leader", probe: fakeProbe{state: "running", role: "standby_leader", delay: 100 * time.Millisecond},
+			leader: "me", lastRole: "replica", standby: true, wantWaited: true},
+		{name: "old holder in its hand-over: key names the new leader", probe: fakeProbe{state: "stopped", role: "demoted", delay: late},
+			leader: "n2", lastRole: "demoted", holding: ptr(true), handover: true, wantRefuse: true, wantInCause: "hand-over done"},
+		{name: "primary whose key moved, no hand-over: waits, no refusal while postgresql runs", probe: fakeProbe{primary: true, state: "running", role: "master", delay: 100 * time.Millisecond},
+			leader: "n2", lastRole: "master", holding: ptr(true), wantWaited: true, wantInCause: "although patroni still says primary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &Watcher{Patroni: &tt.probe, DCS: &watchedLeader{&fakeLeader{name: tt.leader}}, Me: "me", Standby: tt.standby,
+				PromoteAnswer: 200 * time.Millisecond, HandoverMax: 10 * time.Second, Log: zerolog.Nop(), holding: tt.holding, lastRole: tt.lastRole}
+			now := time.Now()
+			if tt.handover {
+				w.handoverSince = now.Add(-time.Second)
+			}
+			d := w.decide(context.Background(), now)
+			took := time.Since(now)
+			if d.hold != tt.wantHold || d.refuse != tt.wantRefuse || !strings.Contains(d.reason, tt.wantInCause) {
+				t.Fatalf("hold %v refuse %v (%s); want hold %v refuse %v, reason with %q", d.hold, d.refuse, d.reason, tt.wantHold, tt.wantRefuse, tt.wantInCause)
+			}
+			if waited := took >= tt.probe.delay; waited != tt.wantWaited {
+				t.Fatalf("decided after %v with Patroni answering after %v: waited %v, want %v", took, tt.probe.delay, waited, tt.wantWaited)
+			}
+			if !tt.wantWaited && took > 100*time.Millisecond {
+				t.Fatalf("decided after %v, want at the DCS's answer", took)
+			}
+		})
+	}
+}
+
 // watchedLeader is a fakeLeader that is also an etcd watch (never fires).
 type watchedLeader struct{ *fakeLeader }
 

@@ -24,8 +24,14 @@ const (
 	// of the way in case a frame is lost. The DCS leader key, read at the
 	// same time, and the old holder's watcher are the other two guards.
 	defaultProbeTimeout = 5 * time.Millisecond
-	// probeEvery is the pause between probes while another host answers.
-	probeEvery = 100 * time.Millisecond
+	// probeEvery is the longest pause between probes while another host
+	// answers. The first pause is firstProbePause and each next one twice
+	// the last: in a switchover the old holder lets go on the same leader
+	// key write that starts the new holder's take, milliseconds after its
+	// first probe, and a fixed 100 ms pause would keep the address on no
+	// host for that long.
+	probeEvery      = 100 * time.Millisecond
+	firstProbePause = 5 * time.Millisecond
 )
 
 // Address flags (IFA_F_* in linux/if_addr.h), spelled out so that the
@@ -284,10 +290,20 @@ func (n *Netlink) waitForOwner(ctx context.Context, li linkInfo) error {
 			n.log.Info().Str("owner", owner.String()).Dur("max_wait", n.v.takeoverWait).
 				Msg("another host answers for the vip; waiting for it to release")
 		}
-		if err := ctxtime.Sleep(ctx, n.probeEvery); err != nil {
+		if err := ctxtime.Sleep(ctx, n.probePause(probes)); err != nil {
 			return err
 		}
 	}
+}
+
+// probePause is the pause after the n-th probe (1-based) found another
+// holder: firstProbePause, doubling, at most probeEvery.
+func (n *Netlink) probePause(probes int) time.Duration {
+	d := firstProbePause
+	for i := 1; i < probes && d < n.probeEvery; i++ {
+		d *= 2
+	}
+	return min(d, n.probeEvery)
 }
 
 // Release implements Backend. It deletes the address; a missing address or

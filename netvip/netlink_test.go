@@ -233,6 +233,32 @@ func TestHoldReportsTakeoverWaits(t *testing.T) {
 	}
 }
 
+// While another host answers, the pauses between probes start short and
+// double up to probeEvery: a switchover's old holder lets go milliseconds
+// after the new one's first probe.
+func TestProbePause(t *testing.T) {
+	n := &Netlink{probeEvery: probeEvery}
+	var got []time.Duration
+	var sum time.Duration
+	for i := 1; i <= 8; i++ {
+		got = append(got, n.probePause(i))
+		sum += n.probePause(i)
+	}
+	want := []time.Duration{5, 10, 20, 40, 80, 100, 100, 100}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("pauses %v, want %v ms", got, want)
+		}
+	}
+	if sum > 500*time.Millisecond {
+		t.Fatalf("8 pauses take %v: more probes than a 100 ms period would send in the first half second", sum)
+	}
+	n.probeEvery = time.Millisecond // the tests' setting: never above it
+	if p := n.probePause(1); p != time.Millisecond {
+		t.Fatalf("first pause %v with probeEvery 1ms", p)
+	}
+}
+
 func TestHoldStopsWaitingWhenCancelled(t *testing.T) {
 	f := newFake()
 	f.probeFn = func(int) (net.HardwareAddr, bool, error) { return otherMAC, true, nil }

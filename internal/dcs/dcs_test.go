@@ -214,22 +214,27 @@ func TestNewLeaderReaderFitsTheDCS(t *testing.T) {
 }
 
 // The DCS's dynamic configuration wins over patroni.yml (etcd v2 keys API).
-func TestTTLFromDCSConfig(t *testing.T) {
+func TestDynamicConfigFromDCS(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v2/keys/service/pg/config" {
 			w.WriteHeader(http.StatusNotFound)
 			w.Write([]byte(`{"errorCode":100}`))
 			return
 		}
-		w.Write([]byte(`{"node":{"value":"{\"ttl\":12,\"loop_wait\":2}"}}`))
+		w.Write([]byte(`{"node":{"value":"{\"ttl\":12,\"loop_wait\":2,\"standby_cluster\":{\"host\":\"10.9.0.1\"}}"}}`))
 	}))
 	defer srv.Close()
 	c := parse(t, "bootstrap: {dcs: {ttl: 10}}\netcd: {host: '"+strings.TrimPrefix(srv.URL, "http://")+"'}")
-	if got := TTL(context.Background(), c, time.Second); got != 12*time.Second {
-		t.Fatalf("TTL %v, want 12s from the DCS", got)
+	dyn := DynamicConfig(context.Background(), c, time.Second)
+	if got := c.TTL(dyn); got != 12*time.Second {
+		t.Fatalf("TTL %v, want 12s from the DCS (config %q)", got, dyn)
+	}
+	if !c.StandbyCluster(dyn) {
+		t.Fatalf("StandbyCluster false, want true from the DCS (config %q)", dyn)
 	}
 	// A DCS pghook cannot read is no error: patroni.yml's ttl.
-	if got := TTL(context.Background(), parse(t, "bootstrap: {dcs: {ttl: 10}}\nconsul: {host: a:8500}"), time.Second); got != 10*time.Second {
-		t.Fatalf("TTL %v, want 10s from patroni.yml", got)
+	c = parse(t, "bootstrap: {dcs: {ttl: 10}}\nconsul: {host: a:8500}")
+	if dyn := DynamicConfig(context.Background(), c, time.Second); dyn != "" || c.TTL(dyn) != 10*time.Second {
+		t.Fatalf("config %q, TTL %v; want none and 10s from patroni.yml", dyn, c.TTL(dyn))
 	}
 }

@@ -76,16 +76,16 @@ func MemberAPIs(ctx context.Context, c *patroni.Config, timeout time.Duration) (
 	return patroni.ParseMembers(prefix, values), nil
 }
 
-// TTL is the leader key's ttl: the DCS's dynamic configuration (the
-// `config` key, which `patronictl edit-config` changes), else what
-// patroni.yml says (patroni.Config.TTL). The DCS read is bounded by
-// timeout; a DCS pghook cannot read is no error.
-func TTL(ctx context.Context, c *patroni.Config, timeout time.Duration) time.Duration {
+// DynamicConfig is the DCS's dynamic configuration: the JSON of the
+// `config` key, which `patronictl edit-config` changes, for
+// patroni.Config's TTL and StandbyCluster. The read is bounded by timeout;
+// a DCS pghook cannot read, or no such key, gives "" (patroni.yml decides).
+func DynamicConfig(ctx context.Context, c *patroni.Config, timeout time.Duration) string {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dynamic, found, err := ReadKey(rctx, c, timeout, "config")
 	if err != nil || !found {
-		dynamic = ""
+		return ""
 	}
-	return c.TTL(dynamic)
+	return dynamic
 }

@@ -108,6 +108,8 @@ type BootstrapDCS struct {
 	RetryTimeout         Int         `yaml:"retry_timeout"`
 	MaximumLagOnFailover Int         `yaml:"maximum_lag_on_failover"`
 	Postgresql           DCSPostgres `yaml:"postgresql"`
+	// StandbyCluster is kept as written: see Config.StandbyCluster.
+	StandbyCluster yaml.Node `yaml:"standby_cluster,omitempty"`
 }
 
 // DCSPostgres is bootstrap.dcs.postgresql.

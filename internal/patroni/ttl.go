@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // DefaultTTL is Patroni's default leader key ttl.
@@ -40,4 +42,36 @@ func seconds(s string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(n * float64(time.Second)), true
+}
+
+// StandbyCluster reports whether the cluster replicates from another one
+// (a standby cluster, whose leader is a standby_leader, never a primary):
+// dynamic's standby_cluster section (the `config` key's JSON; "" when it
+// could not be read), else bootstrap.dcs.standby_cluster of patroni.yml.
+func (c *Config) StandbyCluster(dynamic string) bool {
+	if dynamic != "" {
+		var dyn map[string]json.RawMessage
+		if json.Unmarshal([]byte(dynamic), &dyn) == nil {
+			v, ok := dyn["standby_cluster"]
+			return ok && !emptyJSON(v)
+		}
+	}
+	n := c.Bootstrap.DCS.StandbyCluster
+	switch {
+	case n.IsZero(), n.Tag == "!!null", n.Kind == yaml.MappingNode && len(n.Content) == 0:
+		return false
+	case n.Kind == yaml.ScalarNode:
+		return n.Value != ""
+	}
+	return true
+}
+
+// emptyJSON: null, {} or "" — Patroni treats a standby_cluster section
+// like these as absent.
+func emptyJSON(v json.RawMessage) bool {
+	switch strings.TrimSpace(string(v)) {
+	case "null", "{}", `""`:
+		return true
+	}
+	return false
 }

@@ -57,8 +57,9 @@ func (r *Resolver) Watch(parent context.Context, s *Scope) error {
 	if err != nil {
 		return exitcode.Usagef("vip watch: %v", err)
 	}
+	dynamic := dcs.DynamicConfig(ctx, cfg, time.Second)
 	w := &hooks.Watcher{VIP: b, Patroni: rest, Me: cfg.Name, Interval: vip.WatchInterval, Grace: vip.WatchGrace,
-		HandoverMax: dcs.TTL(ctx, cfg, time.Second), Log: log, Metrics: m}
+		HandoverMax: cfg.TTL(dynamic), Standby: cfg.StandbyCluster(dynamic), Log: log, Metrics: m}
 	// The guard's view of the leader lock serves the watcher too.
 	if g, ok := b.(hooks.GuardedVIP); ok && g.View != nil {
 		w.DCS = g.View
@@ -105,7 +106,7 @@ func (r *Resolver) Watch(parent context.Context, s *Scope) error {
 		replicas <- nil
 	}
 	log.Info().Str("action", "vip watch").Str("vip_backend", b.Name()).Str("patroni", rest.Base()).Str("metrics", vip.MetricsListen).
-		Str("control_socket", socket).Str("replica_record", replicaName).Dur("handover_max", w.HandoverMax).Msg("watching")
+		Str("control_socket", socket).Str("replica_record", replicaName).Dur("handover_max", w.HandoverMax).Bool("standby_cluster", w.Standby).Msg("watching")
 	err = w.Run(ctx)
 	stop()
 	<-replicas
