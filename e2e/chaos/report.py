@@ -117,7 +117,11 @@ def summary(rs):
          "roster_bad": sum(not r["roster_ok"] for r in rs)}
     if any(r["fault"] in LEADER_FAULTS for r in rs):
         s["vip_lag_max"] = max(lags) if lags else None
-        s["vip_lag_over_1s"] = sum(l > 1.0 for l in lags) + sum(r.get("vip_lag") is None for r in rs)
+        # A leader change whose new leader never held the VIP counts as late;
+        # cycles without a leader change (in the total) have no lag at all.
+        s["vip_lag_over_1s"] = sum(l > 1.0 for l in lags) + sum(
+            r.get("vip_lag") is None for r in rs
+            if r["fault"] in LEADER_FAULTS and r["new"] and r["new"] != r["old"])
         s["doubles_after_vip"] = sum(r.get("doubles_after_vip", 0) for r in rs)
     else:
         s["vip_off_leader"] = sum(r.get("vip_off_leader", 0) for r in rs)
