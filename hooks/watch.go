@@ -82,8 +82,9 @@ type Watcher struct {
 	// 0 means 3s.
 	RefuseFor time.Duration
 	// Standby: the cluster is a standby cluster (the DCS config's
-	// standby_cluster, read when the watcher starts): the key names a
-	// standby_leader, never a primary, so the key alone never makes it hold.
+	// standby_cluster, read when the watcher starts): its key names a
+	// standby_leader, never a primary, so a step whose key names this node
+	// waits PromoteAnswer for Patroni to say which before the key decides.
 	Standby bool
 	// PromoteAnswer is how long a step waits for Patroni once the watched
 	// key names this node and Patroni last called it a replica, in a
@@ -322,7 +323,7 @@ func (w *Watcher) rule(now time.Time, st patroni.PrimaryStatus, perr error, know
 	case perr == nil:
 		return decision{cause: metrics.CausePatroni, reason: "patroni: not primary"}
 	case known && leader == w.Me && errors.Is(perr, errNotWaited):
-		return decision{hold: true, cause: metrics.CauseDCS, reason: "leader key is this node: patroni is promoting (its answer not waited for)"}
+		return decision{hold: true, cause: metrics.CauseDCS, reason: "leader key is this node: patroni is promoting (no answer yet)"}
 	case known && leader == w.Me:
 		return decision{hold: true, cause: metrics.CauseDCS, reason: "patroni silent; leader key is this node"}
 	case known:
