@@ -153,12 +153,13 @@ type decision struct {
 	// key, or the grace period.
 	cause    metrics.Cause
 	handover bool
-	// refuse: the release leaves a node whose PostgreSQL does not run (the
-	// end of a hand-over, a dead or isolated node), so the address goes on
+	// refuse: the release leaves a node whose PostgreSQL Patroni reports
+	// stopped (the end of a hand-over, an isolated node), so the address goes on
 	// refusing connections (Refuser) while clients move to the new holder.
 	refuse bool
-	// pgRunning: Patroni answered and PostgreSQL runs here.
-	pgRunning bool
+	// pgDown: Patroni answered that PostgreSQL does not run here. A
+	// silent Patroni says nothing: PostgreSQL may run on without it.
+	pgDown bool
 	// stale: the leader key changed while deciding; converge nothing.
 	stale bool
 }
@@ -257,6 +258,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		// last step): the key naming the new leader releases whatever
 		// Patroni says, and the release refuses, as PostgreSQL is down.
 		d := w.rule(now, patroni.PrimaryStatus{}, patroni.ErrNoAnswer, known, leader)
+		d.pgDown = true
 		d.refuse = w.isHeld()
 		w.mu.Lock()
 		w.promoting = false
@@ -269,11 +271,15 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		w.Metrics.PatroniError()
 	}
 	d := w.rule(now, st, perr, known, leader)
-	d.pgRunning = perr == nil && st.Running()
-	// Letting go while PostgreSQL does not run here (a hand-over's end, a
-	// dead or isolated node): go on refusing, so clients still sent here
-	// are reset, not left waiting; a running PostgreSQL would answer.
-	d.refuse = !d.hold && !d.pgRunning && w.isHeld()
+	d.pgDown = perr == nil && !st.Running()
+	// Letting go while Patroni says PostgreSQL does not run here (a
+	// hand-over's end, an isolated node): go on refusing, so clients still
+	// sent here are reset, not left waiting. Never on Patroni's silence: a
+	// PostgreSQL that outlived its Patroni (kill -9 of Patroni alone) runs
+	// on as a primary nobody manages, and the local route would hand it
+	// the clients' writes after the VIP was released — writes the new
+	// leader never receives.
+	d.refuse = !d.hold && d.pgDown && w.isHeld()
 	w.mu.Lock()
 	if perr == nil {
 		w.lastRole = st.Role
@@ -432,7 +438,7 @@ func (w *Watcher) Step(ctx context.Context) error {
 		w.refuse(octx)
 	}
 	err := w.converge(octx, start, d.hold, d.reason, d.cause, false)
-	if w.refusing() && (d.hold || d.pgRunning || time.Since(w.refuseStart()) > w.refuseFor()) {
+	if w.refusing() && (d.hold || !d.pgDown || time.Since(w.refuseStart()) > w.refuseFor()) {
 		w.unrefuse(octx, d.reason)
 	}
 	return err

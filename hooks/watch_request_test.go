@@ -281,9 +281,15 @@ func TestWatcherRefusesAfterHandover(t *testing.T) {
 		{"demoted to a running replica: plain release", true,
 			[]step{{fakeProbe{state: "running", role: "replica"}, "n2", 0}},
 			"release"},
-		{"patroni killed, key expired: refuse, release", true,
+		// Patroni's silence says nothing about PostgreSQL, which may run
+		// on as an unmanaged primary (kill -9 of Patroni alone): a local
+		// route would hand it the writes of clients still sent here.
+		{"patroni killed, key expired: plain release", true,
 			[]step{{fakeProbe{err: errDown}, "me", 0}, {fakeProbe{err: errDown}, "", 0}},
-			"refuse,release"},
+			"release"},
+		{"refusing, then patroni falls silent: refusal ends", true,
+			[]step{{stopped, "", 0}, {stopped, "n2", 0}, {fakeProbe{err: errDown}, "n2", 0}},
+			"refuse,release,unrefuse"},
 		{"isolated, postgresql stopping: refuse, release", true,
 			[]step{{fakeProbe{primary: true, state: "stopping", role: "master"}, "", 0}},
 			"refuse,release"},
