@@ -242,15 +242,24 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 				wait = w.promoteAnswer()
 			}
 		}
+		// An answer already in is used, even when the key is not to wait
+		// for one (select picks at random among ready cases).
 		select {
 		case pa = <-pch:
-		case <-time.After(wait):
-			pa.err = fmt.Errorf("%w (%s) while the leader key names this node", errNotWaited, wait)
-		case <-bump:
-			// The key changed after it was read: this decision is outdated
-			// (a new leader must not wait out a slow Patroni answer to a
-			// question asked before it took the lock). Run steps again.
-			return decision{stale: true, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
+			answered = true
+		default:
+		}
+		if !answered {
+			select {
+			case pa = <-pch:
+			case <-time.After(wait):
+				pa.err = fmt.Errorf("%w (%s) while the leader key names this node", errNotWaited, wait)
+			case <-bump:
+				// The key changed after it was read: this decision is outdated
+				// (a new leader must not wait out a slow Patroni answer to a
+				// question asked before it took the lock). Run steps again.
+				return decision{stale: true, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
+			}
 		}
 	}
 	if handedOver {
