@@ -229,58 +229,48 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	// at the same moment, and the address is on no host from the old
 	// holder's release to the new holder's add.
 	handedOver := !answered && known && leader != "" && leader != w.Me && w.direct() && w.inHandover()
-	if !answered && !handedOver {
-		// The key names this node (a watched DCS): Patroni has just taken
-		// the lock and is busy promoting — its REST API answers late
-		// (~30–100 ms measured). Waiting for it would leave the address on
-		// no host; a silent Patroni whose key is ours holds. Only a standby
-		// cluster waits promoteAnswer, for its standby_leader to say so.
-		wait := timeout
-		if known && leader == w.Me && w.direct() && w.lastRoleIs("replica") {
-			wait = 0
-			if w.Standby {
-				wait = w.promoteAnswer()
-			}
-		}
-		// An answer already in is used, even when the key is not to wait
-		// for one (select picks at random among ready cases).
-		select {
-		case pa = <-pch:
-			answered = true
-		default:
-		}
-		if !answered {
-			select {
-			case pa = <-pch:
-			case <-time.After(wait):
-				pa.err = fmt.Errorf("%w (%s) while the leader key names this node", errNotWaited, wait)
-			case <-bump:
-				// The key changed after it was read: this decision is outdated
-				// (a new leader must not wait out a slow Patroni answer to a
-				// question asked before it took the lock). Run steps again.
-				return decision{stale: true, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
-			}
-		}
-	}
-	if handedOver {
+	switch {
+	case answered:
+	case handedOver:
 		// The old holder in its hand-over hold (PostgreSQL stopped at the
 		// last step): the key naming the new leader releases whatever
 		// Patroni says, and the release refuses, as PostgreSQL is down.
-		d := w.rule(now, patroni.PrimaryStatus{}, patroni.ErrNoAnswer, known, leader)
-		d.pgDown = true
-		d.refuse = w.isHeld()
-		w.mu.Lock()
-		w.promoting = false
-		w.handoverSince = time.Time{}
-		w.mu.Unlock()
-		return d
+		pa.err = fmt.Errorf("%w: the leader key names %s at the hand-over's end", errNotWaited, leader)
+	case known && leader == w.Me && w.direct() && w.lastRoleIs("replica") && !w.Standby:
+		// The key names this node (a watched DCS): Patroni has just taken
+		// the lock and is busy promoting — its REST API answers late
+		// (~30–100 ms measured). Waiting for it would leave the address on
+		// no host; a silent Patroni whose key is ours holds. An answer
+		// already in is used.
+		select {
+		case pa = <-pch:
+		default:
+			pa.err = fmt.Errorf("%w while the leader key names this node", errNotWaited)
+		}
+	default:
+		// A standby cluster waits promoteAnswer, for its standby_leader to
+		// say so; anything else waits for Patroni's answer.
+		wait, late := timeout, patroni.ErrNoAnswer
+		if known && leader == w.Me && w.direct() && w.lastRoleIs("replica") {
+			wait, late = w.promoteAnswer(), errNotWaited
+		}
+		select {
+		case pa = <-pch:
+		case <-time.After(wait):
+			pa.err = fmt.Errorf("%w: no answer within %s", late, wait)
+		case <-bump:
+			// The key changed after it was read: this decision is outdated
+			// (a new leader must not wait out a slow Patroni answer to a
+			// question asked before it took the lock). Run steps again.
+			return decision{stale: true, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
+		}
 	}
 	st, perr := pa.st, pa.err
 	if perr != nil && !errors.Is(perr, errNotWaited) {
 		w.Metrics.PatroniError()
 	}
 	d := w.rule(now, st, perr, known, leader)
-	d.pgDown = perr == nil && !st.Running()
+	d.pgDown = handedOver || perr == nil && !st.Running()
 	// Letting go while Patroni says PostgreSQL does not run here (a
 	// hand-over's end, an isolated node): go on refusing, so clients still
 	// sent here are reset, not left waiting. Never on Patroni's silence: a
