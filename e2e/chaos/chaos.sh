@@ -11,7 +11,8 @@
 # SYNC=1 runs Patroni with synchronous_mode: true (no acknowledged write may be lost);
 # SYNC=0 reports the asynchronous figure. NAME (default <LAB_DCS>-<sync|async>) names the
 # results, so a shorter run can sit beside the ones the docs quote. The seed is printed and recorded: the same
-# seed replays the same sequence of faults and targets. Leaves the lab down.
+# seed replays the same sequence of faults and of choices among nodes (which node leads
+# after a failover is Patroni's race, so targets named by role can differ). Leaves the lab down.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -58,7 +59,9 @@ wait_until() { # wait_until TIMEOUT CMD... (polls every 0.1 s, prints CMD's outp
 	done
 	echo "$out"
 }
-pick() { local a=("$@"); echo "${a[RANDOM % ${#a[@]}]}"; }
+# pick sets $picked rather than printing: a command substitution runs in a subshell,
+# which bash seeds anew, so the seed would not replay the sequence.
+pick() { local a=("$@"); picked=${a[RANDOM % ${#a[@]}]}; }
 replicas_of() { local n; for n in n1 n2 n3; do [[ $n == "$1" ]] || echo "$n"; done; }
 new_leader() { # a leader other than $1
 	local l
@@ -138,13 +141,17 @@ for cycle in $(seq 1 "$N"); do
 		break
 	fi
 	sleep 1 # a baseline of good samples
-	fault=$(pick "${FAULT_LIST[@]}")
+	pick "${FAULT_LIST[@]}"
+	fault=$picked
 	old=$(lib lab_leader)
 	target=$old new="" ok=true note=""
 	t0=$(now)
 	case $fault in
 	switchover) # under synchronous_mode Patroni accepts only the synchronous standby
-		target=$(sync_standby) || target=$(pick $(replicas_of "$old"))
+		if ! target=$(sync_standby); then
+			pick $(replicas_of "$old")
+			target=$picked
+		fi
 		lib lab_switchover "$old" "$target" >>"$RAW/ctl.log" 2>&1 || { ok=false; note="switchover refused"; }
 		new=$(wait_until 60 new_leader "$old") || { ok=false; note="no new leader"; }
 		;;
@@ -167,18 +174,21 @@ for cycle in $(seq 1 "$N"); do
 		lib lab_link_up "$old"
 		;;
 	etcd-kill) # one etcd member, SIGKILL, back after 3 s
-		target=$(pick n1 n2 n3)
+		pick n1 n2 n3
+		target=$picked
 		pid=$(lib lab_pid "$target" etcd) && kill -KILL "$pid" 2>/dev/null || true
 		sleep 3
 		rm -f "$(lib lab_pidfile "$target" etcd)"
 		lib lab_start_etcd "$target"
 		;;
 	replica-restart)
-		target=$(pick $(replicas_of "$old"))
+		pick $(replicas_of "$old")
+		target=$picked
 		lib lab_patronictl_on "$old" restart "$LAB_SCOPE" "$target" --force >>"$RAW/ctl.log" 2>&1 || { ok=false; note="restart refused"; }
 		;;
 	rebuild) # a fresh pghook backup, then Patroni rebuilds a replica through create_replica
-		target=$(pick $(replicas_of "$old"))
+		pick $(replicas_of "$old")
+		target=$picked
 		take_backup "$old" || note="backup failed (basebackup fallback expected)"
 		lib lab_patronictl_on "$target" reinit "$LAB_SCOPE" "$target" --force --wait >>"$RAW/ctl.log" 2>&1 || { ok=false; note="reinit refused"; }
 		;;
