@@ -2,6 +2,10 @@
 # Side-by-side wall time of one callback (roster upsert) — pghook against the seed's
 # shell callback doing the same job — in one hyperfine run, >= 30 runs each.
 # Usage: make bench   (PGHOOK_BIN=path/to/pghook bash bench/run.sh)
+#   make bench BASELINES="<git ref> ..."  also builds each ref (same flags as `make build`,
+#   in a temporary worktree) and runs it in the same hyperfine run, to show what a change
+#   costs the callback beside the seed script; BASELINE_DIR=dir keeps those binaries there
+#   (pghook-<short commit>), e.g. for bench/interleave.py.
 # Writes bench/results/callback.json and .md; copy the table into docs/BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,8 +13,23 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-100}
 command -v hyperfine >/dev/null || { echo "bench: hyperfine missing (make deps)" >&2; exit 1; }
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+  for wt in "$work"/wt-*; do [ -d "$wt" ] && git worktree remove --force "$wt"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 mkdir -p bench/results
+# Baselines: the same command from other commits, built as `make build` builds.
+cmds=()
+i=0
+for ref in ${BASELINES:-}; do
+  i=$((i + 1))
+  short=$(git rev-parse --short "$ref^{commit}") || { echo "bench: BASELINES: $ref is not a commit" >&2; exit 1; }
+  git worktree add -q --detach "$work/wt-$i" "$short"
+  (cd "$work/wt-$i" && CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -ldflags '-s -w' -o "$work/pghook-$i" ./cmd/pghook)
+  cmds+=(-n "pghook at $short ($ref)" "$work/pghook-$i --log-level error callback ARGS")
+  if [ -n "${BASELINE_DIR:-}" ]; then mkdir -p "$BASELINE_DIR" && cp "$work/pghook-$i" "$BASELINE_DIR/pghook-$short"; fi
+done
 # A roster of a realistic size: a few clusters on the host, this node's row present,
 # so both tools do a lookup and (pghook) a rewrite.
 export HOME=$work PGTAB=$work/seed.pgtab PGHOOK_PGTAB=$work/pghook.pgtab PGHOOK_CONFIG=$work/pghook.yaml
@@ -23,6 +42,7 @@ done
 hyperfine -N --warmup 20 --runs "$RUNS" --style basic \
   --export-json bench/results/callback.json --export-markdown bench/results/callback.md \
   -n "pghook callback (atomic upsert under flock)" "$PGHOOK_BIN --log-level error callback ${args[*]}" \
+  "${cmds[@]//ARGS/${args[*]}}" \
   -n "seed callback.sh (grep + append)" "bench/seed-callback.sh ${args[*]}"
 # Medians, which the goal is stated in.
 python3 - <<'PY'
