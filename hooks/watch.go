@@ -229,6 +229,9 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 	// at the same moment, and the address is on no host from the old
 	// holder's release to the new holder's add.
 	handedOver := !answered && known && leader != "" && leader != w.Me && w.direct() && w.inHandover()
+	// The key names this node, which Patroni last called a replica: a
+	// promotion under way.
+	keyPromotes := known && leader == w.Me && w.direct() && w.lastRoleIs("replica")
 	switch {
 	case answered:
 	case handedOver:
@@ -236,7 +239,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		// last step): the key naming the new leader releases whatever
 		// Patroni says, and the release refuses, as PostgreSQL is down.
 		pa.err = fmt.Errorf("%w: the leader key names %s at the hand-over's end", errNotWaited, leader)
-	case known && leader == w.Me && w.direct() && w.lastRoleIs("replica") && !w.Standby:
+	case keyPromotes && !w.Standby:
 		// The key names this node (a watched DCS): Patroni has just taken
 		// the lock and is busy promoting — its REST API answers late
 		// (~30–100 ms measured). Waiting for it would leave the address on
@@ -251,7 +254,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		// A standby cluster waits promoteAnswer, for its standby_leader to
 		// say so; anything else waits for Patroni's answer.
 		wait, late := timeout, patroni.ErrNoAnswer
-		if known && leader == w.Me && w.direct() && w.lastRoleIs("replica") {
+		if keyPromotes {
 			wait, late = w.promoteAnswer(), errNotWaited
 		}
 		select {
