@@ -104,3 +104,24 @@ func TestRuleCause(t *testing.T) {
 		})
 	}
 }
+
+// A Patroni that does not answer within the step's wait is a Patroni
+// error, whoever the key names — only the waits the watcher skips on
+// purpose (the new leader's, the hand-over's end) are not.
+func TestWatcherPatroniTimeoutCounted(t *testing.T) {
+	for _, leader := range []string{"me", "n2", ""} {
+		t.Run("key "+quoteEmpty(leader), func(t *testing.T) {
+			m := metrics.NewVIP("s", "state", nil)
+			w := &Watcher{VIP: &stateVIP{}, Patroni: &fakeProbe{primary: true, delay: 5 * time.Second},
+				DCS: &fakeLeader{name: leader}, Me: "me", Log: zerolog.Nop(), Metrics: m}
+			_ = w.Step(context.Background())
+			var b bytes.Buffer
+			if err := metrics.Write(&b, m.Families()); err != nil {
+				t.Fatal(err)
+			}
+			if want := `pghook_vip_patroni_errors_total{scope="s",backend="state"} 1` + "\n"; !strings.Contains(b.String(), want) {
+				t.Errorf("no line %q in\n%s", want, b.String())
+			}
+		})
+	}
+}
