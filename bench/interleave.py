@@ -43,21 +43,23 @@ def main():
     ap.add_argument("--args", default=CALLBACK)
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
+    if a.rounds < 1:
+        sys.exit(f"interleave: --rounds {a.rounds}: give at least 1")
     for b in a.binaries:
         if not os.access(b, os.X_OK):
             sys.exit(f"interleave: {b} is not an executable file")
-    work = tempfile.mkdtemp(prefix="pghook-interleave-")
-    os.environ.update(HOME=work, PGHOOK_PGTAB=f"{work}/pgtab", PGHOOK_CONFIG=f"{work}/pghook.yaml")
-    open(f"{work}/pghook.yaml", "w").close()
     argv = a.args.split()
     devnull = os.open(os.devnull, os.O_WRONLY)
     times = {b: [] for b in a.binaries}
-    for b in a.binaries:  # warm-up: page cache, roster row present
-        for _ in range(10):
-            start(b, argv, devnull)
-    for i in range(a.rounds):
-        for b in (a.binaries if i % 2 == 0 else a.binaries[::-1]):
-            times[b].append(start(b, argv, devnull))
+    with tempfile.TemporaryDirectory(prefix="pghook-interleave-") as work:
+        os.environ.update(HOME=work, PGHOOK_PGTAB=f"{work}/pgtab", PGHOOK_CONFIG=f"{work}/pghook.yaml")
+        open(f"{work}/pghook.yaml", "w").close()
+        for b in a.binaries:  # warm-up: page cache, roster row present
+            for _ in range(10):
+                start(b, argv, devnull)
+        for i in range(a.rounds):
+            for b in (a.binaries if i % 2 == 0 else a.binaries[::-1]):
+                times[b].append(start(b, argv, devnull))
     print(f"{a.rounds} rounds, args: {a.args}")
     print("| binary | median ms | p25 ms | p10 ms | min ms |")
     print("|---|---:|---:|---:|---:|")
