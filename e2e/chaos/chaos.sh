@@ -21,6 +21,8 @@ ROOT=$PWD
 : "${FAULTS:=switchover kill9 kill9-patroni linkcut etcd-kill replica-restart rebuild pause}"
 : "${SEED:=$((RANDOM * 32768 + RANDOM))}"
 export PGHOOK_BIN LAB_DCS LAB_VIP=netlink LAB_VIP_TOOL=pghook
+[[ $SEED =~ ^[0-9]+$ ]] || { echo "chaos: SEED=$SEED: give a whole number (bash would seed with 0)" >&2; exit 2; }
+[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "chaos: N=$N: give the number of cycles, 1 or more" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "chaos: must run as root" >&2; exit 1; }
 mode=async; [[ $SYNC == 1 ]] && mode=sync
 NAME=${NAME:-$LAB_DCS-$mode}
