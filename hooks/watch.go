@@ -111,6 +111,10 @@ type Watcher struct {
 	// promoting: the last decision saw the key name this node while
 	// Patroni answered but did not call it primary (yet).
 	promoting bool
+	// cutOff: the last decision could not read the DCS view, so this node
+	// may be cut off and a release must not wait on the network
+	// (netvip.PromptReleaser).
+	cutOff bool
 
 	// Requests (callbacks through the control socket) and steps converge
 	// one at a time (opMu). A request cancels the operation in progress
@@ -287,6 +291,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		w.lastRole = st.Role
 	}
 	w.promoting = known && leader == w.Me && perr == nil && !d.hold
+	w.cutOff = w.DCS != nil && !known
 	if perr == nil {
 		w.lastAnswer = now
 	}
@@ -656,7 +661,7 @@ func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reas
 			tk.err = err
 			close(tk.done)
 		} else {
-			err = w.VIP.Release(ctx)
+			err = w.release(ctx)
 		}
 		w.Metrics.Transition(direction, cause, time.Since(opStart), err)
 	}
@@ -681,6 +686,18 @@ func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reas
 			Dur("took_ms", time.Since(start)).Msg("vip reconciled")
 	}
 	return err
+}
+
+// release lets the VIP go; promptly (the address before anything that
+// needs the network) when the last decision could not read the DCS.
+func (w *Watcher) release(ctx context.Context) error {
+	w.mu.Lock()
+	cutOff := w.cutOff
+	w.mu.Unlock()
+	if pr, ok := w.VIP.(netvip.PromptReleaser); ok && cutOff {
+		return pr.ReleasePromptly(ctx)
+	}
+	return w.VIP.Release(ctx)
 }
 
 // Run steps every Interval, and at once after each change of the leader

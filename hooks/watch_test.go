@@ -445,3 +445,59 @@ func (w *Watcher) Desired(ctx context.Context, now time.Time) (hold bool, reason
 	d := w.decide(ctx, now)
 	return d.hold, d.reason
 }
+
+// promptVIP is a stateVIP that can also release promptly
+// (netvip.PromptReleaser, as a DNS-named VIP).
+type promptVIP struct{ stateVIP }
+
+func (p *promptVIP) ReleasePromptly(context.Context) error {
+	p.ops = append(p.ops, "release promptly")
+	p.held = false
+	return nil
+}
+
+// A release decided while the DCS cannot be read (an isolated primary
+// whose Patroni demoted, or a callback's request after such a step) lets
+// the address go before anything that needs the network; a release the
+// DCS decided, or without a DCS view, keeps the backend's order.
+func TestWatcherReleasesPromptlyWhenCutOff(t *testing.T) {
+	tests := []struct {
+		name    string
+		dcs     LeaderView
+		request bool
+		want    string
+	}{
+		{"DCS unreadable, patroni demoted", &fakeLeader{err: errDown}, false, "hold,release promptly"},
+		{"DCS unreadable, callback's release", &fakeLeader{err: errDown}, true, "hold,release promptly"},
+		{"key names another member", &fakeLeader{name: "other"}, false, "hold,release"},
+		{"key empty, callback's release", &fakeLeader{}, true, "hold,release"},
+		{"no DCS view", nil, false, "hold,release"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			probe := &fakeProbe{primary: true, state: "running", role: "primary"}
+			vip := &promptVIP{}
+			w := &Watcher{VIP: vip, Patroni: probe, Me: "me", Log: zerolog.Nop()}
+			ctx := context.Background()
+			if err := w.Step(ctx); err != nil { // primary, DCS readable or not yet configured
+				t.Fatal(err)
+			}
+			if tt.dcs != nil {
+				w.DCS = tt.dcs
+			}
+			probe.primary, probe.role = false, "replica"
+			if tt.request {
+				w.Step(ctx) // records whether the DCS answered
+				vip.held, vip.ops = true, vip.ops[:1]
+				if err := w.Request(ctx, false); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := w.Step(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(vip.ops, ","); got != tt.want {
+				t.Fatalf("ops %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -1050,6 +1050,9 @@ sa_pgpass() {
 		write_file "$LAB_DIR/secrets/$LAB_SA_SCOPE.pgpass" postgres:postgres 0600
 }
 
+# sa_promoted NODE — the scope's PostgreSQL on NODE answers and is out of recovery.
+sa_promoted() { [[ $(lab_sa_psql "$1" -c 'select pg_is_in_recovery()' 2>/dev/null) == f ]]; }
+
 cmd_standalone_up() {
 	local t0=$SECONDS n s c
 	lab_healthy || die "the lab is not up and healthy: run '$0 up' first"
@@ -1088,6 +1091,11 @@ cmd_standalone_up() {
 	lab_sa_start_vipwatch n1
 	lab_sa_start_patroni n1
 	lab_wait "$LAB_TIMEOUT" "n1 leading $LAB_SA_SCOPE" lab_sa_leader || { tail -n 40 "$s/patroni.log" >&2; die "Patroni did not take $LAB_SA_SCOPE over on n1"; }
+	# Patroni starts an adopted cluster as a standby and promotes it after taking the
+	# leader key, so /primary can answer before the promotion ends; a base backup
+	# taken across it is refused ("the standby was promoted during online backup").
+	lab_wait "$LAB_TIMEOUT" "n1's $LAB_SA_SCOPE out of recovery" sa_promoted n1 ||
+		{ tail -n 40 "$s/patroni.log" >&2; die "$LAB_SA_SCOPE on n1 did not leave recovery"; }
 	lab_log "$LAB_SA_SCOPE adopted and led by n1 after $((SECONDS - t0))s; backing it up"
 	lab_exec_pg n1 env PGPASSFILE="$LAB_DIR/secrets/$LAB_SA_SCOPE.pgpass" "$(lab_pghook)" \
 		--config "$(lab_pghook_yaml n1)" --log-format json backup --scope "$LAB_SA_SCOPE" \

@@ -27,10 +27,11 @@ import (
 //     replica's release must not take the name from its subnet's primary.
 //     A failed record update does not keep the address: it is released
 //     all the same and both errors are returned. Nor does a slow one: the
-//     address waits at most RecordWait for the record, so a primary cut off
-//     from the network (the DNS server as unreachable as the DCS) lets its
-//     address go at once, not after the exchange's timeout, while the new
-//     leader may already hold the key.
+//     address waits at most RecordWait for the record.
+//   - ReleasePromptly (netvip.PromptReleaser): the address, then the
+//     record. A node that cannot read the DCS is likely cut off from the
+//     DNS server too, and the new leader may take its VIP at any moment:
+//     the address must not wait on an update that cannot arrive.
 //
 // It needs no capabilities itself: the record is updated by the calling
 // process (a callback, `pghook vip watch`), the address by VIP.
@@ -51,7 +52,10 @@ type NamedVIP struct {
 // a reachable server takes 1-26 ms in the lab.
 const DefaultRecordWait = 250 * time.Millisecond
 
-var _ netvip.Backend = (*NamedVIP)(nil)
+var (
+	_ netvip.Backend        = (*NamedVIP)(nil)
+	_ netvip.PromptReleaser = (*NamedVIP)(nil)
+)
 
 // Name implements netvip.Backend.
 func (n *NamedVIP) Name() string { return n.VIP.Name() + " named by dns " + n.Record.name }
@@ -139,6 +143,27 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 	if recErr != nil || err != nil {
 		n.Log.Warn().AnErr("record_err", recErr).AnErr("address_err", err).Str("action", "vip release").
 			Dur("took_ms", time.Since(start)).Msg("named vip release incomplete")
+	}
+	return errors.Join(recErr, err)
+}
+
+// ReleasePromptly implements netvip.PromptReleaser: the address first,
+// then, when this node held it, the record (still guarded by naming
+// exactly this VIP), so no network exchange delays the address.
+func (n *NamedVIP) ReleasePromptly(ctx context.Context) error {
+	start := time.Now()
+	st, serr := n.addressStatus(ctx)
+	err := n.VIP.Release(ctx)
+	var recErr error
+	switch {
+	case serr != nil:
+		recErr = fmt.Errorf("dns record %s left as it is: whether this node held vip %s is unknown: %w", n.Record.name, n.Record.target, serr)
+	case st.Held:
+		recErr = n.Record.Release(ctx)
+	}
+	if recErr != nil || err != nil {
+		n.Log.Warn().AnErr("record_err", recErr).AnErr("address_err", err).Str("action", "vip release").
+			Dur("took_ms", time.Since(start)).Msg("named vip prompt release incomplete")
 	}
 	return errors.Join(recErr, err)
 }

@@ -83,6 +83,14 @@ func TestNamedVIP(t *testing.T) {
 			want: []string{vipB}, wantOps: []string{"release " + vipB}},
 		{name: "unknown address state: record kept, address released", record: []string{vipA}, held: true, statusErr: errors.New("helper failed"),
 			op: "release", wantErr: "left as it is", want: []string{vipA}, wantOps: []string{"release " + vipA}},
+		{name: "cut-off holder releases promptly: address, then record", record: []string{vipA}, held: true, op: "release promptly",
+			want: nil, wantOps: []string{"release " + vipA}},
+		{name: "cut-off replica of the same subnet leaves its primary's record", record: []string{vipA}, op: "release promptly",
+			want: []string{vipA}, wantOps: []string{"release " + vipA}},
+		{name: "cut-off holder's prompt release leaves another subnet's record", record: []string{vipB}, held: true, op: "release promptly",
+			want: []string{vipB}, wantOps: []string{"release " + vipB}},
+		{name: "prompt release, unknown address state: record kept", record: []string{vipA}, held: true, statusErr: errors.New("helper failed"),
+			op: "release promptly", wantErr: "left as it is", want: []string{vipA}, wantOps: []string{"release " + vipA}},
 		{name: "status: address and record", record: []string{vipA}, held: true, op: "status", want: []string{vipA}, wantHeld: true},
 		{name: "status: address without record acts", record: []string{vipB}, held: true, op: "status", want: []string{vipB}, statusBad: true},
 		{name: "status: record without address is the holder's", record: []string{vipA}, op: "status", want: []string{vipA}},
@@ -108,6 +116,8 @@ func TestNamedVIP(t *testing.T) {
 					err = n.Hold(ctx)
 				case "release":
 					err = n.Release(ctx)
+				case "release promptly":
+					err = n.(netvip.PromptReleaser).ReleasePromptly(ctx)
 				}
 				if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 					t.Fatalf("%s: err %v, want %q", tt.op, err, tt.wantErr)
@@ -242,6 +252,57 @@ func TestNamedVIPReleaseDoesNotWaitForAnUnansweredRecord(t *testing.T) {
 	if a.held {
 		t.Error("address still held")
 	}
+}
+
+// A node that cannot read the DCS releases promptly: the address goes
+// before the record's exchange begins, however long that exchange waits.
+func TestNamedVIPReleasePromptlyDoesNotWaitForTheRecord(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() { // accept, read, never answer
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	z := newZoneServer(t, testZone, testKey, "tcp")
+	z.set(testName, dns.TypeA, 1, vipA)
+	rec, _ := backend(t, z, "tcp", me)
+	rec.target = netip.MustParseAddr(vipA)
+	rec.server = silent.Addr().String()
+	rec.timeout = 2 * time.Second
+	released := make(chan time.Time, 1)
+	a := &timedAddr{addrVIP: addrVIP{z: z, held: true}, released: released}
+	n := &NamedVIP{VIP: a, Record: rec, RecordWait: time.Second, Log: zerolog.Nop()}
+	start := time.Now()
+	err = n.ReleasePromptly(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "removing this node's value") {
+		t.Errorf("release: %v, want the record's error", err)
+	}
+	if a.held {
+		t.Fatal("address still held")
+	}
+	if took := (<-released).Sub(start); took > 100*time.Millisecond {
+		t.Errorf("the address went %s after the release began, want at once", took)
+	}
+}
+
+// timedAddr is an addrVIP that tells when its release ran.
+type timedAddr struct {
+	addrVIP
+	released chan time.Time
+}
+
+func (s *timedAddr) Release(ctx context.Context) error {
+	err := s.addrVIP.Release(ctx)
+	s.released <- time.Now()
+	return err
 }
 
 // signalAddr is an addrVIP that tells when its release ran.
