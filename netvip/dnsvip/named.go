@@ -43,7 +43,8 @@ type NamedVIP struct {
 	// the VIP helper before each release and at each status).
 	Here func() (bool, error)
 	// RecordWait bounds how long a release waits for the record's update
-	// before it releases the address (0: DefaultRecordWait).
+	// before it releases the address, and how long Status waits for the
+	// record (0: DefaultRecordWait).
 	RecordWait time.Duration
 	Log        zerolog.Logger
 }
@@ -122,10 +123,7 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 			Msg("this node does not hold the vip: its dns record (if any) is the holder's")
 		recDone <- nil
 	}
-	wait := n.RecordWait
-	if wait <= 0 {
-		wait = DefaultRecordWait
-	}
+	wait := n.recordWait()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	pending := false
@@ -145,6 +143,13 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 			Dur("took_ms", time.Since(start)).Msg("named vip release incomplete")
 	}
 	return errors.Join(recErr, err)
+}
+
+func (n *NamedVIP) recordWait() time.Duration {
+	if n.RecordWait <= 0 {
+		return DefaultRecordWait
+	}
+	return n.RecordWait
 }
 
 // ReleasePromptly implements netvip.PromptReleaser: the address first,
@@ -169,10 +174,15 @@ func (n *NamedVIP) ReleasePromptly(ctx context.Context) error {
 }
 
 // Status implements netvip.Backend. Held: the address is here and the
-// record names exactly it. The address here without the record (or the
-// record unreadable) is an error, so that a reconciler acts whichever way
-// it decided; without the address the record is not this node's to judge
+// record names exactly it. The address here with another record (or a
+// refused read) is an error, so that a reconciler acts whichever way it
+// decided; without the address the record is not this node's to judge
 // (its subnet's primary may hold the same VIP), and Status reports not held.
+//
+// A record the server does not answer for within RecordWait counts as
+// held, its state unknown (in Detail): a reconciler's hold could not reach
+// the server either, and a watcher cut off from the network must not spend
+// its steps on the DNS server while its release waits.
 func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
 	st, err := n.addressStatus(ctx)
 	if err != nil {
@@ -181,7 +191,12 @@ func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
 	if !st.Held {
 		return st, nil
 	}
-	rs, err := n.Record.Status(ctx)
+	rctx, cancel := context.WithTimeout(ctx, n.recordWait())
+	rs, err := n.Record.Status(rctx)
+	cancel()
+	if unanswered(err) && ctx.Err() == nil {
+		return netvip.Status{Held: true, Detail: st.Detail + "; its dns record unknown: " + err.Error()}, nil
+	}
 	if err != nil {
 		return netvip.Status{}, fmt.Errorf("vip %s is held here, but its dns record is not known to name it: %w", n.Record.target, err)
 	}

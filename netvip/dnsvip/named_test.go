@@ -316,3 +316,70 @@ func (s *signalAddr) Release(ctx context.Context) error {
 	close(s.released)
 	return err
 }
+
+// The address here and a DNS server that does not answer: Status reports
+// held with the record unknown after RecordWait, so a watcher cut off from
+// the network neither waits out the exchange's timeout at each step nor
+// re-takes an address it holds; a record that names another VIP is still
+// an error.
+func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := closed.Addr().String()
+	closed.Close()
+	tests := []struct {
+		name    string
+		server  string // "" for the zone server
+		record  string
+		wantErr bool
+		want    string // in Detail
+	}{
+		{name: "silent server", server: silent.Addr().String(), record: vipA, want: "its dns record unknown: dns record primary.pglab.test. on 127.0.0.1"},
+		{name: "connection refused", server: refusing, record: vipA, want: "dns record unknown"},
+		{name: "answering server, another VIP", record: vipB, wantErr: true},
+		{name: "answering server, this VIP", record: vipA, want: "this node"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			z := newZoneServer(t, testZone, testKey, "tcp")
+			z.set(testName, dns.TypeA, 1, tt.record)
+			rec, _ := backend(t, z, "tcp", me)
+			rec.target = netip.MustParseAddr(vipA)
+			rec.timeout = 2 * time.Second
+			if tt.server != "" {
+				rec.server = tt.server
+			}
+			n := &NamedVIP{VIP: &addrVIP{z: z, held: true}, Record: rec, RecordWait: 100 * time.Millisecond, Log: zerolog.Nop()}
+			start := time.Now()
+			st, err := n.Status(context.Background())
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("status took %s, want about RecordWait", took)
+			}
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("status %+v, want an error", st)
+				}
+				return
+			}
+			if err != nil || !st.Held || !strings.Contains(st.Detail, tt.want) {
+				t.Fatalf("status %+v, %v; want held, detail with %q", st, err, tt.want)
+			}
+		})
+	}
+}

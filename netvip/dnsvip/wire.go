@@ -109,6 +109,7 @@ func queryMsg(name string, t uint16) *dns.Msg {
 // exchange sends m to the server within the backend's timeout and ctx; a
 // key signs the request, and then the reply must carry a valid signature.
 func (b *Backend) exchange(ctx context.Context, m *dns.Msg, k *Key) (*dns.Msg, error) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	c := &dns.Client{Net: b.net, Timeout: b.timeout}
@@ -130,10 +131,13 @@ func (b *Backend) exchange(ctx context.Context, m *dns.Msg, k *Key) (*dns.Msg, e
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("no answer within %v: %w", b.timeout, ctx.Err())
+			return nil, &unansweredError{fmt.Errorf("no answer within %v: %w", time.Since(start).Round(time.Millisecond), ctx.Err())}
 		}
 		if k != nil && r != nil {
 			return nil, fmt.Errorf("%s (rcode %s): %w", k, rcodeName(r.Rcode), tsigErr(err))
+		}
+		if r == nil {
+			return nil, &unansweredError{err}
 		}
 		return nil, err
 	}
@@ -141,6 +145,19 @@ func (b *Backend) exchange(ctx context.Context, m *dns.Msg, k *Key) (*dns.Msg, e
 		return nil, fmt.Errorf("%s (rcode %s): the reply is not signed (TSIG missing)", k, rcodeName(r.Rcode))
 	}
 	return r, nil
+}
+
+// unansweredError is a request the server did not answer (unreachable,
+// silent, too slow): what it serves is unknown, not wrong.
+type unansweredError struct{ err error }
+
+func (e *unansweredError) Error() string { return e.err.Error() }
+func (e *unansweredError) Unwrap() error { return e.err }
+
+// unanswered tells whether err is a request the server did not answer.
+func unanswered(err error) bool {
+	var u *unansweredError
+	return errors.As(err, &u)
 }
 
 // tsigErr says what a failed check of the reply's signature means.
