@@ -214,28 +214,9 @@ func TestTargetNamesTheVIP(t *testing.T) {
 // exchange still waits for an answer that never comes, not after the
 // exchange's timeout.
 func TestNamedVIPReleaseDoesNotWaitForAnUnansweredRecord(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() { // accept, read, never answer
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	z := newZoneServer(t, testZone, testKey, "tcp")
-	z.set(testName, dns.TypeA, 1, vipA)
-	rec, _ := backend(t, z, "tcp", me)
-	rec.target = netip.MustParseAddr(vipA)
-	rec.server = silent.Addr().String()
-	rec.timeout = 2 * time.Second
-	released := make(chan struct{})
-	a := &signalAddr{addrVIP: addrVIP{z: z, held: true}, released: released}
+	z, rec := silentRecord(t)
+	released := make(chan time.Time, 1)
+	a := &timedAddr{addrVIP: addrVIP{z: z, held: true}, released: released}
 	n := &NamedVIP{VIP: a, Record: rec, RecordWait: 20 * time.Millisecond, Log: zerolog.Nop()}
 	done := make(chan error, 1)
 	go func() { done <- n.Release(context.Background()) }()
@@ -257,31 +238,12 @@ func TestNamedVIPReleaseDoesNotWaitForAnUnansweredRecord(t *testing.T) {
 // A node that cannot read the DCS releases promptly: the address goes
 // before the record's exchange begins, however long that exchange waits.
 func TestNamedVIPReleasePromptlyDoesNotWaitForTheRecord(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() { // accept, read, never answer
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	z := newZoneServer(t, testZone, testKey, "tcp")
-	z.set(testName, dns.TypeA, 1, vipA)
-	rec, _ := backend(t, z, "tcp", me)
-	rec.target = netip.MustParseAddr(vipA)
-	rec.server = silent.Addr().String()
-	rec.timeout = 2 * time.Second
+	z, rec := silentRecord(t)
 	released := make(chan time.Time, 1)
 	a := &timedAddr{addrVIP: addrVIP{z: z, held: true}, released: released}
 	n := &NamedVIP{VIP: a, Record: rec, RecordWait: time.Second, Log: zerolog.Nop()}
 	start := time.Now()
-	err = n.ReleasePromptly(context.Background())
+	err := n.ReleasePromptly(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "removing this node's value") {
 		t.Errorf("release: %v, want the record's error", err)
 	}
@@ -291,6 +253,19 @@ func TestNamedVIPReleasePromptlyDoesNotWaitForTheRecord(t *testing.T) {
 	if took := (<-released).Sub(start); took > 100*time.Millisecond {
 		t.Errorf("the address went %s after the release began, want at once", took)
 	}
+}
+
+// silentRecord returns a zone server whose record names vipA, and a record
+// backend for that VIP whose server never answers (2 s timeout).
+func silentRecord(t *testing.T) (*zoneServer, *Backend) {
+	t.Helper()
+	z := newZoneServer(t, testZone, testKey, "tcp")
+	z.set(testName, dns.TypeA, 1, vipA)
+	rec, _ := backend(t, z, "tcp", me)
+	rec.target = netip.MustParseAddr(vipA)
+	rec.server = silentServer(t)
+	rec.timeout = 2 * time.Second
+	return z, rec
 }
 
 // timedAddr is an addrVIP that tells when its release ran.
@@ -305,17 +280,28 @@ func (s *timedAddr) Release(ctx context.Context) error {
 	return err
 }
 
-// signalAddr is an addrVIP that tells when its release ran.
-type signalAddr struct {
-	addrVIP
-	released chan struct{}
+// silentServer returns the address of a TCP server that accepts
+// connections and reads from them, but never answers: a DNS server cut off
+// behind a live-looking connection.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return ln.Addr().String()
 }
 
-func (s *signalAddr) Release(ctx context.Context) error {
-	err := s.addrVIP.Release(ctx)
-	close(s.released)
-	return err
-}
 
 // The address here and a DNS server that does not answer: Status reports
 // held with the record unknown after RecordWait, so a watcher cut off from
@@ -323,20 +309,7 @@ func (s *signalAddr) Release(ctx context.Context) error {
 // re-takes an address it holds; a record that names another VIP is still
 // an error.
 func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	silent := silentServer(t)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +323,7 @@ func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
 		wantErr bool
 		want    string // in Detail
 	}{
-		{name: "silent server", server: silent.Addr().String(), record: vipA, want: "its dns record unknown: dns record primary.pglab.test. on 127.0.0.1"},
+		{name: "silent server", server: silent, record: vipA, want: "its dns record unknown: dns record primary.pglab.test. on 127.0.0.1"},
 		{name: "connection refused", server: refusing, record: vipA, want: "dns record unknown"},
 		{name: "answering server, another VIP", record: vipB, wantErr: true},
 		{name: "answering server, this VIP", record: vipA, want: "this node"},
