@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/pghook/pghook/netvip"
@@ -47,6 +48,10 @@ type NamedVIP struct {
 	// record (0: DefaultRecordWait).
 	RecordWait time.Duration
 	Log        zerolog.Logger
+
+	// pointed: this process's last update of the record pointed it at
+	// the VIP, and no release came after it.
+	pointed atomic.Bool
 }
 
 // DefaultRecordWait is NamedVIP.RecordWait's default: an RFC 2136 update to
@@ -87,8 +92,10 @@ func (n *NamedVIP) HoldIf(ctx context.Context, gate netvip.Gate) error {
 
 func (n *NamedVIP) pointRecord(ctx context.Context) error {
 	if err := n.Record.Hold(ctx); err != nil {
+		n.pointed.Store(false)
 		return fmt.Errorf("vip %s held, but its name is not: %w", n.Record.target, err)
 	}
+	n.pointed.Store(true)
 	return nil
 }
 
@@ -110,6 +117,7 @@ func (n *NamedVIP) addressStatus(ctx context.Context) (netvip.Status, error) {
 // Release implements netvip.Backend.
 func (n *NamedVIP) Release(ctx context.Context) error {
 	start := time.Now()
+	n.pointed.Store(false)
 	st, serr := n.addressStatus(ctx)
 	var recErr error
 	recDone := make(chan error, 1)
@@ -157,6 +165,7 @@ func (n *NamedVIP) recordWait() time.Duration {
 // exactly this VIP), so no network exchange delays the address.
 func (n *NamedVIP) ReleasePromptly(ctx context.Context) error {
 	start := time.Now()
+	n.pointed.Store(false)
 	st, serr := n.addressStatus(ctx)
 	err := n.VIP.Release(ctx)
 	var recErr error
@@ -179,10 +188,12 @@ func (n *NamedVIP) ReleasePromptly(ctx context.Context) error {
 // decided; without the address the record is not this node's to judge
 // (its subnet's primary may hold the same VIP), and Status reports not held.
 //
-// A record the server does not answer for within RecordWait counts as
-// held, its state unknown (in Detail): a reconciler's hold could not reach
-// the server either, and a watcher cut off from the network must not spend
-// its steps on the DNS server while its release waits.
+// A record the server does not answer for within RecordWait, which this
+// process last pointed at the VIP, counts as held, its state unknown (in
+// Detail): a reconciler's hold could not reach the server either, and a
+// watcher cut off from the network must not spend its steps on the DNS
+// server while its release waits. A record whose last update failed (or
+// that this process never pointed) is an error, so the update is retried.
 func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
 	st, err := n.addressStatus(ctx)
 	if err != nil {
@@ -194,7 +205,7 @@ func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
 	rctx, cancel := context.WithTimeout(ctx, n.recordWait())
 	rs, err := n.Record.Status(rctx)
 	cancel()
-	if unanswered(err) && ctx.Err() == nil {
+	if unanswered(err) && ctx.Err() == nil && n.pointed.Load() {
 		return netvip.Status{Held: true, Detail: st.Detail + "; its dns record unknown: " + err.Error()}, nil
 	}
 	if err != nil {

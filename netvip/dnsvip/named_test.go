@@ -303,11 +303,12 @@ func silentServer(t *testing.T) string {
 }
 
 
-// The address here and a DNS server that does not answer: Status reports
-// held with the record unknown after RecordWait, so a watcher cut off from
-// the network neither waits out the exchange's timeout at each step nor
-// re-takes an address it holds; a record that names another VIP is still
-// an error.
+// The address here, its record pointed by this process, and a DNS server
+// that stops answering: Status reports held with the record unknown after
+// RecordWait, so a watcher cut off from the network neither waits out the
+// exchange's timeout at each step nor re-takes an address it holds. A
+// record this process did not point (or whose update failed) is an error,
+// so that the update is retried; so is a record that names another VIP.
 func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
 	silent := silentServer(t)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
@@ -318,29 +319,39 @@ func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
 	closed.Close()
 	tests := []struct {
 		name    string
+		pointed bool   // a Hold pointed the record before the server went away
 		server  string // "" for the zone server
 		record  string
 		wantErr bool
 		want    string // in Detail
 	}{
-		{name: "silent server", server: silent, record: vipA, want: "its dns record unknown: dns record primary.pglab.test. on 127.0.0.1"},
-		{name: "connection refused", server: refusing, record: vipA, want: "dns record unknown"},
-		{name: "answering server, another VIP", record: vipB, wantErr: true},
+		{name: "silent server", pointed: true, server: silent, record: vipA, want: "its dns record unknown: dns record primary.pglab.test. on 127.0.0.1"},
+		{name: "connection refused", pointed: true, server: refusing, record: vipA, want: "dns record unknown"},
+		{name: "silent server, record never pointed here", server: silent, record: vipA, wantErr: true},
+		{name: "answering server, another VIP", pointed: true, record: vipB, wantErr: true},
 		{name: "answering server, this VIP", record: vipA, want: "this node"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			z := newZoneServer(t, testZone, testKey, "tcp")
-			z.set(testName, dns.TypeA, 1, tt.record)
 			rec, _ := backend(t, z, "tcp", me)
 			rec.target = netip.MustParseAddr(vipA)
 			rec.timeout = 2 * time.Second
+			n := &NamedVIP{VIP: &addrVIP{z: z}, Record: rec, RecordWait: 100 * time.Millisecond, Log: zerolog.Nop()}
+			ctx := context.Background()
+			if tt.pointed {
+				if err := n.Hold(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				n.VIP.(*addrVIP).held = true
+			}
+			z.set(testName, dns.TypeA, 1, tt.record)
 			if tt.server != "" {
 				rec.server = tt.server
 			}
-			n := &NamedVIP{VIP: &addrVIP{z: z, held: true}, Record: rec, RecordWait: 100 * time.Millisecond, Log: zerolog.Nop()}
 			start := time.Now()
-			st, err := n.Status(context.Background())
+			st, err := n.Status(ctx)
 			if took := time.Since(start); took > time.Second {
 				t.Errorf("status took %s, want about RecordWait", took)
 			}
