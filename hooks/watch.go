@@ -111,9 +111,8 @@ type Watcher struct {
 	// promoting: the last decision saw the key name this node while
 	// Patroni answered but did not call it primary (yet).
 	promoting bool
-	// cutOff: the last decision could not read the DCS view, so this node
-	// may be cut off and a release must not wait on the network
-	// (netvip.PromptReleaser).
+	// cutOff: the last decision's (decision.cutOff), for a request that
+	// decides nothing itself.
 	cutOff bool
 
 	// Requests (callbacks through the control socket) and steps converge
@@ -166,6 +165,9 @@ type decision struct {
 	pgDown bool
 	// stale: the leader key changed while deciding; converge nothing.
 	stale bool
+	// cutOff: the DCS view could not be read, so this node may be cut
+	// off: a release must not wait on the network (netvip.PromptReleaser).
+	cutOff bool
 }
 
 // Refuser is a VIP backend that, after releasing the VIP, can go on
@@ -291,7 +293,8 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 		w.lastRole = st.Role
 	}
 	w.promoting = known && leader == w.Me && perr == nil && !d.hold
-	w.cutOff = w.DCS != nil && !known
+	d.cutOff = w.DCS != nil && !known
+	w.cutOff = d.cutOff
 	if perr == nil {
 		w.lastAnswer = now
 	}
@@ -444,7 +447,7 @@ func (w *Watcher) Step(ctx context.Context) error {
 	if d.refuse && !d.hold {
 		w.refuse(octx)
 	}
-	err := w.converge(octx, start, d.hold, d.reason, d.cause, false)
+	err := w.converge(octx, start, d, false)
 	if w.refusing() && (d.hold || !d.pgDown || time.Since(w.refuseStart()) > w.refuseFor()) {
 		w.unrefuse(octx, d.reason)
 	}
@@ -542,7 +545,13 @@ func (w *Watcher) Request(ctx context.Context, hold bool) error {
 	if d.refuse {
 		w.refuse(octx)
 	}
-	err := w.converge(octx, time.Now(), hold, "callback request", metrics.CauseCallback, true)
+	if d.cause == "" || d.stale { // not decided here: the last step's view of the DCS
+		w.mu.Lock()
+		d.cutOff = w.cutOff
+		w.mu.Unlock()
+	}
+	d.hold, d.reason, d.cause = hold, "callback request", metrics.CauseCallback
+	err := w.converge(octx, time.Now(), d, true)
 	if hold && w.refusing() {
 		w.unrefuse(octx, "callback request: hold")
 	}
@@ -630,14 +639,28 @@ func (w *Watcher) begin(ctx context.Context, seen uint64, preempt bool) (octx co
 	}, true
 }
 
-// converge makes the VIP state hold; force skips the status read (a
-// request always acts: Hold re-announces an address already there).
-func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reason string, cause metrics.Cause, force bool) error {
+// converge makes the VIP state d.hold; force skips the status read (a
+// request always acts: Hold re-announces an address already there). A
+// release while cut off (d.cutOff) with a netvip.PromptReleaser reads
+// only whether the address is here, and lets it go before anything that
+// needs the network.
+func (w *Watcher) converge(ctx context.Context, start time.Time, d decision, force bool) error {
+	hold, reason, cause := d.hold, d.reason, d.cause
+	prompt, _ := w.VIP.(netvip.PromptReleaser)
+	if hold || !d.cutOff {
+		prompt = nil
+	}
 	prev := w.held()
 	changed := prev == nil || *prev != hold || force
 	act := force
 	if !force {
-		st, serr := w.VIP.Status(ctx)
+		var st netvip.Status
+		var serr error
+		if prompt != nil {
+			st.Held, serr = prompt.AddressHeld(ctx)
+		} else {
+			st, serr = w.VIP.Status(ctx)
+		}
 		act = serr != nil || st.Held != hold
 		if serr == nil {
 			w.Metrics.Held(st.Held)
@@ -660,8 +683,10 @@ func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reas
 			w.mu.Unlock()
 			tk.err = err
 			close(tk.done)
+		} else if prompt != nil {
+			err = prompt.ReleasePromptly(ctx)
 		} else {
-			err = w.release(ctx)
+			err = w.VIP.Release(ctx)
 		}
 		w.Metrics.Transition(direction, cause, time.Since(opStart), err)
 	}
@@ -686,18 +711,6 @@ func (w *Watcher) converge(ctx context.Context, start time.Time, hold bool, reas
 			Dur("took_ms", time.Since(start)).Msg("vip reconciled")
 	}
 	return err
-}
-
-// release lets the VIP go; promptly (the address before anything that
-// needs the network) when the last decision could not read the DCS.
-func (w *Watcher) release(ctx context.Context) error {
-	w.mu.Lock()
-	cutOff := w.cutOff
-	w.mu.Unlock()
-	if pr, ok := w.VIP.(netvip.PromptReleaser); ok && cutOff {
-		return pr.ReleasePromptly(ctx)
-	}
-	return w.VIP.Release(ctx)
 }
 
 // Run steps every Interval, and at once after each change of the leader

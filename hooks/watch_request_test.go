@@ -300,12 +300,12 @@ func TestWatcherRefusesAfterHandover(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			vip := &refuserVIP{blockingVIP: blockingVIP{held: true}, canRef: tt.canRef}
-			probe := &fakeProbe{}
+			probe := &lockedProbe{}
 			dcs := &watchedLeader{&fakeLeader{}}
 			w := &Watcher{VIP: vip, Patroni: probe, DCS: dcs, Me: "me", RefuseFor: 50 * time.Millisecond, Log: zerolog.Nop(), holding: ptr(true)}
 			for _, s := range tt.steps {
 				time.Sleep(s.wait)
-				*probe = s.probe
+				probe.set(s.probe)
 				dcs.name, dcs.err = s.leader, nil
 				if strings.HasPrefix(tt.name, "isolated") {
 					dcs.err = errDown
@@ -415,4 +415,25 @@ func TestWatcherHoldRequestJoinsTakeInProgress(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedProbe is a fakeProbe that a test may change between steps while a
+// step's question to Patroni, which the leader key made moot, is still
+// being answered in the background.
+type lockedProbe struct {
+	mu sync.Mutex
+	p  fakeProbe
+}
+
+func (l *lockedProbe) set(p fakeProbe) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.p = p
+}
+
+func (l *lockedProbe) Primary(ctx context.Context) (patroni.PrimaryStatus, error) {
+	l.mu.Lock()
+	p := l.p
+	l.mu.Unlock()
+	return p.Primary(ctx)
 }

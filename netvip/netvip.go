@@ -47,14 +47,17 @@ type GatedHolder interface {
 	HoldIf(ctx context.Context, gate Gate) error
 }
 
-// PromptReleaser is a Backend whose Release waits on a remote service
-// before it lets the address go (dnsvip.NamedVIP updates its DNS record
-// first, so that clients resolving the name are not sent to an address
-// nobody holds). ReleasePromptly lets the address go first and does the
-// rest after: for a node that cannot read the DCS, which is likely cut off
-// from that service as well, and must not keep the address while a new
-// leader takes it.
+// PromptReleaser is a Backend whose Release and Status wait on a remote
+// service (dnsvip.NamedVIP updates its DNS record before it lets the
+// address go, so that clients resolving the name are not sent to an
+// address nobody holds, and its Status reads the record). For a node that
+// cannot read the DCS, which is likely cut off from that service as well
+// and must not keep the address while a new leader takes it:
+// AddressHeld tells whether the address is here without asking the
+// service, and ReleasePromptly lets the address go first and does the
+// rest after.
 type PromptReleaser interface {
+	AddressHeld(ctx context.Context) (bool, error)
 	ReleasePromptly(ctx context.Context) error
 }
 

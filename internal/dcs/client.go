@@ -173,7 +173,8 @@ func redact(err error, secrets ...string) error {
 }
 
 // hedgeAfter is how long a read waits for an answer before the same read
-// is sent again, to the next member (the client picks members in turn).
+// is sent again, to the next member (the client's balancer picks members
+// in turn, though a concurrent call can take a turn in between).
 // A member cut off behind a connection that still looks alive holds a
 // call until its deadline (keepalive notices only after 10–13 s); the
 // first answer of either read is used. A healthy member answers a
@@ -182,8 +183,9 @@ const hedgeAfter = 200 * time.Millisecond
 
 // Get reads key with a linearizable read (it fails rather than answer from
 // a member cut off from the quorum). found is false when the key does not
-// exist. A read unanswered after hedgeAfter is sent again, up to once per
-// other endpoint; the first success is returned.
+// exist. With several endpoints, a read unanswered after hedgeAfter is
+// sent again every hedgeAfter until its deadline, at most twice per
+// endpoint in all; the first success is returned.
 func (c *Client) Get(ctx context.Context, key string) (value string, found bool, err error) {
 	type answer struct {
 		value string
@@ -192,7 +194,11 @@ func (c *Client) Get(ctx context.Context, key string) (value string, found bool,
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	answers := make(chan answer, max(1, len(c.cfg.Endpoints)))
+	sends := 1
+	if n := len(c.cfg.Endpoints); n > 1 {
+		sends = 2 * n
+	}
+	answers := make(chan answer, sends)
 	read := func() {
 		var a answer
 		a.err = c.call(ctx, func(ctx context.Context, cli *clientv3.Client) error {
@@ -222,7 +228,7 @@ func (c *Client) Get(ctx context.Context, key string) (value string, found bool,
 				return "", false, fmt.Errorf("reading %s from etcd: %w", key, err)
 			}
 		case <-hedge.C:
-			if sent < len(c.cfg.Endpoints) {
+			if sent < sends {
 				go read()
 				sent++
 				pending++

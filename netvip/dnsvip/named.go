@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/pghook/pghook/netvip"
@@ -49,9 +49,35 @@ type NamedVIP struct {
 	RecordWait time.Duration
 	Log        zerolog.Logger
 
-	// pointed: this process's last update of the record pointed it at
-	// the VIP, and no release came after it.
-	pointed atomic.Bool
+	mu sync.Mutex
+	// seen: when this process last saw the record name the VIP (its own
+	// update, or an answered read); zero after a release, a failed update
+	// or a read that showed another value.
+	seen time.Time
+}
+
+// TrustUnanswered is how long after the record was last seen naming the
+// VIP an unanswered read of it still counts as held (NamedVIP.Status):
+// Patroni's default ttl, within which an isolated primary demotes. Past
+// it, Status is an error again and a reconciler re-takes the VIP, which
+// re-points a record that changed while the server was out of reach.
+const TrustUnanswered = 30 * time.Second
+
+// saw records whether the record was just seen naming the VIP.
+func (n *NamedVIP) saw(names bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.seen = time.Time{}
+	if names {
+		n.seen = time.Now()
+	}
+}
+
+// trusted: the record was seen naming the VIP within TrustUnanswered.
+func (n *NamedVIP) trusted() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.seen.IsZero() && time.Since(n.seen) < TrustUnanswered
 }
 
 // DefaultRecordWait is NamedVIP.RecordWait's default: an RFC 2136 update to
@@ -61,6 +87,7 @@ const DefaultRecordWait = 250 * time.Millisecond
 var (
 	_ netvip.Backend        = (*NamedVIP)(nil)
 	_ netvip.PromptReleaser = (*NamedVIP)(nil)
+	_ netvip.PromptReleaser = refusingNamedVIP{}
 )
 
 // Name implements netvip.Backend.
@@ -92,10 +119,10 @@ func (n *NamedVIP) HoldIf(ctx context.Context, gate netvip.Gate) error {
 
 func (n *NamedVIP) pointRecord(ctx context.Context) error {
 	if err := n.Record.Hold(ctx); err != nil {
-		n.pointed.Store(false)
+		n.saw(false)
 		return fmt.Errorf("vip %s held, but its name is not: %w", n.Record.target, err)
 	}
-	n.pointed.Store(true)
+	n.saw(true)
 	return nil
 }
 
@@ -117,7 +144,7 @@ func (n *NamedVIP) addressStatus(ctx context.Context) (netvip.Status, error) {
 // Release implements netvip.Backend.
 func (n *NamedVIP) Release(ctx context.Context) error {
 	start := time.Now()
-	n.pointed.Store(false)
+	n.saw(false)
 	st, serr := n.addressStatus(ctx)
 	var recErr error
 	recDone := make(chan error, 1)
@@ -153,6 +180,13 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 	return errors.Join(recErr, err)
 }
 
+// AddressHeld implements netvip.PromptReleaser: whether the address is
+// here, without reading the record.
+func (n *NamedVIP) AddressHeld(ctx context.Context) (bool, error) {
+	st, err := n.addressStatus(ctx)
+	return st.Held, err
+}
+
 func (n *NamedVIP) recordWait() time.Duration {
 	if n.RecordWait <= 0 {
 		return DefaultRecordWait
@@ -165,7 +199,7 @@ func (n *NamedVIP) recordWait() time.Duration {
 // exactly this VIP), so no network exchange delays the address.
 func (n *NamedVIP) ReleasePromptly(ctx context.Context) error {
 	start := time.Now()
-	n.pointed.Store(false)
+	n.saw(false)
 	st, serr := n.addressStatus(ctx)
 	err := n.VIP.Release(ctx)
 	var recErr error
@@ -183,17 +217,18 @@ func (n *NamedVIP) ReleasePromptly(ctx context.Context) error {
 }
 
 // Status implements netvip.Backend. Held: the address is here and the
-// record names exactly it. The address here with another record (or a
-// refused read) is an error, so that a reconciler acts whichever way it
+// record names exactly it. The address here with another record (or a read
+// the server refused) is an error, so that a reconciler acts whichever way it
 // decided; without the address the record is not this node's to judge
 // (its subnet's primary may hold the same VIP), and Status reports not held.
 //
-// A record the server does not answer for within RecordWait, which this
-// process last pointed at the VIP, counts as held, its state unknown (in
-// Detail): a reconciler's hold could not reach the server either, and a
-// watcher cut off from the network must not spend its steps on the DNS
-// server while its release waits. A record whose last update failed (or
-// that this process never pointed) is an error, so the update is retried.
+// A record the server does not answer for within RecordWait (unreachable,
+// silent, slow), which this process saw naming the VIP within
+// TrustUnanswered, counts as held, its state unknown (in Detail): a
+// reconciler's hold could not reach the server either, and a watcher cut
+// off from the network must not spend its steps on the DNS server while
+// its release waits. A record whose last update failed, or not seen
+// naming the VIP lately, is an error, so the update is retried.
 func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
 	st, err := n.addressStatus(ctx)
 	if err != nil {
@@ -205,12 +240,14 @@ func (n *NamedVIP) Status(ctx context.Context) (netvip.Status, error) {
 	rctx, cancel := context.WithTimeout(ctx, n.recordWait())
 	rs, err := n.Record.Status(rctx)
 	cancel()
-	if unanswered(err) && ctx.Err() == nil && n.pointed.Load() {
+	if unanswered(err) && ctx.Err() == nil && n.trusted() {
 		return netvip.Status{Held: true, Detail: st.Detail + "; its dns record unknown: " + err.Error()}, nil
 	}
 	if err != nil {
+		n.saw(false)
 		return netvip.Status{}, fmt.Errorf("vip %s is held here, but its dns record is not known to name it: %w", n.Record.target, err)
 	}
+	n.saw(rs.Held)
 	if !rs.Held {
 		return netvip.Status{}, fmt.Errorf("vip %s is held here, but its dns record does not name it: %s", n.Record.target, rs.Detail)
 	}

@@ -281,8 +281,8 @@ func (s *timedAddr) Release(ctx context.Context) error {
 }
 
 // silentServer returns the address of a TCP server that accepts
-// connections and reads from them, but never answers: a DNS server cut off
-// behind a live-looking connection.
+// connections and holds them open, but never reads or answers: a DNS
+// server cut off behind a live-looking connection.
 func silentServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -303,12 +303,13 @@ func silentServer(t *testing.T) string {
 }
 
 
-// The address here, its record pointed by this process, and a DNS server
-// that stops answering: Status reports held with the record unknown after
+// The address here, its record seen naming the VIP by this process (its
+// own update, or a read: a restarted watcher), and a DNS server that stops
+// answering: Status reports held with the record unknown after
 // RecordWait, so a watcher cut off from the network neither waits out the
 // exchange's timeout at each step nor re-takes an address it holds. A
-// record this process did not point (or whose update failed) is an error,
-// so that the update is retried; so is a record that names another VIP.
+// record not seen lately (or whose update failed) is an error, so that the
+// update is retried; so is a record that names another VIP.
 func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
 	silent := silentServer(t)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
@@ -319,16 +320,19 @@ func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
 	closed.Close()
 	tests := []struct {
 		name    string
-		pointed bool   // a Hold pointed the record before the server went away
+		seenBy  string        // "hold", "status": how the record was seen naming the VIP before the server went away
+		seenAgo time.Duration // and how long ago
 		server  string // "" for the zone server
 		record  string
 		wantErr bool
 		want    string // in Detail
 	}{
-		{name: "silent server", pointed: true, server: silent, record: vipA, want: "its dns record unknown: dns record primary.pglab.test. on 127.0.0.1"},
-		{name: "connection refused", pointed: true, server: refusing, record: vipA, want: "dns record unknown"},
-		{name: "silent server, record never pointed here", server: silent, record: vipA, wantErr: true},
-		{name: "answering server, another VIP", pointed: true, record: vipB, wantErr: true},
+		{name: "silent server", seenBy: "hold", server: silent, record: vipA, want: "its dns record unknown: dns record primary.pglab.test. on 127.0.0.1"},
+		{name: "connection refused", seenBy: "hold", server: refusing, record: vipA, want: "dns record unknown"},
+		{name: "silent server, record read by a restarted watcher", seenBy: "status", server: silent, record: vipA, want: "dns record unknown"},
+		{name: "silent server, record never seen here", server: silent, record: vipA, wantErr: true},
+		{name: "silent server, record seen too long ago", seenBy: "hold", seenAgo: TrustUnanswered + time.Second, server: silent, record: vipA, wantErr: true},
+		{name: "answering server, another VIP", seenBy: "hold", record: vipB, wantErr: true},
 		{name: "answering server, this VIP", record: vipA, want: "this node"},
 	}
 	for _, tt := range tests {
@@ -339,13 +343,21 @@ func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
 			rec.timeout = 2 * time.Second
 			n := &NamedVIP{VIP: &addrVIP{z: z}, Record: rec, RecordWait: 100 * time.Millisecond, Log: zerolog.Nop()}
 			ctx := context.Background()
-			if tt.pointed {
+			switch tt.seenBy {
+			case "hold":
 				if err := n.Hold(ctx); err != nil {
 					t.Fatal(err)
 				}
-			} else {
+			case "status":
+				n.VIP.(*addrVIP).held = true
+				z.set(testName, dns.TypeA, 1, vipA)
+				if st, err := n.Status(ctx); err != nil || !st.Held {
+					t.Fatalf("status before the cut: %+v, %v", st, err)
+				}
+			default:
 				n.VIP.(*addrVIP).held = true
 			}
+			n.seen = n.seen.Add(-tt.seenAgo)
 			z.set(testName, dns.TypeA, 1, tt.record)
 			if tt.server != "" {
 				rec.server = tt.server
