@@ -86,14 +86,24 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 	lab.Eventually(t, timeout, what, f)
 }
 
-// newLeader waits until Patroni names a leader other than old.
+// newLeader waits until Patroni names a leader other than old, and its
+// PostgreSQL is out of recovery.
 func newLeader(t *testing.T, old string, timeout time.Duration) string {
 	t.Helper()
 	var nl string
-	eventually(t, timeout, "a new leader after "+old, func() (err error) {
+	// Patroni's /primary can answer 200 while the promotion still runs:
+	// the new leader counts once its PostgreSQL takes writes.
+	eventually(t, timeout, "a new writable leader after "+old, func() (err error) {
 		nl, err = lib(t, "lab_leader")
 		if err == nil && nl == old {
-			err = fmt.Errorf("still %s", old)
+			return fmt.Errorf("still %s", old)
+		}
+		if err != nil {
+			return err
+		}
+		rec, err := lib(t, "lab_psql", nl, "-d", "postgres", "-c", "select pg_is_in_recovery()")
+		if err == nil && rec != "f" {
+			err = fmt.Errorf("%s leads, still in recovery (%q)", nl, rec)
 		}
 		return err
 	})
