@@ -271,7 +271,7 @@ func (w *Watcher) decide(ctx context.Context, now time.Time) decision {
 			// The key changed after it was read: this decision is outdated
 			// (a new leader must not wait out a slow Patroni answer to a
 			// question asked before it took the lock). Run steps again.
-			return decision{stale: true, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
+			return decision{stale: true, cutOff: w.DCS != nil && !known, cause: metrics.CauseDCS, reason: "leader key changed while deciding"}
 		}
 	}
 	st, perr := pa.st, pa.err
@@ -523,7 +523,7 @@ func (w *Watcher) Request(ctx context.Context, hold bool) error {
 			return err
 		}
 	}
-	var d decision
+	d := decision{cutOff: w.lastCutOff()} // unless decided below: the last step's view of the DCS
 	if !hold && w.direct() {
 		start := time.Now()
 		for i := 0; i < 3; i++ { // a key event while deciding: decide again
@@ -544,11 +544,6 @@ func (w *Watcher) Request(ctx context.Context, hold bool) error {
 	defer done()
 	if d.refuse {
 		w.refuse(octx)
-	}
-	if d.cause == "" || d.stale { // not decided here: the last step's view of the DCS
-		w.mu.Lock()
-		d.cutOff = w.cutOff
-		w.mu.Unlock()
 	}
 	d.hold, d.reason, d.cause = hold, "callback request", metrics.CauseCallback
 	err := w.converge(octx, time.Now(), d, true)
@@ -598,6 +593,12 @@ func (w *Watcher) held() *bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.holding
+}
+
+func (w *Watcher) lastCutOff() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cutOff
 }
 
 func (w *Watcher) generation() uint64 {

@@ -53,7 +53,7 @@ func (f *fakeLeader) Leader(ctx context.Context) (string, error) {
 	}
 	return f.name, f.err
 }
-func (f *fakeLeader) Source() string                         { return "fake" }
+func (f *fakeLeader) Source() string { return "fake" }
 
 // stateVIP is a VIP backend holding real state, recording operations.
 type stateVIP struct {

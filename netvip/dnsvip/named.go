@@ -148,16 +148,7 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 	st, serr := n.addressStatus(ctx)
 	var recErr error
 	recDone := make(chan error, 1)
-	switch {
-	case serr != nil:
-		recDone <- fmt.Errorf("dns record %s left as it is: whether this node holds vip %s is unknown: %w", n.Record.name, n.Record.target, serr)
-	case st.Held:
-		go func() { recDone <- n.Record.Release(ctx) }()
-	default:
-		n.Log.Debug().Str("action", "vip release").Str("vip", n.Record.target.String()).
-			Msg("this node does not hold the vip: its dns record (if any) is the holder's")
-		recDone <- nil
-	}
+	go func() { recDone <- n.releaseRecord(ctx, st, serr) }()
 	wait := n.recordWait()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -173,11 +164,32 @@ func (n *NamedVIP) Release(ctx context.Context) error {
 	if pending {
 		recErr = <-recDone // bounded by the record's own timeout and ctx
 	}
-	if recErr != nil || err != nil {
-		n.Log.Warn().AnErr("record_err", recErr).AnErr("address_err", err).Str("action", "vip release").
-			Dur("took_ms", time.Since(start)).Msg("named vip release incomplete")
+	return n.released(start, "named vip release incomplete", recErr, err)
+}
+
+// releaseRecord deletes the record when this node held the address (st,
+// serr: the address's state before the release): nodes of one subnet
+// share its VIP, and a replica's release must not take the name from its
+// subnet's primary.
+func (n *NamedVIP) releaseRecord(ctx context.Context, st netvip.Status, serr error) error {
+	switch {
+	case serr != nil:
+		return fmt.Errorf("dns record %s left as it is: whether this node holds vip %s is unknown: %w", n.Record.name, n.Record.target, serr)
+	case st.Held:
+		return n.Record.Release(ctx)
 	}
-	return errors.Join(recErr, err)
+	n.Log.Debug().Str("action", "vip release").Str("vip", n.Record.target.String()).
+		Msg("this node does not hold the vip: its dns record (if any) is the holder's")
+	return nil
+}
+
+// released logs an incomplete release (msg) and returns both errors.
+func (n *NamedVIP) released(start time.Time, msg string, recErr, addrErr error) error {
+	if recErr != nil || addrErr != nil {
+		n.Log.Warn().AnErr("record_err", recErr).AnErr("address_err", addrErr).Str("action", "vip release").
+			Dur("took_ms", time.Since(start)).Msg(msg)
+	}
+	return errors.Join(recErr, addrErr)
 }
 
 // AddressHeld implements netvip.PromptReleaser: whether the address is
@@ -202,18 +214,7 @@ func (n *NamedVIP) ReleasePromptly(ctx context.Context) error {
 	n.saw(false)
 	st, serr := n.addressStatus(ctx)
 	err := n.VIP.Release(ctx)
-	var recErr error
-	switch {
-	case serr != nil:
-		recErr = fmt.Errorf("dns record %s left as it is: whether this node held vip %s is unknown: %w", n.Record.name, n.Record.target, serr)
-	case st.Held:
-		recErr = n.Record.Release(ctx)
-	}
-	if recErr != nil || err != nil {
-		n.Log.Warn().AnErr("record_err", recErr).AnErr("address_err", err).Str("action", "vip release").
-			Dur("took_ms", time.Since(start)).Msg("named vip prompt release incomplete")
-	}
-	return errors.Join(recErr, err)
+	return n.released(start, "named vip prompt release incomplete", n.releaseRecord(ctx, st, serr), err)
 }
 
 // Status implements netvip.Backend. Held: the address is here and the

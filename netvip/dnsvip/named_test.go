@@ -302,7 +302,6 @@ func silentServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-
 // The address here, its record seen naming the VIP by this process (its
 // own update, or a read: a restarted watcher), and a DNS server that stops
 // answering: Status reports held with the record unknown after
@@ -322,7 +321,7 @@ func TestNamedVIPStatusUnansweredRecord(t *testing.T) {
 		name    string
 		seenBy  string        // "hold", "status": how the record was seen naming the VIP before the server went away
 		seenAgo time.Duration // and how long ago
-		server  string // "" for the zone server
+		server  string        // "" for the zone server
 		record  string
 		wantErr bool
 		want    string // in Detail
